@@ -1,0 +1,3 @@
+"""vvserver: self-hostable video visitation for jails and prisons."""
+
+__version__ = "0.1.0"

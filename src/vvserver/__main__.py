@@ -1,0 +1,5 @@
+import sys
+
+from vvserver.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""HTTP edge: pydantic request/response models, routes, middleware, OpenAPI."""

@@ -1,0 +1,17 @@
+"""Typed keys for application and request state (no module-level globals)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from vvserver.aio import TaskSet
+    from vvserver.api.registry import Endpoint
+    from vvserver.services import Services
+
+SERVICES: web.AppKey[Services] = web.AppKey("services")
+ENDPOINTS: web.AppKey[list[Endpoint]] = web.AppKey("endpoints")
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
+WORKERS: web.AppKey[TaskSet] = web.AppKey("workers")

@@ -1,0 +1,35 @@
+"""Routes: health and the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from vvserver.api.keys import ENDPOINTS, SERVICES, WORKERS
+from vvserver.api.openapi import build_openapi
+from vvserver.api.registry import PUBLIC, ApiRouter, RequestContext
+
+router = ApiRouter("system")
+
+
+@router.route("GET", "/healthz", roles=PUBLIC, raw_response_type="application/json")
+async def healthz(ctx: RequestContext) -> web.Response:
+    """Liveness and readiness: 503 when the database or a background worker is dead."""
+    database_ok = await ctx.services.db.ping()
+    workers = ctx.request.app[WORKERS]
+    dead = sorted(workers.failed)
+    body: dict[str, Any] = {
+        "status": "ok" if database_ok and not dead else "unavailable",
+        "database": "ok" if database_ok else "down",
+        "workers": {"running": len(workers.tasks), "dead": dead},
+    }
+    return web.json_response(body, status=200 if body["status"] == "ok" else 503)
+
+
+@router.route("GET", "/api/openapi.json", roles=PUBLIC, raw_response_type="application/json")
+async def openapi(ctx: RequestContext) -> web.Response:
+    """The OpenAPI 3.1 document of this API."""
+    app = ctx.request.app
+    assert app[SERVICES] is ctx.services
+    return web.json_response(build_openapi(app[ENDPOINTS]))

@@ -1,0 +1,7 @@
+"""Routes: visits."""
+
+from __future__ import annotations
+
+from vvserver.api.registry import ApiRouter
+
+router = ApiRouter("visits")

@@ -1,0 +1,90 @@
+"""The aiohttp application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
+from aiohttp import web
+
+from vvserver.aio import TaskSet
+from vvserver.api import (
+    routes_auth,
+    routes_facilities,
+    routes_system,
+    routes_visitors,
+    routes_visits,
+)
+from vvserver.api.keys import ENDPOINTS, SERVICES, WORKERS
+from vvserver.api.middleware import (
+    error_middleware,
+    request_id_middleware,
+    security_headers_middleware,
+)
+from vvserver.api.registry import ApiRouter, install
+from vvserver.db.engine import Database
+from vvserver.domain.audit import AuditAnchor, AuditLog
+from vvserver.domain.clock import Clock, SystemClock
+from vvserver.domain.secrets import PasswordHashing
+from vvserver.services import Services
+from vvserver.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+WorkerFactory = Callable[[Services], Coroutine[Any, Any, None]]
+
+ROUTERS: tuple[ApiRouter, ...] = (
+    routes_system.router,
+    routes_auth.router,
+    routes_facilities.router,
+    routes_visitors.router,
+    routes_visits.router,
+)
+
+
+def build_services(
+    settings: Settings, *, clock: Clock | None = None, passwords: PasswordHashing | None = None
+) -> Services:
+    settings.ensure_data_dir()
+    secret = settings.resolved_secret()
+    return Services(
+        settings=settings,
+        db=Database(settings.resolved_database_url),
+        clock=clock or SystemClock(),
+        audit=AuditLog(AuditAnchor(settings.data_dir / "audit-anchor.json", secret)),
+        passwords=passwords or PasswordHashing(),
+        secret=secret,
+    )
+
+
+def default_workers() -> list[WorkerFactory]:
+    return []
+
+
+def create_app(
+    settings: Settings,
+    *,
+    services: Services | None = None,
+    workers: list[WorkerFactory] | None = None,
+) -> web.Application:
+    """Build the app. The database must already be migrated (``vvserver migrate``)."""
+    services = services or build_services(settings)
+    app = web.Application(
+        client_max_size=max(settings.max_body_bytes, settings.max_upload_bytes),
+        middlewares=[request_id_middleware, error_middleware, security_headers_middleware],
+    )
+    app[SERVICES] = services
+    app[WORKERS] = TaskSet()
+    app[ENDPOINTS] = install(app, list(ROUTERS))
+    worker_factories = default_workers() if workers is None else workers
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        for factory in worker_factories:
+            app[WORKERS].create(factory(services), name=factory.__qualname__)
+        yield
+        await app[WORKERS].close()
+        await services.db.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app

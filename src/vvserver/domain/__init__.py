@@ -1,0 +1,1 @@
+"""HTTP-free domain code: typed functions over the store."""

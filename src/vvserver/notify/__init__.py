@@ -1,0 +1,1 @@
+"""Notifications: e-mail queued in the database, sent by a background worker."""

@@ -1,0 +1,42 @@
+"""The server's long-lived parts, built once per app and stored under an ``AppKey``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vvserver.db.engine import Database
+from vvserver.domain.audit import AuditLog, AuditRecord
+from vvserver.domain.clock import Clock
+from vvserver.domain.ratelimit import RateLimiter
+from vvserver.domain.secrets import PasswordHashing
+from vvserver.settings import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    clock: Clock
+    audit: AuditLog
+    passwords: PasswordHashing
+    secret: bytes
+    rate_limiter: RateLimiter = field(default_factory=RateLimiter)
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """A serialised write transaction; the audit anchor moves forward after it commits."""
+        async with self.db.write() as session:
+            yield session
+        self.audit.anchor_after_commit(session)
+
+    def read(self) -> AbstractAsyncContextManager[AsyncSession]:
+        return self.db.read()
+
+    async def audit_now(self, record: AuditRecord) -> None:
+        """Audit in a transaction of its own (e.g. a failed login whose work rolled back)."""
+        async with self.write() as session:
+            await self.audit.append(session, record, self.clock.now())

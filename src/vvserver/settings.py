@@ -1,0 +1,71 @@
+"""Server settings: CLI flags and ``VV_*`` environment variables into one typed model."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the server reads from its environment. No module-level state anywhere else."""
+
+    model_config = SettingsConfigDict(env_prefix="VV_", extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    data_dir: Path = Path("./var")
+    database_url: str | None = None
+    demo: bool = False
+    # Public base URL used in emails (join links, verification links).
+    public_url: str = "http://127.0.0.1:8080"
+    # Secret for signed tokens (join links, audit anchor). Generated into the data dir when unset.
+    secret_key: str | None = None
+    # Cookies get the Secure flag when the server sits behind TLS.
+    behind_tls: bool = False
+    max_body_bytes: int = 1024 * 1024
+    max_upload_bytes: int = 5 * 1024 * 1024
+    staff_idle_minutes: int = 30
+    visitor_idle_minutes: int = 24 * 60
+    lockout_failures: int = 5
+    lockout_minutes: int = 15
+    # Requests per minute per client address, by kind of endpoint.
+    rate_login_per_min: int = 20
+    rate_signup_per_min: int = 10
+    rate_reset_per_min: int = 10
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    mail_from: str = "vvserver <no-reply@localhost>"
+    scheduler_interval_s: float = Field(default=1.0, gt=0)
+    mailer_interval_s: float = Field(default=1.0, gt=0)
+    ice_servers: list[dict[str, object]] = Field(default_factory=list)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'vvserver.sqlite3').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    def ensure_data_dir(self) -> None:
+        for sub in ("", "id-photos", "outbox", "recordings"):
+            (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
+
+    def resolved_secret(self) -> bytes:
+        """The signing secret: from settings, else a random one kept in the data dir (0600)."""
+        if self.secret_key:
+            return self.secret_key.encode()
+        self.ensure_data_dir()
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(48))
+        return path.read_text().strip().encode()

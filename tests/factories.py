@@ -1,0 +1,233 @@
+"""Builds a small agency directly in the store, for tests that start from an existing facility."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import date, time
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from vvserver.db.models import (
+    Account,
+    Agency,
+    Approval,
+    Facility,
+    HousingUnit,
+    Kiosk,
+    Person,
+)
+from vvserver.domain.rules import HourWindow, VisitingRules
+from vvserver.domain.secrets import new_token, token_hash
+from vvserver.services import Services
+
+PASSWORD = "correct horse battery"
+
+# All day, every day, no lead time: tests can book a slot that starts within the hour.
+OPEN_RULES = VisitingRules(
+    windows=tuple(HourWindow(d, time(0, 0), time(0, 0)) for d in range(7)),
+    slot_minutes=30,
+    lead_min_minutes=0,
+    cancel_lead_minutes=0,
+    max_visits_per_person_week=5,
+    max_visits_per_visitor_week=5,
+)
+
+
+@dataclass
+class World:
+    agency_id: int
+    other_agency_id: int
+    facility_a: int
+    facility_b: int
+    facility_c: int  # in the other agency
+    unit_a1: int
+    unit_a2: int
+    unit_b1: int
+    kiosks: dict[str, int] = field(default_factory=dict)
+    kiosk_tokens: dict[str, str] = field(default_factory=dict)
+    persons: dict[str, int] = field(default_factory=dict)
+    accounts: dict[str, int] = field(default_factory=dict)
+    emails: dict[str, str] = field(default_factory=dict)
+
+
+async def build_world(services: Services, rules: VisitingRules = OPEN_RULES) -> World:
+    now = services.clock.now()
+    password_hash = await asyncio.to_thread(services.passwords.hash, PASSWORD)
+    async with services.write() as s:
+        agency = Agency(name="Demo County", created_at=now)
+        other = Agency(name="Other County", created_at=now)
+        s.add_all([agency, other])
+        await s.flush()
+        fa = Facility(
+            agency_id=agency.id,
+            name="Demo County Jail",
+            timezone="America/New_York",
+            rules=rules.to_json(),
+            created_at=now,
+        )
+        fb = Facility(
+            agency_id=agency.id,
+            name="Demo County Annex",
+            timezone="America/Chicago",
+            rules=rules.to_json(),
+            created_at=now,
+        )
+        fc = Facility(
+            agency_id=other.id,
+            name="Other County Jail",
+            timezone="America/Denver",
+            rules=rules.to_json(),
+            created_at=now,
+        )
+        s.add_all([fa, fb, fc])
+        await s.flush()
+        a1 = HousingUnit(facility_id=fa.id, name="A1")
+        a2 = HousingUnit(facility_id=fa.id, name="A2")
+        b1 = HousingUnit(facility_id=fb.id, name="B1")
+        c1 = HousingUnit(facility_id=fc.id, name="C1")
+        s.add_all([a1, a2, b1, c1])
+        await s.flush()
+        world = World(agency.id, other.id, fa.id, fb.id, fc.id, a1.id, a2.id, b1.id)
+        for name, unit in (("a1-1", a1), ("a1-2", a1), ("a2-1", a2), ("b1-1", b1), ("c1-1", c1)):
+            kiosk = Kiosk(
+                facility_id=unit.facility_id,
+                unit_id=unit.id,
+                name=name,
+                credential_hash="",
+                enabled=True,
+                created_at=now,
+            )
+            s.add(kiosk)
+            await s.flush()
+            token = f"k{kiosk.id}.{new_token()}"
+            kiosk.credential_hash = token_hash(token)
+            world.kiosks[name] = kiosk.id
+            world.kiosk_tokens[name] = token
+        for key, unit, number in (
+            ("pa1", a1, "A-1001"),
+            ("pa2", a2, "A-1002"),
+            ("pb1", b1, "B-2001"),
+            ("pc1", c1, "C-3001"),
+        ):
+            fac = {a1.id: fa, a2.id: fa, b1.id: fb, c1.id: fc}[unit.id]
+            person = Person(
+                agency_id=fac.agency_id,
+                facility_id=fac.id,
+                unit_id=unit.id,
+                booking_number=number,
+                first_name=key.upper(),
+                last_name="Doe",
+                status="active",
+                created_at=now,
+            )
+            s.add(person)
+            await s.flush()
+            world.persons[key] = person.id
+        staff: list[tuple[str, str, int | None, int | None]] = [
+            ("agency_admin", "agency_admin", agency.id, None),
+            ("admin_a", "facility_admin", agency.id, fa.id),
+            ("officer_a", "officer", agency.id, fa.id),
+            ("admin_b", "facility_admin", agency.id, fb.id),
+            ("officer_b", "officer", agency.id, fb.id),
+            ("admin_c", "facility_admin", other.id, fc.id),
+        ]
+        for key, role, agency_id, facility_id in staff:
+            account = Account(
+                email=f"{key}@example.org",
+                password_hash=password_hash,
+                role=role,
+                agency_id=agency_id,
+                facility_id=facility_id,
+                name=key.replace("_", " ").title(),
+                active=True,
+                email_verified_at=now,
+                failed_logins=0,
+                created_at=now,
+                id_status="none",
+            )
+            s.add(account)
+            await s.flush()
+            world.accounts[key] = account.id
+            world.emails[key] = account.email
+        for key, verified in (("visitor", True), ("visitor2", True), ("newcomer", False)):
+            account = Account(
+                email=f"{key}@example.net",
+                password_hash=password_hash,
+                role="visitor",
+                name=key.title(),
+                active=True,
+                email_verified_at=now if verified else None,
+                failed_logins=0,
+                created_at=now,
+                date_of_birth=date(1980, 5, 17),
+                phone="+1 555 0100",
+                id_status="verified" if verified else "none",
+            )
+            s.add(account)
+            await s.flush()
+            world.accounts[key] = account.id
+            world.emails[key] = account.email
+        for visitor, person_key in (("visitor", "pa1"), ("visitor2", "pa1"), ("visitor", "pb1")):
+            p = await s.get(Person, world.persons[person_key])
+            assert p is not None
+            s.add(
+                Approval(
+                    person_id=p.id,
+                    visitor_id=world.accounts[visitor],
+                    facility_id=p.facility_id,
+                    status="approved",
+                    relationship="sibling",
+                    professional="none",
+                    created_at=now,
+                )
+            )
+    return world
+
+
+class ApiUser:
+    """A signed-in user driving the API the way the web pages do (cookie + CSRF header)."""
+
+    def __init__(self, client: TestClient[web.Request, web.Application]) -> None:
+        self.client = client
+        self.csrf = ""
+        self.cookies: dict[str, str] = {}
+
+    @classmethod
+    async def sign_in(
+        cls,
+        client: TestClient[web.Request, web.Application],
+        email: str,
+        password: str = PASSWORD,
+    ) -> ApiUser:
+        user = cls(client)
+        resp = await client.post("/api/auth/login", json={"email": email, "password": password})
+        assert resp.status == 200, await resp.text()
+        user.csrf = (await resp.json())["csrf_token"]
+        user.cookies = {"vv_session": resp.cookies["vv_session"].value}
+        return user
+
+    def _headers(self) -> dict[str, str]:
+        cookie = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        return {"X-CSRF-Token": self.csrf, "Cookie": cookie}
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        headers = {**self._headers(), **kwargs.pop("headers", {})}
+        return await self.client.request(method, path, headers=headers, **kwargs)
+
+    async def get(self, path: str, **kwargs: Any) -> Any:
+        return await self.request("GET", path, **kwargs)
+
+    async def post(self, path: str, **kwargs: Any) -> Any:
+        return await self.request("POST", path, **kwargs)
+
+    async def put(self, path: str, **kwargs: Any) -> Any:
+        return await self.request("PUT", path, **kwargs)
+
+    async def patch(self, path: str, **kwargs: Any) -> Any:
+        return await self.request("PATCH", path, **kwargs)
+
+    async def delete(self, path: str, **kwargs: Any) -> Any:
+        return await self.request("DELETE", path, **kwargs)
