@@ -221,7 +221,10 @@ class _Grid:
         self.spaced = all(self.starts[i + 1] >= self.ends[i] + pad for i in range(len(slots) - 1))
 
     def touched(self, start: datetime, end: datetime, pad: timedelta) -> range:
-        """Indices of the slots overlapping ``[start - pad, end + pad)``."""
+        """Indices of the slots overlapping ``[start - pad, end + pad)``.
+
+        ``pad`` must not exceed the one the grid was built with (the fast path relies on it).
+        """
         if self.spaced:
             i = self.by_start.get(start)
             if i is not None and self.ends[i] == end:
