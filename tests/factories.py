@@ -207,6 +207,8 @@ class ApiUser:
         assert resp.status == 200, await resp.text()
         user.csrf = (await resp.json())["csrf_token"]
         user.cookies = {"vv_session": resp.cookies["vv_session"].value}
+        # Each ApiUser carries its own cookie; the shared client jar must not mix users up.
+        client.session.cookie_jar.clear()
         return user
 
     def _headers(self) -> dict[str, str]:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from pathlib import Path
+
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
+from tests.conftest import AiohttpClient, fast_passwords, make_settings
 from tests.factories import PASSWORD, ApiUser, World
-from vvserver.db.models import EmailToken, Notification
+from vvserver.app import build_services, create_app
+from vvserver.db.models import EmailToken, Notification, Session
 from vvserver.services import Services
 
 Client = TestClient[web.Request, web.Application]
@@ -80,3 +85,49 @@ async def test_state_changes_need_the_csrf_token(client: Client, world: World) -
     resp = await user.post("/api/auth/logout")
     assert resp.status == 403
     assert (await resp.json())["error"]["code"] == "csrf_failed"
+
+
+async def test_login_attempts_are_rate_limited_per_client(
+    aiohttp_client: AiohttpClient, tmp_path: Path, sqlite_url: str
+) -> None:
+    settings = make_settings(tmp_path, sqlite_url).model_copy(update={"rate_login_per_min": 3})
+    services = build_services(settings, passwords=fast_passwords())
+    client = await aiohttp_client(create_app(settings, services=services, workers=[]))
+    statuses = [
+        (await client.post("/api/auth/login", json={"email": "x@y.z", "password": "p"})).status
+        for _ in range(4)
+    ]
+    assert statuses == [401, 401, 401, 429]
+
+
+async def test_password_reset_link_sets_a_new_password_and_ends_sessions(
+    client: Client, world: World, services: Services
+) -> None:
+    email = world.emails["visitor"]
+    old = await ApiUser.sign_in(client, email)
+    resp = await client.post("/api/auth/password-reset", json={"email": email})
+    assert resp.status == 202
+    resp = await client.post("/api/auth/password-reset", json={"email": "nobody@example.org"})
+    assert resp.status == 202
+    async with services.read() as s:
+        notes = (await s.execute(select(Notification))).scalars().all()
+    assert [n.to_email for n in notes] == [email]
+    token = notes[0].body.split("token=")[1].split()[0]
+    resp = await client.post(
+        "/api/auth/password-reset/confirm", json={"token": token, "password": "a brand new secret"}
+    )
+    assert resp.status == 204
+    assert (await old.get("/api/auth/session")).status == 401
+    await ApiUser.sign_in(client, email, "a brand new secret")
+
+
+async def test_staff_sessions_end_after_thirty_idle_minutes(
+    client: Client, world: World, services: Services
+) -> None:
+    officer = await ApiUser.sign_in(client, world.emails["officer_a"])
+    visitor = await ApiUser.sign_in(client, world.emails["visitor"])
+    async with services.write() as s:
+        for sess in (await s.execute(select(Session))).scalars():
+            sess.last_seen_at = services.clock.now() - timedelta(minutes=31)
+    assert (await officer.get("/api/auth/session")).status == 401
+    assert (await visitor.get("/api/auth/session")).status == 200
