@@ -53,7 +53,7 @@ def make_settings(data_dir: Path, database_url: str | None = None, **extra: obje
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
-        secret_key="test-secret-key-0123456789",
+        secret_key="test-secret-key-0123456789-abcdefghijkl",
         public_url="http://127.0.0.1:8080",
         rate_login_per_min=10_000,
         rate_signup_per_min=10_000,

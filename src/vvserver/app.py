@@ -26,7 +26,10 @@ from vvserver.api.registry import ApiRouter, install
 from vvserver.db.engine import Database
 from vvserver.domain.audit import AuditAnchor, AuditLog
 from vvserver.domain.clock import Clock, SystemClock
+from vvserver.domain.reconcile import reconcile_at_startup
 from vvserver.domain.secrets import PasswordHashing
+from vvserver.notify.mailer import run_mailer
+from vvserver.scheduling.loop import run_scheduler
 from vvserver.services import Services
 from vvserver.settings import Settings
 
@@ -59,7 +62,7 @@ def build_services(
 
 
 def default_workers() -> list[WorkerFactory]:
-    return []
+    return [run_mailer, run_scheduler]
 
 
 def create_app(
@@ -80,6 +83,9 @@ def create_app(
     worker_factories = default_workers() if workers is None else workers
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        if worker_factories:
+            report = await reconcile_at_startup(services)
+            logger.info("start-up reconciliation: %s", report)
         for factory in worker_factories:
             app[WORKERS].create(factory(services), name=factory.__qualname__)
         yield

@@ -13,6 +13,7 @@ from vvserver.domain.audit import AuditLog, AuditRecord
 from vvserver.domain.clock import Clock
 from vvserver.domain.ratelimit import RateLimiter
 from vvserver.domain.secrets import PasswordHashing
+from vvserver.events import VisitEventBus
 from vvserver.settings import Settings
 
 
@@ -25,6 +26,7 @@ class Services:
     passwords: PasswordHashing
     secret: bytes
     rate_limiter: RateLimiter = field(default_factory=RateLimiter)
+    events: VisitEventBus = field(default_factory=VisitEventBus)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:

@@ -244,6 +244,7 @@ class VisitTransition(Base):
 
 class Recording(Base):
     __tablename__ = "recordings"
+    __table_args__ = (Index("ix_recordings_state_purge", "state", "purge_after"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     visit_id: Mapped[int] = mapped_column(ForeignKey("visits.id"), index=True)
     facility_id: Mapped[int] = mapped_column(ForeignKey("facilities.id"), index=True)

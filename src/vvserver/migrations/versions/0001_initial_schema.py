@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 22:28:34.805899
+Create Date: 2026-11-25 22:56:56.528703
 """
 
 from __future__ import annotations
@@ -416,6 +416,7 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_recordings_facility_id"), ["facility_id"], unique=False
         )
+        batch_op.create_index("ix_recordings_state_purge", ["state", "purge_after"], unique=False)
         batch_op.create_index(batch_op.f("ix_recordings_visit_id"), ["visit_id"], unique=False)
 
     op.create_table(
@@ -449,6 +450,7 @@ def downgrade() -> None:
     op.drop_table("visit_transitions")
     with op.batch_alter_table("recordings", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_recordings_visit_id"))
+        batch_op.drop_index("ix_recordings_state_purge")
         batch_op.drop_index(batch_op.f("ix_recordings_facility_id"))
 
     op.drop_table("recordings")

@@ -1,0 +1,68 @@
+"""A tiny in-process event bus for visit events (until a signaling layer subscribes to it).
+
+The scheduler publishes after its database change has committed; each subscriber gets its own
+bounded queue. A subscriber that falls behind loses events (logged), never blocks the publisher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_QUEUE_SIZE = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class VisitStartEvent:
+    """The visit's start time has come: the kiosk should bring up the call."""
+
+    visit_id: int
+    facility_id: int
+    unit_id: int
+    kiosk_id: int
+    start_at: datetime
+    end_at: datetime
+    kind: Literal["visit_start"] = "visit_start"
+
+
+# A union once there is more than one kind of event.
+VisitEvent = VisitStartEvent
+
+
+class VisitEvents(Protocol):
+    """What the scheduler needs from a bus."""
+
+    def publish(self, event: VisitEvent) -> None: ...
+
+
+class VisitEventBus:
+    """Fan-out to subscriber queues; ``publish`` never blocks and never raises."""
+
+    def __init__(self, queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
+        self._queue_size = queue_size
+        self._subscribers: list[asyncio.Queue[VisitEvent]] = []
+
+    def subscribe(self) -> asyncio.Queue[VisitEvent]:
+        queue: asyncio.Queue[VisitEvent] = asyncio.Queue(maxsize=self._queue_size)
+        self._subscribers.append(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[VisitEvent]) -> None:
+        if queue in self._subscribers:
+            self._subscribers.remove(queue)
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    def publish(self, event: VisitEvent) -> None:
+        for queue in list(self._subscribers):
+            try:
+                queue.put_nowait(event)
+            except asyncio.QueueFull:
+                logger.warning("visit event subscriber is full; dropped %s", event)
