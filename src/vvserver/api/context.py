@@ -43,7 +43,8 @@ class RequestContext:
 
     def path_int(self, name: str) -> int:
         raw = self.request.match_info.get(name, "")
-        if not raw.isdigit() or len(raw) > 18:
+        # Ids are 32-bit on PostgreSQL; anything larger cannot exist.
+        if not raw.isdigit() or len(raw) > 10 or int(raw) > 2**31 - 1:
             raise NotFound(f"no such {name.removesuffix('_id')}")
         return int(raw)
 
