@@ -41,11 +41,11 @@ from vvserver.api.schemas_facilities import (
     UnitOut,
     UnitRulesIn,
 )
-from vvserver.domain import facilities, persons, staff
+from vvserver.domain import blackouts, facilities, kiosks, persons, staff
 from vvserver.domain.errors import NotFound
-from vvserver.domain.facilities import Caller
 from vvserver.domain.persons import PersonChange
 from vvserver.domain.rules import VisitingRules
+from vvserver.domain.scope import Caller
 
 router = ApiRouter("facilities")
 
@@ -188,7 +188,7 @@ async def set_unit_rules(ctx: RequestContext, body: UnitRulesIn) -> UnitOut:
 )
 async def create_kiosk(ctx: RequestContext, body: KioskIn) -> KioskCredentialOut:
     """Register a kiosk in a unit; the device token is returned once."""
-    kiosk, token = await facilities.create_kiosk(
+    kiosk, token = await kiosks.create_kiosk(
         ctx.services, caller(ctx), path_id(ctx, "facility_id"), unit_id=body.unit_id, name=body.name
     )
     return KioskCredentialOut(kiosk=KioskOut.of(kiosk), token=token)
@@ -197,23 +197,21 @@ async def create_kiosk(ctx: RequestContext, body: KioskIn) -> KioskCredentialOut
 @router.route("GET", "/api/facilities/{facility_id}/kiosks", roles=STAFF, response=list[KioskOut])
 async def list_kiosks(ctx: RequestContext) -> list[KioskOut]:
     """The facility's kiosks: enabled flag and when each was last seen."""
-    rows = await facilities.list_kiosks(ctx.services, ctx.require(), path_id(ctx, "facility_id"))
+    rows = await kiosks.list_kiosks(ctx.services, ctx.require(), path_id(ctx, "facility_id"))
     return [KioskOut.of(k) for k in rows]
 
 
 @router.route("POST", "/api/kiosks/{kiosk_id}/rotate", roles=ADMINS, response=KioskCredentialOut)
 async def rotate_kiosk(ctx: RequestContext) -> KioskCredentialOut:
     """Issue a new device token; the old one stops working."""
-    kiosk, token = await facilities.rotate_kiosk(
-        ctx.services, caller(ctx), path_id(ctx, "kiosk_id")
-    )
+    kiosk, token = await kiosks.rotate_kiosk(ctx.services, caller(ctx), path_id(ctx, "kiosk_id"))
     return KioskCredentialOut(kiosk=KioskOut.of(kiosk), token=token)
 
 
 @router.route("PATCH", "/api/kiosks/{kiosk_id}", roles=ADMINS, body=KioskPatch, response=KioskOut)
 async def update_kiosk(ctx: RequestContext, body: KioskPatch) -> KioskOut:
     """Rename, enable or disable a kiosk."""
-    kiosk = await facilities.update_kiosk(
+    kiosk = await kiosks.update_kiosk(
         ctx.services, caller(ctx), path_id(ctx, "kiosk_id"), name=body.name, enabled=body.enabled
     )
     return KioskOut.of(kiosk)
@@ -232,7 +230,7 @@ async def update_kiosk(ctx: RequestContext, body: KioskPatch) -> KioskOut:
 )
 async def create_blackout(ctx: RequestContext, body: BlackoutIn) -> BlackoutCreatedOut:
     """Close the facility or a unit for a period; covered visits are cancelled (visitors told)."""
-    blackout, cancelled = await facilities.create_blackout(
+    blackout, cancelled = await blackouts.create_blackout(
         ctx.services,
         caller(ctx),
         path_id(ctx, "facility_id"),
@@ -253,7 +251,7 @@ async def create_blackout(ctx: RequestContext, body: BlackoutIn) -> BlackoutCrea
 )
 async def list_blackouts(ctx: RequestContext, query: BlackoutQuery) -> list[BlackoutOut]:
     """Current and future blackouts (``include_past`` for all)."""
-    rows = await facilities.list_blackouts(
+    rows = await blackouts.list_blackouts(
         ctx.services, ctx.require(), path_id(ctx, "facility_id"), include_past=query.include_past
     )
     return [BlackoutOut.of(b) for b in rows]
@@ -262,7 +260,7 @@ async def list_blackouts(ctx: RequestContext, query: BlackoutQuery) -> list[Blac
 @router.route("DELETE", "/api/blackouts/{blackout_id}", roles=ADMINS)
 async def delete_blackout(ctx: RequestContext) -> None:
     """Remove a blackout (cancelled visits stay cancelled)."""
-    await facilities.delete_blackout(ctx.services, caller(ctx), path_id(ctx, "blackout_id"))
+    await blackouts.delete_blackout(ctx.services, caller(ctx), path_id(ctx, "blackout_id"))
 
 
 # ---------------------------------------------------------------------------- persons

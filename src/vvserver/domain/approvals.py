@@ -17,13 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vvserver.db.models import Account, Approval, Facility, Person, Visit, VisitorBan
 from vvserver.domain.errors import Conflict, InvalidInput, NotFound
-from vvserver.domain.facilities import (
+from vvserver.domain.principal import Principal
+from vvserver.domain.scope import (
     Caller,
     administered_facility,
     cancel_visits,
     reachable_facility_ids,
 )
-from vvserver.domain.principal import Principal
 from vvserver.domain.staff import facility_admin_emails
 from vvserver.domain.visitors import active_ban
 from vvserver.notify.outbox import queue_email

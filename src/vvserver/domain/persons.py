@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vvserver.db.models import Approval, Facility, Person, Visit
 from vvserver.domain.errors import Conflict, InvalidInput, NotFound
-from vvserver.domain.facilities import (
+from vvserver.domain.principal import Principal
+from vvserver.domain.scope import (
     Caller,
     administered_facility,
     cancel_visits,
@@ -25,7 +26,6 @@ from vvserver.domain.facilities import (
     local_time_text,
     unit_of,
 )
-from vvserver.domain.principal import Principal
 from vvserver.services import Services
 
 logger = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vvserver.db.models import Account, Facility, Session
 from vvserver.domain.accounts import check_password_policy, normalise_email
 from vvserver.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
-from vvserver.domain.facilities import Caller, administered_facility
 from vvserver.domain.principal import STAFF_ROLES, Principal
+from vvserver.domain.scope import Caller, administered_facility
 from vvserver.services import Services
 
 logger = logging.getLogger(__name__)

@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vvserver.db.models import Account, Approval, Visit, VisitorBan
 from vvserver.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, PayloadTooLarge
-from vvserver.domain.facilities import (
+from vvserver.domain.principal import ADMIN_ROLES, Principal
+from vvserver.domain.scope import (
     Caller,
     administered_facility,
     cancel_visits,
@@ -28,7 +29,6 @@ from vvserver.domain.facilities import (
     local_time_text,
     reachable_facility_ids,
 )
-from vvserver.domain.principal import ADMIN_ROLES, Principal
 from vvserver.notify.outbox import queue_email
 from vvserver.services import Services
 from vvserver.settings import Settings
