@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from tests.conftest import AiohttpClient, fast_passwords, make_settings
 from tests.factories import ApiUser, World, build_world
-from tests.test_persons import add_visit, mail_to, visit_reason, visit_states
+from tests.store_helpers import add_visit, mail_to, visit_reason, visit_states
 from vvserver.app import build_services, create_app
 from vvserver.db.models import Account, Approval, AuditEntry
 from vvserver.services import Services

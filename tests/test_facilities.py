@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from tests.factories import ApiUser, World
-from tests.test_persons import add_visit, mail_to, visit_reason, visit_states
+from tests.store_helpers import add_visit, mail_to, visit_reason, visit_states
 from vvserver.db.models import AuditEntry, Kiosk
 from vvserver.domain.secrets import token_hash
 from vvserver.services import Services

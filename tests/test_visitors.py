@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from tests.factories import ApiUser, World
-from tests.test_persons import add_visit, mail_to, visit_reason, visit_states
+from tests.store_helpers import add_visit, mail_to, visit_reason, visit_states
 from vvserver.db.models import Account, AuditEntry
 from vvserver.services import Services
 
