@@ -1,0 +1,384 @@
+"""A visit's media room: the two participants' encoded media forwarded to each other."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import get_args
+
+from aiortc import RTCIceServer
+
+from vvserver.aio import TaskSet, cancel_and_wait
+from vvserver.media.events import (
+    EndReason,
+    EventBroadcaster,
+    EventSubscription,
+    ParticipantStateChanged,
+    QualityReport,
+    Role,
+    VisitEnded,
+    VisitWarning,
+)
+from vvserver.media.forwarding import DEFAULT_KEYFRAME_INTERVAL, Feed
+from vvserver.media.frames import MediaKind
+from vvserver.media.offers import CheckedOffer, OfferRejected, check_offer
+from vvserver.media.participant import (
+    FORWARDED_CODECS,
+    ParticipantConnection,
+    media_counts,
+    visit_log,
+)
+from vvserver.media.quality import QualityMeter
+from vvserver.media.recorder import ParticipantRecorder
+from vvserver.media.remux import RecordingResult, finalize_recording
+from vvserver.media.visit_clock import DEFAULT_WARNINGS, VisitClock
+
+logger = logging.getLogger(__name__)
+
+ROLES: tuple[Role, ...] = get_args(Role)
+KINDS: tuple[MediaKind, ...] = ("audio", "video")
+DEFAULT_MAX_MONITORS = 8
+DEFAULT_QUALITY_INTERVAL = 5.0
+
+
+class RoomClosed(RuntimeError):
+    """The room has ended; no one can join it any more."""
+
+
+class MonitorRefused(RuntimeError):
+    """A monitor request the media layer refuses; `code` is a stable snake_case reason."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def other_side(role: Role) -> Role:
+    return "kiosk" if role == "visitor" else "visitor"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class VisitRoom:
+    """One visit: the visitor and the kiosk, each with one peer connection at a time.
+
+    `join()` answers a participant's SDP offer; a second join of the same role (a reconnect)
+    replaces that participant's connection while the other side keeps playing. Officers'
+    `monitor()` connections receive both sides and send nothing. With `ends_at`, the room's
+    clock warns before the end and closes the room at the end. With `recording_dir` (and not
+    `privileged`), both participants are recorded into packet logs, remuxed to WebM files and
+    a manifest on close (`recording`). Media is forwarded encoded: no frame is ever decoded
+    or encoded here.
+    """
+
+    def __init__(
+        self,
+        visit_id: int,
+        *,
+        ice_servers: Sequence[RTCIceServer] = (),
+        ends_at: datetime | None = None,
+        now: Callable[[], datetime] = _utc_now,
+        warnings: Sequence[timedelta] = DEFAULT_WARNINGS,
+        privileged: bool = False,
+        max_monitors: int = DEFAULT_MAX_MONITORS,
+        keyframe_interval: float = DEFAULT_KEYFRAME_INTERVAL,
+        quality_interval: float | None = DEFAULT_QUALITY_INTERVAL,
+        recording_dir: Path | None = None,
+    ) -> None:
+        self.visit_id = visit_id
+        self.privileged = privileged
+        self.log = visit_log(logger, f"visit {visit_id}")
+        self._ice_servers = tuple(ice_servers)
+        self._max_monitors = max_monitors
+        self._feeds: dict[tuple[Role, MediaKind], Feed] = {
+            (role, kind): Feed(kind, f"{role}/{kind}", keyframe_interval=keyframe_interval)
+            for role in ROLES
+            for kind in KINDS
+        }
+        self._participants: dict[Role, ParticipantConnection] = {}
+        self._monitors: dict[str, ParticipantConnection] = {}
+        self._events = EventBroadcaster()
+        self._tasks = TaskSet()
+        self._lock = asyncio.Lock()
+        self._ended: VisitEnded | None = None
+        self._close_done = asyncio.Event()
+        self._quality_meters = {
+            role: QualityMeter(visit_id, role, self.feed(role, "video"), self.feed(role, "audio"))
+            for role in ROLES
+        }
+        self._latest_quality: dict[Role, QualityReport] = {}
+        if quality_interval is not None:
+            self._tasks.create(
+                self._measure_quality(quality_interval), name=f"visit {visit_id} quality"
+            )
+        # Recording: from the first media to the end; never for a privileged visit.
+        self._recording_dir = None if privileged else recording_dir
+        if privileged:
+            self.log.info("privileged visit: not recorded, monitors refused")
+        self.recording: RecordingResult | None = None
+        self.recording_failures: list[str] = []  # recording problems, for staff to see
+        self._recorders = [
+            ParticipantRecorder(
+                self._recording_dir,
+                visit_id=visit_id,
+                role=role,
+                feeds=(self.feed(role, "audio"), self.feed(role, "video")),
+                now=now,
+            )
+            for role in ROLES
+            if self._recording_dir is not None
+        ]
+        self.clock: VisitClock | None = None
+        if ends_at is not None:
+            self.clock = VisitClock(
+                ends_at,
+                now=now,
+                warnings=warnings,
+                on_warning=self._warn,
+                on_end=lambda: self.close("time_up", "the visit's time is over"),
+            )
+            self._tasks.create(self.clock.run(), name=f"visit {visit_id} clock")
+
+    # --- public API -----------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._ended is not None
+
+    @property
+    def ended(self) -> VisitEnded | None:
+        return self._ended
+
+    def feed(self, role: Role, kind: MediaKind) -> Feed:
+        return self._feeds[(role, kind)]
+
+    def participant(self, role: Role) -> ParticipantConnection | None:
+        return self._participants.get(role)
+
+    @property
+    def participant_roles(self) -> tuple[Role, ...]:
+        """The roles that have a connection now."""
+        return tuple(self._participants)
+
+    def connections(self) -> tuple[ParticipantConnection, ...]:
+        """Every open connection: participants and monitors."""
+        return (*self._participants.values(), *self._monitors.values())
+
+    @property
+    def monitor_ids(self) -> tuple[str, ...]:
+        return tuple(self._monitors)
+
+    def quality(self, role: Role) -> QualityReport | None:
+        """The latest quality report for a participant, if one was measured."""
+        return self._latest_quality.get(role)
+
+    def events(self) -> EventSubscription:
+        """A new subscription to this room's events (ends after VisitEnded)."""
+        return self._events.subscribe()
+
+    def joiner(self, role: Role) -> Callable[[str], Awaitable[str]]:
+        """`offer -> answer` for one role, e.g. for `TestPeer.connect`."""
+        return functools.partial(self.join, role)
+
+    async def join(self, role: Role, offer_sdp: str) -> str:
+        """Answer a participant's offer (at most one audio and one video section)."""
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}")
+        self._ensure_open()
+        offer = check_offer(offer_sdp, required_codecs=FORWARDED_CODECS)
+        if any(count > 1 for count in media_counts(offer).values()):
+            raise OfferRejected(
+                "offer_too_many_media", "a participant sends one audio and one video at most"
+            )
+        async with self._lock:
+            self._ensure_open()
+            previous = self._participants.pop(role, None)
+            if previous is not None:
+                self.log.info("%s reconnects: replacing its connection", role)
+                await previous.close()
+            connection = self._connection(role)
+            self._participants[role] = connection
+            answer = await self._answer(
+                connection,
+                offer,
+                publish_to=[self.feed(role, s.kind) for s in offer.media],
+                play_from=[self.feed(other_side(role), s.kind) for s in offer.media],
+            )
+        self._events.publish(ParticipantStateChanged(self.visit_id, role, "joined"))
+        return answer
+
+    async def monitor(self, monitor_id: str, offer_sdp: str) -> str:
+        """Answer an officer's monitor offer: it receives both sides and sends nothing.
+
+        Per kind, the first offered section plays the visitor and the second the kiosk. A
+        privileged visit refuses every monitor (the caller audits the refusal).
+        """
+        if self.privileged:
+            raise MonitorRefused("privileged_visit", "a privileged visit cannot be monitored")
+        self._ensure_open()
+        offer = check_offer(offer_sdp, required_codecs=FORWARDED_CODECS)
+        if any(count > len(ROLES) for count in media_counts(offer).values()):
+            raise OfferRejected("offer_too_many_media", "a monitor plays two audio, two video")
+        nth: dict[MediaKind, int] = {"audio": 0, "video": 0}
+        play_from: list[Feed | None] = []
+        for section in offer.media:
+            play_from.append(self.feed(ROLES[nth[section.kind]], section.kind))
+            nth[section.kind] += 1
+        async with self._lock:
+            self._ensure_open()
+            previous = self._monitors.pop(monitor_id, None)
+            if previous is not None:
+                await previous.close()
+            if len(self._monitors) >= self._max_monitors:
+                raise MonitorRefused("too_many_monitors", "this visit has enough monitors")
+            connection = self._connection(f"monitor {monitor_id}")
+            self._monitors[monitor_id] = connection
+            answer = await self._answer(
+                connection, offer, publish_to=[None] * len(offer.media), play_from=play_from
+            )
+        self.log.info("monitor %s started", monitor_id)
+        return answer
+
+    async def stop_monitor(self, monitor_id: str) -> None:
+        connection = self._monitors.pop(monitor_id, None)
+        if connection is not None:
+            await connection.close()
+            self.log.info("monitor %s stopped", monitor_id)
+
+    async def leave(self, role: Role) -> None:
+        """Close one participant's connection (the room stays open for a reconnect)."""
+        connection = self._participants.pop(role, None)
+        if connection is not None:
+            await connection.close()
+            self._events.publish(ParticipantStateChanged(self.visit_id, role, "disconnected"))
+
+    async def close(self, reason: EndReason = "closed", message: str = "") -> None:
+        """End the room: every connection closed, tasks awaited; safe to call twice."""
+        if self._ended is not None:
+            await self._close_done.wait()
+            return
+        self._ended = VisitEnded(self.visit_id, reason, message)
+        self.log.info("closing (%s) %s", reason, message)
+        try:
+            async with self._lock:
+                connections = [*self._participants.values(), *self._monitors.values()]
+                self._participants.clear()
+                self._monitors.clear()
+                await asyncio.gather(*(c.close() for c in connections), return_exceptions=True)
+            # The clock may be the caller: it ends by itself once this returns.
+            current = asyncio.current_task()
+            await cancel_and_wait(*(t for t in self._tasks.tasks if t is not current))
+            await self._finish_recording()
+        finally:
+            self._events.publish(self._ended)
+            self._events.close()
+            self._close_done.set()
+
+    # --- internals ----------------------------------------------------------------------------
+
+    async def _finish_recording(self) -> None:
+        for recorder in self._recorders:
+            recorder.close()
+        self.recording_failures = [r.failure for r in self._recorders if r.failure]
+        if self._recording_dir is not None:
+            directory = self._recording_dir
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+                # A thread of its own (remuxing is blocking I/O), ended when done.
+                with ThreadPoolExecutor(1, thread_name_prefix="remux") as pool:
+                    loop = asyncio.get_running_loop()
+                    self.recording = await loop.run_in_executor(pool, finalize_recording, directory)
+            except (OSError, ValueError) as exc:
+                # Logs left on disk are picked up by recover_recordings at the next start.
+                self.recording_failures.append(f"{type(exc).__name__}: {exc}")
+                self.log.error("finishing the recording failed: %s", exc)
+
+    def _ensure_open(self) -> None:
+        if self.closed:
+            raise RoomClosed(f"visit {self.visit_id} has ended")
+
+    def _connection(self, name: str) -> ParticipantConnection:
+        return ParticipantConnection(
+            visit_id=self.visit_id,
+            name=name,
+            ice_servers=self._ice_servers,
+            on_state=self._connection_state_changed,
+        )
+
+    async def _answer(
+        self,
+        connection: ParticipantConnection,
+        offer: CheckedOffer,
+        *,
+        publish_to: Sequence[Feed | None],
+        play_from: Sequence[Feed | None],
+    ) -> str:
+        """Answer through `connection`; on failure forget and close it, raise OfferRejected."""
+        failure: str | None = None
+        try:
+            return await connection.answer(offer, publish_to=publish_to, play_from=play_from)
+        except (ValueError, RuntimeError, AttributeError, KeyError, IndexError) as exc:
+            # aiortc's SDP parser and negotiation raise these on offers it cannot use.
+            failure = f"the offer could not be answered: {exc!r}"
+        finally:
+            if failure is not None or not connection.answered:
+                self._forget(connection)
+                await connection.close()
+        # Raised outside the except block and logged as text: a traceback would keep the
+        # closed connection alive for as long as the caller holds the exception.
+        self.log.warning("%s: %s", connection.name, failure)
+        raise OfferRejected("offer_failed", failure)
+
+    def _forget(self, connection: ParticipantConnection) -> None:
+        for role, known in list(self._participants.items()):
+            if known is connection:
+                del self._participants[role]
+        for monitor_id, known in list(self._monitors.items()):
+            if known is connection:
+                del self._monitors[monitor_id]
+
+    async def _measure_quality(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            for role, connection in list(self._participants.items()):
+                try:
+                    report = await self._quality_meters[role].sample(connection.pc)
+                except Exception as exc:  # a connection closing under us: skip this round
+                    self.log.warning("quality sample of %s failed: %r", role, exc)
+                    continue
+                if report is not None and self._participants.get(role) is connection:
+                    self._latest_quality[role] = report
+                    self._events.publish(report)
+
+    def _warn(self, seconds_left: int) -> None:
+        self.log.info("warning: %d s left", seconds_left)
+        self._events.publish(VisitWarning(self.visit_id, seconds_left))
+
+    def _connection_state_changed(self, connection: ParticipantConnection, state: str) -> None:
+        role = next((r for r, c in self._participants.items() if c is connection), None)
+        monitor = next((m for m, c in self._monitors.items() if c is connection), None)
+        if role is not None and state == "connected":
+            self._events.publish(ParticipantStateChanged(self.visit_id, role, "connected"))
+        elif state in ("failed", "closed"):
+            if role is not None:
+                self._tasks.create(self._drop(role, connection), name=f"drop {role}")
+            elif monitor is not None:
+                self._tasks.create(
+                    self._drop_monitor(monitor, connection), name=f"drop monitor {monitor}"
+                )
+
+    async def _drop(self, role: Role, connection: ParticipantConnection) -> None:
+        if self._participants.get(role) is connection:
+            self.log.info("%s connection %s: dropping it", role, connection.connection_state)
+            await self.leave(role)
+
+    async def _drop_monitor(self, monitor_id: str, connection: ParticipantConnection) -> None:
+        if self._monitors.get(monitor_id) is connection:
+            await self.stop_monitor(monitor_id)
