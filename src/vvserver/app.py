@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
@@ -16,7 +17,7 @@ from vvserver.api import (
     routes_visitors,
     routes_visits,
 )
-from vvserver.api.keys import ENDPOINTS, SERVICES, WORKERS
+from vvserver.api.keys import ENDPOINTS, ROOMS, SERVICES, WORKERS
 from vvserver.api.middleware import (
     error_middleware,
     request_id_middleware,
@@ -28,6 +29,9 @@ from vvserver.domain.audit import AuditAnchor, AuditLog
 from vvserver.domain.clock import Clock, SystemClock
 from vvserver.domain.reconcile import reconcile_at_startup
 from vvserver.domain.secrets import PasswordHashing
+from vvserver.media.aiortc_hooks import set_ice_host_addresses
+from vvserver.media.registry import RoomRegistry
+from vvserver.media.remux import recover_recordings
 from vvserver.notify.mailer import run_mailer
 from vvserver.scheduling.loop import run_scheduler
 from vvserver.services import Services
@@ -79,16 +83,22 @@ def create_app(
     )
     app[SERVICES] = services
     app[WORKERS] = TaskSet()
+    app[ROOMS] = RoomRegistry()
     app[ENDPOINTS] = install(app, list(ROUTERS))
     worker_factories = default_workers() if workers is None else workers
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        set_ice_host_addresses(settings.ice_host_addresses or None)
         if worker_factories:
+            # Only the process that runs the timed work repairs what a crash left behind.
             report = await reconcile_at_startup(services)
             logger.info("start-up reconciliation: %s", report)
+            recovered = await asyncio.to_thread(recover_recordings, settings.recordings_dir)
+            logger.info("recovered %d recordings left by a crash", len(recovered))
         for factory in worker_factories:
             app[WORKERS].create(factory(services), name=factory.__qualname__)
         yield
+        await app[ROOMS].close_all()
         await app[WORKERS].close()
         await services.db.close()
 

@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     scheduler_interval_s: float = Field(default=1.0, gt=0)
     mailer_interval_s: float = Field(default=1.0, gt=0)
     ice_servers: list[dict[str, object]] = Field(default_factory=list)
+    # ICE host candidate addresses; empty = the machine's interfaces. Tests use ["127.0.0.1"].
+    ice_host_addresses: list[str] = Field(default_factory=list)
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.data_dir / "recordings"
 
     @property
     def resolved_database_url(self) -> str:

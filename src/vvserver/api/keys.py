@@ -9,9 +9,11 @@ from aiohttp import web
 if TYPE_CHECKING:
     from vvserver.aio import TaskSet
     from vvserver.api.registry import Endpoint
+    from vvserver.media.registry import RoomRegistry
     from vvserver.services import Services
 
 SERVICES: web.AppKey[Services] = web.AppKey("services")
 ENDPOINTS: web.AppKey[list[Endpoint]] = web.AppKey("endpoints")
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
 WORKERS: web.AppKey[TaskSet] = web.AppKey("workers")
+ROOMS: web.AppKey[RoomRegistry] = web.AppKey("rooms")
