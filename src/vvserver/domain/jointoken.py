@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import jwt
 
 from vvserver.domain.errors import Forbidden
-from vvserver.domain.secrets import token_hash
+from vvserver.domain.secrets import new_token, token_hash
 
 AUDIENCE = "vvserver:join"
 ISSUER = "vvserver"
@@ -45,6 +45,8 @@ def issue_join_token(
         "iat": int(issued_at.timestamp()),
         "nbf": int((start_at - timedelta(minutes=join_window_minutes)).timestamp()),
         "exp": int(end_at.timestamp()),
+        # Unique per issue, so a re-issued link never equals the one it replaces.
+        "jti": new_token(8),
     }
     token = jwt.encode(claims, secret, algorithm="HS256")
     return token, token_hash(token)
@@ -59,18 +61,24 @@ def verify_join_token(secret: bytes, token: str, now: datetime) -> JoinClaims:
             algorithms=ALGORITHMS,
             audience=AUDIENCE,
             issuer=ISSUER,
-            options={"require": ["exp", "nbf", "aud", "iss", "sub", "vid"], "verify_iat": False},
-            leeway=0,
+            # The window is checked below against the server's clock, not PyJWT's.
+            options={
+                "require": ["exp", "nbf", "aud", "iss", "sub", "vid"],
+                "verify_iat": False,
+                "verify_exp": False,
+                "verify_nbf": False,
+            },
         )
-        # PyJWT checks exp/nbf against the system clock; check against ours too.
-        if not claims["nbf"] <= now.timestamp() < claims["exp"]:
-            raise jwt.ImmatureSignatureError("outside the visit window")
+        if now.timestamp() >= claims["exp"]:
+            raise jwt.ExpiredSignatureError("after the visit window")
+        if now.timestamp() < claims["nbf"]:
+            raise jwt.ImmatureSignatureError("before the visit window")
         return JoinClaims(int(claims["vid"]), int(claims["sub"]), token_hash(token))
     except jwt.ExpiredSignatureError as exc:
         raise Forbidden("this join link has expired", code="join_link_expired") from exc
     except jwt.ImmatureSignatureError as exc:
         raise Forbidden(
-            "this join link opens 15 minutes before the visit", code="join_link_not_yet_valid"
+            "this join link opens shortly before the visit", code="join_link_not_yet_valid"
         ) from exc
     except (jwt.InvalidTokenError, ValueError, KeyError) as exc:
         raise Forbidden("this join link is not valid", code="join_link_invalid") from exc

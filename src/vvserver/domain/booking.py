@@ -1,0 +1,427 @@
+"""Booking, rescheduling and cancelling visits.
+
+Every change runs in one ``services.write()`` transaction. On PostgreSQL the rows a booking
+decides on are locked in one global order, so concurrent bookings never deadlock: the person row
+and the visitor's account row (one statement, in that order), then every kiosk row of the
+person's unit (by id), then (when rescheduling) the old visit. On SQLite the write transaction is
+serialised as a whole. The unique partial index ``uq_visits_kiosk_start_active`` is the backstop:
+a duplicate kiosk/start answers 409 ``slot_taken``, never 500.
+
+The booking transaction bounds booking throughput (SQLite runs one at a time), so its reads and
+writes are prepared Core statements (``db.lean``): two selects, then the visit, its creation
+transition and the confirmation e-mail, one driver round trip each.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, timedelta
+from typing import cast
+
+from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vvserver.db.lean import Prepared
+from vvserver.db.models import ACTIVE_VISIT_STATES, Notification, Visit, VisitTransition
+from vvserver.domain.audit import AuditRecord
+from vvserver.domain.availability import first_free_kiosk, grid_slot_at
+from vvserver.domain.availability_store import (
+    PersonContext,
+    VisitorStanding,
+    load_parties,
+    load_query,
+    lock_unit_kiosks,
+)
+from vvserver.domain.booking_rules import Minor, check_minors, slot_refusal
+from vvserver.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from vvserver.domain.join_links import (
+    IssuedVisit,
+    join_url,
+    locked_visit,
+    reissue_join_link,
+    verify_join,
+)
+from vvserver.domain.jointoken import issue_join_token
+from vvserver.domain.principal import Principal
+from vvserver.domain.rules import VisitingRules
+from vvserver.domain.visit_views import VisitView, load_view, visit_calendar_text
+from vvserver.domain.visits import transition
+from vvserver.notify.outbox import queue_email
+from vvserver.services import Services
+
+logger = logging.getLogger(__name__)
+
+
+async def book_visit(
+    services: Services,
+    *,
+    visitor_id: int,
+    person_id: int,
+    start: datetime,
+    minors: list[Minor],
+    actor: str,
+) -> IssuedVisit:
+    """Book the slot starting at ``start`` for the visitor and the person (lowest free kiosk)."""
+    now = services.clock.now()
+    try:
+        async with services.write() as session:
+            person, standing = await _lock_parties(session, person_id, visitor_id)
+            issued = await _place(
+                session, services, now, person, standing, start, minors, actor, makeup_for=None
+            )
+    except IntegrityError as exc:
+        raise Conflict(
+            "that slot has just been taken; pick another one", code="slot_taken"
+        ) from exc
+    logger.info("visit %s booked by %s", issued.view.visit.id, actor)
+    return issued
+
+
+async def reschedule_visit(
+    services: Services, *, visitor_id: int, visit_id: int, start: datetime, actor: str
+) -> IssuedVisit:
+    """Cancel the visitor's visit (reason "rescheduled") and book ``start`` in its place.
+
+    One transaction: if the new slot cannot be booked nothing changes. The old visit is cancelled
+    before the new slot is checked, so it neither blocks the slot nor counts twice in the week;
+    its join link stops working (the visit is no longer active and its token hash is cleared).
+    """
+    now = services.clock.now()
+    try:
+        async with services.write() as session:
+            found = await session.get(Visit, visit_id)
+            if found is None or found.visitor_id != visitor_id:
+                raise NotFound("no such visit")
+            person, standing = await _lock_parties(session, found.person_id, visitor_id)
+            old = await locked_visit(session, visit_id)
+            if old.state not in ACTIVE_VISIT_STATES:
+                raise Conflict(f"this visit is {old.state}", code="visit_not_active")
+            if now > old.start_at - timedelta(minutes=person.rules.cancel_lead_minutes):
+                raise Conflict(
+                    f"visits can be changed until {person.rules.cancel_lead_minutes} minutes "
+                    "before they start",
+                    code="too_late_to_reschedule",
+                )
+            transition(session, old, "cancelled", actor=actor, reason="rescheduled", now=now)
+            old.join_token_hash = None
+            await session.flush()
+            minors = [
+                Minor(str(m["name"]), date.fromisoformat(str(m["date_of_birth"])))
+                for m in old.minors
+            ]
+            issued = await _place(
+                session,
+                services,
+                now,
+                person,
+                standing,
+                start,
+                minors,
+                actor,
+                makeup_for=old.makeup_for_visit_id,
+                replaces=old.id,
+            )
+    except IntegrityError as exc:
+        raise Conflict(
+            "that slot has just been taken; pick another one", code="slot_taken"
+        ) from exc
+    logger.info("visit %s rescheduled to visit %s by %s", visit_id, issued.view.visit.id, actor)
+    return issued
+
+
+async def _lock_parties(
+    session: AsyncSession, person_id: int, visitor_id: int
+) -> tuple[PersonContext, VisitorStanding]:
+    """Lock the person and the visitor; check the visitor may book visits with the person."""
+    found = await load_parties(session, person_id, visitor_id, lock=True)
+    if found is not None and not found[1].verified:
+        raise Forbidden(
+            "confirm your e-mail address and have your ID checked before booking",
+            code="visitor_not_verified",
+        )
+    if found is None or not found[1].approved:
+        # The same answer whether or not the person exists, so ids do not leak.
+        raise Forbidden("you are not on this person's approved visitor list", code="not_approved")
+    return found
+
+
+_VISITS = cast(Table, Visit.__table__)
+_VISIT_COLUMNS = [c for c in _VISITS.columns if c.name != "id"]
+_INSERT_VISIT = Prepared(
+    insert(_VISITS)
+    .values({c.name: bindparam(c.name, type_=c.type) for c in _VISIT_COLUMNS})
+    .returning(_VISITS.c.id)
+)
+_INSERT_VISIT_WITH_ID = Prepared(
+    insert(_VISITS).values({c.name: bindparam(c.name, type_=c.type) for c in _VISITS.columns})
+)
+_SET_JOIN_HASH = Prepared(
+    update(_VISITS)
+    .where(_VISITS.c.id == bindparam("b_id"))
+    .values(join_token_hash=bindparam("b_hash", type_=_VISITS.c.join_token_hash.type))
+)
+_TRANSITIONS = cast(Table, VisitTransition.__table__)
+_INSERT_TRANSITION = Prepared(
+    insert(_TRANSITIONS).values(
+        {c.name: bindparam(c.name, type_=c.type) for c in _TRANSITIONS.columns if c.name != "id"}
+    )
+)
+
+_NOTIFICATIONS = cast(Table, Notification.__table__)
+_NOTIFICATION_COLUMNS = [c for c in _NOTIFICATIONS.columns if c.name != "id"]
+_INSERT_NOTIFICATION = Prepared(
+    insert(_NOTIFICATIONS).values(
+        {c.name: bindparam(c.name, type_=c.type) for c in _NOTIFICATION_COLUMNS}
+    )
+)
+
+
+async def _insert_visit(
+    session: AsyncSession, services: Services, visit: Visit, last_id: int, rules: VisitingRules
+) -> str:
+    """Insert ``visit`` (a taken kiosk/start fails here, on the unique index) with the hash of
+    its join token; set its id; return the token.
+
+    The token names the visit id. SQLite writers are serialised (``BEGIN IMMEDIATE``), so the
+    next id is known and the row is written once; elsewhere the database picks the id and the
+    hash follows in an update.
+    """
+
+    def token_for(visit_id: int) -> tuple[str, str]:
+        return issue_join_token(
+            services.secret,
+            visit_id=visit_id,
+            visitor_id=visit.visitor_id,
+            start_at=visit.start_at,
+            end_at=visit.end_at,
+            join_window_minutes=rules.join_window_minutes,
+            issued_at=visit.created_at,
+        )
+
+    if session.get_bind().dialect.name == "sqlite":
+        visit.id = last_id + 1
+        token, visit.join_token_hash = token_for(visit.id)
+        await _INSERT_VISIT_WITH_ID.rows(
+            session, id=visit.id, **{c.name: getattr(visit, c.key) for c in _VISIT_COLUMNS}
+        )
+        return token
+    row = await _INSERT_VISIT.first(
+        session, **{c.name: getattr(visit, c.key) for c in _VISIT_COLUMNS}
+    )
+    assert row is not None
+    visit.id = int(row[0])
+    token, visit.join_token_hash = token_for(visit.id)
+    await _SET_JOIN_HASH.rows(session, b_id=visit.id, b_hash=visit.join_token_hash)
+    return token
+
+
+async def _place(
+    session: AsyncSession,
+    services: Services,
+    now: datetime,
+    person: PersonContext,
+    standing: VisitorStanding,
+    start: datetime,
+    minors: list[Minor],
+    actor: str,
+    *,
+    makeup_for: int | None,
+    replaces: int | None = None,
+) -> IssuedVisit:
+    """Check every rule for ``start`` and create the visit on the lowest free kiosk."""
+    rules, tz = person.rules, person.tz
+    if standing.banned_at(start):
+        raise Forbidden("you may not visit at this facility at that time", code="visitor_banned")
+    slot = grid_slot_at(rules, tz, start)
+    if slot is None:
+        raise InvalidInput(
+            "that time is not a visit slot; pick one from the availability list",
+            code="not_a_slot",
+        )
+    day = slot.start.astimezone(tz).date()
+    check_minors(minors, day)
+    await lock_unit_kiosks(session, person.unit_id)
+    facts = await load_query(
+        session,
+        person,
+        now=now,
+        first_day=day,
+        last_day=day,
+        visitor_id=standing.visitor_id,
+        only=slot,
+    )
+    q = facts.query
+    refusal = slot_refusal(q, slot, person.status)
+    if refusal is not None:
+        code, message = refusal
+        raise Conflict(message, code=code)
+    kiosk_id = first_free_kiosk(slot, q.kiosk_ids, q.kiosk_busy, rules.buffer_minutes)
+    assert kiosk_id is not None  # slot_refusal said a kiosk is free
+    visit = Visit(
+        facility_id=person.facility_id,
+        unit_id=person.unit_id,
+        kiosk_id=kiosk_id,
+        person_id=person.person_id,
+        visitor_id=standing.visitor_id,
+        start_at=slot.start,
+        end_at=slot.end,
+        state="scheduled",
+        privileged=standing.privileged,
+        minors=[{"name": m.name, "date_of_birth": m.date_of_birth.isoformat()} for m in minors],
+        makeup_for_visit_id=makeup_for,
+        join_token_hash=None,
+        end_reason=None,
+        counts_toward_limit=True,
+        missing_side=None,
+        visitor_connected_s=0.0,
+        kiosk_connected_s=0.0,
+        visitor_lost_s=0.0,
+        kiosk_lost_s=0.0,
+        visitor_joined_at=None,
+        kiosk_joined_at=None,
+        credit_flag=False,
+        reminder_sent_at=None,
+        start_pushed_at=None,
+        created_at=now,
+        updated_at=now,
+    )
+    token = await _insert_visit(session, services, visit, facts.last_visit_id, rules)
+    await _INSERT_TRANSITION.rows(
+        session,
+        visit_id=visit.id,
+        at=now,
+        from_state=None,
+        to_state="scheduled",
+        actor=actor,
+        reason=f"rescheduled from visit {replaces}" if replaces is not None else "booked",
+    )
+    view = VisitView(
+        visit=visit,
+        agency_id=person.agency_id,
+        person_name=person.full_name,
+        facility_name=person.facility_name,
+        timezone=person.timezone,
+        unit_name=person.unit_name,
+        kiosk_name=facts.kiosk_names[kiosk_id],
+        visitor_name=standing.name,
+        visitor_email=standing.email,
+        rules=rules,
+    )
+    link = join_url(services, token)
+    await _queue_confirmation(session, services, now, view, link, replaces)
+    return IssuedVisit(view=view, join_url=link)
+
+
+async def _queue_confirmation(
+    session: AsyncSession,
+    services: Services,
+    now: datetime,
+    view: VisitView,
+    link: str,
+    replaces: int | None,
+) -> None:
+    visit = view.visit
+    window = view.join_window_text()
+    changed = f" (it replaces visit {replaces}, which is cancelled)" if replaces else ""
+    body = (
+        f"Hello {view.visitor_name},\n\n"
+        f"your video visit with {view.person_name} is booked{changed}.\n\n"
+        f"When: {view.local_span_text()}\n"
+        f"Facility: {view.facility_name}\n"
+        f"Visit number: {visit.id}\n\n"
+        f"Join link ({window}):\n{link}\n\n"
+        "Keep this link to yourself: it works for this visit only, and asking for a new one "
+        "makes this one stop working.\n\n"
+        f"{view.monitoring_notice}\n"
+    )
+    if visit.minors:
+        names = ", ".join(str(m["name"]) for m in visit.minors)
+        body += f"\nMinors joining you: {names}.\n"
+    note = queue_email(
+        session,
+        now,
+        kind="visit_rescheduled" if replaces else "visit_booked",
+        to=view.visitor_email,
+        subject=f"Video visit booked: {view.local_start_text()}",
+        body=body,
+        ics=visit_calendar_text(view, now=now, public_url=services.settings.public_url, url=link),
+    )
+    # The outbox row exactly as queue_email built it, written with one prepared insert instead
+    # of an ORM flush (the booking transaction is the serialised hot path).
+    session.expunge(note)
+    await _INSERT_NOTIFICATION.rows(
+        session, **{c.name: getattr(note, c.key) for c in _NOTIFICATION_COLUMNS}
+    )
+
+
+async def cancel_visit(
+    services: Services,
+    principal: Principal,
+    visit_id: int,
+    reason: str | None,
+    audit: AuditRecord | None,
+) -> VisitView:
+    """Cancel a visit: its visitor until ``cancel_lead_minutes`` before start, staff any time.
+
+    Staff must give a reason; the visitor is e-mailed and the action audited.
+    """
+    now = services.clock.now()
+    async with services.write() as session:
+        visit = await locked_visit(session, visit_id)
+        view = await load_view(session, visit)
+        if principal.role == "visitor":
+            if visit.visitor_id != principal.account_id:
+                raise NotFound("no such visit")
+        else:
+            principal.ensure_facility(visit.facility_id, view.agency_id)
+            if not reason:
+                raise InvalidInput("staff must give a reason to cancel", code="reason_required")
+        if visit.state not in ACTIVE_VISIT_STATES:
+            raise Conflict(f"this visit is {visit.state}", code="visit_not_active")
+        if principal.role == "visitor":
+            lead = view.rules.cancel_lead_minutes
+            if now > visit.start_at - timedelta(minutes=lead):
+                raise Conflict(
+                    f"visits can be cancelled until {lead} minutes before they start",
+                    code="too_late_to_cancel",
+                )
+        transition(
+            session,
+            visit,
+            "cancelled",
+            actor=principal.actor,
+            reason=reason or "cancelled by the visitor",
+            now=now,
+        )
+        visit.join_token_hash = None
+        if principal.is_staff:
+            queue_email(
+                session,
+                now,
+                kind="visit_cancelled",
+                to=view.visitor_email,
+                subject=f"Video visit cancelled: {view.local_start_text()}",
+                body=(
+                    f"Hello {view.visitor_name},\n\n"
+                    f"the facility cancelled your video visit with {view.person_name} on "
+                    f"{view.local_span_text()}.\n\nReason: {reason}\n\n"
+                    "This visit does not count against your weekly visits. You can book another "
+                    "time on the visits page.\n"
+                ),
+                ics=visit_calendar_text(view, now=now, public_url=services.settings.public_url),
+            )
+        if audit is not None:
+            await services.audit.append(session, audit, now)
+    return view
+
+
+__all__ = [
+    "IssuedVisit",
+    "Minor",
+    "book_visit",
+    "cancel_visit",
+    "reissue_join_link",
+    "reschedule_visit",
+    "verify_join",
+]
