@@ -13,6 +13,7 @@ from vvserver.domain.audit import AuditLog, AuditRecord
 from vvserver.domain.clock import Clock
 from vvserver.domain.ratelimit import RateLimiter
 from vvserver.domain.secrets import PasswordHashing
+from vvserver.domain.session_cache import SessionCache
 from vvserver.events import VisitEventBus
 from vvserver.settings import Settings
 
@@ -27,6 +28,7 @@ class Services:
     secret: bytes
     rate_limiter: RateLimiter = field(default_factory=RateLimiter)
     events: VisitEventBus = field(default_factory=VisitEventBus)
+    sessions: SessionCache = field(default_factory=SessionCache)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:

@@ -8,9 +8,10 @@ from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from vvserver.api.keys import REQUEST_ID, SERVICES
+from vvserver.db.lean import Prepared
 from vvserver.db.models import Account, Kiosk, Session
 from vvserver.domain.audit import AuditRecord
 from vvserver.domain.errors import Forbidden, NotFound, Unauthenticated
@@ -23,6 +24,21 @@ logger = logging.getLogger(__name__)
 SESSION_COOKIE = "vv_session"
 CSRF_HEADER = "X-CSRF-Token"
 _TOUCH_EVERY = timedelta(seconds=60)
+# Every cookie request runs this: only the columns needed, one driver round trip on SQLite.
+_SESSION_LOOKUP = Prepared(
+    select(
+        Session.csrf_token,
+        Session.last_seen_at,
+        Account.id,
+        Account.role,
+        Account.agency_id,
+        Account.facility_id,
+        Account.email,
+        Account.active,
+    )
+    .join(Account, Account.id == Session.account_id)
+    .where(Session.token_hash == bindparam("key"))
+)
 
 
 @dataclass
@@ -86,40 +102,45 @@ async def session_principal(services: Services, cookie: str) -> Principal | None
     """Resolve a session cookie; expire idle sessions (staff after ``staff_idle_minutes``)."""
     key = token_hash(cookie)
     now = services.clock.now()
+    cached = services.sessions.get(key)
+    if cached is not None:
+        if now - cached.last_seen_at <= timedelta(minutes=cached.idle_minutes):
+            if now - cached.last_seen_at > _TOUCH_EVERY:
+                await touch_session(services, key)
+                cached.last_seen_at = now
+            return cached.principal
+        services.sessions.forget(key)
     async with services.read() as session:
-        row = (
-            await session.execute(
-                select(Session, Account)
-                .join(Account, Account.id == Session.account_id)
-                .where(Session.token_hash == key)
-            )
-        ).first()
+        row = await _SESSION_LOOKUP.first(session, key=key)
     if row is None:
         return None
-    sess, account = row
+    csrf_token, last_seen, account_id, role_name, agency_id, facility_id, email, active = row
     idle = (
         services.settings.staff_idle_minutes
-        if account.role in STAFF_ROLES
+        if role_name in STAFF_ROLES
         else services.settings.visitor_idle_minutes
     )
-    if not account.active or now - sess.last_seen_at > timedelta(minutes=idle):
+    if not active or now - last_seen > timedelta(minutes=idle):
         async with services.write() as session:
             stale = await session.get(Session, key)
             if stale is not None:
                 await session.delete(stale)
         return None
-    if now - sess.last_seen_at > _TOUCH_EVERY:
+    if now - last_seen > _TOUCH_EVERY:
         await touch_session(services, key)
-    role: Role = account.role  # type: ignore[assignment]
-    return Principal(
+        last_seen = now
+    role: Role = role_name
+    principal = Principal(
         role=role,
-        account_id=account.id,
-        agency_id=account.agency_id,
-        facility_id=account.facility_id,
-        email=account.email,
+        account_id=account_id,
+        agency_id=agency_id,
+        facility_id=facility_id,
+        email=email,
         session_hash=key,
-        csrf_token=sess.csrf_token,
+        csrf_token=csrf_token,
     )
+    services.sessions.put(key, principal, last_seen, idle)
+    return principal
 
 
 async def touch_session(services: Services, key: str) -> None:

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.util import await_
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +55,11 @@ class Database:
     async def write(self) -> AsyncIterator[AsyncSession]:
         """A serialised write transaction; commits on success, rolls back on any exception."""
         if self._write_lock is not None:
-            async with self._write_lock, self._write_sessions() as session, session.begin():
-                yield session
+            # The lock covers BEGIN IMMEDIATE .. COMMIT only; handing the connection back to
+            # the pool (a reset round trip) happens after the next writer may start.
+            async with self._write_sessions() as session:  # noqa: SIM117 (order matters)
+                async with self._write_lock, session.begin():
+                    yield session
         else:
             async with self._write_sessions() as session, session.begin():
                 yield session
@@ -79,7 +83,9 @@ class Database:
 def _create_engine(url: str) -> AsyncEngine:
     if not url.startswith("sqlite"):
         return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
-    engine = create_async_engine(url, connect_args={"timeout": 30})
+    # Every transaction here is ended by its context manager (commit or rollback) before the
+    # connection goes back to the pool, so the pool's own reset round trip is not needed.
+    engine = create_async_engine(url, connect_args={"timeout": 30}, pool_reset_on_return=None)
     sync = engine.sync_engine
 
     @event.listens_for(sync, "connect")
@@ -96,6 +102,10 @@ def _create_engine(url: str) -> AsyncEngine:
     @event.listens_for(sync, "begin")
     def _on_begin(conn: Connection) -> None:
         immediate = conn.get_execution_options().get(_WRITE_OPTION, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # One round trip to the driver thread (exec_driver_sql would take three): this runs
+        # inside every write's critical section.
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        await_(driver.execute_fetchall("BEGIN IMMEDIATE" if immediate else "BEGIN"))
 
     return engine

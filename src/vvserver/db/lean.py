@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 Row = tuple[Any, ...]
 _DRIVER_KEY = "vv_lean_driver"
 _Processor = Callable[[Any], Any]
+Statement = Select[*tuple[Any, ...]] | CompoundSelect[Any] | UpdateBase
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +90,7 @@ class Prepared:
     """A Core select (or union) or an insert/update (optionally ``RETURNING``) with named bind
     parameters."""
 
-    def __init__(self, statement: Select[Any] | CompoundSelect[Any] | UpdateBase) -> None:
+    def __init__(self, statement: Statement) -> None:
         self.statement = statement
         self.returns_rows = len(statement.exported_columns) > 0
         self._sqlite: _Compiled | None = None

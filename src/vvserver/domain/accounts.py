@@ -204,6 +204,7 @@ async def sign_in(
 async def sign_out(services: Services, session_key: str, record: AuditRecord) -> None:
     async with services.write() as session:
         await session.execute(delete(Session).where(Session.token_hash == session_key))
+        services.sessions.forget(session_key)
         await services.audit.append(session, record, services.clock.now())
 
 
@@ -285,6 +286,7 @@ async def reset_password(
         account.locked_until = None
         # A reset ends every existing session of the account.
         await session.execute(delete(Session).where(Session.account_id == account.id))
+        services.sessions.forget_account(account.id)
         await services.audit.append(
             session,
             AuditRecord(

@@ -130,6 +130,7 @@ async def deactivate_staff(services: Services, caller: Caller, account_id: int) 
             raise Conflict("this account is already inactive", code="already_inactive")
         account.active = False
         await session.execute(delete(Session).where(Session.account_id == account.id))
+        services.sessions.forget_account(account.id)
         await caller.audit(services, session, "staff.deactivate", f"account:{account.id}", now)
     return account
 
