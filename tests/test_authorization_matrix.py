@@ -194,7 +194,7 @@ MATRIX: dict[tuple[str, str], Access] = {
         VISITOR_STAFF, body=lambda o, p: {"reason": "family emergency"}
     ),
     ("POST", "/api/visits/{visit_id}/reschedule"): Access(
-        VISITOR, body=lambda o, p: {"start": _future(8)}
+        VISITOR_STAFF, body=lambda o, p: {"start": _future(8), "reason": "unit lockdown"}
     ),
     ("GET", "/api/kiosk/schedule"): Access(KIOSK),
 }

@@ -411,6 +411,47 @@ async def test_rescheduling_moves_the_visit_without_counting_it_twice(
     assert resp.status == 404
 
 
+async def test_staff_move_a_visit_at_any_time_with_a_reason_the_visitor_is_told(
+    client: Client, services: Services, world: World, clock: ManualClock
+) -> None:
+    await set_rules(services, world.facility_a, cancel_lead_minutes=48 * 60)
+    visitor = await ApiUser.sign_in(client, world.emails["visitor"])
+    _, old = await book(visitor, world.persons["pa1"], TUE_10)
+    # Inside the visitor's lead time, only staff may still move it.
+    resp = await visitor.post(f"/api/visits/{old['id']}/reschedule", json={"start": TUE_1030})
+    assert (resp.status, code(await resp.json())) == (409, "too_late_to_reschedule")
+    officer = await ApiUser.sign_in(client, world.emails["officer_a"])
+    resp = await officer.post(f"/api/visits/{old['id']}/reschedule", json={"start": TUE_1030})
+    assert (resp.status, code(await resp.json())) == (422, "reason_required")
+    other_officer = await ApiUser.sign_in(client, world.emails["officer_b"])
+    resp = await other_officer.post(
+        f"/api/visits/{old['id']}/reschedule", json={"start": TUE_1030, "reason": "lockdown"}
+    )
+    assert resp.status == 404
+    resp = await officer.post(
+        f"/api/visits/{old['id']}/reschedule",
+        json={"start": TUE_1030, "reason": "unit lockdown at 10:00"},
+    )
+    assert resp.status == 201, await resp.text()
+    moved = await resp.json()
+    assert moved["start"] == TUE_1030
+    assert moved["join_url"] is None  # staff never see the visitor's link
+    gone = await (await visitor.get(f"/api/visits/{old['id']}")).json()
+    assert gone["state"] == "cancelled"
+    assert "unit lockdown at 10:00" in gone["end_reason"]
+    async with services.read() as s:
+        mail = (
+            await s.execute(select(Notification).where(Notification.kind == "visit_rescheduled"))
+        ).scalar_one()
+        audited = (
+            await s.execute(select(AuditEntry).where(AuditEntry.action == "visit.reschedule"))
+        ).scalar_one()
+    assert mail.to_email == world.emails["visitor"]
+    assert "unit lockdown at 10:00" in mail.body
+    assert "/join/" in mail.body
+    assert audited.target == f"visit:{old['id']}"
+
+
 async def test_join_links_die_when_replaced_rescheduled_or_cancelled(
     client: Client, services: Services, world: World
 ) -> None:

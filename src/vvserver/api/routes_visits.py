@@ -276,22 +276,31 @@ async def cancel(ctx: RequestContext, body: CancelIn) -> VisitOut:
 @router.route(
     "POST",
     "/api/visits/{visit_id}/reschedule",
-    roles="visitor",
+    roles=VISITOR_OR_STAFF,
     body=RescheduleIn,
     response=BookedVisitOut,
     status=201,
 )
 async def reschedule(ctx: RequestContext, body: RescheduleIn) -> BookedVisitOut:
-    """Move a visit to another slot: the old visit is cancelled, its join link stops working."""
+    """Move a visit to another slot: the old visit is cancelled, its join link stops working.
+
+    Visitors until the cancellation lead time; staff at any time with a reason (the visitor is
+    e-mailed the new time and link; staff never see the visitor's join link).
+    """
     principal = ctx.require()
+    visit_id = path_id(ctx, "visit_id")
     issued = await booking.reschedule_visit(
         ctx.services,
-        visitor_id=principal.require_account_id(),
-        visit_id=path_id(ctx, "visit_id"),
+        principal=principal,
+        visit_id=visit_id,
         start=body.start,
-        actor=principal.actor,
+        reason=body.reason,
+        audit=ctx.record("visit.reschedule", target=f"visit:{visit_id}")
+        if principal.is_staff
+        else None,
     )
-    return booked_out(issued)
+    out = booked_out(issued)
+    return out if not principal.is_staff else out.model_copy(update={"join_url": None})
 
 
 @router.route("GET", "/api/kiosk/schedule", roles="kiosk", response=KioskScheduleOut)

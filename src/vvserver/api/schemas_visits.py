@@ -84,6 +84,9 @@ class BookVisitIn(ApiModel):
 
 class RescheduleIn(ApiModel):
     start: SlotStart
+    reason: str | None = Field(
+        default=None, min_length=1, max_length=500, description="Required for staff"
+    )
 
 
 class CancelIn(ApiModel):
@@ -135,7 +138,9 @@ class VisitOut(BaseModel):
 
 
 class BookedVisitOut(VisitOut):
-    join_url: str = Field(description="Shown only here: only a hash of the link is stored")
+    join_url: str | None = Field(
+        description="Shown only here, and only to the visitor: only a hash of the link is stored"
+    )
 
 
 class KioskVisitOut(BaseModel):

@@ -79,31 +79,57 @@ async def book_visit(
 
 
 async def reschedule_visit(
-    services: Services, *, visitor_id: int, visit_id: int, start: datetime, actor: str
+    services: Services,
+    *,
+    principal: Principal,
+    visit_id: int,
+    start: datetime,
+    reason: str | None = None,
+    audit: AuditRecord | None = None,
 ) -> IssuedVisit:
-    """Cancel the visitor's visit (reason "rescheduled") and book ``start`` in its place.
+    """Cancel the visit (reason "rescheduled") and book ``start`` in its place.
 
-    One transaction: if the new slot cannot be booked nothing changes. The old visit is cancelled
-    before the new slot is checked, so it neither blocks the slot nor counts twice in the week;
-    its join link stops working (the visit is no longer active and its token hash is cleared).
+    The visitor may do this until ``cancel_lead_minutes`` before the start; staff in scope at any
+    time, with a reason that the visitor is told. One transaction: if the new slot cannot be
+    booked nothing changes. The old visit is cancelled before the new slot is checked, so it
+    neither blocks the slot nor counts twice in the week; its join link stops working.
     """
     now = services.clock.now()
+    actor = principal.actor
     try:
         async with services.write() as session:
             found = await session.get(Visit, visit_id)
-            if found is None or found.visitor_id != visitor_id:
+            if found is None:
                 raise NotFound("no such visit")
-            person, standing = await _lock_parties(session, found.person_id, visitor_id)
+            if principal.role == "visitor":
+                if found.visitor_id != principal.account_id:
+                    raise NotFound("no such visit")
+            else:
+                principal.ensure_facility(
+                    found.facility_id, (await load_view(session, found)).agency_id
+                )
+                if not reason:
+                    raise InvalidInput(
+                        "staff must give a reason to reschedule", code="reason_required"
+                    )
+            person, standing = await _lock_parties(session, found.person_id, found.visitor_id)
             old = await locked_visit(session, visit_id)
             if old.state not in ACTIVE_VISIT_STATES:
                 raise Conflict(f"this visit is {old.state}", code="visit_not_active")
-            if now > old.start_at - timedelta(minutes=person.rules.cancel_lead_minutes):
+            lead = person.rules.cancel_lead_minutes
+            if principal.role == "visitor" and now > old.start_at - timedelta(minutes=lead):
                 raise Conflict(
-                    f"visits can be changed until {person.rules.cancel_lead_minutes} minutes "
-                    "before they start",
+                    f"visits can be changed until {lead} minutes before they start",
                     code="too_late_to_reschedule",
                 )
-            transition(session, old, "cancelled", actor=actor, reason="rescheduled", now=now)
+            transition(
+                session,
+                old,
+                "cancelled",
+                actor=actor,
+                reason=f"rescheduled by the facility: {reason}" if reason else "rescheduled",
+                now=now,
+            )
             old.join_token_hash = None
             await session.flush()
             minors = [
@@ -121,7 +147,10 @@ async def reschedule_visit(
                 actor,
                 makeup_for=old.makeup_for_visit_id,
                 replaces=old.id,
+                staff_reason=reason if principal.is_staff else None,
             )
+            if audit is not None:
+                await services.audit.append(session, audit, now)
     except IntegrityError as exc:
         raise Conflict(
             "that slot has just been taken; pick another one", code="slot_taken"
@@ -228,6 +257,7 @@ async def _place(
     *,
     makeup_for: int | None,
     replaces: int | None = None,
+    staff_reason: str | None = None,
 ) -> IssuedVisit:
     """Check every rule for ``start`` and create the visit on the lowest free kiosk."""
     rules, tz = person.rules, person.tz
@@ -309,7 +339,7 @@ async def _place(
         rules=rules,
     )
     link = join_url(services, token)
-    await _queue_confirmation(session, services, now, view, link, replaces)
+    await _queue_confirmation(session, services, now, view, link, replaces, staff_reason)
     return IssuedVisit(view=view, join_url=link)
 
 
@@ -320,10 +350,13 @@ async def _queue_confirmation(
     view: VisitView,
     link: str,
     replaces: int | None,
+    staff_reason: str | None = None,
 ) -> None:
     visit = view.visit
     window = view.join_window_text()
     changed = f" (it replaces visit {replaces}, which is cancelled)" if replaces else ""
+    if staff_reason:
+        changed += f".\n\nThe facility moved your visit. Reason: {staff_reason}"
     body = (
         f"Hello {view.visitor_name},\n\n"
         f"your video visit with {view.person_name} is booked{changed}.\n\n"
