@@ -91,8 +91,11 @@ class VisitRoom:
         keyframe_interval: float = DEFAULT_KEYFRAME_INTERVAL,
         quality_interval: float | None = DEFAULT_QUALITY_INTERVAL,
         recording_dir: Path | None = None,
+        on_monitor_dropped: Callable[[str], None] | None = None,
     ) -> None:
         self.visit_id = visit_id
+        # Told when a monitor's connection fails or closes by itself (for the caller's audit).
+        self._on_monitor_dropped = on_monitor_dropped
         self.privileged = privileged
         self.log = visit_log(logger, f"visit {visit_id}")
         self._ice_servers = tuple(ice_servers)
@@ -382,3 +385,5 @@ class VisitRoom:
     async def _drop_monitor(self, monitor_id: str, connection: ParticipantConnection) -> None:
         if self._monitors.get(monitor_id) is connection:
             await self.stop_monitor(monitor_id)
+            if self._on_monitor_dropped is not None:
+                self._on_monitor_dropped(monitor_id)

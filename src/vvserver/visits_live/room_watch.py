@@ -1,0 +1,201 @@
+"""One open room's events turned into database changes, in a task the service owns.
+
+* `ParticipantStateChanged`: connected/lost seconds on the visit row; the visit goes `live`
+  when both sides are connected. A participant dropping does not end the visit: it stays
+  `live` and the lost time accrues until they reconnect or the visit ends.
+* `VisitEnded`: the visit's end state (by the end reason), the last accounting, the
+  `Recording` row filled from `room.recording`, recording failures and monitors still
+  watching at the end audited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vvserver.db.models import ACTIVE_VISIT_STATES, Recording, Visit
+from vvserver.domain.audit import AuditRecord
+from vvserver.domain.visits import transition
+from vvserver.media.events import ParticipantStateChanged, Role, VisitEnded
+from vvserver.media.room import VisitRoom
+from vvserver.services import Services
+from vvserver.visits_live.ledger import Accrued, ConnectionLedger
+from vvserver.visits_live.live_visit import LiveVisit, load_live_visit
+from vvserver.visits_live.recording_rows import (
+    ACTOR,
+    audit_recording_failures,
+    finish_recording_row,
+    recording_files,
+)
+
+logger = logging.getLogger(__name__)
+
+NOT_STARTED = ("scheduled", "ready")
+
+
+async def audit_monitor(
+    services: Services,
+    session: AsyncSession,
+    *,
+    actor: str,
+    visit_id: int,
+    started: bool,
+    outcome: str,
+    now: datetime,
+    request_id: str | None = None,
+    **details: object,
+) -> None:
+    """`visit.monitor.start` / `visit.monitor.stop`, inside the caller's write transaction."""
+    await services.audit.append(
+        session,
+        AuditRecord(
+            actor=actor,
+            action="visit.monitor.start" if started else "visit.monitor.stop",
+            outcome=outcome,
+            target=f"visit:{visit_id}",
+            request_id=request_id,
+            component="media",
+            details=dict(details),
+        ),
+        now,
+    )
+
+
+def _add_time(visit: Visit, accrued: dict[Role, Accrued]) -> None:
+    visit.visitor_connected_s += accrued["visitor"].connected_s
+    visit.visitor_lost_s += accrued["visitor"].lost_s
+    visit.kiosk_connected_s += accrued["kiosk"].connected_s
+    visit.kiosk_lost_s += accrued["kiosk"].lost_s
+
+
+class RoomWatch:
+    """Subscribes to `room` at once (no event is missed); `run()` consumes until the end."""
+
+    def __init__(self, services: Services, room: VisitRoom, *, recording_id: int | None) -> None:
+        self.services = services
+        self.room = room
+        self.visit_id = room.visit_id
+        self.recording_id = recording_id
+        self.ledger = ConnectionLedger()
+        # Monitors (principal actors) whose start was audited and whose stop is not yet.
+        self.monitors: set[str] = set()
+        self.went_live = False
+        self.recording_finished = False
+        self.recording_failures: list[str] = []
+        self._events = room.events()
+
+    async def run(self) -> None:
+        async for event in self._events:
+            try:
+                if isinstance(event, ParticipantStateChanged):
+                    await self._participant_changed(event)
+                elif isinstance(event, VisitEnded):
+                    await self._ended(event)
+            except Exception:
+                # The store may be briefly unavailable; the next event (or start-up
+                # reconciliation, for the end) puts things right.
+                logger.exception("visit %s: handling %s failed", self.visit_id, event)
+
+    async def _participant_changed(self, event: ParticipantStateChanged) -> None:
+        now = self.services.clock.now()
+        if event.state == "connected":
+            self.ledger.connected(event.role, now)
+        elif event.state == "disconnected":
+            self.ledger.disconnected(event.role, now)
+        else:
+            return  # "joined": join() records the first join itself
+        async with self.services.write() as session:
+            visit = (await load_live_visit(session, self.visit_id, lock=True)).visit
+            _add_time(visit, self.ledger.checkpoint(now))
+            if self.ledger.both_connected and visit.state in NOT_STARTED:
+                transition(
+                    session, visit, "live", actor=ACTOR, reason="both sides connected", now=now
+                )
+                self.went_live = True
+        logger.info("visit %s: %s %s", self.visit_id, event.role, event.state)
+
+    async def _ended(self, event: VisitEnded) -> None:
+        files: list[dict[str, Any]] | None = None
+        if self.recording_id is not None and self.room.recording is not None:
+            files = await asyncio.to_thread(recording_files, self.room.recording)
+        now = self.services.clock.now()
+        async with self.services.write() as session:
+            live = await load_live_visit(session, self.visit_id, lock=True)
+            visit = live.visit
+            until = min(now, visit.end_at) if event.reason == "time_up" else now
+            _add_time(visit, self.ledger.finish(until))
+            visit.updated_at = now
+            self._settle_state(session, visit, event, now)
+            if self.recording_id is not None:
+                await self._finish_recording(session, live, files, now)
+            for monitor in sorted(self.monitors):
+                await audit_monitor(
+                    self.services,
+                    session,
+                    actor=monitor,
+                    visit_id=self.visit_id,
+                    started=False,
+                    outcome="success",
+                    now=now,
+                    reason="visit ended",
+                )
+            self.monitors.clear()
+        logger.info("visit %s: room ended (%s), visit %s", self.visit_id, event.reason, visit.state)
+
+    def _settle_state(
+        self, session: AsyncSession, visit: Visit, event: VisitEnded, now: datetime
+    ) -> None:
+        if visit.state not in ACTIVE_VISIT_STATES:
+            return  # terminate() (or someone else) already decided
+        if event.reason == "time_up" or (event.reason == "closed" and now >= visit.end_at):
+            if visit.state == "live":
+                transition(session, visit, "completed", actor=ACTOR, reason="time over", now=now)
+            else:
+                # Never live: who was missing (no-show, kiosk offline) is the scheduler's call.
+                logger.info("visit %s ended without going live", visit.id)
+        elif event.reason == "terminated":
+            reason = event.message or "ended by the facility"
+            transition(
+                session,
+                visit,
+                "terminated",
+                actor=ACTOR,
+                reason=reason,
+                now=now,
+                counts_toward_limit=True,
+            )
+        elif event.reason == "failed":
+            reason = f"media failure: {event.message}" if event.message else "media failure"
+            transition(session, visit, "failed", actor=ACTOR, reason=reason, now=now)
+        elif visit.state == "live":
+            # The server is stopping before the end: resumable, as start-up repair does.
+            transition(session, visit, "ready", actor=ACTOR, reason="media server stopped", now=now)
+            visit.start_pushed_at = None
+
+    async def _finish_recording(
+        self,
+        session: AsyncSession,
+        live: LiveVisit,
+        files: list[dict[str, Any]] | None,
+        now: datetime,
+    ) -> None:
+        recording = await session.get(Recording, self.recording_id, with_for_update=True)
+        if recording is None:
+            return
+        self.recording_failures = list(self.room.recording_failures)
+        if files is not None:
+            finish_recording_row(recording, files, now, live.rules.retention_days)
+            self.recording_finished = True
+        else:
+            # Logs stay on disk: the next start-up remuxes them and adopts this row.
+            recording.state = "interrupted"
+            recording.finished_at = now
+            logger.error("visit %s: the recording could not be finalized", self.visit_id)
+        if self.recording_failures:
+            await audit_recording_failures(
+                self.services, session, recording, self.recording_failures, now
+            )

@@ -1,0 +1,370 @@
+"""`VisitMedia`: the service the signaling layer calls to run a visit's call.
+
+It holds `Services` and the process's `RoomRegistry`. Participants' and officers' offers go
+in, answers come out; every refusal is a DomainError (clean 4xx). Auditing, visit states,
+connection accounting and the `Recording` row happen here, because the media layer has no
+database. Authorising participants (join links, kiosk credentials) is the caller's job;
+staff methods take the officer's `Principal` and check its scope themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import get_args
+
+from vvserver.aio import TaskSet
+from vvserver.domain.audit import AuditRecord
+from vvserver.domain.errors import Conflict, Forbidden, InvalidInput
+from vvserver.domain.principal import Principal
+from vvserver.domain.visits import transition
+from vvserver.media.events import Role
+from vvserver.media.registry import RoomRegistry
+from vvserver.media.room import DEFAULT_QUALITY_INTERVAL, VisitRoom
+from vvserver.services import Services
+from vvserver.visits_live.figures import (
+    MediaMetrics,
+    VisitQuality,
+    visit_quality,
+)
+from vvserver.visits_live.live_visit import (
+    LiveVisit,
+    ensure_joinable,
+    ensure_staff_in_scope,
+    ice_servers,
+    load_live_visit,
+    media_errors,
+)
+from vvserver.visits_live.recording_rows import create_recording_row
+from vvserver.visits_live.room_watch import RoomWatch, audit_monitor
+
+logger = logging.getLogger(__name__)
+
+ROLES: tuple[Role, ...] = get_args(Role)
+TERMINATED_MESSAGE = "ended by the facility"
+MAX_REASON_LENGTH = 1000
+MONITOR_REFUSALS = frozenset({"privileged_visit", "too_many_monitors"})
+SHUTDOWN_GRACE_S = 30.0  # how long close() lets the watches write the rooms' ends
+
+
+class VisitMedia:
+    def __init__(
+        self,
+        services: Services,
+        rooms: RoomRegistry,
+        *,
+        quality_interval: float | None = DEFAULT_QUALITY_INTERVAL,
+    ) -> None:
+        self.services = services
+        self.rooms = rooms
+        self._ice_servers = ice_servers(services.settings.ice_servers)
+        self._quality_interval = quality_interval
+        self._open_lock = asyncio.Lock()
+        self._watches: dict[int, RoomWatch] = {}
+        self._watch_tasks: dict[int, asyncio.Task[None]] = {}
+        self._tasks = TaskSet()
+        self._rooms_opened = 0
+        self._went_live = 0
+        self._recordings_finished = 0
+        self._recording_failures = 0
+        self._monitors_refused = 0
+
+    # --- participants -------------------------------------------------------------------
+
+    async def open_room(self, visit_id: int) -> VisitRoom:
+        """The visit's room, opened if needed: the visit must be active and inside its window."""
+        async with self._open_lock:
+            now = self.services.clock.now()
+            async with self.services.read() as session:
+                live = await load_live_visit(session, visit_id)
+            ensure_joinable(live, now)
+            room = self.rooms.get(visit_id)
+            if room is not None:
+                return room  # a closing room answers RoomClosed (409) until it is gone
+            return await self._open(live)
+
+    async def _open(self, live: LiveVisit) -> VisitRoom:
+        root = self.services.settings.recordings_dir
+        recording_id: int | None = None
+        recording_dir = None
+        if not live.visit.privileged:
+            # The row exists from the moment recording can start: a crash at any point
+            # leaves a row that start-up reconciliation and adoption finish.
+            async with self.services.write() as session:
+                recording = await create_recording_row(
+                    session, live, root, self.services.clock.now()
+                )
+                recording_id, recording_dir = recording.id, root / recording.directory
+        watch_box: list[RoomWatch] = []
+        room = self.rooms.open(
+            live.id,
+            lambda: VisitRoom(
+                live.id,
+                ice_servers=self._ice_servers,
+                ends_at=live.visit.end_at,
+                now=self.services.clock.now,
+                warnings=live.warnings,
+                privileged=live.visit.privileged,
+                quality_interval=self._quality_interval,
+                recording_dir=recording_dir,
+                on_monitor_dropped=lambda monitor_id: self._monitor_dropped(watch_box, monitor_id),
+            ),
+        )
+        watch = RoomWatch(self.services, room, recording_id=recording_id)
+        watch_box.append(watch)
+        self._watches[live.id] = watch
+        self._watch_tasks[live.id] = self._tasks.create(
+            self._run_watch(watch), name=f"visit {live.id} media watch"
+        )
+        self._rooms_opened += 1
+        logger.info(
+            "visit %s: room open until %s (%s)",
+            live.id,
+            live.visit.end_at.isoformat(),
+            "privileged, not recorded" if live.visit.privileged else f"recording {recording_dir}",
+        )
+        return room
+
+    async def _run_watch(self, watch: RoomWatch) -> None:
+        try:
+            await watch.run()
+        finally:
+            self._went_live += watch.went_live
+            self._recordings_finished += watch.recording_finished
+            self._recording_failures += len(watch.recording_failures)
+            if self._watches.get(watch.visit_id) is watch:
+                del self._watches[watch.visit_id]
+                del self._watch_tasks[watch.visit_id]
+
+    async def join(self, visit_id: int, role: Role, offer_sdp: str) -> str:
+        """Answer the visitor's or the kiosk's offer; joining again is a reconnect."""
+        if role not in ROLES:
+            raise InvalidInput("role must be visitor or kiosk", code="unknown_role")
+        room = await self.open_room(visit_id)
+        with media_errors():
+            answer = await room.join(role, offer_sdp)
+        now = self.services.clock.now()
+        async with self.services.write() as session:
+            visit = (await load_live_visit(session, visit_id, lock=True)).visit
+            if role == "visitor" and visit.visitor_joined_at is None:
+                visit.visitor_joined_at = now
+            elif role == "kiosk" and visit.kiosk_joined_at is None:
+                visit.kiosk_joined_at = now
+        return answer
+
+    async def leave(self, visit_id: int, role: Role) -> None:
+        """A participant hung up; the visit goes on (they may rejoin until the end)."""
+        room = self.rooms.get(visit_id)
+        if room is not None:
+            await room.leave(role)
+
+    async def hang_up(self, visit_id: int, message: str) -> None:
+        """Close the call of a visit that was ended elsewhere (cancelled, no-show, failed).
+
+        Both sides get `VisitEnded("closed", message)`; the recording is finished. A visit
+        still live is set back to `ready` (resumable), as at shutdown.
+        """
+        room = self.rooms.get(visit_id)
+        if room is not None:
+            await room.close("closed", message)
+
+    # --- staff ----------------------------------------------------------------------------
+
+    async def _staff_visit(self, visit_id: int, principal: Principal) -> LiveVisit:
+        async with self.services.read() as session:
+            live = await load_live_visit(session, visit_id)
+        ensure_staff_in_scope(principal, live)
+        return live
+
+    async def monitor(
+        self,
+        visit_id: int,
+        principal: Principal,
+        offer_sdp: str,
+        *,
+        request_id: str | None = None,
+    ) -> str:
+        """An officer watches both sides, unseen; refused (and audited) on privileged visits."""
+        live = await self._staff_visit(visit_id, principal)
+        if live.visit.privileged:
+            await self._audit_refusal(visit_id, principal, "privileged_visit", request_id)
+            raise Forbidden("a privileged visit cannot be monitored", code="privileged_visit")
+        room = await self.open_room(visit_id)
+        try:
+            with media_errors():
+                answer = await room.monitor(principal.actor, offer_sdp)
+        except (Forbidden, Conflict) as refused:
+            if refused.code in MONITOR_REFUSALS:
+                await self._audit_refusal(visit_id, principal, refused.code, request_id)
+            raise
+        watch = self._watches.get(visit_id)
+        try:
+            async with self.services.write() as session:
+                await audit_monitor(
+                    self.services,
+                    session,
+                    actor=principal.actor,
+                    visit_id=visit_id,
+                    started=True,
+                    outcome="success",
+                    now=self.services.clock.now(),
+                    request_id=request_id,
+                )
+        except BaseException:
+            await room.stop_monitor(principal.actor)  # no unaudited watching
+            raise
+        if watch is not None and watch.room is room:
+            watch.monitors.add(principal.actor)
+        return answer
+
+    async def _audit_refusal(
+        self, visit_id: int, principal: Principal, code: str, request_id: str | None
+    ) -> None:
+        self._monitors_refused += 1
+        async with self.services.write() as session:
+            await audit_monitor(
+                self.services,
+                session,
+                actor=principal.actor,
+                visit_id=visit_id,
+                started=True,
+                outcome="failure",
+                now=self.services.clock.now(),
+                request_id=request_id,
+                code=code,
+            )
+
+    async def stop_monitor(
+        self, visit_id: int, principal: Principal, *, request_id: str | None = None
+    ) -> bool:
+        """Stop this officer's monitor connection; False when it was not watching."""
+        await self._staff_visit(visit_id, principal)
+        room = self.rooms.get(visit_id)
+        if room is None or principal.actor not in room.monitor_ids:
+            return False
+        watch = self._watches.get(visit_id)
+        if watch is not None:
+            watch.monitors.discard(principal.actor)
+        await room.stop_monitor(principal.actor)
+        async with self.services.write() as session:
+            await audit_monitor(
+                self.services,
+                session,
+                actor=principal.actor,
+                visit_id=visit_id,
+                started=False,
+                outcome="success",
+                now=self.services.clock.now(),
+                request_id=request_id,
+                reason="stopped by the officer",
+            )
+        return True
+
+    def _monitor_dropped(self, watch_box: list[RoomWatch], monitor_id: str) -> None:
+        """A monitor's connection closed by itself: audit its stop (once)."""
+        if not watch_box or monitor_id not in watch_box[0].monitors:
+            return
+        watch = watch_box[0]
+        watch.monitors.discard(monitor_id)
+
+        async def audit() -> None:
+            async with self.services.write() as session:
+                await audit_monitor(
+                    self.services,
+                    session,
+                    actor=monitor_id,
+                    visit_id=watch.visit_id,
+                    started=False,
+                    outcome="success",
+                    now=self.services.clock.now(),
+                    reason="connection closed",
+                )
+
+        self._tasks.create(audit(), name=f"visit {watch.visit_id} monitor stop audit")
+
+    async def terminate(
+        self,
+        visit_id: int,
+        principal: Principal,
+        reason: str,
+        *,
+        request_id: str | None = None,
+    ) -> None:
+        """End the visit for conduct: both sides are told "ended by the facility"."""
+        reason = reason.strip()
+        if not reason:
+            raise InvalidInput("a reason is required", code="reason_required")
+        if len(reason) > MAX_REASON_LENGTH:
+            raise InvalidInput("the reason is too long", code="reason_too_long")
+        now = self.services.clock.now()
+        async with self.services.write() as session:
+            live = await load_live_visit(session, visit_id, lock=True)
+            ensure_staff_in_scope(principal, live)
+            was = live.visit.state
+            transition(
+                session,
+                live.visit,
+                "terminated",
+                actor=principal.actor,
+                reason=reason,
+                now=now,
+                counts_toward_limit=True,
+            )
+            await self.services.audit.append(
+                session,
+                AuditRecord(
+                    actor=principal.actor,
+                    action="visit.terminate",
+                    outcome="success",
+                    target=f"visit:{visit_id}",
+                    request_id=request_id,
+                    component="media",
+                    details={"reason": reason, "from_state": was},
+                ),
+                now,
+            )
+        room = self.rooms.get(visit_id)
+        if room is not None:
+            await room.close("terminated", TERMINATED_MESSAGE)
+
+    # --- figures ----------------------------------------------------------------------------
+
+    async def quality(self, visit_id: int, principal: Principal) -> VisitQuality:
+        """Per-participant figures of the visit's call (staff in scope)."""
+        await self._staff_visit(visit_id, principal)
+        return visit_quality(visit_id, self.rooms.get(visit_id))
+
+    def metrics(self) -> MediaMetrics:
+        stats = self.rooms.stats()
+        live_now = sum(w.went_live for w in self._watches.values())
+        return MediaMetrics(
+            rooms_open=stats.rooms,
+            participants_connected=stats.participants,
+            monitors=stats.monitors,
+            frames_forwarded=stats.frames_forwarded,
+            frames_dropped=stats.frames_dropped,
+            keyframe_requests_sent=stats.keyframe_requests_sent,
+            rooms_opened_total=self._rooms_opened,
+            visits_went_live_total=self._went_live + live_now,
+            recordings_finished_total=self._recordings_finished,
+            recording_failures_total=self._recording_failures,
+            monitors_refused_total=self._monitors_refused,
+        )
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def wait_settled(self, visit_id: int) -> None:
+        """Wait until the visit's room (if open) has ended and its end is in the database."""
+        task = self._watch_tasks.get(visit_id)
+        if task is not None:
+            await asyncio.shield(task)
+
+    async def close(self) -> None:
+        """At shutdown: close every room, let the watches record the ends, then stop."""
+        await self.rooms.close_all()
+        pending = list(self._tasks.tasks)  # the watches, and monitor-stop audits
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=SHUTDOWN_GRACE_S)
+            if late:
+                logger.error("%d rooms' ends were not recorded in time", len(late))
+        await self._tasks.close()
