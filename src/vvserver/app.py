@@ -17,7 +17,7 @@ from vvserver.api import (
     routes_visitors,
     routes_visits,
 )
-from vvserver.api.keys import ENDPOINTS, ROOMS, SERVICES, WORKERS
+from vvserver.api.keys import ENDPOINTS, ROOMS, SERVICES, VISIT_MEDIA, WORKERS
 from vvserver.api.middleware import (
     error_middleware,
     request_id_middleware,
@@ -36,6 +36,7 @@ from vvserver.notify.mailer import run_mailer
 from vvserver.scheduling.loop import run_scheduler
 from vvserver.services import Services
 from vvserver.settings import Settings
+from vvserver.visits_live import VisitMedia, adopt_recovered_recordings
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ def create_app(
     app[SERVICES] = services
     app[WORKERS] = TaskSet()
     app[ROOMS] = RoomRegistry()
+    app[VISIT_MEDIA] = VisitMedia(services, app[ROOMS])
     app[ENDPOINTS] = install(app, list(ROUTERS))
     worker_factories = default_workers() if workers is None else workers
 
@@ -95,10 +97,13 @@ def create_app(
             logger.info("start-up reconciliation: %s", report)
             recovered = await asyncio.to_thread(recover_recordings, settings.recordings_dir)
             logger.info("recovered %d recordings left by a crash", len(recovered))
+            adopted = await adopt_recovered_recordings(services)
+            logger.info("filled %d recording rows from recovered files", adopted)
         for factory in worker_factories:
             app[WORKERS].create(factory(services), name=factory.__qualname__)
         yield
-        await app[ROOMS].close_all()
+        # Closes every room and records how each visit ended, before the database goes.
+        await app[VISIT_MEDIA].close()
         await app[WORKERS].close()
         await services.db.close()
 

@@ -11,9 +11,11 @@ if TYPE_CHECKING:
     from vvserver.api.registry import Endpoint
     from vvserver.media.registry import RoomRegistry
     from vvserver.services import Services
+    from vvserver.visits_live import VisitMedia
 
 SERVICES: web.AppKey[Services] = web.AppKey("services")
 ENDPOINTS: web.AppKey[list[Endpoint]] = web.AppKey("endpoints")
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
 WORKERS: web.AppKey[TaskSet] = web.AppKey("workers")
 ROOMS: web.AppKey[RoomRegistry] = web.AppKey("rooms")
+VISIT_MEDIA: web.AppKey[VisitMedia] = web.AppKey("visit_media")

@@ -19,6 +19,8 @@ from vvserver.domain.errors import Conflict, Forbidden, InvalidInput
 from vvserver.domain.principal import Principal
 from vvserver.domain.visits import transition
 from vvserver.media.events import Role
+from vvserver.media.offers import check_offer
+from vvserver.media.participant import FORWARDED_CODECS
 from vvserver.media.registry import RoomRegistry
 from vvserver.media.room import DEFAULT_QUALITY_INTERVAL, VisitRoom
 from vvserver.services import Services
@@ -140,6 +142,8 @@ class VisitMedia:
         """Answer the visitor's or the kiosk's offer; joining again is a reconnect."""
         if role not in ROLES:
             raise InvalidInput("role must be visitor or kiosk", code="unknown_role")
+        with media_errors():
+            check_offer(offer_sdp, required_codecs=FORWARDED_CODECS)  # no room for garbage
         room = await self.open_room(visit_id)
         with media_errors():
             answer = await room.join(role, offer_sdp)
@@ -189,6 +193,8 @@ class VisitMedia:
         if live.visit.privileged:
             await self._audit_refusal(visit_id, principal, "privileged_visit", request_id)
             raise Forbidden("a privileged visit cannot be monitored", code="privileged_visit")
+        with media_errors():
+            check_offer(offer_sdp, required_codecs=FORWARDED_CODECS)
         room = await self.open_room(visit_id)
         try:
             with media_errors():
