@@ -197,6 +197,12 @@ MATRIX: dict[tuple[str, str], Access] = {
         VISITOR_STAFF, body=lambda o, p: {"start": _future(8), "reason": "unit lockdown"}
     ),
     ("GET", "/api/kiosk/schedule"): Access(KIOSK),
+    # Live calls.
+    ("POST", "/api/visits/{visit_id}/terminate"): Access(
+        STAFF, body=lambda o, p: {"reason": "contraband shown on camera"}
+    ),
+    ("GET", "/api/visits/{visit_id}/quality"): Access(STAFF),
+    ("GET", "/api/metrics"): Access(ADMINS),
 }
 
 

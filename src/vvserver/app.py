@@ -13,6 +13,7 @@ from vvserver.aio import TaskSet
 from vvserver.api import (
     routes_auth,
     routes_facilities,
+    routes_live,
     routes_system,
     routes_visitors,
     routes_visits,
@@ -48,6 +49,7 @@ ROUTERS: tuple[ApiRouter, ...] = (
     routes_facilities.router,
     routes_visitors.router,
     routes_visits.router,
+    routes_live.router,
 )
 
 
