@@ -38,6 +38,7 @@ from vvserver.scheduling.loop import run_scheduler
 from vvserver.services import Services
 from vvserver.settings import Settings
 from vvserver.visits_live import VisitMedia, adopt_recovered_recordings
+from vvserver.visits_live.ended_elsewhere import hang_up_ended_visits
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,9 @@ def create_app(
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         set_ice_host_addresses(settings.ice_host_addresses or None)
+        app[WORKERS].create(
+            hang_up_ended_visits(app[VISIT_MEDIA], services.events), name="hang_up_ended_visits"
+        )
         if worker_factories:
             # Only the process that runs the timed work repairs what a crash left behind.
             report = await reconcile_at_startup(services)

@@ -1,4 +1,4 @@
-"""A tiny in-process event bus for visit events (until a signaling layer subscribes to it).
+"""A tiny in-process event bus for visit events (scheduler, state changes -> media, signaling).
 
 The scheduler publishes after its database change has committed; each subscriber gets its own
 bounded queue. A subscriber that falls behind loses events (logged), never blocks the publisher.
@@ -30,8 +30,21 @@ class VisitStartEvent:
     kind: Literal["visit_start"] = "visit_start"
 
 
-# A union once there is more than one kind of event.
-VisitEvent = VisitStartEvent
+@dataclass(frozen=True, slots=True)
+class VisitEndedEvent:
+    """A visit reached an end state (cancelled, no-show, failed, completed, terminated).
+
+    Published after the change committed, whoever made it, so that an open call is hung up and
+    live views update.
+    """
+
+    visit_id: int
+    state: str
+    reason: str | None
+    kind: Literal["visit_ended"] = "visit_ended"
+
+
+VisitEvent = VisitStartEvent | VisitEndedEvent
 
 
 class VisitEvents(Protocol):

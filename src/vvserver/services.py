@@ -14,7 +14,8 @@ from vvserver.domain.clock import Clock
 from vvserver.domain.ratelimit import RateLimiter
 from vvserver.domain.secrets import PasswordHashing
 from vvserver.domain.session_cache import SessionCache
-from vvserver.events import VisitEventBus
+from vvserver.domain.visits import ENDED_VISITS_KEY
+from vvserver.events import VisitEndedEvent, VisitEventBus
 from vvserver.settings import Settings
 
 
@@ -36,6 +37,8 @@ class Services:
         async with self.db.write() as session:
             yield session
         self.audit.anchor_after_commit(session)
+        for visit_id, state, reason in session.info.pop(ENDED_VISITS_KEY, []):
+            self.events.publish(VisitEndedEvent(visit_id, state, reason))
 
     def read(self) -> AbstractAsyncContextManager[AsyncSession]:
         return self.db.read()

@@ -16,6 +16,7 @@ from vvserver.domain.errors import Conflict
 
 logger = logging.getLogger(__name__)
 
+ENDED_VISITS_KEY = "vv_ended_visits"
 TERMINAL_STATES = frozenset({"completed", "cancelled", "no_show", "terminated", "failed"})
 ALLOWED: dict[str, frozenset[str]] = {
     "scheduled": frozenset({"ready", "live", "cancelled", "no_show", "failed", "terminated"}),
@@ -58,6 +59,8 @@ def transition(
             visit.counts_toward_limit = COUNTS_TOWARD_LIMIT[to_state]
         if to_state == "failed":
             visit.credit_flag = True
+        # Services.write publishes these once the transaction has committed.
+        session.info.setdefault(ENDED_VISITS_KEY, []).append((visit.id, to_state, reason))
     session.add(
         VisitTransition(
             visit_id=visit.id, at=now, from_state=old, to_state=to_state, actor=actor, reason=reason
