@@ -202,6 +202,8 @@ MATRIX: dict[tuple[str, str], Access] = {
         STAFF, body=lambda o, p: {"reason": "contraband shown on camera"}
     ),
     ("GET", "/api/visits/{visit_id}/quality"): Access(STAFF),
+    ("POST", "/api/visits/{visit_id}/monitor"): Access(STAFF, body=lambda o, p: {"sdp": "v=0"}),
+    ("DELETE", "/api/visits/{visit_id}/monitor"): Access(STAFF),
     ("GET", "/api/metrics"): Access(ADMINS),
 }
 

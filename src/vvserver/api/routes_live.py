@@ -1,8 +1,8 @@
-"""Routes: live-visit actions that do not need a WebSocket (terminate, call quality, metrics)."""
+"""Routes: live-visit actions that need no WebSocket: monitor, terminate, quality, metrics."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from vvserver.api.keys import VISIT_MEDIA
 from vvserver.api.registry import ADMINS, STAFF, ApiModel, ApiRouter, RequestContext
@@ -21,6 +21,36 @@ async def terminate(ctx: RequestContext, body: TerminateIn) -> None:
     media = ctx.request.app[VISIT_MEDIA]
     await media.terminate(
         ctx.path_int("visit_id"), ctx.require(), body.reason, request_id=ctx.request_id
+    )
+
+
+class SdpIn(ApiModel):
+    sdp: str = Field(min_length=1, max_length=60_000, description="A complete (non-trickle) offer")
+
+
+class SdpOut(BaseModel):
+    sdp: str
+
+
+@router.route("POST", "/api/visits/{visit_id}/monitor", roles=STAFF, body=SdpIn, response=SdpOut)
+async def start_monitor(ctx: RequestContext, body: SdpIn) -> SdpOut:
+    """Watch both sides of a live call, unseen (refused and audited on privileged visits).
+
+    The offer has up to two audio and two video recvonly sections: per kind the first plays
+    the visitor, the second the kiosk. The answer carries all candidates (no trickle).
+    """
+    media = ctx.request.app[VISIT_MEDIA]
+    answer = await media.monitor(
+        ctx.path_int("visit_id"), ctx.require(), body.sdp, request_id=ctx.request_id
+    )
+    return SdpOut(sdp=answer)
+
+
+@router.route("DELETE", "/api/visits/{visit_id}/monitor", roles=STAFF)
+async def stop_monitor(ctx: RequestContext) -> None:
+    """Stop watching (also happens by itself when the officer's connection closes)."""
+    await ctx.request.app[VISIT_MEDIA].stop_monitor(
+        ctx.path_int("visit_id"), ctx.require(), request_id=ctx.request_id
     )
 
 
