@@ -33,7 +33,7 @@ from vvserver.db.models import (
 from vvserver.domain.audit import verify_chain
 from vvserver.domain.jointoken import verify_join_token
 from vvserver.domain.reconcile import reconcile_at_startup
-from vvserver.events import VisitEventBus
+from vvserver.events import VisitEventBus, VisitStartEvent
 from vvserver.scheduling.base import SchedulerReport, each_locked_visit
 from vvserver.scheduling.loop import run_scheduler, scheduler_pass
 from vvserver.services import Services
@@ -194,6 +194,7 @@ async def test_the_kiosk_is_told_once_when_the_visit_starts(jail: Jail) -> None:
     report = await scheduler_pass(jail.services, start, bus)
     assert report.start_pushes == 1
     event = events.get_nowait()
+    assert isinstance(event, VisitStartEvent)
     assert (event.kind, event.visit_id, event.kiosk_id) == (
         "visit_start",
         visit_id,

@@ -37,6 +37,7 @@ from vvserver.notify.mailer import run_mailer
 from vvserver.scheduling.loop import run_scheduler
 from vvserver.services import Services
 from vvserver.settings import Settings
+from vvserver.signaling import install_signaling
 from vvserver.visits_live import VisitMedia, adopt_recovered_recordings
 from vvserver.visits_live.ended_elsewhere import hang_up_ended_visits
 
@@ -89,6 +90,7 @@ def create_app(
     app[WORKERS] = TaskSet()
     app[ROOMS] = RoomRegistry()
     app[VISIT_MEDIA] = VisitMedia(services, app[ROOMS])
+    install_signaling(app, media=app[VISIT_MEDIA])
     app[ENDPOINTS] = install(app, list(ROUTERS))
     worker_factories = default_workers() if workers is None else workers
 

@@ -1,4 +1,4 @@
-"""Command line: ``vvserver serve | migrate | audit verify``."""
+"""Command line: ``vvserver serve | migrate | audit verify | client join``."""
 
 from __future__ import annotations
 
@@ -42,6 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(serve)
     migrate = sub.add_parser("migrate", help="apply database migrations")
     _add_common(migrate)
+    client = sub.add_parser("client", help="headless participant (kiosks without a browser, tests)")
+    client_sub = client.add_subparsers(dest="client_command", required=True)
+    client_sub.add_parser(
+        "join",
+        help="join a visit as visitor or kiosk; see `vvserver client join --help`",
+        add_help=False,
+    )
     audit = sub.add_parser("audit", help="audit log tools")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     verify = audit_sub.add_parser("verify", help="check the audit hash chain and its anchor")
@@ -102,6 +109,11 @@ async def _verify(settings: Settings) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:2] == ["client", "join"]:
+        from vvserver.signaling.headless import main as join_main
+
+        return join_main(argv[2:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

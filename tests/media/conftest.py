@@ -29,6 +29,19 @@ def clip() -> Clip:
     return load_clip()
 
 
+def _open_sockets() -> int:
+    """Open socket fds (ICE/DTLS transports). Other fds (files, pipes, eventfds) come and go
+    with unrelated parts of the process, e.g. a database pool or another test's threads."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
+                count += 1
+        except OSError:
+            continue  # closed while listing
+    return count
+
+
 @dataclass(frozen=True)
 class Resources:
     fds: int
@@ -41,7 +54,7 @@ class Resources:
         gc.collect()
         current = asyncio.current_task()
         return cls(
-            fds=len(os.listdir("/proc/self/fd")),
+            fds=_open_sockets(),
             tasks=len([t for t in asyncio.all_tasks() if t is not current]),
             peer_connections=sum(isinstance(o, RTCPeerConnection) for o in gc.get_objects()),
             threads=threading.active_count(),

@@ -1,0 +1,108 @@
+"""One WebSocket: sending typed messages, closing with a code, rate limiting, the Origin rule."""
+
+from __future__ import annotations
+
+import logging
+import time
+import weakref
+from urllib.parse import urlsplit
+
+from aiohttp import WSCloseCode, web
+
+from vvserver.domain.errors import Forbidden
+from vvserver.signaling.protocol import AnyServerMessage, ErrorMessage, dump
+
+logger = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 64 * 1024
+RATE_PER_S = 20.0
+RATE_BURST = 40.0
+# A socket that keeps sending far over its rate is closed (policy violation).
+MAX_RATE_STRIKES = 100
+
+CLOSE_POLICY = WSCloseCode.POLICY_VIOLATION  # 1008: authentication and abuse
+CLOSE_GOING_AWAY = WSCloseCode.GOING_AWAY  # 1001: server shutdown
+
+SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("signaling_sockets")
+
+
+class TokenBucket:
+    """``rate`` messages a second on average, bursts up to ``burst``."""
+
+    def __init__(self, rate: float = RATE_PER_S, burst: float = RATE_BURST) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._tokens = burst
+        self._at = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
+
+
+class Connection:
+    """A WebSocket as the channels see it: sends never raise, closing is idempotent."""
+
+    def __init__(self, ws: web.WebSocketResponse, request_id: str, role: str) -> None:
+        self.ws = ws
+        self.request_id = request_id
+        self.role = role
+        self.rate = TokenBucket()
+        self.rate_strikes = 0
+
+    @property
+    def closed(self) -> bool:
+        return self.ws.closed
+
+    async def send(self, message: AnyServerMessage) -> bool:
+        """Send one message; False when the socket is gone (the caller need not care)."""
+        if self.ws.closed:
+            return False
+        try:
+            await self.ws.send_str(dump(message))
+        except (ConnectionError, RuntimeError) as exc:
+            logger.debug("socket %s: send failed: %s", self.request_id, exc)
+            return False
+        return True
+
+    async def error(self, code: str, message: str, ref: str | None = None) -> None:
+        await self.send(ErrorMessage(code=code, message=message, ref=ref))
+
+    async def refuse(self, code: str, message: str) -> None:
+        """An authentication problem: a typed error, then close code 1008."""
+        await self.error(code, message)
+        await self.close(CLOSE_POLICY, code)
+
+    async def close(self, code: int, reason: str) -> None:
+        if not self.ws.closed:
+            await self.ws.close(code=code, message=reason.encode()[:120])
+
+
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def check_origin(request: web.Request, public_url: str) -> None:
+    """Refuse (403, before the upgrade) a browser page from another site.
+
+    Allowed: no Origin (not a browser, so no ambient cookies), the request's own host, or the
+    configured public URL. Cookies ride along on cross-site WebSocket requests, so this check
+    is what stops another site from opening a socket as a signed-in officer.
+    """
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return
+    origin = origin.strip().lower()
+    if origin == _origin_of(public_url):
+        return
+    parts = urlsplit(origin)
+    if parts.scheme in ("http", "https") and parts.netloc and parts.netloc == request.host.lower():
+        return
+    logger.warning("websocket refused: foreign origin %r for %s", origin[:100], request.path)
+    raise Forbidden("this origin may not open a socket here", code="origin_not_allowed")

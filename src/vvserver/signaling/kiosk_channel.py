@@ -1,0 +1,96 @@
+"""``/ws/kiosk``: the kiosk's always-open socket.
+
+Credentials: the device token, as ``Authorization: Bearer k<id>.<secret>`` on the upgrade or
+in a first ``auth`` message. On connect the kiosk is online (``last_seen_at`` written, officers
+see it) and gets today's schedule; at slot time it gets ``visit_start`` and joins with an
+``offer``. The server pings every ``HEARTBEAT_S`` and drops a kiosk that does not answer.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from vvserver.api.context import _kiosk_principal
+from vvserver.db.models import Visit
+from vvserver.domain.errors import NotFound
+from vvserver.domain.principal import Principal
+from vvserver.signaling.connection import Connection
+from vvserver.signaling.hub import HUB
+from vvserver.signaling.ice import client_ice_servers
+from vvserver.signaling.kiosk_schedule import kiosk_schedule
+from vvserver.signaling.participants import ParticipantChannel
+from vvserver.signaling.protocol import (
+    AnyClientMessage,
+    AuthMessage,
+    ProtocolError,
+    ScheduleRequest,
+    WelcomeMessage,
+)
+from vvserver.signaling.socket_loop import AuthRefused
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_S = 20.0
+
+
+class KioskChannel(ParticipantChannel):
+    role = "kiosk"
+    participant = "kiosk"
+    heartbeat_s = HEARTBEAT_S
+    kiosk_id: int | None = None
+
+    async def _by_token(self, token: str) -> None:
+        principal: Principal | None = await _kiosk_principal(self.services, f"Bearer {token}")
+        if principal is None or principal.kiosk_id is None:
+            raise AuthRefused("invalid_device_token", "invalid device token")
+        self.kiosk_id = principal.kiosk_id
+
+    async def authenticate_upgrade(self) -> bool:
+        header = self.request.headers.get("Authorization", "")
+        if not header:
+            return False
+        if not header.startswith("Bearer ") or len(header) > 512:
+            raise AuthRefused("invalid_device_token", "invalid device token")
+        await self._by_token(header.removeprefix("Bearer ").strip())
+        return True
+
+    async def authenticate_message(self, message: AuthMessage) -> None:
+        await self._by_token(message.token)
+
+    async def allowed_visit(self, visit_id: int | None) -> int:
+        if visit_id is None:
+            raise ProtocolError("visit_required", "a kiosk names the visit it joins")
+        async with self.services.read() as session:
+            visit = await session.get(Visit, visit_id)
+        if visit is None or visit.kiosk_id != self.kiosk_id:
+            raise NotFound("no such visit")
+        return visit.id
+
+    async def send_schedule(self, conn: Connection) -> None:
+        assert self.kiosk_id is not None
+        async with self.services.read() as session:
+            schedule = await kiosk_schedule(session, self.kiosk_id, self.services.clock.now())
+        await conn.send(schedule)
+
+    async def opened(self, conn: Connection) -> None:
+        assert self.kiosk_id is not None
+        await conn.send(
+            WelcomeMessage(
+                role="kiosk",
+                server_time=self.services.clock.now(),
+                ice_servers=client_ice_servers(self.services.settings.ice_servers),
+                heartbeat_s=self.heartbeat_s,
+            )
+        )
+        await self.app[HUB].kiosk_connected(self.kiosk_id, conn)
+        await self.send_schedule(conn)
+
+    async def handle_other(self, conn: Connection, message: AnyClientMessage) -> None:
+        if isinstance(message, ScheduleRequest):
+            await self.send_schedule(conn)
+            return
+        await super().handle_other(conn, message)
+
+    async def closed(self, conn: Connection) -> None:
+        if self.kiosk_id is not None:
+            self.app[HUB].kiosk_disconnected(self.kiosk_id, conn)

@@ -1,0 +1,185 @@
+"""``/ws/officer``: staff's live channel (session cookie only).
+
+On connect: ``welcome`` and a ``live_snapshot`` of the visits in scope; afterwards a
+``live_update`` with the rows that changed, whenever the hub reports a change (kiosk online or
+offline, a participant joining, a visit starting) and at least every ``REFRESH_S``. Every
+``SESSION_CHECK_S`` the session is resolved again: that counts as activity (an open live view
+keeps the officer signed in) and closes the socket (1008) once the session is gone.
+Alerts (``alert``, e.g. a visit starting while its kiosk is offline) go to staff in scope.
+Requests: ``monitor``, ``stop_monitor``, ``terminate`` go to the media service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from vvserver.api.context import SESSION_COOKIE, session_principal
+from vvserver.db.models import Facility
+from vvserver.domain.principal import Principal
+from vvserver.signaling.connection import Connection
+from vvserver.signaling.hub import HUB, AlertListener
+from vvserver.signaling.ice import client_ice_servers
+from vvserver.signaling.live_board import diff_rows, live_rows
+from vvserver.signaling.media_port import MEDIA, MediaPort
+from vvserver.signaling.protocol import (
+    AckMessage,
+    AlertMessage,
+    AnswerMessage,
+    AnyClientMessage,
+    AuthMessage,
+    LiveSnapshotMessage,
+    LiveUpdateMessage,
+    LiveVisitOut,
+    MonitorMessage,
+    ProtocolError,
+    StopMonitorMessage,
+    TerminateMessage,
+    WelcomeMessage,
+)
+from vvserver.signaling.socket_loop import AuthRefused, Channel
+
+logger = logging.getLogger(__name__)
+
+REFRESH_S = 5.0
+SESSION_CHECK_S = 30.0
+DEBOUNCE_S = 0.05
+
+
+class OfficerChannel(Channel):
+    role = "officer"
+    principal: Principal | None = None
+    cookie: str = ""
+    rows: dict[int, LiveVisitOut]
+    pusher: asyncio.Task[None] | None = None
+    alert_listener: AlertListener | None = None
+
+    async def authenticate_upgrade(self) -> bool:
+        cookie = self.request.cookies.get(SESSION_COOKIE)
+        if not cookie or len(cookie) > 128:
+            raise AuthRefused("unauthenticated", "sign in first")
+        principal = await session_principal(self.services, cookie)
+        if principal is None:
+            raise AuthRefused("unauthenticated", "sign in first")
+        if not principal.is_staff:
+            raise AuthRefused("wrong_role", "this socket is for facility staff")
+        self.principal, self.cookie = principal, cookie
+        return True
+
+    async def authenticate_message(self, message: AuthMessage) -> None:
+        raise AuthRefused("unauthenticated", "sign in first")  # never reached: cookie only
+
+    async def opened(self, conn: Connection) -> None:
+        await conn.send(
+            WelcomeMessage(
+                role="officer",
+                server_time=self.services.clock.now(),
+                ice_servers=client_ice_servers(self.services.settings.ice_servers),
+                heartbeat_s=None,
+            )
+        )
+        changed = self.app[HUB].watch()
+        self.rows = await self._rows()
+        await conn.send(
+            LiveSnapshotMessage(
+                server_time=self.services.clock.now(), visits=list(self.rows.values())
+            )
+        )
+        self.pusher = asyncio.create_task(self._push(conn, changed), name="officer live push")
+
+        async def alert(message: AlertMessage, facility_id: int) -> None:
+            if await self._in_scope(facility_id):
+                await conn.send(message)
+
+        self.alert_listener = alert
+        self.app[HUB].alert_listeners.add(alert)
+
+    async def _in_scope(self, facility_id: int) -> bool:
+        principal = self.principal
+        if principal is None:
+            return False
+        if principal.role != "agency_admin":
+            return principal.facility_id == facility_id
+        async with self.services.read() as session:
+            facility = await session.get(Facility, facility_id)
+        return facility is not None and facility.agency_id == principal.agency_id
+
+    async def _rows(self) -> dict[int, LiveVisitOut]:
+        assert self.principal is not None
+        async with self.services.read() as session:
+            return await live_rows(
+                session, self.principal, self.app[HUB], self.services.clock.now()
+            )
+
+    async def _push(self, conn: Connection, changed: asyncio.Event) -> None:
+        next_check = time.monotonic() + SESSION_CHECK_S
+        try:
+            while not conn.closed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), timeout=REFRESH_S)
+                    await asyncio.sleep(DEBOUNCE_S)  # one update for a burst of changes
+                changed.clear()
+                if time.monotonic() >= next_check:
+                    next_check = time.monotonic() + SESSION_CHECK_S
+                    principal = await session_principal(self.services, self.cookie)
+                    if principal is None or not principal.is_staff:
+                        await conn.refuse("session_expired", "sign in again")
+                        return
+                    self.principal = principal
+                rows = await self._rows()
+                added_or_changed, removed = diff_rows(self.rows, rows)
+                self.rows = rows
+                if added_or_changed or removed:
+                    await conn.send(
+                        LiveUpdateMessage(
+                            server_time=self.services.clock.now(),
+                            changed=added_or_changed,
+                            removed=removed,
+                        )
+                    )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("officer live channel %s failed", conn.request_id)
+            await conn.error("internal_error", "the live list stopped; reconnect")
+            await conn.close(1011, "internal_error")
+        finally:
+            self.app[HUB].unwatch(changed)
+
+    def _media(self) -> MediaPort:
+        media = self.app.get(MEDIA)
+        if media is None:
+            raise ProtocolError("media_unavailable", "calls are not available on this server")
+        return media
+
+    async def handle(self, conn: Connection, message: AnyClientMessage) -> None:
+        principal = self.principal
+        assert principal is not None
+        if isinstance(message, MonitorMessage):
+            answer = await self._media().monitor(
+                message.visit_id, principal, message.sdp, request_id=conn.request_id
+            )
+            await conn.send(AnswerMessage(visit_id=message.visit_id, sdp=answer))
+        elif isinstance(message, StopMonitorMessage):
+            await self._media().stop_monitor(
+                message.visit_id, principal, request_id=conn.request_id
+            )
+            await conn.send(AckMessage(ref="stop_monitor", visit_id=message.visit_id))
+        elif isinstance(message, TerminateMessage):
+            await self._media().terminate(
+                message.visit_id, principal, message.reason, request_id=conn.request_id
+            )
+            self.app[HUB].changed()
+            await conn.send(AckMessage(ref="terminate", visit_id=message.visit_id))
+        else:
+            raise ProtocolError("not_allowed", f"{message.type} is not an officer message")
+
+    async def closed(self, conn: Connection) -> None:
+        if self.alert_listener is not None:
+            self.app[HUB].alert_listeners.discard(self.alert_listener)
+        if self.pusher is not None:
+            self.pusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.pusher

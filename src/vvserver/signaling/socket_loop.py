@@ -1,0 +1,202 @@
+"""The WebSocket edge shared by the three channels.
+
+Order of events for one socket: Origin check (403 before the upgrade), upgrade with a 64 KiB
+message limit, authentication (credentials of the upgrade request, else a first ``auth``
+message within ``AUTH_TIMEOUT_S``; failures close with 1008), then a loop that handles one
+message at a time, in order. Each text frame is validated once against the protocol union;
+a bad one, a refused request (DomainError) or a rate-limited one gets a typed ``error``
+reply and the socket stays usable. Nothing one socket sends reaches another visit's sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from abc import ABC, abstractmethod
+
+from aiohttp import WSMsgType, web
+
+from vvserver.api.keys import REQUEST_ID, SERVICES
+from vvserver.domain.errors import DomainError
+from vvserver.services import Services
+from vvserver.signaling.connection import (
+    CLOSE_POLICY,
+    MAX_MESSAGE_BYTES,
+    MAX_RATE_STRIKES,
+    SOCKETS,
+    Connection,
+    check_origin,
+)
+from vvserver.signaling.protocol import (
+    AnyClientMessage,
+    AuthMessage,
+    PingMessage,
+    PongMessage,
+    ProtocolError,
+    parse_client_message,
+)
+
+logger = logging.getLogger(__name__)
+
+AUTH_TIMEOUT_S = 10.0
+
+
+class AuthRefused(Exception):
+    """The socket's credentials are missing or wrong: error reply, then close 1008."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Channel(ABC):
+    """One kind of client. A new instance serves each socket."""
+
+    role: str
+    heartbeat_s: float | None = None
+
+    def __init__(self, request: web.Request, services: Services) -> None:
+        self.request = request
+        self.services = services
+        self.app = request.app
+
+    @abstractmethod
+    async def authenticate_upgrade(self) -> bool:
+        """Use the upgrade request's credentials; False when it carried none."""
+
+    @abstractmethod
+    async def authenticate_message(self, message: AuthMessage) -> None:
+        """Use the token of a first ``auth`` message (raise AuthRefused when it is wrong)."""
+
+    @abstractmethod
+    async def opened(self, conn: Connection) -> None:
+        """Authenticated: send the initial messages, register with the hub."""
+
+    @abstractmethod
+    async def handle(self, conn: Connection, message: AnyClientMessage) -> None:
+        """One validated message (raise DomainError or ProtocolError to refuse it)."""
+
+    async def tick(self, conn: Connection) -> None:
+        """Called when ``next_tick`` (monotonic seconds) has come and no message arrived."""
+        return None
+
+    def next_tick(self) -> float | None:
+        return None
+
+    async def closed(self, conn: Connection) -> None:
+        """The socket is gone (any reason); unregister."""
+        return None
+
+
+async def serve(request: web.Request, channel: Channel) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    check_origin(request, services.settings.public_url)
+    ws = web.WebSocketResponse(
+        max_msg_size=MAX_MESSAGE_BYTES,
+        heartbeat=channel.heartbeat_s,
+        autoping=True,
+    )
+    if not ws.can_prepare(request).ok:
+        raise web.HTTPBadRequest(reason="a WebSocket upgrade is required")
+    await ws.prepare(request)
+    conn = Connection(ws, request.get(REQUEST_ID, "-"), channel.role)
+    request.app[SOCKETS].add(ws)
+    opened = False
+    try:
+        if not await _authenticate(channel, conn):
+            return ws
+        await channel.opened(conn)
+        opened = True
+        await _message_loop(channel, conn)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        logger.exception("socket %s (%s) failed", conn.request_id, channel.role)
+        await conn.error("internal_error", "the server could not go on with this socket")
+    finally:
+        if opened:
+            try:
+                await channel.closed(conn)
+            except Exception:
+                logger.exception("socket %s: cleanup failed", conn.request_id)
+        await conn.close(ws.close_code or 1000, "")
+    return ws
+
+
+async def _authenticate(channel: Channel, conn: Connection) -> bool:
+    try:
+        if await channel.authenticate_upgrade():
+            return True
+        try:
+            msg = await conn.ws.receive(timeout=AUTH_TIMEOUT_S)
+        except TimeoutError:
+            raise AuthRefused("auth_timeout", "send an auth message first") from None
+        if msg.type != WSMsgType.TEXT:
+            await conn.close(CLOSE_POLICY, "auth_required")
+            return False
+        try:
+            first = parse_client_message(msg.data)
+        except ProtocolError as exc:
+            raise AuthRefused("auth_required", f"send an auth message first ({exc.code})") from None
+        if not isinstance(first, AuthMessage):
+            raise AuthRefused("auth_required", "send an auth message first")
+        await channel.authenticate_message(first)
+        return True
+    except AuthRefused as refused:
+        logger.info("socket %s (%s) refused: %s", conn.request_id, channel.role, refused.code)
+        await conn.refuse(refused.code, refused.message)
+        return False
+
+
+async def _message_loop(channel: Channel, conn: Connection) -> None:
+    ws = conn.ws
+    while not ws.closed:
+        deadline = channel.next_tick()
+        timeout = None if deadline is None else max(0.01, deadline - time.monotonic())
+        try:
+            msg = await ws.receive(timeout=timeout)
+        except TimeoutError:
+            await channel.tick(conn)
+            continue
+        if msg.type == WSMsgType.TEXT:
+            await _one_message(channel, conn, msg.data)
+        elif msg.type == WSMsgType.BINARY:
+            await conn.error("binary_not_supported", "messages are JSON text frames")
+        else:
+            return  # CLOSE, CLOSING, CLOSED, ERROR (e.g. a frame over 64 KiB: closed with 1009)
+
+
+async def _one_message(channel: Channel, conn: Connection, text: str) -> None:
+    if not conn.rate.take():
+        conn.rate_strikes += 1
+        if conn.rate_strikes >= MAX_RATE_STRIKES:
+            await conn.error("rate_limited", "too many messages; closing")
+            await conn.close(CLOSE_POLICY, "rate_limited")
+            return
+        await conn.error("rate_limited", "too many messages; slow down")
+        return
+    ref: str | None = None
+    try:
+        message = parse_client_message(text)
+        ref = message.type
+        if isinstance(message, PingMessage):
+            await conn.send(
+                PongMessage(nonce=message.nonce, server_time=channel.services.clock.now())
+            )
+        elif isinstance(message, AuthMessage):
+            raise ProtocolError("already_authenticated", "this socket is already authenticated")
+        else:
+            await channel.handle(conn, message)
+    except ProtocolError as exc:
+        await conn.error(exc.code, exc.message, ref)
+    except DomainError as exc:
+        await conn.error(exc.code, exc.message, ref)
+    except AuthRefused as refused:
+        await conn.refuse(refused.code, refused.message)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        logger.exception("socket %s: %s failed", conn.request_id, ref)
+        await conn.error("internal_error", "the server could not handle this message", ref)

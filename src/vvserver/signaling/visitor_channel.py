@@ -1,0 +1,131 @@
+"""``/ws/visitor``: a visitor's socket, bound to one visit.
+
+Credentials: the join link's token (``?token=`` or a first ``auth`` message), or the visitor's
+session cookie with ``?visit_id=``. The visitor gets the visit's status (waiting room, server
+clock) on connect, when the slot starts and every ``STATUS_EVERY_S``, and joins the call with
+an ``offer``. A dropped socket does not leave the call: only ``leave`` does.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from vvserver.api.context import SESSION_COOKIE, session_principal
+from vvserver.db.models import Visit
+from vvserver.domain.errors import DomainError, NotFound
+from vvserver.domain.join_links import verify_join
+from vvserver.signaling.connection import Connection
+from vvserver.signaling.hub import HUB, SignalingHub
+from vvserver.signaling.ice import client_ice_servers
+from vvserver.signaling.participants import ParticipantChannel
+from vvserver.signaling.protocol import (
+    MAX_ID,
+    MAX_TOKEN_CHARS,
+    AuthMessage,
+    VisitStatusMessage,
+    WelcomeMessage,
+)
+from vvserver.signaling.socket_loop import AuthRefused
+
+logger = logging.getLogger(__name__)
+
+STATUS_EVERY_S = 30.0
+
+
+async def send_visit_status(hub: SignalingHub, conn: Connection, visit_id: int) -> None:
+    services = hub.services
+    async with services.read() as session:
+        visit = await session.get(Visit, visit_id)
+    if visit is None:
+        return
+    now = services.clock.now()
+    await conn.send(
+        VisitStatusMessage(
+            visit_id=visit.id,
+            state=visit.state,
+            start_at=visit.start_at,
+            end_at=visit.end_at,
+            server_time=now,
+            seconds_to_start=max(0, int((visit.start_at - now).total_seconds())),
+            seconds_left=max(0, int((visit.end_at - max(now, visit.start_at)).total_seconds())),
+            kiosk_online=hub.kiosk_online(visit.kiosk_id),
+            end_reason=visit.end_reason,
+        )
+    )
+
+
+class VisitorChannel(ParticipantChannel):
+    role = "visitor"
+    participant = "visitor"
+    visit_id: int | None = None
+    next_status: float = 0.0
+
+    async def _by_token(self, token: str) -> None:
+        if len(token) > MAX_TOKEN_CHARS:
+            raise AuthRefused("join_link_invalid", "this join link is not valid")
+        try:
+            visit = await verify_join(self.services, token)
+        except DomainError as exc:
+            raise AuthRefused(exc.code, exc.message) from None
+        self.visit_id = visit.id
+
+    async def authenticate_upgrade(self) -> bool:
+        token = self.request.query.get("token")
+        if token:
+            await self._by_token(token)
+            return True
+        cookie = self.request.cookies.get(SESSION_COOKIE)
+        if not cookie or len(cookie) > 128:
+            return False
+        principal = await session_principal(self.services, cookie)
+        if principal is None:
+            raise AuthRefused("session_expired", "sign in again")
+        if principal.role != "visitor":
+            raise AuthRefused("wrong_role", "this socket is for visitors")
+        raw = self.request.query.get("visit_id", "")
+        if not raw.isdigit() or len(raw) > 10 or int(raw) > MAX_ID:
+            raise AuthRefused("visit_required", "give ?visit_id= with a session cookie")
+        async with self.services.read() as session:
+            visit = await session.get(Visit, int(raw))
+        if visit is None or visit.visitor_id != principal.account_id:
+            raise AuthRefused("not_found", "no such visit")
+        self.visit_id = visit.id
+        return True
+
+    async def authenticate_message(self, message: AuthMessage) -> None:
+        await self._by_token(message.token)
+
+    async def allowed_visit(self, visit_id: int | None) -> int:
+        if self.visit_id is None or (visit_id is not None and visit_id != self.visit_id):
+            raise NotFound("no such visit")
+        return self.visit_id
+
+    async def opened(self, conn: Connection) -> None:
+        assert self.visit_id is not None
+        hub = self.app[HUB]
+        await conn.send(
+            WelcomeMessage(
+                role="visitor",
+                server_time=self.services.clock.now(),
+                ice_servers=client_ice_servers(self.services.settings.ice_servers),
+                heartbeat_s=self.heartbeat_s,
+            )
+        )
+        hub.visitor_connected(self.visit_id, conn)
+        await send_visit_status(hub, conn, self.visit_id)
+        self.next_status = time.monotonic() + STATUS_EVERY_S
+
+    def next_tick(self) -> float | None:
+        pending = super().next_tick()
+        return self.next_status if pending is None else min(pending, self.next_status)
+
+    async def tick(self, conn: Connection) -> None:
+        await super().tick(conn)
+        if self.visit_id is not None and time.monotonic() >= self.next_status:
+            self.next_status = time.monotonic() + STATUS_EVERY_S
+            await send_visit_status(self.app[HUB], conn, self.visit_id)
+
+    async def closed(self, conn: Connection) -> None:
+        if self.visit_id is not None:
+            self.app[HUB].visitor_disconnected(self.visit_id, conn)
