@@ -196,6 +196,9 @@ MATRIX: dict[tuple[str, str], Access] = {
     ("POST", "/api/visits/{visit_id}/reschedule"): Access(
         VISITOR_STAFF, body=lambda o, p: {"start": _future(8), "reason": "unit lockdown"}
     ),
+    ("POST", "/api/visits/{visit_id}/rebook"): Access(
+        VISITOR, body=lambda o, p: {"start": _future(9)}
+    ),
     ("GET", "/api/kiosk/schedule"): Access(KIOSK),
     # Live calls.
     ("POST", "/api/visits/{visit_id}/terminate"): Access(

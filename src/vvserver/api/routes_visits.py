@@ -21,6 +21,7 @@ from vvserver.api.schemas_visits import (
     KioskScheduleOut,
     KioskVisitOut,
     MinorOut,
+    RebookIn,
     RescheduleIn,
     SlotOut,
     VisitListQuery,
@@ -29,8 +30,10 @@ from vvserver.api.schemas_visits import (
 from vvserver.db.models import ACTIVE_VISIT_STATES, Account, Facility, Kiosk, Person, Visit
 from vvserver.domain import booking
 from vvserver.domain.availability_store import local_midnight, person_availability
+from vvserver.domain.credit import connected_seconds, lost_seconds, makeups_of
 from vvserver.domain.errors import DomainError, NotFound
 from vvserver.domain.principal import Principal
+from vvserver.domain.rebooking import rebook_credited_visit
 from vvserver.domain.visit_views import VisitView, load_view, load_views, visit_calendar_text
 
 logger = logging.getLogger(__name__)
@@ -47,7 +50,7 @@ def path_id(ctx: RequestContext, name: str) -> int:
     return value
 
 
-def _visit_fields(view: VisitView) -> dict[str, Any]:
+def _visit_fields(view: VisitView, rebooked_as: int | None = None) -> dict[str, Any]:
     visit, tz = view.visit, view.tz
     return {
         "id": visit.id,
@@ -73,11 +76,15 @@ def _visit_fields(view: VisitView) -> dict[str, Any]:
         "minors": [MinorOut.model_validate(m) for m in visit.minors],
         "makeup_for_visit_id": visit.makeup_for_visit_id,
         "end_reason": visit.end_reason,
+        "credit_flag": visit.credit_flag,
+        "lost_seconds": round(lost_seconds(visit)),
+        "connected_seconds": round(connected_seconds(visit)),
+        "rebooked_as": rebooked_as,
     }
 
 
-def visit_out(view: VisitView) -> VisitOut:
-    return VisitOut(**_visit_fields(view))
+def visit_out(view: VisitView, rebooked_as: int | None = None) -> VisitOut:
+    return VisitOut(**_visit_fields(view, rebooked_as))
 
 
 def booked_out(issued: booking.IssuedVisit) -> BookedVisitOut:
@@ -186,11 +193,18 @@ async def list_visits(ctx: RequestContext, query: VisitListQuery) -> list[VisitO
     conditions = await _scope_conditions(ctx, ctx.require(), query)
     async with ctx.services.read() as session:
         views = await load_views(session, conditions, limit=query.limit, offset=query.offset)
-    return [visit_out(view) for view in views]
+        makeups = await makeups_of(session, [view.visit for view in views])
+    return [visit_out(view, makeups.get(view.visit.id)) for view in views]
 
 
 async def _visible_view(ctx: RequestContext) -> VisitView:
     """The visit in the path, if the caller may see it (its visitor or staff in scope)."""
+    return (await _visible_view_and_makeup(ctx, with_makeup=False))[0]
+
+
+async def _visible_view_and_makeup(
+    ctx: RequestContext, *, with_makeup: bool
+) -> tuple[VisitView, int | None]:
     principal = ctx.require()
     visit_id = path_id(ctx, "visit_id")
     async with ctx.services.read() as session:
@@ -198,18 +212,20 @@ async def _visible_view(ctx: RequestContext) -> VisitView:
         if visit is None:
             raise NotFound("no such visit")
         view = await load_view(session, visit)
+        makeups = await makeups_of(session, [visit]) if with_makeup else {}
     if principal.role == "visitor":
         if visit.visitor_id != principal.account_id:
             raise NotFound("no such visit")
     else:
         principal.ensure_facility(visit.facility_id, view.agency_id)
-    return view
+    return view, makeups.get(visit_id)
 
 
 @router.route("GET", "/api/visits/{visit_id}", roles=VISITOR_OR_STAFF, response=VisitOut)
 async def get_visit(ctx: RequestContext) -> VisitOut:
-    """One visit (its visitor, or staff in scope)."""
-    return visit_out(await _visible_view(ctx))
+    """One visit (its visitor, or staff in scope), with its credit and make-up if any."""
+    view, rebooked_as = await _visible_view_and_makeup(ctx, with_makeup=True)
+    return visit_out(view, rebooked_as)
 
 
 @router.route(
@@ -301,6 +317,30 @@ async def reschedule(ctx: RequestContext, body: RescheduleIn) -> BookedVisitOut:
     )
     out = booked_out(issued)
     return out if not principal.is_staff else out.model_copy(update={"join_url": None})
+
+
+@router.route(
+    "POST",
+    "/api/visits/{visit_id}/rebook",
+    roles="visitor",
+    body=RebookIn,
+    response=BookedVisitOut,
+    status=201,
+)
+async def rebook(ctx: RequestContext, body: RebookIn) -> BookedVisitOut:
+    """Book the free make-up of a visit credited by the facility (failed, or too much time
+    lost): every booking rule applies except the weekly limits, which it does not count
+    against. Once per credited visit (409 ``already_rebooked``; 409 ``no_credit`` without
+    credit)."""
+    principal = ctx.require()
+    issued = await rebook_credited_visit(
+        ctx.services,
+        visitor_id=principal.require_account_id(),
+        visit_id=path_id(ctx, "visit_id"),
+        start=body.start,
+        actor=principal.actor,
+    )
+    return booked_out(issued)
 
 
 @router.route("GET", "/api/kiosk/schedule", roles="kiosk", response=KioskScheduleOut)

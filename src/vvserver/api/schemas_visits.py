@@ -89,6 +89,10 @@ class RescheduleIn(ApiModel):
     )
 
 
+class RebookIn(ApiModel):
+    start: SlotStart = Field(description="A slot start from the availability list (with offset)")
+
+
 class CancelIn(ApiModel):
     reason: str | None = Field(default=None, max_length=500, description="Required for staff")
 
@@ -135,6 +139,12 @@ class VisitOut(BaseModel):
     minors: list[MinorOut]
     makeup_for_visit_id: int | None
     end_reason: str | None
+    credit_flag: bool = Field(
+        description="Credited by the facility (failed, or too much time lost): free rebooking"
+    )
+    lost_seconds: int = Field(description="Seconds the call was not two-way (both sides' losses)")
+    connected_seconds: int = Field(description="Seconds both sides were connected, at most")
+    rebooked_as: int | None = Field(description="The make-up visit booked for this credit")
 
 
 class BookedVisitOut(VisitOut):

@@ -14,6 +14,7 @@ transition and the confirmation e-mail, one driver round trip each.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import date, datetime, timedelta
 from typing import cast
@@ -282,6 +283,9 @@ async def _place(
         only=slot,
     )
     q = facts.query
+    if makeup_for is not None:
+        # A make-up for a credited visit does not count, so the weekly limits cannot refuse it.
+        q = dataclasses.replace(q, person_week_counts={}, visitor_week_counts=None)
     refusal = slot_refusal(q, slot, person.status)
     if refusal is not None:
         code, message = refusal

@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from vvserver.db.models import Recording, Visit
 from vvserver.domain.audit import AuditRecord
+from vvserver.domain.credit import credit_ended_visit
 from vvserver.domain.visits import transition
 from vvserver.services import Services
 
@@ -59,6 +60,7 @@ async def _reconcile_live_visits(services: Services, now: datetime) -> tuple[int
                     transition(
                         session, visit, "failed", actor=ACTOR, reason="server interrupted", now=now
                     )
+                    await credit_ended_visit(session, services, visit, now)
                     failed += 1
                 else:
                     transition(

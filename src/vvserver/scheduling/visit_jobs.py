@@ -15,6 +15,7 @@ from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vvserver.db.models import Kiosk, Visit, VisitTransition
+from vvserver.domain.credit import credit_ended_visit
 from vvserver.domain.visits import transition
 from vvserver.events import VisitEvents, VisitStartEvent
 from vvserver.scheduling.base import ACTOR, BATCH_SIZE, SchedulerReport, each_locked_visit
@@ -155,15 +156,18 @@ async def end_unattended(
                     reason="interrupted, not resumed",
                     now=now,
                 )
+                await credit_ended_visit(session, services, visit, now)
                 return "failed_other"
             side = missing_side(visit)
             visit.missing_side = side
             if side is None:
                 reason = "both joined but never connected together"
                 transition(session, visit, "failed", actor=ACTOR, reason=reason, now=now)
+                await credit_ended_visit(session, services, visit, now)
                 return "failed_other"
             if visit.kiosk_joined_at is None and await _kiosk_offline(session, visit):
                 transition(session, visit, "failed", actor=ACTOR, reason="kiosk offline", now=now)
+                await credit_ended_visit(session, services, visit, now)
                 return "kiosk_offline"
             reason = f"no-show: {'visitor and kiosk' if side == 'both' else side} did not join"
             transition(session, visit, "no_show", actor=ACTOR, reason=reason, now=now)
@@ -191,6 +195,7 @@ async def complete_overruns(services: Services, now: datetime, report: Scheduler
         transition(
             session, visit, "completed", actor=ACTOR, reason="time over (scheduler)", now=now
         )
+        await credit_ended_visit(session, services, visit, now)
         return visit.id
 
     done = await each_locked_visit(services, ids, job="overrun", report=report, apply=complete_one)

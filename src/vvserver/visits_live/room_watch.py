@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vvserver.db.models import ACTIVE_VISIT_STATES, Recording, Visit
 from vvserver.domain.audit import AuditRecord
+from vvserver.domain.credit import credit_ended_visit
 from vvserver.domain.visits import transition
 from vvserver.media.events import ParticipantStateChanged, Role, VisitEnded
 from vvserver.media.room import VisitRoom
@@ -129,7 +130,11 @@ class RoomWatch:
             until = min(now, visit.end_at) if event.reason == "time_up" else now
             _add_time(visit, self.ledger.finish(until))
             visit.updated_at = now
+            was_active = visit.state in ACTIVE_VISIT_STATES
             self._settle_state(session, visit, event, now)
+            if was_active and visit.state not in ACTIVE_VISIT_STATES:
+                # Ended here, with its last time accounting: failed or too much lost time.
+                await credit_ended_visit(session, self.services, visit, now)
             if self.recording_id is not None:
                 await self._finish_recording(session, live, files, now)
             for monitor in sorted(self.monitors):
