@@ -76,7 +76,7 @@ class Clip:
         return self._by_digest.get(hashlib.sha256(data).digest())
 
 
-def _frame(kind: MediaKind, index: int, data: bytes, keyframe: bool) -> ClipFrame:
+def clip_frame(kind: MediaKind, index: int, data: bytes, keyframe: bool) -> ClipFrame:
     return ClipFrame(kind, index, data, keyframe, hashlib.sha256(data).digest())
 
 
@@ -103,7 +103,7 @@ def _encode_video(spec: ClipSpec) -> list[ClipFrame]:
             frame.pict_type = PictureType.I
         packets += ctx.encode(frame)
     packets += ctx.encode(None)
-    return [_frame("video", i, bytes(p), bool(p.is_keyframe)) for i, p in enumerate(packets)]
+    return [clip_frame("video", i, bytes(p), bool(p.is_keyframe)) for i, p in enumerate(packets)]
 
 
 def _encode_audio(spec: ClipSpec) -> list[ClipFrame]:
@@ -124,7 +124,7 @@ def _encode_audio(spec: ClipSpec) -> list[ClipFrame]:
         frame.pts = index * OPUS_FRAME_SAMPLES
         packets += ctx.encode(frame)
     packets += ctx.encode(None)
-    return [_frame("audio", i, bytes(p), True) for i, p in enumerate(packets) if p.size]
+    return [clip_frame("audio", i, bytes(p), True) for i, p in enumerate(packets) if p.size]
 
 
 def _write(path: Path, frames: list[ClipFrame]) -> None:
@@ -154,9 +154,9 @@ def _read(path: Path) -> tuple[list[ClipFrame], list[ClipFrame]]:
             raise ValueError(f"{path} is truncated")
         pos += length
         if kind_code == 1:
-            video.append(_frame("video", len(video), data, bool(keyframe)))
+            video.append(clip_frame("video", len(video), data, bool(keyframe)))
         else:
-            audio.append(_frame("audio", len(audio), data, True))
+            audio.append(clip_frame("audio", len(audio), data, True))
     return video, audio
 
 
