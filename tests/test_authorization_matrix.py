@@ -208,6 +208,10 @@ MATRIX: dict[tuple[str, str], Access] = {
     ("POST", "/api/visits/{visit_id}/monitor"): Access(STAFF, body=lambda o, p: {"sdp": "v=0"}),
     ("DELETE", "/api/visits/{visit_id}/monitor"): Access(STAFF),
     ("GET", "/api/metrics"): Access(ADMINS),
+    ("POST", "/api/visits/{visit_id}/flags"): Access(
+        STAFF, body=lambda o, p: {"note": "holds a paper up to the camera"}
+    ),
+    ("GET", "/api/visits/{visit_id}/flags"): Access(STAFF),
 }
 
 

@@ -13,6 +13,7 @@ from vvserver.aio import TaskSet
 from vvserver.api import (
     routes_auth,
     routes_facilities,
+    routes_flags,
     routes_live,
     routes_system,
     routes_visitors,
@@ -52,6 +53,7 @@ ROUTERS: tuple[ApiRouter, ...] = (
     routes_visitors.router,
     routes_visits.router,
     routes_live.router,
+    routes_flags.router,
 )
 
 

@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     ice_servers: list[dict[str, object]] = Field(default_factory=list)
     # ICE host candidate addresses; empty = the machine's interfaces. Tests use ["127.0.0.1"].
     ice_host_addresses: list[str] = Field(default_factory=list)
+    # TURN REST API (coturn ``use-auth-secret``): with both set, clients get short-lived
+    # credentials for these URLs, valid ``turn_ttl_s`` seconds.
+    turn_urls: list[str] = Field(default_factory=list)
+    turn_secret: str | None = None
+    turn_ttl_s: int = Field(default=3600, ge=60, le=7 * 86400)
 
     @property
     def recordings_dir(self) -> Path:

@@ -48,3 +48,16 @@ def test_files_that_would_need_re_encoding_are_refused(tmp_path: Path) -> None:
     path.write_bytes(b"definitely not a media file")
     with pytest.raises(UnusableMediaFile):
         clip_from_file(path)
+
+
+def test_the_headless_client_refuses_a_file_it_would_have_to_re_encode(tmp_path: Path) -> None:
+    from vvserver.signaling.headless import main
+
+    path = tmp_path / "talk.mp3"
+    path.write_bytes(b"ID3 not really audio")
+    bad = str(path)
+    with pytest.raises(SystemExit) as exited:
+        main(
+            ["--server", "http://127.0.0.1:9", "--role", "visitor", "--token", "t", "--media", bad]
+        )
+    assert exited.value.code == 2

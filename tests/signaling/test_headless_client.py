@@ -11,7 +11,7 @@ from tests.factories import World
 from tests.media.visit_media_support import add_visit
 from tests.signaling.conftest import Client, join_link, start_event
 from tests.signaling.test_full_visit import clip, live_client, loopback_ice
-from vvserver.db.models import Visit
+from vvserver.db.models import Facility, Person, Visit
 from vvserver.media.sample_clip import Clip
 from vvserver.services import Services
 from vvserver.signaling.headless import HeadlessParticipant, main
@@ -71,3 +71,39 @@ async def test_the_command_line_reports_a_refused_token(
     out = capsys.readouterr().out.splitlines()
     assert '"code": "invalid_device_token"' in out[0]
     assert '"refused": "invalid_device_token"' in out[-1]
+
+
+async def test_a_headless_kiosk_confirms_the_persons_pin_before_it_joins(
+    live_client: Client, services: Services, world: World, clip: Clip
+) -> None:
+    async with services.write() as s:
+        facility = await s.get(Facility, world.facility_a)
+        person = await s.get(Person, world.persons["pa1"])
+        assert facility is not None
+        assert person is not None
+        facility.rules = {**facility.rules, "kiosk_pin_required": True}
+        person.pin_hash = services.passwords.hash("2468")
+    visit_id = await add_visit(services, world, ends_in=30.0, started=timedelta(seconds=1))
+    server = f"http://{live_client.host}:{live_client.port}"
+    wrong = HeadlessParticipant(
+        server,
+        role="kiosk",
+        token=world.kiosk_tokens["a1-1"],
+        visit_id=visit_id,
+        clip=clip,
+        pin="1111",
+    )
+    report = await wrong.run(max_seconds=10)
+    assert (report.refused, report.joins) == ("wrong_pin", 0)
+    right = HeadlessParticipant(
+        server,
+        role="kiosk",
+        token=world.kiosk_tokens["a1-1"],
+        visit_id=visit_id,
+        clip=clip,
+        pin="2468",
+    )
+    report = await right.run(max_seconds=3)
+    assert report.refused is None
+    assert report.joins == 1
+    assert "pin_accepted" in report.received

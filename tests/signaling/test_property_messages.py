@@ -43,6 +43,8 @@ FIELDS = st.sampled_from(
         "sdp_mline_index",
         "reason",
         "nonce",
+        "note",
+        "pin",
         "candidates_complete",
         "extra",
     ]
@@ -54,6 +56,7 @@ FIELD_VALUES = (
     | st.integers(min_value=-5, max_value=2**40)
     | st.just("candidate:1 1 udp 1 127.0.0.1 9 typ host")
     | st.just("")
+    | st.just("1234")
 )
 
 

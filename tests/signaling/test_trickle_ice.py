@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
+
 import pytest
 
+from tests.conftest import make_settings
 from tests.factories import World
 from tests.signaling.conftest import CallLog, Client, receive, visit_with_link
 from vvserver.services import Services
@@ -35,15 +39,17 @@ def test_mdns_candidates_are_recognised() -> None:
     assert not is_mdns_candidate(SRFLX)
 
 
-def test_ice_servers_come_from_settings_and_bad_entries_are_skipped() -> None:
-    servers = client_ice_servers(
-        [
+def test_ice_servers_come_from_settings_and_bad_entries_are_skipped(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path,
+        ice_servers=[
             {"urls": "stun:stun.example.org:3478"},
             {"urls": ["turn:turn.example.org"], "username": "u", "credential": "p"},
             {"urls": []},
             {"username": "no urls"},
-        ]
+        ],
     )
+    servers = client_ice_servers(settings, "visit-1", datetime.now(UTC))
     assert [s.model_dump() for s in servers] == [
         {"urls": ["stun:stun.example.org:3478"], "username": None, "credential": None},
         {"urls": ["turn:turn.example.org"], "username": "u", "credential": "p"},

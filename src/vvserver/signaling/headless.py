@@ -3,13 +3,14 @@ protocol (``docs/protocol.md``), sends the pre-encoded test pattern without re-e
 reports what it receives. Tests, benchmarks and kiosks without a browser use it.
 
     python -m vvserver.signaling.headless --server http://127.0.0.1:8080 --role kiosk \\
-        --token k3.SECRET [--visit-id 12] [--seconds 600] [--ice-host 127.0.0.1]
+        --token k3.SECRET [--visit-id 12] [--pin 2468] [--seconds 600] [--ice-host 127.0.0.1]
 
 Each message received is printed as one JSON line; a summary line ends the run. A kiosk
-without ``--visit-id`` waits for ``visit_start``. A peer connection that fails while the visit
-goes on is replaced by a new one (aiortc has no ICE restart); a dropped socket is reopened
-with backoff; the run ends at ``visit_ended``, on an authentication refusal, or after
-``--seconds``.
+without ``--visit-id`` waits for ``visit_start``; where the facility asks for the person's
+PIN, a kiosk given ``--pin`` confirms it when its offer is refused with ``pin_required``.
+A peer connection that fails while the visit goes on is replaced by a new one (aiortc has no
+ICE restart); a dropped socket is reopened with backoff; the run ends at ``visit_ended``, on
+an authentication or PIN refusal, or after ``--seconds``.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import aiohttp
 from aiortc import RTCIceServer
 
+from vvserver.media.file_clip import UnusableMediaFile, clip_from_file
 from vvserver.media.sample_clip import Clip, load_clip
 from vvserver.media.test_peer import TestPeer
 
@@ -35,6 +38,8 @@ logger = logging.getLogger(__name__)
 Role = Literal["visitor", "kiosk"]
 MAX_BACKOFF_S = 30.0
 RETRY_NOT_OPEN_S = 5.0
+# Kiosk PIN refusals that end the run: only a person (or staff) can fix them.
+PIN_REFUSALS = frozenset({"pin_required", "wrong_pin", "pin_locked", "pin_not_set"})
 POLICY_VIOLATION = 1008
 END_MESSAGE_WAIT_S = 10.0
 
@@ -45,7 +50,7 @@ class ParticipantReport:
     visit_id: int | None = None
     end_reason: str | None = None
     end_message: str | None = None
-    refused: str | None = None  # the error code of an authentication refusal
+    refused: str | None = None  # the error code of an authentication or PIN refusal
     joins: int = 0  # offers answered (more than one: reconnects)
     video_frames: int = 0
     audio_frames: int = 0
@@ -62,8 +67,10 @@ class HeadlessParticipant:
         visit_id: int | None = None,
         clip: Clip | None = None,
         on_message: Callable[[dict[str, Any]], None] | None = None,
+        pin: str | None = None,
     ) -> None:
         self.server_url = server_url.rstrip("/")
+        self.pin = pin  # kiosk: the person's PIN, where the facility asks for it
         self.role = role
         self.token = token
         self.clip = clip
@@ -162,9 +169,23 @@ class HeadlessParticipant:
             self.report.end_reason = str(message["reason"])
             self.report.end_message = str(message["message"])
             self._finished = True
+        elif kind == "pin_accepted":
+            await self._offer(ws)
         elif kind == "error":
             code = str(message.get("code"))
-            if message.get("ref") is None and code not in ("rate_limited", "internal_error"):
+            if code == "pin_required" and self.pin is not None:
+                await ws.send_json(
+                    {
+                        "type": "pin_confirm",
+                        "v": 1,
+                        "visit_id": self.report.visit_id,
+                        "pin": self.pin,
+                    }
+                )
+            elif code in PIN_REFUSALS:
+                self.report.refused = code  # no PIN, or not the right one: a person must act
+                self._finished = True
+            elif message.get("ref") is None and code not in ("rate_limited", "internal_error"):
                 self.report.refused = code  # an authentication refusal: 1008 follows
                 self._finished = True
             elif code == "visit_not_open_yet":
@@ -222,9 +243,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--role", choices=["visitor", "kiosk"], required=True)
     parser.add_argument("--token", required=True, help="join-link token or kiosk device token")
     parser.add_argument("--visit-id", type=int, help="kiosk: join this visit at once")
+    parser.add_argument("--pin", help="kiosk: the person's PIN, where the facility asks for it")
     parser.add_argument("--seconds", type=float, help="stop after this long")
     parser.add_argument("--ice-host", action="append", help="ICE host address (repeatable)")
+    parser.add_argument(
+        "--media",
+        type=Path,
+        help="a WebM file (VP8 + Opus) to send, looped, without re-encoding; "
+        "default: a generated test pattern",
+    )
     args = parser.parse_args(argv)
+    clip = None
+    if args.media is not None:
+        try:
+            clip = clip_from_file(args.media)
+        except (UnusableMediaFile, OSError) as exc:
+            parser.error(str(exc))
     if args.ice_host:
         from vvserver.media.aiortc_hooks import set_ice_host_addresses
 
@@ -234,7 +268,13 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(message), flush=True)
 
     participant = HeadlessParticipant(
-        args.server, role=args.role, token=args.token, visit_id=args.visit_id, on_message=show
+        args.server,
+        role=args.role,
+        token=args.token,
+        visit_id=args.visit_id,
+        on_message=show,
+        pin=args.pin,
+        clip=clip,
     )
     report = asyncio.run(participant.run(args.seconds))
     print(json.dumps({"summary": report.__dict__}), flush=True)

@@ -26,6 +26,7 @@ from vvserver.db.models import Kiosk, Visit
 from vvserver.events import VisitEvent, VisitStartEvent
 from vvserver.services import Services
 from vvserver.signaling.connection import Connection
+from vvserver.signaling.kiosk_pin import KioskPins, pin_required_for
 from vvserver.signaling.media_port import ParticipantRole, RoomEvents
 from vvserver.signaling.protocol import AlertMessage, VisitStartMessage
 from vvserver.signaling.room_relay import MediaFigures, event_message
@@ -49,6 +50,7 @@ class SignalingHub:
         # Set by the visitor channel: sends a visitor socket its visit's status.
         self.visitor_notifier: VisitorNotifier | None = None
         self.alert_listeners: set[AlertListener] = set()
+        self.pins = KioskPins(services, self._alert)
         self.figures = MediaFigures()
         self._relays: dict[int, asyncio.Task[None]] = {}
         self.tasks = TaskSet()
@@ -187,11 +189,15 @@ class SignalingHub:
     async def deliver(self, event: VisitEvent) -> None:
         """A visit started (kiosk: ``visit_start``) or ended; its visitor gets the new status."""
         if isinstance(event, VisitStartEvent):
+            async with self.services.read() as session:
+                visit = await session.get(Visit, event.visit_id)
+                pin_required = visit is not None and await pin_required_for(session, visit)
             message = VisitStartMessage(
                 visit_id=event.visit_id,
                 start_at=event.start_at,
                 end_at=event.end_at,
                 server_time=self.services.clock.now(),
+                pin_required=pin_required,
             )
             kiosks = list(self._kiosks.get(event.kiosk_id, ()))
             if not kiosks:

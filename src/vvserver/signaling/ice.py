@@ -9,9 +9,14 @@ mDNS (``.local``) candidates are dropped: the server cannot resolve them.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 
+from vvserver.settings import Settings
 from vvserver.signaling.protocol import IceServerOut, ProtocolError
 
 logger = logging.getLogger(__name__)
@@ -19,15 +24,29 @@ logger = logging.getLogger(__name__)
 MAX_TRICKLED_CANDIDATES = 64
 
 
-def client_ice_servers(configured: list[dict[str, object]]) -> list[IceServerOut]:
-    """``settings.ice_servers`` entries ({"urls", "username", "credential"}) for clients.
+def turn_rest_credentials(secret: str, subject: str, expires_at: int) -> tuple[str, str]:
+    """TURN REST API credentials (coturn ``use-auth-secret``, draft-uberti-behave-turn-rest).
 
-    Entries without usable ``urls`` are skipped (logged), so one bad entry does not take
-    signaling down. Short-lived TURN credentials (TURN REST API) need a shared-secret
-    setting that does not exist yet; static credentials are passed through as configured.
+    ``username = "<expiry unix time>:<subject>"``, ``credential = base64(HMAC-SHA1(secret,
+    username))``. The TURN server recomputes the HMAC with the same secret and refuses the
+    username once its expiry has passed, so nothing is stored and nothing long-lived leaks.
+    """
+    username = f"{expires_at}:{subject}"
+    digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
+    return username, base64.b64encode(digest).decode("ascii")
+
+
+def client_ice_servers(settings: Settings, subject: str, now: datetime) -> list[IceServerOut]:
+    """The ICE servers for one client: ``settings.ice_servers``, then short-lived TURN.
+
+    ``ice_servers`` entries ({"urls", "username", "credential"}) without usable ``urls`` are
+    skipped (logged), so one bad entry does not take signaling down; static credentials are
+    passed through as configured. With ``turn_urls`` and ``turn_secret`` set, one more entry
+    carries TURN REST API credentials for ``subject`` (e.g. ``visit-12``, ``kiosk-3``)
+    that expire ``turn_ttl_s`` after ``now``.
     """
     servers: list[IceServerOut] = []
-    for entry in configured:
+    for entry in settings.ice_servers:
         urls = entry.get("urls")
         if isinstance(urls, str):
             urls = [urls]
@@ -42,6 +61,14 @@ def client_ice_servers(configured: list[dict[str, object]]) -> list[IceServerOut
                 credential=str(credential) if credential is not None else None,
             )
         )
+    if settings.turn_urls and settings.turn_secret:
+        expires_at = int(now.timestamp()) + settings.turn_ttl_s
+        username, credential = turn_rest_credentials(settings.turn_secret, subject, expires_at)
+        servers.append(
+            IceServerOut(urls=list(settings.turn_urls), username=username, credential=credential)
+        )
+    elif settings.turn_urls:
+        logger.warning("turn_urls without turn_secret: no TURN server offered to clients")
     return servers
 
 

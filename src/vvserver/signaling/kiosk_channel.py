@@ -4,6 +4,8 @@ Credentials: the device token, as ``Authorization: Bearer k<id>.<secret>`` on th
 in a first ``auth`` message. On connect the kiosk is online (``last_seen_at`` written, officers
 see it) and gets today's schedule; at slot time it gets ``visit_start`` and joins with an
 ``offer``. The server pings every ``HEARTBEAT_S`` and drops a kiosk that does not answer.
+Where the facility requires it, the person's PIN comes first (``pin_confirm``, see
+``kiosk_pin``); until then the kiosk's offer for that visit is refused with ``pin_required``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from vvserver.signaling.participants import ParticipantChannel
 from vvserver.signaling.protocol import (
     AnyClientMessage,
     AuthMessage,
+    PinAcceptedMessage,
+    PinConfirmMessage,
     ProtocolError,
     ScheduleRequest,
     WelcomeMessage,
@@ -78,16 +82,28 @@ class KioskChannel(ParticipantChannel):
             WelcomeMessage(
                 role="kiosk",
                 server_time=self.services.clock.now(),
-                ice_servers=client_ice_servers(self.services.settings.ice_servers),
+                ice_servers=client_ice_servers(
+                    self.services.settings, f"kiosk-{self.kiosk_id}", self.services.clock.now()
+                ),
                 heartbeat_s=self.heartbeat_s,
             )
         )
         await self.app[HUB].kiosk_connected(self.kiosk_id, conn)
         await self.send_schedule(conn)
 
+    async def check_join(self, visit_id: int) -> None:
+        await self.app[HUB].pins.check_offer(visit_id)
+
     async def handle_other(self, conn: Connection, message: AnyClientMessage) -> None:
         if isinstance(message, ScheduleRequest):
             await self.send_schedule(conn)
+            return
+        if isinstance(message, PinConfirmMessage):
+            assert self.kiosk_id is not None
+            await self.app[HUB].pins.confirm(
+                message.visit_id, self.kiosk_id, message.pin, request_id=conn.request_id
+            )
+            await conn.send(PinAcceptedMessage(visit_id=message.visit_id))
             return
         await super().handle_other(conn, message)
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vvserver.db.models import ACTIVE_VISIT_STATES, Account, Facility, Kiosk, Person, Visit
 from vvserver.domain.availability_store import local_midnight
 from vvserver.domain.errors import NotFound
+from vvserver.signaling.kiosk_pin import pin_required_for
 from vvserver.signaling.protocol import ScheduledVisitOut, ScheduleMessage
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ async def kiosk_schedule(session: AsyncSession, kiosk_id: int, now: datetime) ->
             .order_by(Visit.start_at, Visit.id)
         )
     ).all()
+    pin_required = {visit.id: await pin_required_for(session, visit) for visit, *_ in rows}
     return ScheduleMessage(
         kiosk_id=kiosk.id,
         kiosk_name=kiosk.name,
@@ -62,6 +64,7 @@ async def kiosk_schedule(session: AsyncSession, kiosk_id: int, now: datetime) ->
                 visitor_first_name=(visitor_name.split() or ["-"])[0],
                 minors_count=len(visit.minors),
                 privileged=visit.privileged,
+                pin_required=pin_required[visit.id],
             )
             for visit, first, last, visitor_name in rows
         ],

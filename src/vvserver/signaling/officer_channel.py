@@ -6,7 +6,8 @@ offline, a participant joining, a visit starting) and at least every ``REFRESH_S
 ``SESSION_CHECK_S`` the session is resolved again: that counts as activity (an open live view
 keeps the officer signed in) and closes the socket (1008) once the session is gone.
 Alerts (``alert``, e.g. a visit starting while its kiosk is offline) go to staff in scope.
-Requests: ``monitor``, ``stop_monitor``, ``terminate`` go to the media service.
+Requests: ``monitor``, ``stop_monitor``, ``terminate`` go to the media service; ``flag``
+stores a flagged moment (``vvserver.domain.flags``) and answers ``flagged``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 
 from vvserver.api.context import SESSION_COOKIE, session_principal
 from vvserver.db.models import Facility
+from vvserver.domain.flags import FlagRequest, flag_visit
 from vvserver.domain.principal import Principal
 from vvserver.signaling.connection import Connection
 from vvserver.signaling.hub import HUB, AlertListener
@@ -30,6 +32,8 @@ from vvserver.signaling.protocol import (
     AnswerMessage,
     AnyClientMessage,
     AuthMessage,
+    FlaggedMessage,
+    FlagMessage,
     LiveSnapshotMessage,
     LiveUpdateMessage,
     LiveVisitOut,
@@ -37,6 +41,7 @@ from vvserver.signaling.protocol import (
     ProtocolError,
     StopMonitorMessage,
     TerminateMessage,
+    VisitFlagOut,
     WelcomeMessage,
 )
 from vvserver.signaling.socket_loop import AuthRefused, Channel
@@ -72,11 +77,15 @@ class OfficerChannel(Channel):
         raise AuthRefused("unauthenticated", "sign in first")  # never reached: cookie only
 
     async def opened(self, conn: Connection) -> None:
+        assert self.principal is not None
+        account_id = self.principal.account_id
         await conn.send(
             WelcomeMessage(
                 role="officer",
                 server_time=self.services.clock.now(),
-                ice_servers=client_ice_servers(self.services.settings.ice_servers),
+                ice_servers=client_ice_servers(
+                    self.services.settings, f"staff-{account_id}", self.services.clock.now()
+                ),
                 heartbeat_s=None,
             )
         )
@@ -173,6 +182,29 @@ class OfficerChannel(Channel):
             )
             self.app[HUB].changed()
             await conn.send(AckMessage(ref="terminate", visit_id=message.visit_id))
+        elif isinstance(message, FlagMessage):
+            flag = await flag_visit(
+                self.services,
+                principal,
+                FlagRequest(
+                    visit_id=message.visit_id,
+                    note=message.note,
+                    request_id=conn.request_id,
+                    component="signaling",
+                ),
+            )
+            await conn.send(
+                FlaggedMessage(
+                    flag=VisitFlagOut(
+                        id=flag.id,
+                        visit_id=flag.visit_id,
+                        at=flag.at,
+                        offset_s=flag.offset_s,
+                        note=flag.note,
+                        created_by=flag.created_by,
+                    )
+                )
+            )
         else:
             raise ProtocolError("not_allowed", f"{message.type} is not an officer message")
 

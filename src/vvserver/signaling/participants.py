@@ -37,12 +37,17 @@ class ParticipantChannel(Channel):
     async def allowed_visit(self, visit_id: int | None) -> int:
         """The visit this socket may join (NotFound for another's, InvalidInput if missing)."""
 
+    async def check_join(self, visit_id: int) -> None:
+        """Refuse an offer for a visit this side may not join yet (e.g. kiosk PIN missing)."""
+        return None
+
     async def handle_other(self, conn: Connection, message: AnyClientMessage) -> None:
         raise ProtocolError("not_allowed", f"{message.type} is not a {self.role} message")
 
     async def handle(self, conn: Connection, message: AnyClientMessage) -> None:
         if isinstance(message, OfferMessage):
             visit_id = await self.allowed_visit(message.visit_id)
+            await self.check_join(visit_id)
             pending = PendingOffer(visit_id, message.sdp)
             if message.candidates_complete:
                 await self._send_offer(conn, pending)

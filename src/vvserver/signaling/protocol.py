@@ -21,6 +21,8 @@ MAX_SDP_CHARS = 60_000  # below the 64 KiB frame limit, with room for the JSON a
 MAX_TOKEN_CHARS = 2048
 MAX_CANDIDATE_CHARS = 1024
 MAX_REASON_CHARS = 1000
+MAX_NOTE_CHARS = 1000
+MAX_PIN_CHARS = 16
 
 VisitId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
@@ -101,6 +103,22 @@ class TerminateMessage(ClientMessage):
     reason: str = Field(min_length=1, max_length=MAX_REASON_CHARS)
 
 
+class FlagMessage(ClientMessage):
+    """Officer: flag the current moment of a started visit with a note (reply ``flagged``)."""
+
+    type: Literal["flag"]
+    visit_id: VisitId
+    note: str = Field(min_length=1, max_length=MAX_NOTE_CHARS)
+
+
+class PinConfirmMessage(ClientMessage):
+    """Kiosk: the person in custody's PIN, before the ``offer`` where the facility asks for it."""
+
+    type: Literal["pin_confirm"]
+    visit_id: VisitId
+    pin: str = Field(min_length=1, max_length=MAX_PIN_CHARS)
+
+
 AnyClientMessage = Annotated[
     AuthMessage
     | PingMessage
@@ -110,7 +128,9 @@ AnyClientMessage = Annotated[
     | ScheduleRequest
     | MonitorMessage
     | StopMonitorMessage
-    | TerminateMessage,
+    | TerminateMessage
+    | FlagMessage
+    | PinConfirmMessage,
     Field(discriminator="type"),
 ]
 CLIENT_MESSAGE = TypeAdapter[AnyClientMessage](AnyClientMessage)
@@ -124,6 +144,8 @@ CLIENT_MESSAGE_TYPES: tuple[str, ...] = (
     "monitor",
     "stop_monitor",
     "terminate",
+    "flag",
+    "pin_confirm",
 )
 
 
@@ -220,6 +242,7 @@ class ScheduledVisitOut(BaseModel):
     visitor_first_name: str
     minors_count: int
     privileged: bool
+    pin_required: bool = False
 
 
 class ScheduleMessage(ServerMessage):
@@ -240,6 +263,7 @@ class VisitStartMessage(ServerMessage):
     start_at: datetime
     end_at: datetime
     server_time: datetime
+    pin_required: bool = False  # send ``pin_confirm`` before the ``offer``
 
 
 class VisitStatusMessage(ServerMessage):
@@ -353,6 +377,29 @@ class AlertMessage(ServerMessage):
     server_time: datetime
 
 
+class VisitFlagOut(BaseModel):
+    id: int
+    visit_id: int
+    at: datetime
+    offset_s: float  # seconds from the visit's start
+    note: str
+    created_by: int
+
+
+class FlaggedMessage(ServerMessage):
+    """Officer: the ``flag`` was stored."""
+
+    type: Literal["flagged"] = "flagged"
+    flag: VisitFlagOut
+
+
+class PinAcceptedMessage(ServerMessage):
+    """Kiosk: the PIN was right; send the ``offer`` for this visit now."""
+
+    type: Literal["pin_accepted"] = "pin_accepted"
+    visit_id: int
+
+
 AnyServerMessage = (
     WelcomeMessage
     | ErrorMessage
@@ -369,6 +416,8 @@ AnyServerMessage = (
     | LiveSnapshotMessage
     | LiveUpdateMessage
     | AlertMessage
+    | FlaggedMessage
+    | PinAcceptedMessage
 )
 
 

@@ -108,7 +108,9 @@ class VisitorChannel(ParticipantChannel):
             WelcomeMessage(
                 role="visitor",
                 server_time=self.services.clock.now(),
-                ice_servers=client_ice_servers(self.services.settings.ice_servers),
+                ice_servers=client_ice_servers(
+                    self.services.settings, f"visit-{self.visit_id}", self.services.clock.now()
+                ),
                 heartbeat_s=self.heartbeat_s,
             )
         )
