@@ -203,3 +203,74 @@ async def test_a_visitor_who_drops_out_rejoins_the_same_visit_and_its_clock(
             await asyncio.sleep(0.1)
     assert visit.visitor_lost_s >= 0.5
     assert visit.kiosk_lost_s == 0.0
+
+
+async def test_a_dropped_socket_alone_does_not_end_a_working_call(
+    live_client: Client, services: Services, world: World, clip: Clip
+) -> None:
+    visit_id = await add_short_visit(services, world, ends_in=30.0, started=timedelta(seconds=1))
+    token = await join_link(services, visit_id)
+    kiosk_auth = {"Authorization": f"Bearer {world.kiosk_tokens['a1-1']}"}
+    kiosk_peer, visitor_peer = TestPeer("kiosk", clip), TestPeer("visitor", clip)
+    try:
+        async with live_client.ws_connect("/ws/kiosk", headers=kiosk_auth) as kiosk:
+            await receive_until(kiosk, "schedule")
+            await join_by_socket(kiosk, kiosk_peer, visit_id=visit_id)
+            async with live_client.ws_connect(f"/ws/visitor?token={token}") as visitor:
+                await join_by_socket(visitor, visitor_peer)
+                await visitor_peer.wait_connected()
+            # The visitor's socket is gone; its peer connection is not.
+            received = kiosk_peer.received_media("video")
+            before = received.frames
+            await asyncio.sleep(1.5)
+            assert received.frames - before >= 30  # still about 30 fps from the visitor
+            assert visitor_peer.pc.connectionState == "connected"
+            async with services.read() as s:
+                assert (await s.get(Visit, visit_id)).state == "live"  # type: ignore[union-attr]
+    finally:
+        for peer in (kiosk_peer, visitor_peer):
+            await peer.close()
+
+
+async def test_no_shows_end_the_call_for_whoever_waited(
+    live_client: Client, services: Services, world: World, clip: Clip
+) -> None:
+    """The visitor never comes: no_show (counted). The kiosk never comes and was never online:
+    failed, the facility's fault, credited. Either way the side that waited is told at once."""
+    from vvserver.scheduling.loop import scheduler_pass
+
+    started = timedelta(minutes=11)  # past the facility's 10-minute no-show wait
+    no_visitor = await add_short_visit(services, world, ends_in=600.0, started=started)
+    no_kiosk = await add_short_visit(
+        services, world, ends_in=600.0, started=started, kiosk="a2-1", person="pa2"
+    )
+    token = await join_link(services, no_kiosk)
+    kiosk_auth = {"Authorization": f"Bearer {world.kiosk_tokens['a1-1']}"}
+    kiosk_peer, visitor_peer = TestPeer("kiosk", clip), TestPeer("visitor", clip)
+    try:
+        async with (
+            live_client.ws_connect("/ws/kiosk", headers=kiosk_auth) as kiosk,
+            live_client.ws_connect(f"/ws/visitor?token={token}") as visitor,
+        ):
+            await receive_until(kiosk, "schedule")
+            await join_by_socket(kiosk, kiosk_peer, visit_id=no_visitor)
+            await join_by_socket(visitor, visitor_peer)
+            await visitor_peer.wait_connected()
+            # The a2-1 kiosk has never been online; a1-1 is, through its socket.
+            await scheduler_pass(services, services.clock.now(), services.events)
+            for sock in (kiosk, visitor):
+                await receive_until(sock, "visit_ended")
+    finally:
+        for peer in (kiosk_peer, visitor_peer):
+            await peer.close()
+    async with services.read() as s:
+        missed = await s.get(Visit, no_visitor)
+        failed = await s.get(Visit, no_kiosk)
+    assert missed is not None
+    assert failed is not None
+    assert (missed.state, missed.missing_side, missed.counts_toward_limit) == (
+        "no_show",
+        "visitor",
+        True,
+    )
+    assert (failed.state, failed.credit_flag, failed.counts_toward_limit) == ("failed", True, False)
