@@ -202,3 +202,19 @@ def test_the_ledger_counts_connected_and_lost_time_from_the_first_connection() -
     assert (last["visitor"].connected_s, last["visitor"].lost_s) == (50.0, 20.0)
     assert (last["kiosk"].connected_s, last["kiosk"].lost_s) == (40.0, 30.0)
     assert ledger.finish(at(200))["kiosk"].connected_s == 0.0
+
+
+def test_hanging_up_on_purpose_is_not_lost_time_but_a_drop_after_rejoining_is() -> None:
+    t0 = datetime(2026, 5, 1, 14, 0, tzinfo=UTC)
+
+    def at(seconds: float) -> datetime:
+        return t0 + timedelta(seconds=seconds)
+
+    ledger = ConnectionLedger()
+    ledger.connected("visitor", at(0))
+    ledger.expect_leave("visitor")
+    ledger.disconnected("visitor", at(60))  # the visitor pressed "leave"
+    ledger.connected("visitor", at(300))  # ... and came back
+    ledger.disconnected("visitor", at(400))  # then the network dropped
+    last = ledger.finish(at(500))
+    assert (last["visitor"].connected_s, last["visitor"].lost_s) == (160.0, 100.0)

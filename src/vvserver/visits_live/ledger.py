@@ -23,6 +23,7 @@ class _Side:
     lost_since: datetime | None = None
     connected_s: float = 0.0  # accrued since the last checkpoint
     lost_s: float = 0.0
+    leaving: bool = False  # hung up on purpose: the coming disconnection is not lost time
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,13 +54,18 @@ class ConnectionLedger:
             side.lost_since = None
         side.connected_since = at
 
+    def expect_leave(self, role: Role) -> None:
+        """The participant hangs up on purpose: time away is theirs, not lost to the facility."""
+        self._sides[role].leaving = True
+
     def disconnected(self, role: Role, at: datetime) -> None:
         side = self._sides[role]
+        leaving, side.leaving = side.leaving, False
         if side.connected_since is None:
             return  # joined but never connected: nothing was lost
         side.connected_s += _seconds(side.connected_since, at)
         side.connected_since = None
-        side.lost_since = at
+        side.lost_since = None if leaving else at
 
     def checkpoint(self, at: datetime) -> dict[Role, Accrued]:
         """What accrued up to `at` (open intervals included) since the last checkpoint."""

@@ -157,8 +157,14 @@ class VisitMedia:
         return answer
 
     async def leave(self, visit_id: int, role: Role) -> None:
-        """A participant hung up; the visit goes on (they may rejoin until the end)."""
+        """A participant hung up; the visit goes on (they may rejoin until the end).
+
+        Hanging up on purpose is not lost time: it earns no credit.
+        """
         room = self.rooms.get(visit_id)
+        watch = self._watches.get(visit_id)
+        if watch is not None and watch.room is room:
+            watch.ledger.expect_leave(role)
         if room is not None:
             await room.leave(role)
 
