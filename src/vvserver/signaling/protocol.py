@@ -1,183 +1,48 @@
 """The signaling protocol: every WebSocket message, as pydantic models validated once at the edge.
 
-Client messages form one discriminated union keyed by ``type``; each carries the protocol
-version ``v``. Server messages are built from the models below and serialised with
-``dump``. ``docs/protocol.md`` documents each message with an example.
+Client messages (``client_messages``, re-exported here) form one discriminated union keyed by
+``type``, each with the protocol version ``v``. Server messages are the models below,
+serialised with ``dump``. ``docs/protocol.md`` documents each message with an example.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-logger = logging.getLogger(__name__)
-
-PROTOCOL_VERSION = 1
-MAX_ID = 2**31 - 1
-MAX_SDP_CHARS = 60_000  # below the 64 KiB frame limit, with room for the JSON around it
-MAX_TOKEN_CHARS = 2048
-MAX_CANDIDATE_CHARS = 1024
-MAX_REASON_CHARS = 1000
-MAX_NOTE_CHARS = 1000
-MAX_PIN_CHARS = 16
-
-VisitId = Annotated[int, Field(ge=1, le=MAX_ID)]
-
-
-class ClientMessage(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    v: Literal[1]
-
-
-class AuthMessage(ClientMessage):
-    """First message of a socket opened without credentials: join-link or device token."""
-
-    type: Literal["auth"]
-    token: str = Field(min_length=1, max_length=MAX_TOKEN_CHARS)
-
-
-class PingMessage(ClientMessage):
-    type: Literal["ping"]
-    nonce: str | None = Field(default=None, max_length=64)
-
-
-class OfferMessage(ClientMessage):
-    """An SDP offer to join the visit's call (visitor or kiosk).
-
-    ``visit_id`` is required for a kiosk and for a visitor signed in by cookie; a visitor who
-    opened the socket with a join link may leave it out (the link names the visit).
-    With ``candidates_complete`` false the server waits for trickled ``ice_candidate``
-    messages until an empty candidate (end of candidates) before it answers.
-    """
-
-    type: Literal["offer"]
-    visit_id: VisitId | None = None
-    sdp: str = Field(min_length=1, max_length=MAX_SDP_CHARS)
-    candidates_complete: bool = True
-
-
-class IceCandidateMessage(ClientMessage):
-    """A trickled ICE candidate for the pending offer; ``candidate == ""`` ends the list."""
-
-    type: Literal["ice_candidate"]
-    candidate: str = Field(max_length=MAX_CANDIDATE_CHARS)
-    sdp_mid: str | None = Field(default=None, max_length=32)
-    sdp_mline_index: int | None = Field(default=None, ge=0, le=15)
-
-
-class LeaveMessage(ClientMessage):
-    """The participant hangs up; the visit goes on and it may rejoin until the end."""
-
-    type: Literal["leave"]
-    visit_id: VisitId | None = None
-
-
-class ScheduleRequest(ClientMessage):
-    """Kiosk: send me today's schedule again."""
-
-    type: Literal["get_schedule"]
-
-
-class MonitorMessage(ClientMessage):
-    """Officer: watch a visit (unseen by the participants) with this SDP offer."""
-
-    type: Literal["monitor"]
-    visit_id: VisitId
-    sdp: str = Field(min_length=1, max_length=MAX_SDP_CHARS)
-
-
-class StopMonitorMessage(ClientMessage):
-    type: Literal["stop_monitor"]
-    visit_id: VisitId
-
-
-class TerminateMessage(ClientMessage):
-    """Officer: end a visit for conduct; both sides are told it was ended by the facility."""
-
-    type: Literal["terminate"]
-    visit_id: VisitId
-    reason: str = Field(min_length=1, max_length=MAX_REASON_CHARS)
-
-
-class FlagMessage(ClientMessage):
-    """Officer: flag the current moment of a started visit with a note (reply ``flagged``)."""
-
-    type: Literal["flag"]
-    visit_id: VisitId
-    note: str = Field(min_length=1, max_length=MAX_NOTE_CHARS)
-
-
-class PinConfirmMessage(ClientMessage):
-    """Kiosk: the person in custody's PIN, before the ``offer`` where the facility asks for it."""
-
-    type: Literal["pin_confirm"]
-    visit_id: VisitId
-    pin: str = Field(min_length=1, max_length=MAX_PIN_CHARS)
-
-
-AnyClientMessage = Annotated[
-    AuthMessage
-    | PingMessage
-    | OfferMessage
-    | IceCandidateMessage
-    | LeaveMessage
-    | ScheduleRequest
-    | MonitorMessage
-    | StopMonitorMessage
-    | TerminateMessage
-    | FlagMessage
-    | PinConfirmMessage,
-    Field(discriminator="type"),
-]
-CLIENT_MESSAGE = TypeAdapter[AnyClientMessage](AnyClientMessage)
-CLIENT_MESSAGE_TYPES: tuple[str, ...] = (
-    "auth",
-    "ping",
-    "offer",
-    "ice_candidate",
-    "leave",
-    "get_schedule",
-    "monitor",
-    "stop_monitor",
-    "terminate",
-    "flag",
-    "pin_confirm",
+from vvserver.signaling.client_messages import (
+    CLIENT_MESSAGE,
+    CLIENT_MESSAGE_TYPES,
+    MAX_CANDIDATE_CHARS,
+    MAX_ID,
+    MAX_NOTE_CHARS,
+    MAX_PIN_CHARS,
+    MAX_REASON_CHARS,
+    MAX_SDP_CHARS,
+    MAX_TOKEN_CHARS,
+    PROTOCOL_VERSION,
+    AnyClientMessage,
+    AuthMessage,
+    ClientMessage,
+    FlagMessage,
+    IceCandidateMessage,
+    LeaveMessage,
+    MonitorMessage,
+    OfferMessage,
+    PinConfirmMessage,
+    PingMessage,
+    ProtocolError,
+    ScheduleRequest,
+    StopMonitorMessage,
+    TerminateMessage,
+    VisitId,
+    parse_client_message,
 )
 
-
-class ProtocolError(Exception):
-    """A message that could not be understood; answered with a typed ``error`` reply."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-def parse_client_message(text: str) -> AnyClientMessage:
-    """Validate one text frame; ProtocolError with a stable code when it is not a message."""
-    try:
-        return CLIENT_MESSAGE.validate_json(text)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_input=False, include_context=False)
-        first = errors[0] if errors else {"type": "invalid", "loc": (), "msg": "invalid"}
-        kind = first["type"]
-        if kind in ("json_invalid", "model_type", "dict_type"):
-            raise ProtocolError("malformed_message", "a message is one JSON object") from None
-        if kind == "union_tag_not_found":
-            raise ProtocolError("malformed_message", "the message has no type") from None
-        if kind == "union_tag_invalid":
-            raise ProtocolError("unknown_type", "unknown message type") from None
-        loc = ".".join(str(part) for part in first["loc"][1:]) or "message"
-        if loc == "v":
-            raise ProtocolError(
-                "unsupported_version", f"protocol version {PROTOCOL_VERSION} is required"
-            ) from None
-        raise ProtocolError("invalid_message", f"{loc}: {first['msg']}") from None
+logger = logging.getLogger(__name__)
 
 
 # --- server messages ---------------------------------------------------------------------
@@ -423,3 +288,33 @@ AnyServerMessage = (
 
 def dump(message: AnyServerMessage) -> str:
     return message.model_dump_json()
+
+
+__all__ = [
+    "CLIENT_MESSAGE",
+    "CLIENT_MESSAGE_TYPES",
+    "MAX_CANDIDATE_CHARS",
+    "MAX_ID",
+    "MAX_NOTE_CHARS",
+    "MAX_PIN_CHARS",
+    "MAX_REASON_CHARS",
+    "MAX_SDP_CHARS",
+    "MAX_TOKEN_CHARS",
+    "PROTOCOL_VERSION",
+    "AnyClientMessage",
+    "AuthMessage",
+    "ClientMessage",
+    "FlagMessage",
+    "IceCandidateMessage",
+    "LeaveMessage",
+    "MonitorMessage",
+    "OfferMessage",
+    "PinConfirmMessage",
+    "PingMessage",
+    "ProtocolError",
+    "ScheduleRequest",
+    "StopMonitorMessage",
+    "TerminateMessage",
+    "VisitId",
+    "parse_client_message",
+]
