@@ -1,4 +1,4 @@
-"""Routes: facilities, visiting rules, housing units, kiosks, blackouts, persons, staff.
+"""Routes: facilities, visiting rules, housing units, kiosks, blackouts.
 
 Scope: officers and facility admins reach their own facility, agency admins their agency;
 anything else answers 404. Changes need an administrator (officers get 403).
@@ -13,8 +13,6 @@ from vvserver.api.schemas_facilities import (
     BlackoutIn,
     BlackoutOut,
     BlackoutQuery,
-    DirectoryEntryOut,
-    DirectoryQuery,
     FacilityIn,
     FacilityOut,
     FacilityPatch,
@@ -23,27 +21,14 @@ from vvserver.api.schemas_facilities import (
     KioskIn,
     KioskOut,
     KioskPatch,
-    PersonChangeOut,
-    PersonIn,
-    PersonOut,
-    PersonPatch,
-    PersonQuery,
-    PinIn,
-    ReleaseIn,
     RulesIn,
     RulesOut,
-    StaffIn,
-    StaffOut,
-    StaffQuery,
-    SuspendIn,
-    TransferIn,
     UnitIn,
     UnitOut,
     UnitRulesIn,
 )
-from vvserver.domain import blackouts, facilities, kiosks, persons, staff
+from vvserver.domain import blackouts, facilities, kiosks
 from vvserver.domain.errors import NotFound
-from vvserver.domain.persons import PersonChange
 from vvserver.domain.rules import VisitingRules
 from vvserver.domain.scope import Caller
 
@@ -51,8 +36,6 @@ router = ApiRouter("facilities")
 
 AGENCY_ADMIN = frozenset({"agency_admin"})
 VISITORS_AND_STAFF = STAFF | {"visitor"}
-# Directory look-ups per visitor account and minute (booking numbers must not be guessable).
-DIRECTORY_LOOKUPS_PER_MIN = 30
 
 
 def path_id(ctx: RequestContext, name: str) -> int:
@@ -65,12 +48,6 @@ def path_id(ctx: RequestContext, name: str) -> int:
 
 def caller(ctx: RequestContext) -> Caller:
     return Caller(ctx.require(), ctx.record)
-
-
-def change_out(change: PersonChange) -> PersonChangeOut:
-    return PersonChangeOut(
-        person=PersonOut.of(change.person), cancelled_visits=change.cancelled_visits
-    )
 
 
 # ---------------------------------------------------------------------------- facilities
@@ -261,204 +238,3 @@ async def list_blackouts(ctx: RequestContext, query: BlackoutQuery) -> list[Blac
 async def delete_blackout(ctx: RequestContext) -> None:
     """Remove a blackout (cancelled visits stay cancelled)."""
     await blackouts.delete_blackout(ctx.services, caller(ctx), path_id(ctx, "blackout_id"))
-
-
-# ---------------------------------------------------------------------------- persons
-
-
-@router.route(
-    "POST",
-    "/api/facilities/{facility_id}/persons",
-    roles=ADMINS,
-    body=PersonIn,
-    response=PersonOut,
-    status=201,
-)
-async def create_person(ctx: RequestContext, body: PersonIn) -> PersonOut:
-    """Add a person in custody (booking number unique in the agency)."""
-    person = await persons.create_person(
-        ctx.services,
-        caller(ctx),
-        path_id(ctx, "facility_id"),
-        unit_id=body.unit_id,
-        booking_number=body.booking_number,
-        first_name=body.first_name,
-        last_name=body.last_name,
-        pin=body.pin,
-    )
-    return PersonOut.of(person)
-
-
-@router.route(
-    "GET",
-    "/api/facilities/{facility_id}/persons",
-    roles=STAFF,
-    query=PersonQuery,
-    response=list[PersonOut],
-)
-async def list_persons(ctx: RequestContext, query: PersonQuery) -> list[PersonOut]:
-    """Search the facility's roster by name part, booking number or status."""
-    rows = await persons.list_persons(
-        ctx.services,
-        ctx.require(),
-        path_id(ctx, "facility_id"),
-        name=query.q,
-        booking_number=query.booking_number,
-        status=query.status,
-        limit=query.limit,
-        offset=query.offset,
-    )
-    return [PersonOut.of(p) for p in rows]
-
-
-@router.route(
-    "GET",
-    "/api/facilities/{facility_id}/directory",
-    roles="visitor",
-    query=DirectoryQuery,
-    response=list[DirectoryEntryOut],
-)
-async def directory(ctx: RequestContext, query: DirectoryQuery) -> list[DirectoryEntryOut]:
-    """Find an active person by exact booking number AND last name (at most one result)."""
-    principal = ctx.require()
-    ctx.services.rate_limiter.hit("directory", principal.actor, DIRECTORY_LOOKUPS_PER_MIN)
-    person = await persons.find_in_directory(
-        ctx.services,
-        path_id(ctx, "facility_id"),
-        last_name=query.last_name,
-        booking_number=query.booking_number,
-    )
-    if person is None:
-        return []
-    return [
-        DirectoryEntryOut(
-            id=person.id,
-            facility_id=person.facility_id,
-            first_name=person.first_name,
-            last_name=person.last_name,
-            booking_number=person.booking_number,
-        )
-    ]
-
-
-@router.route("GET", "/api/persons/{person_id}", roles=STAFF, response=PersonOut)
-async def get_person(ctx: RequestContext) -> PersonOut:
-    """One person in custody."""
-    person = await persons.get_person(ctx.services, ctx.require(), path_id(ctx, "person_id"))
-    return PersonOut.of(person)
-
-
-@router.route(
-    "PATCH", "/api/persons/{person_id}", roles=ADMINS, body=PersonPatch, response=PersonChangeOut
-)
-async def update_person(ctx: RequestContext, body: PersonPatch) -> PersonChangeOut:
-    """Correct the name or move to another unit of the facility (booked visits cancelled)."""
-    change = await persons.update_person(
-        ctx.services,
-        caller(ctx),
-        path_id(ctx, "person_id"),
-        first_name=body.first_name,
-        last_name=body.last_name,
-        unit_id=body.unit_id,
-    )
-    return change_out(change)
-
-
-@router.route(
-    "POST",
-    "/api/persons/{person_id}/release",
-    roles=ADMINS,
-    body=ReleaseIn,
-    response=PersonChangeOut,
-)
-async def release_person(ctx: RequestContext, body: ReleaseIn) -> PersonChangeOut:
-    """Release from custody; future visits are cancelled and visitors e-mailed."""
-    change = await persons.release_person(
-        ctx.services, caller(ctx), path_id(ctx, "person_id"), body.reason
-    )
-    return change_out(change)
-
-
-@router.route(
-    "POST",
-    "/api/persons/{person_id}/transfer",
-    roles=ADMINS,
-    body=TransferIn,
-    response=PersonChangeOut,
-)
-async def transfer_person(ctx: RequestContext, body: TransferIn) -> PersonChangeOut:
-    """Transfer within the agency (or out of it); future visits are cancelled."""
-    change = await persons.transfer_person(
-        ctx.services,
-        caller(ctx),
-        path_id(ctx, "person_id"),
-        facility_id=body.facility_id,
-        unit_id=body.unit_id,
-        reason=body.reason,
-    )
-    return change_out(change)
-
-
-@router.route(
-    "POST",
-    "/api/persons/{person_id}/suspend",
-    roles=ADMINS,
-    body=SuspendIn,
-    response=PersonChangeOut,
-)
-async def suspend_person(ctx: RequestContext, body: SuspendIn) -> PersonChangeOut:
-    """Suspend visiting until a time; visits before then are cancelled."""
-    change = await persons.suspend_visiting(
-        ctx.services, caller(ctx), path_id(ctx, "person_id"), until=body.until, reason=body.reason
-    )
-    return change_out(change)
-
-
-@router.route("POST", "/api/persons/{person_id}/unsuspend", roles=ADMINS, response=PersonOut)
-async def unsuspend_person(ctx: RequestContext) -> PersonOut:
-    """End a visiting suspension early."""
-    person = await persons.unsuspend_visiting(ctx.services, caller(ctx), path_id(ctx, "person_id"))
-    return PersonOut.of(person)
-
-
-@router.route("PUT", "/api/persons/{person_id}/pin", roles=ADMINS, body=PinIn)
-async def set_pin(ctx: RequestContext, body: PinIn) -> None:
-    """Set the person's kiosk PIN (4 to 8 digits)."""
-    await persons.set_pin(ctx.services, caller(ctx), path_id(ctx, "person_id"), body.pin)
-
-
-# ---------------------------------------------------------------------------- staff
-
-
-@router.route("POST", "/api/staff", roles=ADMINS, body=StaffIn, response=StaffOut, status=201)
-async def create_staff(ctx: RequestContext, body: StaffIn) -> StaffOut:
-    """Create an officer or administrator account."""
-    account = await staff.create_staff(
-        ctx.services,
-        caller(ctx),
-        email=body.email,
-        name=body.name,
-        role=body.role,
-        facility_id=body.facility_id,
-        password=body.password,
-    )
-    return StaffOut.of(account)
-
-
-@router.route("GET", "/api/staff", roles=ADMINS, query=StaffQuery, response=list[StaffOut])
-async def list_staff(ctx: RequestContext, query: StaffQuery) -> list[StaffOut]:
-    """Staff accounts in scope (facility admins: their facility's officers and admins)."""
-    rows = await staff.list_staff(
-        ctx.services,
-        ctx.require(),
-        facility_id=query.facility_id,
-        include_inactive=query.include_inactive,
-    )
-    return [StaffOut.of(a) for a in rows]
-
-
-@router.route("POST", "/api/staff/{account_id}/deactivate", roles=ADMINS, response=StaffOut)
-async def deactivate_staff(ctx: RequestContext) -> StaffOut:
-    """Switch a staff account off and end its sessions."""
-    account = await staff.deactivate_staff(ctx.services, caller(ctx), path_id(ctx, "account_id"))
-    return StaffOut.of(account)
