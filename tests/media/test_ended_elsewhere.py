@@ -16,7 +16,7 @@ from tests.media.visit_media_support import (
 )
 from vvserver.api.keys import VISIT_MEDIA
 from vvserver.app import create_app
-from vvserver.domain.booking import cancel_visit
+from vvserver.domain.cancellation import cancel_visit
 from vvserver.media.sample_clip import Clip
 from vvserver.media.test_peer import TestPeer
 from vvserver.services import Services

@@ -30,6 +30,7 @@ from vvserver.api.schemas_visits import (
 from vvserver.db.models import ACTIVE_VISIT_STATES, Account, Facility, Kiosk, Person, Visit
 from vvserver.domain import booking
 from vvserver.domain.availability_store import local_midnight, person_availability
+from vvserver.domain.cancellation import cancel_visit
 from vvserver.domain.credit import connected_seconds, lost_seconds, makeups_of
 from vvserver.domain.errors import DomainError, NotFound
 from vvserver.domain.principal import Principal
@@ -274,7 +275,7 @@ async def cancel(ctx: RequestContext, body: CancelIn) -> VisitOut:
     if principal.is_staff:
         audit = ctx.record("visit.cancel", target=f"visit:{visit_id}", details=details)
     try:
-        view = await booking.cancel_visit(ctx.services, principal, visit_id, body.reason, audit)
+        view = await cancel_visit(ctx.services, principal, visit_id, body.reason, audit)
     except DomainError as exc:
         if principal.is_staff:
             await ctx.services.audit_now(
