@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from vvserver.api.registry import ADMINS, STAFF, ApiRouter, RequestContext
 from vvserver.api.routes_facilities import caller, path_id
-from vvserver.api.schemas_facilities import (
+from vvserver.api.schemas_people import (
     DirectoryEntryOut,
     DirectoryQuery,
     PersonChangeOut,
