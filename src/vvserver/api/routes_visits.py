@@ -27,12 +27,13 @@ from vvserver.api.schemas_visits import (
     VisitListQuery,
     VisitOut,
 )
-from vvserver.db.models import ACTIVE_VISIT_STATES, Account, Facility, Kiosk, Person, Visit
+from vvserver.db.models import Facility, Visit
 from vvserver.domain import booking
 from vvserver.domain.availability_store import local_midnight, person_availability
 from vvserver.domain.cancellation import cancel_visit
 from vvserver.domain.credit import connected_seconds, lost_seconds, makeups_of
 from vvserver.domain.errors import DomainError, NotFound
+from vvserver.domain.kiosk_day import load_kiosk_day
 from vvserver.domain.principal import Principal
 from vvserver.domain.rebooking import rebook_credited_visit
 from vvserver.domain.visit_views import VisitView, load_view, load_views, visit_calendar_text
@@ -348,51 +349,28 @@ async def rebook(ctx: RequestContext, body: RebookIn) -> BookedVisitOut:
 async def kiosk_schedule(ctx: RequestContext) -> KioskScheduleOut:
     """Today's active visits at this kiosk (facility-local day), visitor first names only."""
     principal = ctx.require()
+    assert principal.kiosk_id is not None
     now = ctx.services.clock.now()
     async with ctx.services.read() as session:
-        kiosk = (
-            await session.execute(
-                select(Kiosk.id, Kiosk.name, Facility.timezone)
-                .join(Facility, Facility.id == Kiosk.facility_id)
-                .where(Kiosk.id == principal.kiosk_id)
-            )
-        ).first()
-        if kiosk is None:
-            raise NotFound("no such kiosk")
-        tz = ZoneInfo(kiosk.timezone)
-        today = now.astimezone(tz).date()
-        rows = (
-            await session.execute(
-                select(Visit, Person.first_name, Person.last_name, Account.name)
-                .join(Person, Person.id == Visit.person_id)
-                .join(Account, Account.id == Visit.visitor_id)
-                .where(
-                    Visit.kiosk_id == kiosk.id,
-                    Visit.state.in_(ACTIVE_VISIT_STATES),
-                    Visit.start_at >= local_midnight(today, tz),
-                    Visit.start_at < local_midnight(today + timedelta(days=1), tz),
-                )
-                .order_by(Visit.start_at, Visit.id)
-            )
-        ).all()
+        day = await load_kiosk_day(session, principal.kiosk_id, now)
     return KioskScheduleOut(
-        kiosk_id=kiosk.id,
-        kiosk_name=kiosk.name,
-        date=today,
-        timezone=kiosk.timezone,
+        kiosk_id=day.kiosk_id,
+        kiosk_name=day.kiosk_name,
+        date=day.date,
+        timezone=day.timezone,
         visits=[
             KioskVisitOut(
-                id=visit.id,
-                state=visit.state,
-                start=visit.start_at.astimezone(tz),
-                end=visit.end_at.astimezone(tz),
-                start_utc=visit.start_at,
-                end_utc=visit.end_at,
-                person_name=f"{first} {last}",
-                visitor_first_name=(visitor_name.split() or ["-"])[0],
-                minors_count=len(visit.minors),
-                privileged=visit.privileged,
+                id=row.visit.id,
+                state=row.visit.state,
+                start=row.visit.start_at.astimezone(day.tz),
+                end=row.visit.end_at.astimezone(day.tz),
+                start_utc=row.visit.start_at,
+                end_utc=row.visit.end_at,
+                person_name=row.person_name,
+                visitor_first_name=row.visitor_first_name,
+                minors_count=len(row.visit.minors),
+                privileged=row.visit.privileged,
             )
-            for visit, first, last, visitor_name in rows
+            for row in day.visits
         ],
     )
