@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -13,6 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from tests.factories import World, build_world
+from tests.store_helpers import ManualClock
 from vvserver.app import build_services, create_app
 from vvserver.db.migrate import upgrade
 from vvserver.domain.secrets import PasswordHashing
@@ -115,3 +117,11 @@ async def client(
 ) -> TestClient[web.Request, web.Application]:
     app = create_app(settings, services=services, workers=[])
     return await aiohttp_client(app)
+
+
+@pytest.fixture
+def clock(services: Services) -> ManualClock:
+    """The server clock frozen at Monday 4 January 2027, 07:00 in New York (facility A)."""
+    frozen = ManualClock(datetime(2027, 1, 4, 12, 0, tzinfo=UTC))
+    services.clock = frozen
+    return frozen

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import dataclasses
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 
 from tests.factories import World
-from vvserver.db.models import Kiosk, Notification, Visit
+from vvserver.db.models import Facility, Kiosk, Notification, Visit
+from vvserver.domain.rules import VisitingRules
 from vvserver.services import Services
 
 
@@ -66,3 +69,21 @@ async def mail_to(services: Services, email: str, kind: str | None = None) -> li
         if kind is not None:
             query = query.where(Notification.kind == kind)
         return list((await s.scalars(query.order_by(Notification.id))).all())
+
+
+class ManualClock:
+    """The server's clock, set by the test (booking rules depend on "now")."""
+
+    def __init__(self, moment: datetime) -> None:
+        self.moment = moment
+
+    def now(self) -> datetime:
+        return self.moment
+
+
+async def set_rules(services: Services, facility_id: int, **changes: Any) -> None:
+    async with services.write() as s:
+        facility = await s.get(Facility, facility_id)
+        assert facility is not None
+        rules = dataclasses.replace(VisitingRules.from_json(facility.rules), **changes)
+        facility.rules = rules.to_json()

@@ -5,7 +5,6 @@ The clock is frozen; facility A is in America/New_York, so every answer carries 
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -15,38 +14,15 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import update
 
 from tests.factories import ApiUser, World
-from vvserver.db.models import Blackout, Facility, Person, Visit, VisitorBan
-from vvserver.domain.rules import HourWindow, VisitingRules
+from tests.store_helpers import ManualClock, set_rules
+from vvserver.db.models import Blackout, Person, Visit, VisitorBan
+from vvserver.domain.rules import HourWindow
 from vvserver.services import Services
 
 Client = TestClient[web.Request, web.Application]
 
 MONDAY = date(2027, 1, 4)  # winter: New York is UTC-05:00
 SPRING_FORWARD = date(2027, 3, 14)  # a Sunday: 02:00 EST -> 03:00 EDT
-
-
-class ManualClock:
-    def __init__(self, moment: datetime) -> None:
-        self.moment = moment
-
-    def now(self) -> datetime:
-        return self.moment
-
-
-@pytest.fixture
-def clock(services: Services) -> ManualClock:
-    """Monday 4 January 2027, 07:00 in New York."""
-    frozen = ManualClock(datetime(2027, 1, 4, 12, 0, tzinfo=UTC))
-    services.clock = frozen
-    return frozen
-
-
-async def set_rules(services: Services, facility_id: int, **changes: Any) -> None:
-    async with services.write() as s:
-        facility = await s.get(Facility, facility_id)
-        assert facility is not None
-        rules = dataclasses.replace(VisitingRules.from_json(facility.rules), **changes)
-        facility.rules = rules.to_json()
 
 
 async def availability(user: ApiUser, person_id: int, first: date, last: date) -> Any:

@@ -3,7 +3,6 @@ its day. The clock is frozen on Monday 4 January 2027, 07:00 in New York (facili
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -13,12 +12,12 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select, update
 
 from tests.factories import ApiUser, World
+from tests.store_helpers import ManualClock, set_rules
 from vvserver.db.models import (
     Account,
     Approval,
     AuditEntry,
     Blackout,
-    Facility,
     Kiosk,
     Notification,
     Person,
@@ -28,7 +27,6 @@ from vvserver.db.models import (
 )
 from vvserver.domain.errors import Forbidden
 from vvserver.domain.join_links import verify_join
-from vvserver.domain.rules import VisitingRules
 from vvserver.domain.secrets import token_hash
 from vvserver.notify.ics import unfold
 from vvserver.services import Services
@@ -39,29 +37,6 @@ TUE_10 = "2027-01-05T10:00:00-05:00"
 TUE_1030 = "2027-01-05T10:30:00-05:00"
 TUE_11 = "2027-01-05T11:00:00-05:00"
 WED_10 = "2027-01-06T10:00:00-05:00"
-
-
-class ManualClock:
-    def __init__(self, moment: datetime) -> None:
-        self.moment = moment
-
-    def now(self) -> datetime:
-        return self.moment
-
-
-@pytest.fixture
-def clock(services: Services) -> ManualClock:
-    frozen = ManualClock(datetime(2027, 1, 4, 12, 0, tzinfo=UTC))
-    services.clock = frozen
-    return frozen
-
-
-async def set_rules(services: Services, facility_id: int, **changes: Any) -> None:
-    async with services.write() as s:
-        facility = await s.get(Facility, facility_id)
-        assert facility is not None
-        rules = dataclasses.replace(VisitingRules.from_json(facility.rules), **changes)
-        facility.rules = rules.to_json()
 
 
 async def approve(services: Services, visitor_id: int, person_id: int, **extra: Any) -> None:

@@ -6,7 +6,6 @@ York (facility A)."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,9 +14,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from tests.factories import ApiUser, World
-from tests.store_helpers import mail_to
-from vvserver.db.models import Facility, Kiosk, Visit
-from vvserver.domain.rules import VisitingRules
+from tests.store_helpers import ManualClock, mail_to, set_rules
+from vvserver.db.models import Kiosk, Visit
 from vvserver.media.room import VisitRoom
 from vvserver.scheduling.loop import scheduler_pass
 from vvserver.services import Services
@@ -30,29 +28,6 @@ TUE_10 = "2027-01-05T10:00:00-05:00"
 TUE_11 = "2027-01-05T11:00:00-05:00"
 TUE_12 = "2027-01-05T12:00:00-05:00"
 WED_10 = "2027-01-06T10:00:00-05:00"
-
-
-class ManualClock:
-    def __init__(self, moment: datetime) -> None:
-        self.moment = moment
-
-    def now(self) -> datetime:
-        return self.moment
-
-
-@pytest.fixture
-def clock(services: Services) -> ManualClock:
-    frozen = ManualClock(NOW)
-    services.clock = frozen
-    return frozen
-
-
-async def set_rules(services: Services, facility_id: int, **changes: Any) -> None:
-    async with services.write() as s:
-        facility = await s.get(Facility, facility_id)
-        assert facility is not None
-        rules = dataclasses.replace(VisitingRules.from_json(facility.rules), **changes)
-        facility.rules = rules.to_json()
 
 
 async def ended_visit(
