@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per plugin otherwise
     settings = _settings(args)
     if args.command == "migrate":
         from vvserver.db.migrate import upgrade_sync
