@@ -24,7 +24,7 @@ from vvserver.api.schemas_visitors import (
     VisitorOut,
     VisitorProfileOut,
 )
-from vvserver.domain import approvals, visitors
+from vvserver.domain import approvals, bans, visitors
 from vvserver.domain.errors import PayloadTooLarge
 
 router = ApiRouter("visitors")
@@ -135,7 +135,7 @@ async def check_id(ctx: RequestContext, body: IdCheckIn) -> VisitorProfileOut:
 )
 async def create_ban(ctx: RequestContext, body: BanIn) -> BanCreatedOut:
     """Bar a visitor from the facility; their visits there are cancelled."""
-    ban, cancelled = await visitors.create_ban(
+    ban, cancelled = await bans.create_ban(
         ctx.services,
         caller(ctx),
         path_id(ctx, "facility_id"),
@@ -155,7 +155,7 @@ async def create_ban(ctx: RequestContext, body: BanIn) -> BanCreatedOut:
 )
 async def list_bans(ctx: RequestContext, query: BanQuery) -> list[BanOut]:
     """Bans at the facility (in force only, unless ``active_only=false``)."""
-    rows = await visitors.list_bans(
+    rows = await bans.list_bans(
         ctx.services, ctx.require(), path_id(ctx, "facility_id"), active_only=query.active_only
     )
     return [BanOut.of(ban, visitor) for ban, visitor in rows]
@@ -164,7 +164,7 @@ async def list_bans(ctx: RequestContext, query: BanQuery) -> list[BanOut]:
 @router.route("POST", "/api/bans/{ban_id}/lift", roles=ADMINS, body=LiftIn, response=BanOut)
 async def lift_ban(ctx: RequestContext, body: LiftIn) -> BanOut:
     """End a ban early; the visitor is told."""
-    ban = await visitors.lift_ban(ctx.services, caller(ctx), path_id(ctx, "ban_id"), body.reason)
+    ban = await bans.lift_ban(ctx.services, caller(ctx), path_id(ctx, "ban_id"), body.reason)
     return BanOut.of(ban)
 
 

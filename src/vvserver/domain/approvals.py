@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vvserver.db.models import Account, Approval, Facility, Person, Visit, VisitorBan
+from vvserver.domain.bans import active_ban
 from vvserver.domain.errors import Conflict, InvalidInput, NotFound
 from vvserver.domain.principal import Principal
 from vvserver.domain.scope import (
@@ -25,7 +26,6 @@ from vvserver.domain.scope import (
     reachable_facility_ids,
 )
 from vvserver.domain.staff import facility_admin_emails
-from vvserver.domain.visitors import active_ban
 from vvserver.notify.outbox import queue_email
 from vvserver.services import Services
 

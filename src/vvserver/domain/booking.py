@@ -1,4 +1,4 @@
-"""Booking, rescheduling and cancelling visits.
+"""Booking and rescheduling visits (cancelling one is in ``cancellation``).
 
 Every change runs in one ``services.write()`` transaction. On PostgreSQL the rows a booking
 decides on are locked in one global order, so concurrent bookings never deadlock: the person row
