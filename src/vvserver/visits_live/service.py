@@ -211,17 +211,7 @@ class VisitMedia:
             raise
         watch = self._watches.get(visit_id)
         try:
-            async with self.services.write() as session:
-                await audit_monitor(
-                    self.services,
-                    session,
-                    actor=principal.actor,
-                    visit_id=visit_id,
-                    started=True,
-                    outcome="success",
-                    now=self.services.clock.now(),
-                    request_id=request_id,
-                )
+            await self._audit_monitor(principal, visit_id, True, "success", request_id)
         except BaseException:
             await room.stop_monitor(principal.actor)  # no unaudited watching
             raise
@@ -233,17 +223,29 @@ class VisitMedia:
         self, visit_id: int, principal: Principal, code: str, request_id: str | None
     ) -> None:
         self._monitors_refused += 1
+        await self._audit_monitor(principal, visit_id, True, "failure", request_id, code=code)
+
+    async def _audit_monitor(
+        self,
+        principal: Principal,
+        visit_id: int,
+        started: bool,
+        outcome: str,
+        request_id: str | None,
+        **details: object,
+    ) -> None:
+        """A monitor start/stop (or refusal) audited in a transaction of its own."""
         async with self.services.write() as session:
             await audit_monitor(
                 self.services,
                 session,
                 actor=principal.actor,
                 visit_id=visit_id,
-                started=True,
-                outcome="failure",
+                started=started,
+                outcome=outcome,
                 now=self.services.clock.now(),
                 request_id=request_id,
-                code=code,
+                **details,
             )
 
     async def stop_monitor(
@@ -258,18 +260,9 @@ class VisitMedia:
         if watch is not None:
             watch.monitors.discard(principal.actor)
         await room.stop_monitor(principal.actor)
-        async with self.services.write() as session:
-            await audit_monitor(
-                self.services,
-                session,
-                actor=principal.actor,
-                visit_id=visit_id,
-                started=False,
-                outcome="success",
-                now=self.services.clock.now(),
-                request_id=request_id,
-                reason="stopped by the officer",
-            )
+        await self._audit_monitor(
+            principal, visit_id, False, "success", request_id, reason="stopped by the officer"
+        )
         return True
 
     def _monitor_dropped(self, watch_box: list[RoomWatch], monitor_id: str) -> None:
