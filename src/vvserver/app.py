@@ -40,6 +40,7 @@ from vvserver.scheduling.loop import run_scheduler
 from vvserver.services import Services
 from vvserver.settings import Settings
 from vvserver.signaling import install_signaling
+from vvserver.web_pages import install_web
 from vvserver.visits_live import VisitMedia, adopt_recovered_recordings
 from vvserver.visits_live.ended_elsewhere import hang_up_ended_visits
 
@@ -96,6 +97,7 @@ def create_app(
     app[VISIT_MEDIA] = VisitMedia(services, app[ROOMS])
     install_signaling(app, media=app[VISIT_MEDIA])
     app[ENDPOINTS] = install(app, list(ROUTERS))
+    install_web(app, settings.resolved_web_dir)
     worker_factories = default_workers() if workers is None else workers
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:

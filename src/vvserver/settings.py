@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -51,6 +52,15 @@ class Settings(BaseSettings):
     turn_urls: list[str] = Field(default_factory=list)
     turn_secret: str | None = None
     turn_ttl_s: int = Field(default=3600, ge=60, le=7 * 86400)
+    # Folder of the web pages (HTML, JS, CSS); unset = the ``web/`` folder of this checkout.
+    web_dir: Path | None = None
+    # Bench-only: "stock" swaps the passthrough relay for aiortc's decode/re-encode path
+    # (MediaRelay + MediaRecorder) so scripts/bench_calls.py can compare both in one run.
+    media_relay: Literal["passthrough", "stock"] = "passthrough"
+
+    @property
+    def resolved_web_dir(self) -> Path:
+        return self.web_dir or Path(__file__).resolve().parents[2] / "web"
 
     @property
     def recordings_dir(self) -> Path:
