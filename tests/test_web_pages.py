@@ -77,3 +77,10 @@ def test_every_translation_file_has_the_same_keys_in_english_and_spanish() -> No
         en_keys = set(json.loads(english.read_text(encoding="utf-8")))
         es_keys = set(json.loads(spanish.read_text(encoding="utf-8")))
         assert en_keys == es_keys, f"{english.name}: {sorted(en_keys ^ es_keys)}"
+
+
+def test_an_emailed_join_link_opens_the_join_page(tmp_path: Path) -> None:
+    (tmp_path / "join.html").write_text("<p>join</p>")
+    folder = WebFolder(tmp_path)
+    assert folder.resolve("/join/eyJhbGciOi.abc.def") == (tmp_path / "join.html").resolve()
+    assert folder.resolve("/join/a/b") is None

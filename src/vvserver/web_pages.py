@@ -45,6 +45,8 @@ CONTENT_SECURITY_POLICY = "; ".join(
 # Cameras and microphones for this origin only; nothing else a page could ask for.
 PERMISSIONS_POLICY = "camera=(self), microphone=(self), geolocation=(), payment=(), usb=()"
 MAX_PATH_CHARS = 200
+# Pages whose URL carries a value in its path: e-mailed join links are ``/join/<token>``.
+PAGES_WITH_PATH_VALUES: dict[str, str] = {"/join/": "join.html"}
 
 
 class WebFolder:
@@ -56,6 +58,9 @@ class WebFolder:
     def resolve(self, url_path: str) -> Path | None:
         if len(url_path) > MAX_PATH_CHARS or "\x00" in url_path or "\\" in url_path:
             return None
+        for prefix, page in PAGES_WITH_PATH_VALUES.items():
+            if url_path.startswith(prefix) and "/" not in url_path[len(prefix) :]:
+                url_path = "/" + page
         relative = url_path.strip("/")
         parts = [part for part in relative.split("/") if part]
         if any(part.startswith(".") for part in parts):
