@@ -193,11 +193,16 @@ export function showError(target, error, control) {
   node.textContent = error ? errorText(error) : "";
   node.hidden = !error;
   if (control) {
+    // Keep the control's other descriptions (hints): add or remove only the error's id.
+    const ids = (control.getAttribute("aria-describedby") || "").split(/\s+/).filter(Boolean);
+    const others = ids.filter((id) => id !== node.id);
     if (error) {
       control.setAttribute("aria-invalid", "true");
-      control.setAttribute("aria-describedby", node.id);
+      control.setAttribute("aria-describedby", [...others, node.id].join(" "));
     } else {
       control.removeAttribute("aria-invalid");
+      if (others.length) control.setAttribute("aria-describedby", others.join(" "));
+      else control.removeAttribute("aria-describedby");
     }
   }
 }
@@ -257,6 +262,7 @@ function navLinks(role) {
   const admin = [
     ["/admin/", "nav.admin.home"],
     ["/admin/approvals", "nav.admin.approvals"],
+    ["/admin/people", "nav.admin.people"],
     ["/admin/rules", "nav.admin.rules"],
     ["/admin/kiosks", "nav.admin.kiosks"],
     ["/admin/staff", "nav.admin.staff"],
