@@ -22,6 +22,7 @@ from aiohttp import web
 from tests.authz_world import PNG, Objects, populate
 from tests.conftest import AiohttpClient, fast_passwords, make_settings
 from tests.factories import PASSWORD, build_world
+from tests.recording_support import record_visit
 from tests.schema_examples import example
 from vvserver.api.keys import ENDPOINTS
 from vvserver.api.openapi import build_openapi
@@ -212,7 +213,20 @@ MATRIX: dict[tuple[str, str], Access] = {
         STAFF, body=lambda o, p: {"note": "holds a paper up to the camera"}
     ),
     ("GET", "/api/visits/{visit_id}/flags"): Access(STAFF),
+    # Recordings and evidence.
+    ("GET", "/api/recordings"): Access(STAFF, scoped=False),
+    ("GET", "/api/visits/{visit_id}/recording"): Access(STAFF),
+    ("GET", "/api/recordings/{recording_id}/files/{name}"): Access(STAFF),
+    ("GET", "/api/visits/{visit_id}/evidence.zip"): Access(STAFF),
+    # Audit log.
+    ("GET", "/api/audit"): Access(ADMINS, scoped=False),
+    ("POST", "/api/audit/verify"): Access(ADMINS, scoped=False),
+    ("GET", "/api/facilities/{facility_id}/reports"): Access(ADMINS),
+    # In-call chat (sent over the WebSockets), read back by the visit's sides and staff.
+    ("GET", "/api/visits/{visit_id}/messages"): Access(VISITOR_STAFF | KIOSK),
 }
+# Path parameters that are names rather than ids: the same in every place.
+PATH_WORDS = {"name": "kiosk-001.webm"}
 
 
 @dataclass(frozen=True)
@@ -255,6 +269,10 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
         try:
             world = await build_world(services)
             objects = await populate(services, world)
+            objects.ids["recording_id"] = {
+                place: await record_visit(services, objects.ids["visit_id"][place])
+                for place in ("A", "B", "C")
+            }
         finally:
             await services.db.close()
         return Template(data_dir, objects, world.emails, world.kiosk_tokens)
@@ -293,6 +311,9 @@ def _fill(path: str, objects: Objects, place: str) -> tuple[str, bool]:
     """The path with ids of ``place``; False when some parameter has no object there."""
     complete = True
     for name in path_params(path):
+        if name in PATH_WORDS:
+            path = path.replace("{" + name + "}", PATH_WORDS[name])
+            continue
         by_place = objects.ids[name]
         if place not in by_place:
             complete = False
@@ -385,6 +406,14 @@ def test_app_router_matches_the_registry(template: Template) -> None:
     # The WebSocket endpoints authenticate inside the socket (close code 1008); their refusal
     # paths (token, role, Origin, size) are tested in tests/signaling.
     websockets = {("GET", "/ws/visitor"), ("GET", "/ws/kiosk"), ("GET", "/ws/officer")}
+    # The web pages (vvserver.web_pages) are public static files outside /api.
+    pages = {
+        (route.method, route.resource.canonical)
+        for route in app.router.routes()
+        if route.resource is not None
+        and route.resource.name in ("web_root", "web_page")
+        and route.method != "HEAD"
+    }
     assert registered == set(ROUTES)
-    assert routed == registered | websockets
+    assert routed == registered | websockets | pages
     assert isinstance(app, web.Application)

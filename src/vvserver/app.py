@@ -11,11 +11,15 @@ from aiohttp import web
 
 from vvserver.aio import TaskSet
 from vvserver.api import (
+    routes_audit,
     routes_auth,
+    routes_chat,
     routes_facilities,
     routes_flags,
     routes_live,
     routes_people,
+    routes_recordings,
+    routes_reports,
     routes_system,
     routes_visitors,
     routes_visits,
@@ -40,9 +44,9 @@ from vvserver.scheduling.loop import run_scheduler
 from vvserver.services import Services
 from vvserver.settings import Settings
 from vvserver.signaling import install_signaling
-from vvserver.web_pages import install_web
 from vvserver.visits_live import VisitMedia, adopt_recovered_recordings
 from vvserver.visits_live.ended_elsewhere import hang_up_ended_visits
+from vvserver.web_pages import install_web
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +61,10 @@ ROUTERS: tuple[ApiRouter, ...] = (
     routes_visits.router,
     routes_live.router,
     routes_flags.router,
+    routes_recordings.router,
+    routes_audit.router,
+    routes_reports.router,
+    routes_chat.router,
 )
 
 

@@ -305,3 +305,16 @@ class VisitFlag(Base):
     offset_s: Mapped[float]
     note: Mapped[str] = mapped_column(Text)
     created_by: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+
+
+class VisitMessage(Base):
+    """A text chat message sent during a live visit (kept with the visit, like its recording)."""
+
+    __tablename__ = "visit_messages"
+    __table_args__ = (Index("ix_visit_messages_visit_id", "visit_id", "id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    visit_id: Mapped[int] = mapped_column(ForeignKey("visits.id"))
+    facility_id: Mapped[int] = mapped_column(ForeignKey("facilities.id"), index=True)
+    sender: Mapped[str] = mapped_column(String(16))  # "visitor" | "kiosk"
+    text: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime]

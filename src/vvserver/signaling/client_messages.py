@@ -21,6 +21,7 @@ MAX_CANDIDATE_CHARS = 1024
 MAX_REASON_CHARS = 1000
 MAX_NOTE_CHARS = 1000
 MAX_PIN_CHARS = 16
+MAX_CHAT_CHARS = 1000
 
 VisitId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
@@ -117,6 +118,17 @@ class PinConfirmMessage(ClientMessage):
     pin: str = Field(min_length=1, max_length=MAX_PIN_CHARS)
 
 
+class ChatMessage(ClientMessage):
+    """Visitor or kiosk: a text chat message to the other side, while the visit is live.
+
+    A kiosk may name the visit; without ``visit_id`` the message goes to its live visit.
+    """
+
+    type: Literal["chat"]
+    text: str = Field(min_length=1, max_length=MAX_CHAT_CHARS)
+    visit_id: VisitId | None = None
+
+
 AnyClientMessage = Annotated[
     AuthMessage
     | PingMessage
@@ -128,7 +140,8 @@ AnyClientMessage = Annotated[
     | StopMonitorMessage
     | TerminateMessage
     | FlagMessage
-    | PinConfirmMessage,
+    | PinConfirmMessage
+    | ChatMessage,
     Field(discriminator="type"),
 ]
 CLIENT_MESSAGE = TypeAdapter[AnyClientMessage](AnyClientMessage)
@@ -144,6 +157,7 @@ CLIENT_MESSAGE_TYPES: tuple[str, ...] = (
     "terminate",
     "flag",
     "pin_confirm",
+    "chat",
 )
 
 

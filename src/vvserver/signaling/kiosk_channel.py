@@ -14,8 +14,10 @@ import logging
 
 from vvserver.api.context import _kiosk_principal
 from vvserver.db.models import Visit
+from vvserver.domain.chat import live_visit_of_kiosk, messages_of_kiosk, post_message
 from vvserver.domain.errors import NotFound
 from vvserver.domain.principal import Principal
+from vvserver.signaling.chat_feed import ChatFeed
 from vvserver.signaling.connection import Connection
 from vvserver.signaling.hub import HUB
 from vvserver.signaling.ice import client_ice_servers
@@ -24,6 +26,7 @@ from vvserver.signaling.participants import ParticipantChannel
 from vvserver.signaling.protocol import (
     AnyClientMessage,
     AuthMessage,
+    ChatMessage,
     PinAcceptedMessage,
     PinConfirmMessage,
     ProtocolError,
@@ -42,6 +45,7 @@ class KioskChannel(ParticipantChannel):
     participant = "kiosk"
     heartbeat_s = HEARTBEAT_S
     kiosk_id: int | None = None
+    chat: ChatFeed | None = None
 
     async def _by_token(self, token: str) -> None:
         principal: Principal | None = await _kiosk_principal(self.services, f"Bearer {token}")
@@ -89,6 +93,8 @@ class KioskChannel(ParticipantChannel):
             )
         )
         await self.app[HUB].kiosk_connected(self.kiosk_id, conn)
+        self.chat = ChatFeed(self.app[HUB], self.services, conn, messages_of_kiosk(self.kiosk_id))
+        await self.chat.start()
         await self.send_schedule(conn)
 
     async def check_join(self, visit_id: int) -> None:
@@ -105,8 +111,22 @@ class KioskChannel(ParticipantChannel):
             )
             await conn.send(PinAcceptedMessage(visit_id=message.visit_id))
             return
+        if isinstance(message, ChatMessage):
+            assert self.kiosk_id is not None
+            visit_id = (
+                await self.allowed_visit(message.visit_id)
+                if message.visit_id is not None
+                else await live_visit_of_kiosk(self.services, self.kiosk_id)
+            )
+            await post_message(self.services, visit_id, "kiosk", message.text)
+            self.app[HUB].changed()  # the feeds of both sides (and officers) send it
+            return
         await super().handle_other(conn, message)
 
     async def closed(self, conn: Connection) -> None:
+        if self.chat is not None:
+            self.chat.stop()
         if self.kiosk_id is not None:
             self.app[HUB].kiosk_disconnected(self.kiosk_id, conn)
+        if self.chat is not None:
+            await self.chat.close()

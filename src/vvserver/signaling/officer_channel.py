@@ -8,6 +8,7 @@ keeps the officer signed in) and closes the socket (1008) once the session is go
 Alerts (``alert``, e.g. a visit starting while its kiosk is offline) go to staff in scope.
 Requests: ``monitor``, ``stop_monitor``, ``terminate`` go to the media service; ``flag``
 stores a flagged moment (``vvserver.domain.flags``) and answers ``flagged``.
+Chat messages (``chat``) of the non-privileged visits in scope arrive as they are stored.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ import time
 
 from vvserver.api.context import SESSION_COOKIE, session_principal
 from vvserver.db.models import Facility
+from vvserver.domain.chat import messages_for_staff
 from vvserver.domain.flags import FlagRequest, flag_visit
 from vvserver.domain.principal import Principal
+from vvserver.signaling.chat_feed import ChatFeed
 from vvserver.signaling.connection import Connection
 from vvserver.signaling.hub import HUB, AlertListener
 from vvserver.signaling.ice import client_ice_servers
@@ -60,6 +63,7 @@ class OfficerChannel(Channel):
     rows: dict[int, LiveVisitOut]
     pusher: asyncio.Task[None] | None = None
     alert_listener: AlertListener | None = None
+    chat: ChatFeed | None = None
 
     async def authenticate_upgrade(self) -> bool:
         cookie = self.request.cookies.get(SESSION_COOKIE)
@@ -97,6 +101,9 @@ class OfficerChannel(Channel):
             )
         )
         self.pusher = asyncio.create_task(self._push(conn, changed), name="officer live push")
+        # Chat of the non-privileged visits in scope, for the tiles of the live grid.
+        self.chat = ChatFeed(self.app[HUB], self.services, conn, messages_for_staff(self.principal))
+        await self.chat.start()
 
         async def alert(message: AlertMessage, facility_id: int) -> None:
             if await self._in_scope(facility_id):
@@ -209,9 +216,13 @@ class OfficerChannel(Channel):
             raise ProtocolError("not_allowed", f"{message.type} is not an officer message")
 
     async def closed(self, conn: Connection) -> None:
+        if self.chat is not None:
+            self.chat.stop()
         if self.alert_listener is not None:
             self.app[HUB].alert_listeners.discard(self.alert_listener)
         if self.pusher is not None:
             self.pusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.pusher
+        if self.chat is not None:
+            await self.chat.close()

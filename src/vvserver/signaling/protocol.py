@@ -11,12 +11,13 @@ import logging
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from vvserver.signaling.client_messages import (
     CLIENT_MESSAGE,
     CLIENT_MESSAGE_TYPES,
     MAX_CANDIDATE_CHARS,
+    MAX_CHAT_CHARS,
     MAX_ID,
     MAX_NOTE_CHARS,
     MAX_PIN_CHARS,
@@ -26,6 +27,7 @@ from vvserver.signaling.client_messages import (
     PROTOCOL_VERSION,
     AnyClientMessage,
     AuthMessage,
+    ChatMessage,
     ClientMessage,
     FlagMessage,
     IceCandidateMessage,
@@ -265,6 +267,19 @@ class PinAcceptedMessage(ServerMessage):
     visit_id: int
 
 
+class ChatOutMessage(ServerMessage):
+    """A chat message of a live visit, to both sides and to staff following it."""
+
+    model_config = ConfigDict(frozen=True, serialize_by_alias=True, populate_by_name=True)
+
+    type: Literal["chat"] = "chat"
+    id: int
+    visit_id: int
+    sender: Literal["visitor", "kiosk"] = Field(alias="from")
+    text: str
+    at: datetime
+
+
 AnyServerMessage = (
     WelcomeMessage
     | ErrorMessage
@@ -283,6 +298,7 @@ AnyServerMessage = (
     | AlertMessage
     | FlaggedMessage
     | PinAcceptedMessage
+    | ChatOutMessage
 )
 
 
@@ -294,6 +310,7 @@ __all__ = [
     "CLIENT_MESSAGE",
     "CLIENT_MESSAGE_TYPES",
     "MAX_CANDIDATE_CHARS",
+    "MAX_CHAT_CHARS",
     "MAX_ID",
     "MAX_NOTE_CHARS",
     "MAX_PIN_CHARS",
@@ -303,6 +320,7 @@ __all__ = [
     "PROTOCOL_VERSION",
     "AnyClientMessage",
     "AuthMessage",
+    "ChatMessage",
     "ClientMessage",
     "FlagMessage",
     "IceCandidateMessage",

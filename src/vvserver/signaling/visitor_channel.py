@@ -13,8 +13,10 @@ import time
 
 from vvserver.api.context import SESSION_COOKIE, session_principal
 from vvserver.db.models import Visit
+from vvserver.domain.chat import messages_of_visit, post_message
 from vvserver.domain.errors import DomainError, NotFound
 from vvserver.domain.join_links import verify_join
+from vvserver.signaling.chat_feed import ChatFeed
 from vvserver.signaling.connection import Connection
 from vvserver.signaling.hub import HUB, SignalingHub
 from vvserver.signaling.ice import client_ice_servers
@@ -22,7 +24,9 @@ from vvserver.signaling.participants import ParticipantChannel
 from vvserver.signaling.protocol import (
     MAX_ID,
     MAX_TOKEN_CHARS,
+    AnyClientMessage,
     AuthMessage,
+    ChatMessage,
     VisitStatusMessage,
     WelcomeMessage,
 )
@@ -60,6 +64,7 @@ class VisitorChannel(ParticipantChannel):
     participant = "visitor"
     visit_id: int | None = None
     next_status: float = 0.0
+    chat: ChatFeed | None = None
 
     async def _by_token(self, token: str) -> None:
         if len(token) > MAX_TOKEN_CHARS:
@@ -115,8 +120,18 @@ class VisitorChannel(ParticipantChannel):
             )
         )
         hub.visitor_connected(self.visit_id, conn)
+        self.chat = ChatFeed(hub, self.services, conn, messages_of_visit(self.visit_id))
+        await self.chat.start()
         await send_visit_status(hub, conn, self.visit_id)
         self.next_status = time.monotonic() + STATUS_EVERY_S
+
+    async def handle_other(self, conn: Connection, message: AnyClientMessage) -> None:
+        if isinstance(message, ChatMessage):
+            visit_id = await self.allowed_visit(message.visit_id)
+            await post_message(self.services, visit_id, "visitor", message.text)
+            self.app[HUB].changed()  # the feeds of both sides (and officers) send it
+            return
+        await super().handle_other(conn, message)
 
     def next_tick(self) -> float | None:
         pending = super().next_tick()
@@ -129,5 +144,9 @@ class VisitorChannel(ParticipantChannel):
             await send_visit_status(self.app[HUB], conn, self.visit_id)
 
     async def closed(self, conn: Connection) -> None:
+        if self.chat is not None:
+            self.chat.stop()
         if self.visit_id is not None:
             self.app[HUB].visitor_disconnected(self.visit_id, conn)
+        if self.chat is not None:
+            await self.chat.close()
