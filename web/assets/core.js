@@ -10,7 +10,7 @@ const HOME_BY_ROLE = {
   agency_admin: "/admin/",
 };
 
-const state = { lang: "en", strings: {}, session: null, csrf: "" };
+const state = { lang: "en", strings: {}, session: null, csrf: "", announceTimer: 0 };
 
 export class ApiError extends Error {
   constructor(status, code, message, details) {
@@ -169,9 +169,14 @@ export function announce(text) {
   const region = document.getElementById("vv-status");
   if (!region) return;
   region.textContent = "";
-  // A fresh text node after a tick makes screen readers repeat identical messages.
+  clearTimeout(state.announceTimer);
+  // A fresh text node after a tick makes screen readers repeat identical messages; the toast
+  // clears itself so it never sits over the page's controls.
   setTimeout(() => {
     region.textContent = text;
+    state.announceTimer = setTimeout(() => {
+      region.textContent = "";
+    }, 8000);
   }, 30);
 }
 

@@ -1,0 +1,557 @@
+// CallSession: one participant's side of a video visit (visitor page, /join/<token> page, kiosk).
+//
+// It speaks the signaling protocol of docs/protocol.md over one WebSocket and runs one
+// RTCPeerConnection to the server's media relay. It holds no UI: pages listen to its events.
+//
+//   import { CallSession, getLocalMedia, MicLevelMeter } from "/assets/call.js";
+//
+//   const session = new CallSession({
+//     endpoint: "visitor" | "kiosk",  // socket /ws/visitor or /ws/kiosk
+//     token,              // join-link token (visitor) or device token "k<id>.<secret>" (kiosk):
+//                         //   sent in the first `auth` message, never in the URL
+//     visitId,            // visitor with the session cookie instead of a token: ?visit_id=
+//     stream,             // the local MediaStream (from getLocalMedia), or null: receive only
+//     receiveVideo: true, // false: audio-only call (no video section in the offer)
+//     stayOpen,           // keep the socket after a visit ends (default: kiosk true, visitor false)
+//   });
+//   session.addEventListener("state", (e) => e.detail.state);
+//   session.start();             // opens the socket (reconnects by itself with backoff)
+//   session.join(visitId?, {endAt?});  // start the call (visitor: its own visit; kiosk: the visit id
+//                                // from `visit_start` or the schedule); retried while the join
+//                                // window is not open yet, rejoined after a lost connection
+//   session.leave();             // hang up this side (the visit goes on; join() again to rejoin)
+//   session.setMuted(bool); session.setCamera(bool)   // local track.enabled switches
+//   session.setStream(stream, { receiveVideo })        // new local media (e.g. audio only): rejoins
+//   session.sendChat(text) -> bool                     // in-call text chat (1..1000 characters)
+//   session.send(message)        // any other client message, e.g. {type: "get_schedule"} or
+//                                // {type: "pin_confirm", visit_id, pin} ("v": 1 is added)
+//   session.secondsLeft() -> number|null   // until the visit's end, by the server's clock
+//   session.figures() -> {connectedSeconds, lostSeconds}  // as seen from this side
+//   session.close();             // idempotent: closes peer connection and socket for good
+//
+// Events (CustomEvent, data in `detail`):
+//   "state"       {state}: connecting | waiting (socket ready, not in the call) | joining |
+//                 connected (media flowing) | reconnecting | ended | refused | closed
+//   "remote_stream" {stream}  the MediaStream to show (fires again when tracks are added)
+//   "visit_status", "visit_start", "schedule", "pin_accepted", "participant", "quality",
+//   "welcome", "pong": the server message itself
+//   "warning"     {seconds_left}           from `visit_warning`
+//   "ended"       {reason, message}        the visit is over (visit_ended or an end state)
+//   "chat"        {from, text, at, visit_id}
+//   "error"       {code, message, ref}     a refused request (the socket goes on)
+//   "refused"     {code, message}          authentication refused: nothing more will happen
+//   "poor_connection" {poor: bool}         measured loss / round trip crossed the thresholds
+
+const MAX_BACKOFF_MS = 30000;
+const NOT_OPEN_RETRY_MS = 5000;
+const GATHER_TIMEOUT_MS = 3000;
+const DISCONNECTED_GRACE_MS = 5000;
+const STATS_EVERY_MS = 3000;
+const POOR_LOSS_RATIO = 0.08;
+const POOR_RTT_S = 0.8;
+const END_STATES = new Set(["completed", "cancelled", "no_show", "terminated", "failed"]);
+const FORWARDED = [
+  "welcome", "visit_status", "visit_start", "schedule", "pin_accepted", "participant",
+  "quality", "pong",
+];
+
+/** Drop `.local` (mDNS) candidates from an SDP: the server cannot resolve them. */
+export function withoutMdnsCandidates(sdp) {
+  return sdp
+    .split("\r\n")
+    .filter((line) => {
+      if (!line.startsWith("a=candidate:")) return true;
+      const address = line.split(" ")[4] || "";
+      return !address.toLowerCase().endsWith(".local");
+    })
+    .join("\r\n");
+}
+
+/** The server's ice_servers as RTCIceServer objects (null username/credential left out). */
+export function iceServersFrom(list) {
+  return (list || []).map((entry) => {
+    const server = { urls: entry.urls };
+    if (entry.username) server.username = entry.username;
+    if (entry.credential) server.credential = entry.credential;
+    return server;
+  });
+}
+
+/**
+ * Ask for camera and microphone (or the microphone alone). Resolves with {stream} or
+ * {error: "permission_denied" | "no_device" | "in_use" | "unsupported" | "media_error"}.
+ */
+export async function getLocalMedia({ video = true } = {}) {
+  if (!navigator.mediaDevices?.getUserMedia) return { stream: null, error: "unsupported" };
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({
+      audio: { echoCancellation: true, noiseSuppression: true },
+      video: video ? { width: { ideal: 640 }, height: { ideal: 480 } } : false,
+    });
+    return { stream, error: null };
+  } catch (error) {
+    const byName = {
+      NotAllowedError: "permission_denied",
+      SecurityError: "permission_denied",
+      NotFoundError: "no_device",
+      OverconstrainedError: "no_device",
+      NotReadableError: "in_use",
+      AbortError: "in_use",
+    };
+    return { stream: null, error: byName[error?.name] || "media_error" };
+  }
+}
+
+/** Microphone level (0..1) from a stream's audio track, via a WebAudio AnalyserNode. */
+export class MicLevelMeter {
+  constructor(stream) {
+    this.context = new AudioContext();
+    this.analyser = this.context.createAnalyser();
+    this.analyser.fftSize = 512;
+    this.samples = new Float32Array(this.analyser.fftSize);
+    this.source = this.context.createMediaStreamSource(stream);
+    this.source.connect(this.analyser);
+    this.closed = false;
+  }
+
+  /** Root-mean-square level, scaled so that normal speech reaches about 0.5. */
+  level() {
+    if (this.closed) return 0;
+    if (this.context.state === "suspended") this.context.resume().catch(() => {});
+    this.analyser.getFloatTimeDomainData(this.samples);
+    let sum = 0;
+    for (const value of this.samples) sum += value * value;
+    return Math.min(1, Math.sqrt(sum / this.samples.length) * 4);
+  }
+
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    this.source.disconnect();
+    this.context.close().catch(() => {});
+  }
+}
+
+export class CallSession extends EventTarget {
+  constructor({ endpoint, token = null, visitId = null, stream = null, receiveVideo = true,
+    stayOpen } = {}) {
+    super();
+    if (endpoint !== "visitor" && endpoint !== "kiosk") throw new Error("endpoint?");
+    this.endpoint = endpoint;
+    this.token = token;
+    this.visitId = visitId;
+    this.stream = stream;
+    this.receiveVideo = receiveVideo;
+    this.stayOpen = stayOpen ?? endpoint === "kiosk";
+    this.state = "idle";
+    this.ws = null;
+    this.pc = null;
+    this.iceServers = [];
+    this.clockOffsetMs = 0;
+    this.endAt = null;
+    this.wantJoined = false;
+    this.ended = false;
+    this.closed = false;
+    this.attempt = 0;
+    this.timers = new Set();
+    this.remoteStream = null;
+    this.lastError = null;
+    this.connectedSince = null;
+    this.lostSince = null;
+    this.connectedMs = 0;
+    this.lostMs = 0;
+    this.everConnected = false;
+    this.poor = false;
+    this.lastStats = null;
+    this.statsTimer = null;
+    this.disconnectTimer = null;
+  }
+
+  // ------------------------------------------------------------------ public API
+
+  start() {
+    if (this.closed || this.ws) return;
+    this.openSocket();
+  }
+
+  join(visitId, { endAt } = {}) {
+    if (this.closed) return;
+    if (visitId !== undefined && visitId !== null) this.visitId = visitId;
+    if (endAt) this.endAt = Date.parse(endAt);
+    this.ended = false;
+    this.wantJoined = true;
+    if (this.socketReady()) this.sendOffer();
+  }
+
+  leave() {
+    this.wantJoined = false;
+    if (this.pc && this.socketReady()) this.send({ type: "leave", visit_id: this.visitId });
+    this.closePeer();
+    if (!this.closed && this.socketReady()) this.setState("waiting");
+  }
+
+  setMuted(muted) {
+    for (const track of this.stream?.getAudioTracks() || []) track.enabled = !muted;
+  }
+
+  setCamera(on) {
+    for (const track of this.stream?.getVideoTracks() || []) track.enabled = Boolean(on);
+  }
+
+  /** New local media or audio-only mode: a new peer connection replaces the old one. */
+  setStream(stream, { receiveVideo = this.receiveVideo } = {}) {
+    this.stream = stream;
+    this.receiveVideo = receiveVideo;
+    if (this.wantJoined && this.socketReady()) this.sendOffer();
+  }
+
+  sendChat(text) {
+    const clean = String(text || "").trim();
+    if (!clean || clean.length > 1000 || !this.socketReady()) return false;
+    this.send({ type: "chat", text: clean });
+    return true;
+  }
+
+  send(message) {
+    if (!this.socketReady()) return false;
+    this.ws.send(JSON.stringify({ v: 1, ...message }));
+    return true;
+  }
+
+  secondsLeft() {
+    if (!this.endAt) return null;
+    return Math.max(0, (this.endAt - (Date.now() + this.clockOffsetMs)) / 1000);
+  }
+
+  figures() {
+    const now = Date.now();
+    const connected = this.connectedMs + (this.connectedSince ? now - this.connectedSince : 0);
+    const lost = this.lostMs + (this.lostSince ? now - this.lostSince : 0);
+    return { connectedSeconds: connected / 1000, lostSeconds: lost / 1000 };
+  }
+
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    this.wantJoined = false;
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
+    this.closePeer();
+    if (this.ws) {
+      const ws = this.ws;
+      this.ws = null;
+      ws.onclose = null;
+      ws.close(1000);
+    }
+    if (this.state !== "ended" && this.state !== "refused") this.setState("closed");
+  }
+
+  // ------------------------------------------------------------------ socket
+
+  socketReady() {
+    return Boolean(this.ws && this.ws.readyState === WebSocket.OPEN && this.authenticated);
+  }
+
+  later(fn, ms) {
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      if (!this.closed) fn();
+    }, ms);
+    this.timers.add(timer);
+  }
+
+  openSocket() {
+    this.authenticated = false;
+    this.setState(this.attempt ? "reconnecting" : "connecting");
+    const query = !this.token && this.endpoint === "visitor" && this.visitId !== null
+      ? `?visit_id=${encodeURIComponent(this.visitId)}` : "";
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    const ws = new WebSocket(`${scheme}//${location.host}/ws/${this.endpoint}${query}`);
+    this.ws = ws;
+    this.lastError = null;
+    ws.onopen = () => {
+      if (this.token) ws.send(JSON.stringify({ type: "auth", v: 1, token: this.token }));
+    };
+    ws.onmessage = (event) => {
+      let message;
+      try {
+        message = JSON.parse(event.data);
+      } catch (ignored) {
+        return;
+      }
+      this.handle(message).catch((error) => this.emit("error", {
+        code: "client_error", message: String(error?.message || error), ref: message?.type,
+      }));
+    };
+    ws.onclose = (event) => this.socketClosed(ws, event);
+  }
+
+  socketClosed(ws, event) {
+    if (ws !== this.ws || this.closed) return;
+    this.ws = null;
+    this.authenticated = false;
+    if (event.code === 1008) {
+      const code = this.lastError?.code || "refused";
+      this.closePeer();
+      this.closed = true;
+      this.setState("refused");
+      this.emit("refused", { code, message: this.lastError?.message || "" });
+      return;
+    }
+    if (this.ended && !this.stayOpen) return;
+    // A rejoin after the socket is back brings the room events to the new socket.
+    this.attempt += 1;
+    const base = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** (this.attempt - 1));
+    this.setState("reconnecting");
+    this.later(() => this.openSocket(), base / 2 + Math.random() * (base / 2));
+  }
+
+  async handle(message) {
+    if (message.server_time) {
+      this.clockOffsetMs = Date.parse(message.server_time) - Date.now();
+    }
+    if (FORWARDED.includes(message.type)) this.emit(message.type, message);
+    switch (message.type) {
+      case "welcome":
+        this.authenticated = true;
+        this.attempt = 0;
+        this.iceServers = iceServersFrom(message.ice_servers);
+        if (this.wantJoined && !this.ended) this.sendOffer();
+        else this.setState("waiting");
+        break;
+      case "visit_status":
+        this.endAt = Date.parse(message.end_at);
+        if (END_STATES.has(message.state)) this.visitEnded(message.state, "");
+        break;
+      case "visit_start":
+        if (this.visitId === null || this.visitId === message.visit_id) {
+          this.endAt = Date.parse(message.end_at);
+        }
+        break;
+      case "answer":
+        await this.applyAnswer(message);
+        break;
+      case "visit_warning":
+        this.emit("warning", { seconds_left: message.seconds_left });
+        break;
+      case "visit_ended":
+        this.visitEnded(message.reason, message.message || "");
+        break;
+      case "chat":
+        this.emit("chat", message);
+        break;
+      case "error":
+        this.lastError = message;
+        this.refusal(message);
+        break;
+      default:
+        break;
+    }
+  }
+
+  refusal(message) {
+    if (message.ref === "offer") {
+      if (message.code === "visit_not_open_yet" && this.wantJoined) {
+        this.closePeer();
+        this.setState("waiting");
+        this.later(() => this.wantJoined && this.socketReady() && this.sendOffer(),
+          NOT_OPEN_RETRY_MS);
+      } else if (["visit_over", "visit_ended", "visit_not_active"].includes(message.code)) {
+        this.visitEnded(message.code, message.message || "");
+        return;
+      } else {
+        this.wantJoined = false;
+        this.closePeer();
+        if (this.socketReady()) this.setState("waiting");
+      }
+    }
+    this.emit("error", { code: message.code, message: message.message, ref: message.ref });
+  }
+
+  visitEnded(reason, text) {
+    if (this.ended) return;
+    this.ended = true;
+    this.wantJoined = false;
+    this.closePeer();
+    this.setState("ended");
+    this.emit("ended", { reason, message: text, visit_id: this.visitId });
+    if (!this.stayOpen && this.ws) {
+      const ws = this.ws;
+      this.ws = null;
+      ws.onclose = null;
+      ws.close(1000);
+    }
+    if (this.stayOpen) {
+      this.ended = false;
+      this.endAt = null;
+      if (this.endpoint === "kiosk") this.visitId = null;
+      if (this.socketReady()) this.setState("waiting");
+    }
+  }
+
+  // ------------------------------------------------------------------ peer connection
+
+  sendOffer() {
+    this.offerSeq = (this.offerSeq || 0) + 1;
+    const seq = this.offerSeq;
+    this.offerOnce().catch((error) => {
+      if (this.closed || seq !== this.offerSeq) return;
+      this.emit("error", { code: "offer_failed", message: String(error?.message || error),
+        ref: "offer" });
+    });
+  }
+
+  async offerOnce() {
+    this.closePeer();
+    this.setState("joining");
+    const pc = new RTCPeerConnection({ iceServers: this.iceServers, bundlePolicy: "max-bundle" });
+    this.pc = pc;
+    const audio = this.stream?.getAudioTracks()[0];
+    const video = this.stream?.getVideoTracks()[0];
+    if (audio) pc.addTransceiver(audio, { direction: "sendrecv", streams: [this.stream] });
+    else pc.addTransceiver("audio", { direction: "recvonly" });
+    if (this.receiveVideo || video) {
+      if (video && this.receiveVideo) {
+        pc.addTransceiver(video, { direction: "sendrecv", streams: [this.stream] });
+      } else if (video) {
+        pc.addTransceiver(video, { direction: "sendonly", streams: [this.stream] });
+      } else {
+        pc.addTransceiver("video", { direction: "recvonly" });
+      }
+    }
+    this.remoteStream = new MediaStream();
+    pc.ontrack = (event) => {
+      if (pc !== this.pc) return;
+      this.remoteStream.addTrack(event.track);
+      this.emit("remote_stream", { stream: this.remoteStream });
+    };
+    pc.onconnectionstatechange = () => this.peerStateChanged(pc);
+    await pc.setLocalDescription(await pc.createOffer());
+    await this.gathered(pc);
+    if (pc !== this.pc) return;
+    const sdp = withoutMdnsCandidates(pc.localDescription.sdp);
+    const offer = { type: "offer", sdp, candidates_complete: true };
+    if (this.visitId !== null) offer.visit_id = this.visitId;
+    this.send(offer);
+  }
+
+  gathered(pc) {
+    if (pc.iceGatheringState === "complete") return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, GATHER_TIMEOUT_MS);
+      pc.addEventListener("icegatheringstatechange", () => {
+        if (pc.iceGatheringState === "complete") {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+  }
+
+  async applyAnswer(message) {
+    const pc = this.pc;
+    if (!pc || pc.signalingState !== "have-local-offer") return;
+    if (this.visitId === null) this.visitId = message.visit_id;
+    await pc.setRemoteDescription({ type: "answer", sdp: message.sdp });
+  }
+
+  peerStateChanged(pc) {
+    if (pc !== this.pc) return;
+    const state = pc.connectionState;
+    const now = Date.now();
+    if (state === "connected") {
+      clearTimeout(this.disconnectTimer);
+      if (this.lostSince) this.lostMs += now - this.lostSince;
+      this.lostSince = null;
+      if (!this.connectedSince) this.connectedSince = now;
+      this.everConnected = true;
+      this.setState("connected");
+      this.startStats();
+      return;
+    }
+    if (state === "disconnected" || state === "failed") {
+      this.stopCounting(now);
+      if (this.everConnected && !this.lostSince) this.lostSince = now;
+      this.setState("reconnecting");
+      clearTimeout(this.disconnectTimer);
+      const rejoin = () => {
+        if (pc === this.pc && this.wantJoined && this.socketReady()) this.sendOffer();
+      };
+      // No ICE restart on the server: a failed connection is replaced by a new one.
+      if (state === "failed") rejoin();
+      else this.disconnectTimer = setTimeout(rejoin, DISCONNECTED_GRACE_MS);
+    }
+  }
+
+  stopCounting(now) {
+    if (this.connectedSince) this.connectedMs += now - this.connectedSince;
+    this.connectedSince = null;
+  }
+
+  closePeer() {
+    clearTimeout(this.disconnectTimer);
+    clearInterval(this.statsTimer);
+    this.statsTimer = null;
+    this.lastStats = null;
+    const now = Date.now();
+    this.stopCounting(now);
+    if (this.lostSince && !this.wantJoined) {
+      this.lostMs += now - this.lostSince;
+      this.lostSince = null;
+    }
+    if (this.pc) {
+      const pc = this.pc;
+      this.pc = null;
+      pc.ontrack = null;
+      pc.onconnectionstatechange = null;
+      pc.close();
+    }
+  }
+
+  startStats() {
+    if (this.statsTimer) return;
+    this.statsTimer = setInterval(() => this.measure().catch(() => {}), STATS_EVERY_MS);
+  }
+
+  /** Packet loss and round trip of the incoming media; flags a poor connection. */
+  async measure() {
+    const pc = this.pc;
+    if (!pc) return;
+    const report = await pc.getStats();
+    let received = 0;
+    let lost = 0;
+    let rtt = null;
+    report.forEach((entry) => {
+      if (entry.type === "inbound-rtp") {
+        received += entry.packetsReceived || 0;
+        lost += entry.packetsLost || 0;
+      } else if (entry.type === "candidate-pair" && entry.nominated &&
+        typeof entry.currentRoundTripTime === "number") {
+        rtt = entry.currentRoundTripTime;
+      }
+    });
+    const previous = this.lastStats;
+    this.lastStats = { received, lost };
+    if (!previous) return;
+    const newReceived = received - previous.received;
+    const newLost = Math.max(0, lost - previous.lost);
+    const ratio = newReceived + newLost > 0 ? newLost / (newReceived + newLost) : 0;
+    const poor = ratio > POOR_LOSS_RATIO || (rtt !== null && rtt > POOR_RTT_S);
+    if (poor !== this.poor) {
+      this.poor = poor;
+      this.emit("poor_connection", { poor, loss: ratio, rtt });
+    }
+  }
+
+  // ------------------------------------------------------------------ events
+
+  setState(state) {
+    if (this.state === state) return;
+    this.state = state;
+    this.emit("state", { state });
+  }
+
+  emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+}
