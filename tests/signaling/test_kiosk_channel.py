@@ -102,6 +102,7 @@ async def test_the_visitor_waiting_is_told_when_the_slot_starts(
         status = await receive_until(visitor, "visit_status")
         assert status["visit_id"] == visit_id
         assert status["kiosk_online"] is True
+        assert status["privileged"] is False  # a family visit: monitored and recorded
 
 
 async def test_a_kiosk_can_authenticate_with_a_first_message(

@@ -146,6 +146,8 @@ class VisitStatusMessage(ServerMessage):
     seconds_left: int
     kiosk_online: bool
     end_reason: str | None
+    # Attorney/clergy visits: never monitored or recorded (the page tells the visitor so).
+    privileged: bool = False
 
 
 class VisitWarningMessage(ServerMessage):

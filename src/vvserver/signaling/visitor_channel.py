@@ -55,6 +55,7 @@ async def send_visit_status(hub: SignalingHub, conn: Connection, visit_id: int) 
             seconds_left=max(0, int((visit.end_at - max(now, visit.start_at)).total_seconds())),
             kiosk_online=hub.kiosk_online(visit.kiosk_id),
             end_reason=visit.end_reason,
+            privileged=visit.privileged,
         )
     )
 
