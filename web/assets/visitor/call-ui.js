@@ -176,6 +176,9 @@ class CallScreen {
     kiosk.hidden = !started || status.kiosk_online || this.finished;
     kiosk.textContent = t("call.kiosk_offline");
     if (!this.visit) {
+      // Join links carry no visit details: the server's status says whether it is privileged.
+      $("call-notice").textContent = t(status.privileged ? "call.notice.privileged"
+        : "call.notice.monitored");
       const own = Intl.DateTimeFormat().resolvedOptions().timeZone;
       $("visit-when").textContent = t("call.when_local", {
         time: fmtDateTime(status.start_at, own), end: fmtTime(status.end_at, own) });
