@@ -1,0 +1,296 @@
+// The housing-unit kiosk: today's schedule while idle, joins by itself at `visit_start`
+// (after the person's PIN where the facility asks for it), shows the visitor, the time left,
+// the warnings and the chat, and recovers by itself from network loss or a reload.
+
+import { announce, el, fmtDuration, fmtTime, initPage, t } from "/assets/core.js";
+import { CallSession, getLocalMedia } from "/assets/call.js";
+import { savedToken, takeTokenFromFragment } from "./token.js";
+import { PinPad } from "./pin.js";
+
+const ENDED_SCREEN_MS = 10000;
+const SCHEDULE_REFRESH_MS = 60000;
+const SECTIONS = ["needs-setup", "idle", "pin", "call", "ended"];
+const RUNNING = new Set(["ready", "live"]);
+
+const $ = (id) => document.getElementById(id);
+
+const kiosk = {
+  session: null,
+  schedule: null,
+  phase: "idle",
+  visit: null, // {id, endAt}
+  stream: null,
+  endedTimer: null,
+  pinPad: null,
+  connection: "connecting",
+  visitorHere: false,
+};
+
+function show(section) {
+  for (const id of SECTIONS) $(id).hidden = id !== section;
+  kiosk.phase = section;
+}
+
+function timeZone() {
+  return kiosk.schedule?.timezone;
+}
+
+function scheduledVisit(id) {
+  return kiosk.schedule?.visits.find((visit) => visit.id === id) || null;
+}
+
+function whoText(visit) {
+  if (!visit) return "";
+  return t("kiosk.call.with", { visitor: visit.visitor_first_name, person: visit.person_name });
+}
+
+// ------------------------------------------------------------------ idle screen
+
+function renderSchedule() {
+  const schedule = kiosk.schedule;
+  if (!schedule) return;
+  $("kiosk-name").textContent = schedule.kiosk_name;
+  const list = $("schedule");
+  const now = Date.now();
+  const upcoming = schedule.visits.filter((visit) => Date.parse(visit.end_utc) > now);
+  list.replaceChildren(
+    ...upcoming.map((visit) => {
+      const running = RUNNING.has(visit.state) && Date.parse(visit.start_utc) <= now;
+      return el(
+        "li",
+        { class: running ? "now" : "" },
+        el(
+          "span",
+          { class: "slot-time" },
+          `${fmtTime(visit.start_utc, schedule.timezone)} – ${fmtTime(visit.end_utc, schedule.timezone)}`,
+        ),
+        el("span", { class: "slot-who" }, whoText(visit)),
+        visit.minors_count
+          ? el("span", { class: "slot-extra" }, t("kiosk.minors", { count: visit.minors_count }))
+          : null,
+        visit.privileged ? el("span", { class: "badge" }, t("kiosk.privileged")) : null,
+        running ? el("span", { class: "badge ok" }, t("kiosk.now")) : null,
+      );
+    }),
+  );
+  $("schedule-empty").hidden = upcoming.length > 0;
+}
+
+function tick() {
+  $("clock").textContent = fmtTime(new Date().toISOString(), timeZone());
+  if (kiosk.phase === "call" && kiosk.session) {
+    const left = kiosk.session.secondsLeft();
+    $("time-left").textContent = left === null ? "--:--" : fmtDuration(left);
+  }
+}
+
+function setConnection(state) {
+  kiosk.connection = state;
+  const idle = $("connection");
+  idle.dataset.state = state;
+  idle.textContent = t(`kiosk.state.${state}`);
+  const call = $("call-state");
+  call.dataset.state = state;
+  const waiting = state === "connected" && !kiosk.visitorHere;
+  call.textContent = t(waiting ? "kiosk.call.waitingVisitor" : `kiosk.state.${state}`);
+}
+
+// ------------------------------------------------------------------ joining a visit
+
+/** The slot of `visitId` started (or is running after a reload): confirm the PIN, or join. */
+function startVisit(visitId, { endAt, pinRequired }) {
+  if (kiosk.visit?.id === visitId && (kiosk.phase === "call" || kiosk.phase === "pin")) return;
+  clearTimeout(kiosk.endedTimer);
+  kiosk.visit = { id: visitId, endAt };
+  if (pinRequired) askPin();
+  else joinCall();
+}
+
+function askPin(errorText = "") {
+  const visit = scheduledVisit(kiosk.visit.id);
+  $("pin-who").textContent = whoText(visit);
+  show("pin");
+  kiosk.pinPad.reset(errorText);
+  kiosk.pinPad.focus();
+}
+
+async function joinCall() {
+  const visitId = kiosk.visit.id;
+  $("call-title").textContent = whoText(scheduledVisit(visitId)) || t("kiosk.call.title");
+  $("warning").hidden = true;
+  $("chat").replaceChildren();
+  $("chat-box").hidden = true;
+  show("call");
+  if (!kiosk.stream) {
+    const { stream, error } = await getLocalMedia();
+    if (kiosk.visit?.id !== visitId) {
+      stream?.getTracks().forEach((track) => track.stop());
+      return;
+    }
+    kiosk.stream = stream;
+    if (error) showWarning(t("kiosk.call.noCamera"));
+  }
+  $("self-video").srcObject = kiosk.stream;
+  kiosk.session.setStream(kiosk.stream);
+  kiosk.session.join(visitId, { endAt: kiosk.visit.endAt });
+  announce(t("kiosk.call.starting"));
+}
+
+function playRemote() {
+  const video = $("remote-video");
+  video.muted = false;
+  video.play().catch(() => {
+    // The browser blocks sound without a touch: play muted and offer a button.
+    video.muted = true;
+    video.play().catch(() => {});
+    $("sound-on").hidden = false;
+  });
+}
+
+function showWarning(text) {
+  const node = $("warning");
+  node.textContent = text;
+  node.hidden = false;
+}
+
+function stopLocalMedia() {
+  kiosk.stream?.getTracks().forEach((track) => track.stop());
+  kiosk.stream = null;
+  $("self-video").srcObject = null;
+  $("remote-video").srcObject = null;
+}
+
+function visitEnded(detail) {
+  stopLocalMedia();
+  kiosk.visitorHere = false;
+  kiosk.visit = null;
+  const key = `kiosk.ended.${detail.reason}`;
+  const known = t(key);
+  $("ended-message").textContent = known === key ? detail.message || "" : known;
+  show("ended");
+  announce(t("kiosk.ended.title"));
+  clearTimeout(kiosk.endedTimer);
+  kiosk.endedTimer = setTimeout(backToIdle, ENDED_SCREEN_MS);
+}
+
+function backToIdle() {
+  show("idle");
+  kiosk.session?.send({ type: "get_schedule" });
+}
+
+// ------------------------------------------------------------------ server events
+
+function onSchedule(message) {
+  kiosk.schedule = message;
+  renderSchedule();
+  if (kiosk.phase !== "idle") return;
+  // After a reload or a lost connection: rejoin the visit that is running now. A PIN given
+  // before still holds on the server; if it does not, the offer is refused with pin_required.
+  const now = Date.now();
+  const running = message.visits.find(
+    (visit) =>
+      RUNNING.has(visit.state) &&
+      Date.parse(visit.start_utc) <= now + 5000 &&
+      Date.parse(visit.end_utc) > now,
+  );
+  if (running) startVisit(running.id, { endAt: running.end_utc, pinRequired: false });
+}
+
+function onError(detail) {
+  if (!kiosk.visit) return;
+  if (detail.ref === "offer" && detail.code === "pin_required") {
+    askPin();
+  } else if (detail.ref === "pin_confirm") {
+    if (detail.code === "pin_not_required") joinCall();
+    else if (detail.code === "visit_not_active") visitEnded({ reason: "closed", message: "" });
+    else kiosk.pinPad.refused(detail.code, detail.message);
+  } else if (detail.ref === "offer" && kiosk.phase === "call") {
+    showWarning(t("kiosk.call.joinFailed"));
+  }
+}
+
+function needsSetup(reasonKey) {
+  show("needs-setup");
+  $("setup-reason").textContent = t(reasonKey);
+}
+
+function connect(token) {
+  const session = new CallSession({ endpoint: "kiosk", token, stayOpen: true });
+  kiosk.session = session;
+  session.addEventListener("state", (event) => setConnection(event.detail.state));
+  session.addEventListener("schedule", (event) => onSchedule(event.detail));
+  session.addEventListener("visit_start", (event) => {
+    const message = event.detail;
+    session.send({ type: "get_schedule" });
+    startVisit(message.visit_id, { endAt: message.end_at, pinRequired: message.pin_required });
+  });
+  session.addEventListener("participant", (event) => {
+    if (event.detail.role !== "visitor") return;
+    kiosk.visitorHere = event.detail.state === "connected";
+    setConnection(kiosk.connection);
+  });
+  session.addEventListener("pin_accepted", () => {
+    if (kiosk.phase === "pin") joinCall();
+  });
+  session.addEventListener("remote_stream", (event) => {
+    const video = $("remote-video");
+    if (video.srcObject !== event.detail.stream) video.srcObject = event.detail.stream;
+    playRemote();
+  });
+  session.addEventListener("warning", (event) => {
+    const minutes = Math.max(1, Math.round(event.detail.seconds_left / 60));
+    const text = t("kiosk.call.warning", { minutes });
+    showWarning(text);
+    announce(text);
+  });
+  session.addEventListener("chat", (event) => {
+    const message = event.detail;
+    const visit = scheduledVisit(message.visit_id ?? kiosk.visit?.id);
+    const from =
+      message.from === "kiosk" ? t("kiosk.chat.you") : visit?.visitor_first_name || t("kiosk.chat.visitor");
+    $("chat").append(
+      el("li", {}, el("span", { class: "chat-from" }, `${from}: `), message.text),
+    );
+    $("chat-box").hidden = false;
+  });
+  session.addEventListener("ended", (event) => visitEnded(event.detail));
+  session.addEventListener("error", (event) => onError(event.detail));
+  session.addEventListener("refused", () => needsSetup("kiosk.setup.refused"));
+  session.start();
+}
+
+async function main() {
+  await initPage({ area: "kiosk", titleKey: "kiosk.title", needsSession: false });
+  const token = takeTokenFromFragment() || savedToken();
+  kiosk.pinPad = new PinPad($("pin-pad"), $("pin-entered"), $("pin-error"), (pin) => {
+    kiosk.session.send({ type: "pin_confirm", visit_id: kiosk.visit.id, pin });
+  });
+  $("sound-on").addEventListener("click", () => {
+    const video = $("remote-video");
+    video.muted = false;
+    video.play().catch(() => {});
+    $("sound-on").hidden = true;
+  });
+  setConnection("connecting");
+  tick();
+  setInterval(tick, 1000);
+  setInterval(() => {
+    if (kiosk.phase === "idle") {
+      kiosk.session?.send({ type: "get_schedule" });
+      renderSchedule();
+    }
+  }, SCHEDULE_REFRESH_MS);
+  window.addEventListener("hashchange", () => {
+    if (takeTokenFromFragment()) location.reload();
+  });
+  // Staff may leave the kiosk page only on purpose: the brand link keeps it here.
+  document.querySelector(".vv-brand")?.setAttribute("href", "/kiosk/");
+  if (!token) {
+    needsSetup("kiosk.setup.ask");
+    return;
+  }
+  show("idle");
+  connect(token);
+}
+
+main();

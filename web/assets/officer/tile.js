@@ -1,0 +1,193 @@
+// One visit on the officer's live grid: who, kiosk, time left, quality, and the controls
+// (watch, audio, flag, terminate). Privileged visits get a badge and no watch or audio controls.
+
+import { el, fmtDuration, fmtTime, t } from "/assets/core.js";
+import { qualityBadge, stateText } from "./common.js";
+
+const MAX_CHAT_LINES = 50;
+
+export class VisitTile {
+  /** `actions`: {watch(tile), audio(tile), flag(tile), terminate(tile)}. */
+  constructor(row, actions) {
+    this.id = row.id;
+    this.row = row;
+    this.actions = actions;
+    this.watching = false;
+    this.audioOn = false;
+    const titleId = `tile-${row.id}-title`;
+    this.title = el("h3", { id: titleId });
+    this.badges = el("p", { class: "tile-badges" });
+    this.kiosk = el("dd");
+    this.state = el("dd");
+    this.timeLeftLabel = el("dt");
+    this.timeLeft = el("dd", { class: "time-left" });
+    this.quality = el("dd", { class: "quality" });
+    this.details = el(
+      "dl",
+      { class: "tile-facts" },
+      el("dt", {}, t("officer.tile.kiosk")),
+      this.kiosk,
+      el("dt", {}, t("officer.tile.state")),
+      this.state,
+      this.timeLeftLabel,
+      this.timeLeft,
+      el("dt", {}, t("officer.tile.quality")),
+      this.quality,
+    );
+    this.videoVisitor = el("video", {
+      playsinline: true,
+      muted: true,
+      "aria-label": t("officer.tile.videoVisitor"),
+    });
+    this.videoKiosk = el("video", {
+      playsinline: true,
+      muted: true,
+      "aria-label": t("officer.tile.videoKiosk"),
+    });
+    this.media = el(
+      "div",
+      { class: "tile-media", hidden: true },
+      el("figure", {}, this.videoVisitor, el("figcaption", {}, t("officer.tile.visitorSide"))),
+      el("figure", {}, this.videoKiosk, el("figcaption", {}, t("officer.tile.kioskSide"))),
+    );
+    this.watchButton = el(
+      "button",
+      { type: "button", class: "primary", onclick: () => this.actions.watch(this) },
+      t("officer.tile.watch"),
+    );
+    this.audioButton = el(
+      "button",
+      {
+        type: "button",
+        "aria-pressed": "false",
+        disabled: true,
+        onclick: () => this.actions.audio(this),
+      },
+      t("officer.tile.audio"),
+    );
+    this.flagButton = el(
+      "button",
+      { type: "button", onclick: () => this.actions.flag(this) },
+      t("officer.tile.flag"),
+    );
+    this.terminateButton = el(
+      "button",
+      { type: "button", class: "danger", onclick: () => this.actions.terminate(this) },
+      t("officer.tile.terminate"),
+    );
+    this.controls = el(
+      "div",
+      { class: "row tile-controls" },
+      this.watchButton,
+      this.audioButton,
+      this.flagButton,
+      this.terminateButton,
+    );
+    this.message = el("p", { class: "error", role: "alert", hidden: true });
+    this.chatList = el("ol", { class: "chat-list" });
+    this.chat = el(
+      "section",
+      { class: "tile-chat", hidden: true, "aria-label": t("officer.tile.chat") },
+      el("h4", {}, t("officer.tile.chat")),
+      this.chatList,
+    );
+    this.node = el(
+      "article",
+      { class: "tile card", "aria-labelledby": titleId, dataset: { visitId: String(row.id) } },
+      this.title,
+      this.badges,
+      this.details,
+      this.media,
+      this.controls,
+      this.message,
+      this.chat,
+    );
+    this.update(row);
+  }
+
+  update(row) {
+    this.row = row;
+    this.title.textContent = t("officer.tile.who", {
+      person: row.person_name,
+      visitor: row.visitor_name,
+    });
+    const badges = [];
+    if (row.privileged) {
+      badges.push(el("span", { class: "badge warn" }, t("officer.tile.privileged")));
+    }
+    badges.push(
+      el(
+        "span",
+        { class: `badge ${row.kiosk_online ? "ok" : "bad"}` },
+        t(row.kiosk_online ? "officer.kiosk.online" : "officer.kiosk.offline"),
+      ),
+    );
+    this.badges.replaceChildren(...badges);
+    this.kiosk.textContent = `${row.kiosk_name} (${row.unit_name})`;
+    this.state.textContent = `${stateText(row.state)} · ${t("officer.tile.sides", {
+      visitor: t(row.visitor_connected ? "officer.tile.in" : "officer.tile.out"),
+      kiosk: t(row.kiosk_connected ? "officer.tile.in" : "officer.tile.out"),
+    })}`;
+    this.quality.replaceChildren(
+      t("officer.tile.visitorSide"),
+      " ",
+      qualityBadge(row.visitor_quality),
+      " ",
+      t("officer.tile.kioskSide"),
+      " ",
+      qualityBadge(row.kiosk_quality),
+    );
+    // Privileged visits are never monitored or flagged: no such controls at all.
+    this.watchButton.hidden = row.privileged;
+    this.audioButton.hidden = row.privileged;
+    this.flagButton.hidden = row.privileged;
+    this.watchButton.disabled = !this.watching && row.state !== "live" && row.state !== "ready";
+  }
+
+  /** Refresh the countdown; `now` is the server's time in ms. */
+  tick(now) {
+    const start = Date.parse(this.row.start_at);
+    const end = Date.parse(this.row.end_at);
+    if (now < start) {
+      this.timeLeftLabel.textContent = t("officer.tile.startsIn");
+      this.timeLeft.textContent = `${fmtDuration((start - now) / 1000)} (${fmtTime(this.row.start_at)})`;
+    } else {
+      this.timeLeftLabel.textContent = t("officer.tile.timeLeft");
+      this.timeLeft.textContent = fmtDuration((end - now) / 1000);
+    }
+  }
+
+  setWatching(on) {
+    this.watching = on;
+    this.media.hidden = !on;
+    this.watchButton.textContent = t(on ? "officer.tile.stopWatch" : "officer.tile.watch");
+    this.watchButton.className = on ? "" : "primary";
+    this.audioButton.disabled = !on;
+    if (!on) this.setAudio(false);
+    this.update(this.row);
+  }
+
+  setAudio(on) {
+    this.audioOn = on;
+    this.audioButton.setAttribute("aria-pressed", on ? "true" : "false");
+  }
+
+  showMessage(text) {
+    this.message.textContent = text || "";
+    this.message.hidden = !text;
+  }
+
+  addChat(message) {
+    const from = message.from === "kiosk" ? this.row.person_name : this.row.visitor_name;
+    this.chatList.append(
+      el(
+        "li",
+        {},
+        el("span", { class: "chat-meta" }, `${fmtTime(message.at)} ${from}: `),
+        message.text,
+      ),
+    );
+    while (this.chatList.children.length > MAX_CHAT_LINES) this.chatList.firstChild.remove();
+    this.chat.hidden = false;
+  }
+}
