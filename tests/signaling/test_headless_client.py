@@ -107,3 +107,38 @@ async def test_a_headless_kiosk_confirms_the_persons_pin_before_it_joins(
     assert report.refused is None
     assert report.joins == 1
     assert "pin_accepted" in report.received
+
+
+async def test_a_kiosk_that_joined_at_welcome_ignores_the_slots_start_for_the_same_visit(
+    live_client: Client, services: Services, world: World, clip: Clip
+) -> None:
+    """Started with --visit-id, the kiosk offers at `welcome`; `visit_start` must not re-offer."""
+    visit_id = await add_visit(services, world, ends_in=5.0, started=timedelta(seconds=1))
+    token = await join_link(services, visit_id)
+    server = f"http://{live_client.host}:{live_client.port}"
+    offered = asyncio.Event()
+
+    def on_kiosk_message(message: dict[str, object]) -> None:
+        if message["type"] == "answer":
+            offered.set()
+
+    kiosk = HeadlessParticipant(
+        server,
+        role="kiosk",
+        token=world.kiosk_tokens["a1-1"],
+        clip=clip,
+        visit_id=visit_id,
+        on_message=on_kiosk_message,
+    )
+    visitor = HeadlessParticipant(server, role="visitor", token=token, clip=clip)
+    kiosk_run = asyncio.create_task(kiosk.run(max_seconds=20))
+    await asyncio.wait_for(offered.wait(), timeout=10)
+    services.events.publish(await start_event(services, visit_id))  # arrives after the join
+    visitor_report = await visitor.run(max_seconds=20)
+    kiosk_report = await kiosk_run
+
+    assert kiosk_report.refused is None
+    assert kiosk_report.joins == 1  # one offer, one answer: the slot's start changed nothing
+    assert "visit_start" in kiosk_report.received
+    assert kiosk_report.end_reason == "time_up"
+    assert visitor_report.video_frames > 30

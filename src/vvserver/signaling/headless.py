@@ -158,11 +158,14 @@ class HeadlessParticipant:
             if self.role == "kiosk" and self.report.visit_id is not None and self.peer is None:
                 await self._offer(ws)
         elif (kind == "visit_status" and self.peer is None) or (
-            kind == "visit_start" and self.role == "kiosk"
+            kind == "visit_start" and self.role == "kiosk" and not self._in_visit(message)
         ):
             self.report.visit_id = int(message["visit_id"])
             await self._offer(ws)
         elif kind == "answer" and self.peer is not None:
+            if self.peer.pc.signalingState != "have-local-offer":
+                logger.info("visit=%s answer ignored: no offer waiting", self.report.visit_id)
+                return
             await self.peer.accept_answer(str(message["sdp"]))
             self.report.joins += 1
         elif kind == "visit_ended":
@@ -196,6 +199,10 @@ class HeadlessParticipant:
                 self.report.end_reason = self.report.end_reason or code
                 if self._end_deadline is None:
                     self._end_deadline = asyncio.get_running_loop().time() + END_MESSAGE_WAIT_S
+
+    def _in_visit(self, message: dict[str, Any]) -> bool:
+        """Already joined (or joining) this visit: a kiosk that offered at ``welcome``."""
+        return self.peer is not None and int(message["visit_id"]) == self.report.visit_id
 
     async def _offer(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         old = self.peer
