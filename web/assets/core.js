@@ -282,7 +282,8 @@ function navLinks(role) {
 function renderHeader(area) {
   const header = document.querySelector("header.vv-header") || el("header", { class: "vv-header" });
   header.replaceChildren();
-  const brand = el("a", { class: "vv-brand", href: "/" }, t("app.name"));
+  // On a kiosk the brand leads back to the kiosk screen: nobody walks off it to the site.
+  const brand = el("a", { class: "vv-brand", href: area === "kiosk" ? "/kiosk/" : "/" }, t("app.name"));
   const tools = el("div", { class: "vv-tools" });
   const select = el(
     "select",
