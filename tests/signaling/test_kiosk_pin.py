@@ -88,6 +88,7 @@ async def test_the_kiosk_joins_once_the_persons_pin_is_confirmed(
         wrong = await send(kiosk, type="pin_confirm", visit_id=visit_id, pin="1111")
         assert (wrong["code"], wrong["ref"]) == ("wrong_pin", "pin_confirm")
         assert "4 tries left" in str(wrong["message"])
+        assert wrong["details"] == {"tries_left": 4}  # for the page, in its own language
         accepted = await send(kiosk, type="pin_confirm", visit_id=visit_id, pin=PIN)
         assert accepted == {"v": 1, "type": "pin_accepted", "visit_id": visit_id}
         assert (await send(kiosk, **offer))["type"] == "answer"

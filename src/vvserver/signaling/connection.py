@@ -70,8 +70,14 @@ class Connection:
             return False
         return True
 
-    async def error(self, code: str, message: str, ref: str | None = None) -> None:
-        await self.send(ErrorMessage(code=code, message=message, ref=ref))
+    async def error(
+        self,
+        code: str,
+        message: str,
+        ref: str | None = None,
+        details: dict[str, int | str] | None = None,
+    ) -> None:
+        await self.send(ErrorMessage(code=code, message=message, ref=ref, details=details))
 
     async def refuse(self, code: str, message: str) -> None:
         """An authentication problem: a typed error, then close code 1008."""

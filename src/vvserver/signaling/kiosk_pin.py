@@ -144,7 +144,9 @@ class KioskPins:
                 )
             await self._audit(kiosk_id, visit_id, "failure", "wrong_pin", request_id)
             left = MAX_WRONG_PINS - state.wrong
-            raise Forbidden(f"wrong PIN; {left} tries left", code="wrong_pin")
+            raise Forbidden(
+                f"wrong PIN; {left} tries left", code="wrong_pin", details={"tries_left": left}
+            )
 
     async def _audit(
         self,

@@ -76,6 +76,8 @@ class ErrorMessage(ServerMessage):
     message: str
     # The type of the client message this answers, when there was one.
     ref: str | None = None
+    # Machine-readable facts for the page (e.g. ``{"tries_left": 3}`` on ``wrong_pin``).
+    details: dict[str, int | str] | None = None
 
 
 class PongMessage(ServerMessage):

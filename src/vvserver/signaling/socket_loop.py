@@ -192,7 +192,8 @@ async def _one_message(channel: Channel, conn: Connection, text: str) -> None:
     except ProtocolError as exc:
         await conn.error(exc.code, exc.message, ref)
     except DomainError as exc:
-        await conn.error(exc.code, exc.message, ref)
+        details = exc.details if isinstance(exc.details, dict) else None
+        await conn.error(exc.code, exc.message, ref, details)
     except AuthRefused as refused:
         await conn.refuse(refused.code, refused.message)
     except asyncio.CancelledError:

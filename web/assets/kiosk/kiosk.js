@@ -203,7 +203,7 @@ function onError(detail) {
   } else if (detail.ref === "pin_confirm") {
     if (detail.code === "pin_not_required") joinCall();
     else if (detail.code === "visit_not_active") visitEnded({ reason: "closed", message: "" });
-    else kiosk.pinPad.refused(detail.code, detail.message);
+    else kiosk.pinPad.refused(detail.code, detail.message, detail.details);
   } else if (detail.ref === "offer" && kiosk.phase === "call") {
     showWarning(t("kiosk.call.joinFailed"));
   }

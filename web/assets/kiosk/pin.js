@@ -71,12 +71,12 @@ export class PinPad {
   }
 
   /** A refusal of the PIN from the server (wrong_pin, pin_locked, pin_not_set). */
-  refused(code, message) {
+  refused(code, message, details) {
     const key = `kiosk.pin.${code}`;
     const known = t(key);
-    const tries = /(\d+) tr(?:y|ies) left/.exec(message || "");
-    if (code === "wrong_pin" && tries) {
-      this.reset(`${known} ${t("kiosk.pin.triesLeft", { count: tries[1] })}`);
+    const tries = details?.tries_left;
+    if (code === "wrong_pin" && Number.isInteger(tries)) {
+      this.reset(`${known} ${t("kiosk.pin.triesLeft", { count: tries })}`);
     } else {
       this.reset(known === key ? message || t("error.generic") : known);
     }
