@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from aiohttp import WSCloseCode
 
-from tests.factories import World
+from tests.factories import ApiUser, World
 from tests.signaling.conftest import (
     VALID_OFFER,
     CallLog,
@@ -147,3 +147,28 @@ async def test_a_kiosk_that_stops_answering_pings_is_dropped_and_offline(
         await until(lambda: not hub.kiosk_online(world.kiosks["a1-1"]))
     finally:
         await kiosk.close()
+
+
+async def test_the_kiosk_list_says_which_kiosks_have_their_socket_open(
+    ws_client: Client, world: World
+) -> None:
+    officer = await ApiUser.sign_in(ws_client, world.emails["officer_a"])
+    path = f"/api/facilities/{world.facility_a}/kiosks"
+
+    async def online() -> dict[int, bool]:
+        response = await officer.get(path)
+        assert response.status == 200
+        return {kiosk["id"]: kiosk["online"] for kiosk in await response.json()}
+
+    kiosk_id = world.kiosks["a1-1"]
+    assert (await online())[kiosk_id] is False
+    async with ws_client.ws_connect("/ws/kiosk", headers=bearer(world, "a1-1")) as kiosk:
+        await receive_until(kiosk, "schedule")
+        now = await online()
+        assert now[kiosk_id] is True
+        assert not any(state for other, state in now.items() if other != kiosk_id)
+    for _ in range(50):  # the server notices the close a moment later
+        if not (await online())[kiosk_id]:
+            break
+        await asyncio.sleep(0.05)
+    assert (await online())[kiosk_id] is False

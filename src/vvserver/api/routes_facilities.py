@@ -31,6 +31,7 @@ from vvserver.domain import blackouts, facilities, kiosks
 from vvserver.domain.errors import NotFound
 from vvserver.domain.rules import VisitingRules
 from vvserver.domain.scope import Caller
+from vvserver.signaling.hub import HUB
 
 router = ApiRouter("facilities")
 
@@ -173,9 +174,10 @@ async def create_kiosk(ctx: RequestContext, body: KioskIn) -> KioskCredentialOut
 
 @router.route("GET", "/api/facilities/{facility_id}/kiosks", roles=STAFF, response=list[KioskOut])
 async def list_kiosks(ctx: RequestContext) -> list[KioskOut]:
-    """The facility's kiosks: enabled flag and when each was last seen."""
+    """The facility's kiosks: enabled flag, online now, and when each was last seen."""
     rows = await kiosks.list_kiosks(ctx.services, ctx.require(), path_id(ctx, "facility_id"))
-    return [KioskOut.of(k) for k in rows]
+    hub = ctx.request.app.get(HUB)
+    return [KioskOut.of(k, online=hub is not None and hub.kiosk_online(k.id)) for k in rows]
 
 
 @router.route("POST", "/api/kiosks/{kiosk_id}/rotate", roles=ADMINS, response=KioskCredentialOut)

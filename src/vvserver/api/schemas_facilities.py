@@ -253,10 +253,12 @@ class KioskOut(BaseModel):
     enabled: bool
     last_seen_at: datetime | None
     created_at: datetime
+    online: bool = Field(default=False, description="Its kiosk socket is open on this server now")
 
     @classmethod
-    def of(cls, kiosk: Kiosk) -> KioskOut:
+    def of(cls, kiosk: Kiosk, *, online: bool = False) -> KioskOut:
         return cls(
+            online=online,
             id=kiosk.id,
             facility_id=kiosk.facility_id,
             unit_id=kiosk.unit_id,

@@ -5,8 +5,6 @@ import { api, el, fmtDateTime, fmtTime, initPage, showError, t, wsUrl } from "/a
 import { STAFF_ROLES, chooseFacility, stateText } from "./common.js";
 import { LiveSocket } from "./live-socket.js";
 
-// Online kiosks write `last_seen_at` every 30 s: older than this means offline.
-const ONLINE_WITHIN_MS = 75000;
 const REFRESH_MS = 15000;
 const $ = (id) => document.getElementById(id);
 const state = { facilityId: null, timezone: undefined, facilities: [], kiosks: [], units: new Map(), rows: new Map(), offsetMs: 0 };
@@ -14,8 +12,7 @@ const state = { facilityId: null, timezone: undefined, facilities: [], kiosks: [
 function online(kiosk) {
   const live = [...state.rows.values()].find((row) => row.kiosk_id === kiosk.id);
   if (live) return live.kiosk_online;
-  if (!kiosk.last_seen_at) return false;
-  return Date.now() + state.offsetMs - Date.parse(kiosk.last_seen_at) < ONLINE_WITHIN_MS;
+  return kiosk.online; // the server knows whether its socket is open now
 }
 
 function currentVisit(kiosk) {
