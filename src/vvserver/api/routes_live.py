@@ -6,13 +6,16 @@ from pydantic import BaseModel, Field
 
 from vvserver.api.keys import VISIT_MEDIA
 from vvserver.api.registry import ADMINS, STAFF, ApiModel, ApiRouter, RequestContext
+from vvserver.signaling.client_messages import MAX_REASON_CHARS
 from vvserver.visits_live import MediaMetrics, VisitQuality
 
 router = ApiRouter("live")
 
 
 class TerminateIn(ApiModel):
-    reason: str = Field(min_length=1, max_length=500, description="Kept with the visit")
+    reason: str = Field(
+        min_length=1, max_length=MAX_REASON_CHARS, description="Kept with the visit"
+    )
 
 
 @router.route("POST", "/api/visits/{visit_id}/terminate", roles=STAFF, body=TerminateIn)
