@@ -89,3 +89,31 @@ async def test_warnings_states_quality_and_the_end_reach_both_sides(
         await bystander.send_json({"type": "ping", "v": 1, "nonce": "n"})
         assert (await receive(bystander))["type"] == "pong"
     assert other_id not in media.rooms
+
+
+async def test_a_kiosk_joining_after_the_visitor_connected_is_told_the_visitor_is_there(
+    ws_client: Client, services: Services, world: World, media: CallLog
+) -> None:
+    visit_id, token = await visit_with_link(services, world, starts_in=timedelta(minutes=-1))
+    async with (
+        ws_client.ws_connect(
+            "/ws/kiosk", headers={"Authorization": f"Bearer {world.kiosk_tokens['a1-1']}"}
+        ) as kiosk,
+        ws_client.ws_connect(f"/ws/visitor?token={token}") as visitor,
+    ):
+        await receive_until(kiosk, "schedule")
+        await receive_until(visitor, "visit_status")
+        await visitor.send_json({"type": "offer", "v": 1, "sdp": VALID_OFFER})
+        await receive_until(visitor, "answer")
+        media.rooms[visit_id].publish(ParticipantStateChanged(visit_id, "visitor", "connected"))
+        await receive_until(visitor, "participant")  # the event went by before the kiosk joined
+
+        await kiosk.send_json({"type": "offer", "v": 1, "visit_id": visit_id, "sdp": VALID_OFFER})
+        await receive_until(kiosk, "answer")
+        assert await receive(kiosk) == {
+            "v": 1,
+            "type": "participant",
+            "visit_id": visit_id,
+            "role": "visitor",
+            "state": "connected",
+        }

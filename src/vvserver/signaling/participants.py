@@ -18,6 +18,7 @@ from vvserver.signaling.protocol import (
     IceCandidateMessage,
     LeaveMessage,
     OfferMessage,
+    ParticipantMessage,
     ProtocolError,
 )
 from vvserver.signaling.socket_loop import Channel
@@ -97,3 +98,11 @@ class ParticipantChannel(Channel):
         hub.joined(pending.visit_id, self.participant, conn)
         hub.follow_room(pending.visit_id, media.rooms.get(pending.visit_id))
         await conn.send(AnswerMessage(visit_id=pending.visit_id, sdp=answer))
+        # Room events reach this socket from now on: say where the other side already stands
+        # (a visitor whose media flowed before the kiosk joined sent its `connected` earlier).
+        for role in ("visitor", "kiosk"):
+            state = hub.figures.state(pending.visit_id, role)
+            if role != self.participant and state != "none":
+                await conn.send(
+                    ParticipantMessage(visit_id=pending.visit_id, role=role, state=state)
+                )
