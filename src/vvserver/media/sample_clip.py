@@ -75,6 +75,10 @@ class Clip:
         """The clip frame with exactly these bytes, if any."""
         return self._by_digest.get(hashlib.sha256(data).digest())
 
+    def by_digest(self, digest: bytes) -> ClipFrame | None:
+        """The clip frame whose bytes have this SHA-256 digest, if any."""
+        return self._by_digest.get(digest)
+
 
 def clip_frame(kind: MediaKind, index: int, data: bytes, keyframe: bool) -> ClipFrame:
     return ClipFrame(kind, index, data, keyframe, hashlib.sha256(data).digest())

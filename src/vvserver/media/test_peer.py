@@ -53,6 +53,9 @@ class ClipTrack(MediaStreamTrack):
         self._due = 0.0
         self._keyframe_wanted = False
         self.sent: list[int] = []  # clip indices, in sending order
+        # clip index -> event-loop time it was last handed to the sender: a receiver that
+        # identifies a frame by its bytes reads its delay from here (the clip loops).
+        self.last_sent_at: dict[int, float] = {}
         self.remb_received: list[int] = []  # bitrates (bps) the remote receiver asked for
         self._remb_changed = asyncio.Event()
         self.keyframe_requests = 0
@@ -97,6 +100,7 @@ class ClipTrack(MediaStreamTrack):
         packet.pts = slot * self._ticks
         packet.time_base = self._time_base
         self.sent.append(frame.index)
+        self.last_sent_at[frame.index] = loop.time()
         return packet
 
 
@@ -116,6 +120,8 @@ class ReceivedMedia:
     rtp_timestamps: list[int] = field(default_factory=list)
     ssrc: int | None = None  # the sender's SSRC, e.g. to send it a PLI
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    # Called for each frame with its clip index (None: not a clip frame), e.g. for delays.
+    on_frame: Callable[[EncodedFrame, int | None], None] | None = None
 
     def add(self, frame: EncodedFrame) -> None:
         self.frames += 1
@@ -126,12 +132,16 @@ class ReceivedMedia:
             self.keyframes += 1
             if self.first_keyframe_at is None:
                 self.first_keyframe_at = frame.arrival
-        self.digests.append(hashlib.sha256(frame.data).digest())
-        found = self.clip.identify(frame.data) if self.clip is not None else None
-        self.clip_indices.append(found.index if found is not None else None)
+        digest = hashlib.sha256(frame.data).digest()
+        self.digests.append(digest)
+        found = self.clip.by_digest(digest) if self.clip is not None else None
+        index = found.index if found is not None else None
+        self.clip_indices.append(index)
         self.rtp_timestamps.append(frame.rtp_timestamp)
         self.ssrc = frame.ssrc
         self.changed.set()
+        if self.on_frame is not None:
+            self.on_frame(frame, index)
 
     async def wait_for_frames(self, count: int, within: float) -> None:
         """Wait until `count` frames arrived; TimeoutError after `within` seconds."""
@@ -246,6 +256,14 @@ class TestPeer:
 
     async def create_offer(self) -> str:
         await self.pc.setLocalDescription(await self.pc.createOffer())
+        local = self.pc.localDescription
+        assert local is not None
+        return str(local.sdp)
+
+    async def answer_offer(self, offer_sdp: str) -> str:
+        """Answer another peer's offer directly (a peer-to-peer call, no relay between)."""
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
         local = self.pc.localDescription
         assert local is not None
         return str(local.sdp)

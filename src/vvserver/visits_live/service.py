@@ -98,9 +98,10 @@ class VisitMedia:
                 )
                 recording_id, recording_dir = recording.id, root / recording.directory
         watch_box: list[RoomWatch] = []
+        room_class = self._room_class()
         room = self.rooms.open(
             live.id,
-            lambda: VisitRoom(
+            lambda: room_class(
                 live.id,
                 ice_servers=self._ice_servers,
                 ends_at=live.visit.end_at,
@@ -126,6 +127,14 @@ class VisitMedia:
             "privileged, not recorded" if live.visit.privileged else f"recording {recording_dir}",
         )
         return room
+
+    def _room_class(self) -> type[VisitRoom]:
+        if self.services.settings.media_relay == "stock":
+            # Bench-only baseline for scripts/bench_calls.py: decodes and re-encodes.
+            from vvserver.media.stock_relay import StockVisitRoom
+
+            return StockVisitRoom
+        return VisitRoom
 
     async def _run_watch(self, watch: RoomWatch) -> None:
         try:

@@ -1,0 +1,239 @@
+"""Concurrent recorded calls per server core, server-added delay and cost per visit, against
+aiortc's stock relay path in the same run.
+
+    python scripts/bench_calls.py [--quick] [--with-janus] [--no-docs] [--output-dir DIR]
+
+The real server (recording on, an officer monitoring every 10th call, counting from the
+first) runs in its own process pinned to one core; a load-generator process pinned to the
+other cores joins N concurrent 1:1 visits through the public protocol, sends a pre-encoded
+VP8 640x480@30 (~500 kbps) + Opus clip without encoding and receives without decoding, on
+127.0.0.1 only. For N = 1, 2, 4, ... it measures server CPU (100 = one core), RSS per call,
+frames/s received per participant, end-to-end delay (and the same for a direct
+peer-to-peer pair in the same process: the difference is the server-added delay),
+join-to-first-frame and packet loss. It stops when the server falls behind (fps < 29.5,
+delay rising) or the load generator is saturated (then the figure is bounded by the load
+generator). The same steps run against ``VV_MEDIA_RELAY=stock`` (decode, MediaRelay,
+re-encode, MediaRecorder). ``--with-janus`` adds Janus Gateway (videocall plugin, recording
+on) as a C reference, where it can be installed and run.
+
+The table goes to stdout (progress on stderr); a full run also writes it with a plot into
+docs/performance.md and docs/bench_calls.png (``--no-docs``: don't). The last line is
+``calls_per_core=.. baseline_calls_per_core=.. added_delay_p95_ms=.. cost_per_visit_usd=..``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
+
+from scripts.benchcalls.report import (
+    SECURUS_PER_VISIT_USD,
+    Prices,
+    RelaySummary,
+    cost_per_visit,
+    held,
+    plot,
+    splice_docs,
+    summarize,
+    table,
+)
+from scripts.benchcalls.runner import Pinning, StepResult, run_step
+from scripts.benchcalls.world import seed_world
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FULL_STEPS = (1, 2, 4, 8, 16, 32, 64, 128)
+QUICK_STEPS = (1, 2)
+QUICK_STOCK_STEPS = (1,)
+# Defaults, sourced in docs/performance.md: on-demand compute and internet egress prices.
+DEFAULT_VCPU_HOUR_USD = 0.05
+DEFAULT_EGRESS_GB_USD = 0.09
+
+
+def progress(done: int, total: int, text: str) -> None:
+    width = 30
+    filled = round(width * done / max(1, total))
+    bar = "#" * filled + "-" * (width - filled)
+    sys.stderr.write(f"\r[{bar}] {done}/{total} {text:<60}")
+    sys.stderr.flush()
+    if done >= total:
+        sys.stderr.write("\n")
+
+
+def run_relay(
+    relay: str,
+    steps: tuple[int, ...],
+    args: argparse.Namespace,
+    *,
+    world_calls: int,
+    pinning: Pinning,
+    work_dir: Path,
+    results: list[StepResult],
+    counter: list[int],
+    total: int,
+) -> None:
+    world = seed_world(work_dir / f"template-{relay}", world_calls)
+    first: StepResult | None = None
+    planned_end = counter[0] + len(steps)
+    for n in steps:
+        progress(counter[0], total, f"{relay}: {n} calls")
+        step = run_step(
+            world,
+            relay=relay,
+            n=n,
+            pinning=pinning,
+            work_dir=work_dir,
+            warmup_s=args.warmup,
+            window_s=args.window,
+        )
+        results.append(step)
+        counter[0] += 1
+        first = first or step
+        if args.quick or args.all_steps:
+            continue  # a fixed set: no stopping rule
+        if not held(step, first) or step.load_cpu_share(pinning) > 90:
+            break
+    counter[0] = planned_end  # steps skipped after the relay stopped count as done
+
+
+def headline(
+    ours: RelaySummary, stock: RelaySummary, janus: RelaySummary | None, prices: Prices
+) -> tuple[list[str], str]:
+    lines: list[str] = []
+    core_s, egress_gb, usd = cost_per_visit(ours, prices)
+    for summary in (ours, stock, *([janus] if janus else [])):
+        step = summary.step
+        if step is None:
+            lines.append(f"{summary.relay}: no figures")
+            continue
+        how = (
+            f"largest N at full rate = {step.n}"
+            if summary.held
+            else f"never at full rate; derived from N={step.n} "
+            f"({step.figures.get('fps_min', 0):.1f} fps)"
+        )
+        bound = "; bounded by the load generator" if summary.load_bound else ""
+        lines.append(
+            f"{summary.relay}: {step.cpu_pct_per_call:.2f}% of a core per call (measured), "
+            f"{summary.calls_per_core:.1f} calls per core (derived; {how}{bound})"
+        )
+    ratio = ours.calls_per_core / stock.calls_per_core
+    lines.append(f"passthrough / stock calls per core: {ratio:.1f}x (target >= 25x)")
+    if janus is not None and janus.step is not None:
+        lines.append(
+            f"passthrough / janus calls per core: {ours.calls_per_core / janus.calls_per_core:.2f}"
+        )
+    added = ours.step.added_delay_p95_ms if ours.step else math.nan
+    lines.append(
+        f"cost per 30-minute visit: {core_s:.1f} server core-seconds, {egress_gb:.3f} GB egress "
+        f"= ${usd:.4f} at ${prices.vcpu_hour_usd}/vCPU-hour and ${prices.egress_gb_usd}/GB "
+        f"(Securus publishes ${SECURUS_PER_VISIT_USD} per visit)"
+    )
+    final = (
+        f"calls_per_core={ours.calls_per_core:.1f} "
+        f"baseline_calls_per_core={stock.calls_per_core:.2f} "
+        f"added_delay_p95_ms={added:.1f} cost_per_visit_usd={usd:.4f}"
+    )
+    if janus is not None and janus.step is not None:
+        final += f" janus_calls_per_core={janus.calls_per_core:.1f}"
+    return lines, final
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="N = 1, 2 (stock: 1), short windows")
+    parser.add_argument("--with-janus", action="store_true", help="add Janus as a C reference")
+    parser.add_argument("--no-docs", action="store_true", help="do not write into docs/")
+    parser.add_argument("--output-dir", type=Path, help="also write the table and plot here")
+    parser.add_argument("--max-calls", type=int, default=FULL_STEPS[-1])
+    parser.add_argument(
+        "--all-steps",
+        action="store_true",
+        help="run every N up to --max-calls even after one falls behind (a busy machine)",
+    )
+    parser.add_argument("--window", type=float, help="measuring window per step, seconds")
+    parser.add_argument("--warmup", type=float, help="seconds between first frames and window")
+    parser.add_argument("--server-cpus", default="0", help="taskset CPU list of the server")
+    parser.add_argument("--load-cpus", default="1", help="taskset CPU list of the load generator")
+    parser.add_argument("--vcpu-hour-usd", type=float, default=DEFAULT_VCPU_HOUR_USD)
+    parser.add_argument("--egress-gb-usd", type=float, default=DEFAULT_EGRESS_GB_USD)
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    args = parser.parse_args(argv)
+    args.window = args.window or (3.0 if args.quick else 10.0)
+    args.warmup = args.warmup or (1.0 if args.quick else 3.0)
+    steps = QUICK_STEPS if args.quick else tuple(n for n in FULL_STEPS if n <= args.max_calls)
+    stock_steps = QUICK_STOCK_STEPS if args.quick else steps
+    pinning = Pinning.choose(args.server_cpus, args.load_cpus)
+    prices = Prices(args.vcpu_hour_usd, args.egress_gb_usd)
+    work_dir = Path(tempfile.mkdtemp(prefix="vv-bench-calls-"))
+    results: list[StepResult] = []
+    counter = [0]
+    total = len(steps) + len(stock_steps)
+    print(
+        f"server on CPUs {pinning.server or 'any'}, load generator on {pinning.load or 'any'}; "
+        f"work dir {work_dir}",
+        file=sys.stderr,
+    )
+    janus_note: str | None = None
+    try:
+        for relay, relay_steps in (("passthrough", steps), ("stock", stock_steps)):
+            run_relay(
+                relay,
+                relay_steps,
+                args,
+                world_calls=max(relay_steps),
+                pinning=pinning,
+                work_dir=work_dir,
+                results=results,
+                counter=counter,
+                total=total,
+            )
+        progress(total, total, "done")
+        if args.with_janus:
+            from scripts.benchcalls.janus import run_janus
+
+            janus_steps, janus_note = run_janus(
+                steps, pinning=pinning, work_dir=work_dir, window_s=args.window
+            )
+            results += janus_steps
+    finally:
+        if not args.keep:
+            shutil.rmtree(work_dir, ignore_errors=True)
+    ours = summarize("passthrough", results, pinning)
+    stock = summarize("stock", results, pinning)
+    janus = summarize("janus", results, pinning) if args.with_janus else None
+    rows = table(results, pinning)
+    lines, final = headline(ours, stock, janus, prices)
+    if janus_note:
+        lines.append(f"janus: {janus_note}")
+    print(rows)
+    print()
+    for line in lines:
+        print(line)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    block = (
+        f"Generated by `scripts/bench_calls.py` on {stamp}; server on CPUs "
+        f"{pinning.server or 'any'}, load generator on {pinning.load or 'any'}, "
+        f"{args.window:g} s windows.\n\n{rows}\n\n" + "\n".join(f"- {line}" for line in lines)
+    )
+    block += f"\n\n`{final}`\n\n![server CPU and fps vs N](bench_calls.png)\n"
+    if args.output_dir is not None:
+        args.output_dir.mkdir(parents=True, exist_ok=True)
+        (args.output_dir / "bench_calls.md").write_text(block)
+        plot(results, args.output_dir / "bench_calls.png")
+    if not args.quick and not args.no_docs:
+        splice_docs(REPO_ROOT / "docs" / "performance.md", block)
+        plot(results, REPO_ROOT / "docs" / "bench_calls.png")
+    print(final, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Support package of ``scripts/bench_calls.py`` (concurrent recorded calls per core)."""

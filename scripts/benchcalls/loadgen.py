@@ -1,0 +1,244 @@
+"""Load-generator process: joins N visits (both sides) through the public protocol, has an
+officer monitor every 10th call, runs one direct peer-to-peer pair as the delay reference,
+and measures one window. Prints one JSON line with the figures.
+
+    python -m scripts.benchcalls.loadgen PLAN.json
+
+Run it pinned to its own cores (``taskset``); the server's CPU is read from /proc.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import aiohttp
+from scripts.benchcalls.clients import (
+    DelayProbe,
+    DirectPair,
+    JoinRefused,
+    Officer,
+    RelayedCall,
+    Traffic,
+    Window,
+    traffic,
+)
+from scripts.benchcalls.janus_client import JanusCall
+from scripts.benchcalls.procstat import cpu_seconds, percentile, rss_kib
+from scripts.benchcalls.world import BenchCall
+
+from vvserver.media.aiortc_hooks import set_ice_host_addresses
+from vvserver.media.sample_clip import Clip, load_clip
+from vvserver.media.test_peer import ReceivedMedia, TestPeer
+
+logger = logging.getLogger(__name__)
+
+JOIN_CONCURRENCY = 8
+IP_UDP_HEADER_BYTES = 28
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    server_url: str
+    server_pid: int
+    calls: tuple[BenchCall, ...]
+    officer_email: str
+    officer_password: str
+    monitor_every: int = 10
+    warmup_s: float = 3.0
+    window_s: float = 10.0
+    join_timeout_s: float = 30.0
+    direct: bool = True
+    mode: str = "vvserver"  # or "janus": calls through Janus' videocall plugin
+    janus_url: str = ""
+    record_prefix: str = ""  # janus: where its recordings go
+    ice_host: str = "127.0.0.1"
+
+    @classmethod
+    def read(cls, path: Path) -> Plan:
+        data: dict[str, Any] = json.loads(path.read_text())
+        data["calls"] = tuple(BenchCall.from_json(c) for c in data["calls"])
+        return cls(**data)
+
+
+class Call(Protocol):
+    """A relayed 1:1 call (vvserver or Janus) as the measurement sees it."""
+
+    peers: list[TestPeer]
+    probes: list[DelayProbe]
+    started_at: float
+
+    @property
+    def label(self) -> str: ...
+
+    async def join(self, clip: Clip, window: Window) -> None: ...
+
+    def video(self) -> list[ReceivedMedia]: ...
+
+    async def close(self) -> None: ...
+
+
+async def _traffic_of(peers: list[TestPeer]) -> Traffic:
+    total = Traffic()
+    for peer in peers:
+        total += await traffic(peer)
+    return total
+
+
+async def _join_all(
+    plan: Plan, calls: list[Call], window: Window, failures: list[str]
+) -> list[Call]:
+    clip = load_clip()
+    gate = asyncio.Semaphore(JOIN_CONCURRENCY)
+
+    async def join(call: Call) -> bool:
+        async with gate:
+            try:
+                async with asyncio.timeout(plan.join_timeout_s):
+                    await call.join(clip, window)
+                return True
+            except (JoinRefused, TimeoutError, aiohttp.ClientError, OSError) as exc:
+                failures.append(f"{call.label}: {exc!r}")
+                return False
+
+    joined = await asyncio.gather(*(join(call) for call in calls))
+    return [call for call, ok in zip(calls, joined, strict=True) if ok]
+
+
+async def _first_frames(calls: list[Call], within: float) -> None:
+    async with asyncio.timeout(within):
+        for call in calls:
+            for media in call.video():
+                await media.wait_for_frames(1, within=within)
+
+
+async def measure(plan: Plan) -> dict[str, Any]:
+    set_ice_host_addresses([plan.ice_host])
+    clip = await asyncio.to_thread(load_clip)
+    loop = asyncio.get_running_loop()
+    window = Window()
+    failures: list[str] = []
+    async with aiohttp.ClientSession() as session:
+        calls: list[Call] = []
+        for number, booked in enumerate(plan.calls):
+            if plan.mode == "janus":
+                calls.append(JanusCall(number, plan.janus_url, session, plan.record_prefix))
+            else:
+                calls.append(RelayedCall(booked, plan.server_url, session))
+        officer = Officer(session, plan.server_url)
+        direct = DirectPair(clip) if plan.direct else None
+        monitors: list[TestPeer] = []
+        try:
+            joined = await _join_all(plan, calls, window, failures)
+            watched = [
+                c
+                for i, c in enumerate(calls)
+                if plan.monitor_every and i % plan.monitor_every == 0 and c in joined
+            ]
+            if watched:
+                await officer.sign_in(plan.officer_email, plan.officer_password)
+                for call in watched:
+                    assert isinstance(call, RelayedCall)
+                    try:
+                        monitors.append(await officer.monitor(call.call.visit_id, clip))
+                    except (JoinRefused, aiohttp.ClientError) as exc:
+                        failures.append(f"monitor: {exc}")
+            if direct is not None:
+                await direct.connect(clip, window)
+            try:
+                await _first_frames(joined, plan.join_timeout_s)
+            except TimeoutError:
+                failures.append("some participants never received a video frame")
+            await asyncio.sleep(plan.warmup_s)
+            participants = [peer for call in joined for peer in call.peers]
+            frames_before = [p.received_media("video").frames for p in participants]
+            monitor_frames_before = [m.received_media("video", 1).frames for m in monitors]
+            traffic_before = await _traffic_of(participants)
+            monitor_traffic_before = await _traffic_of(monitors)
+            started = loop.time()
+            server_cpu0, own_cpu0 = cpu_seconds(plan.server_pid), time.process_time()
+            window.open = True
+            await asyncio.sleep(plan.window_s)
+            window.open = False
+            elapsed = loop.time() - started
+            server_cpu = cpu_seconds(plan.server_pid) - server_cpu0
+            own_cpu = time.process_time() - own_cpu0
+            server_rss = rss_kib(plan.server_pid)
+            fps = [
+                (p.received_media("video").frames - before) / elapsed
+                for p, before in zip(participants, frames_before, strict=True)
+            ]
+            fps += [0.0] * (2 * (len(calls) - len(joined)))  # calls that never joined
+            monitor_fps = [
+                (m.received_media("video", 1).frames - before) / elapsed
+                for m, before in zip(monitors, monitor_frames_before, strict=True)
+            ]
+            sent = await _traffic_of(participants) - traffic_before
+            monitor_sent = await _traffic_of(monitors) - monitor_traffic_before
+            relay_delays = [d for call in joined for p in call.probes for d in p.delays_ms]
+            direct_delays = [d for p in (direct.probes if direct else []) for d in p.delays_ms]
+            first_frames = [
+                media.first_frame_at - call.started_at
+                for call in joined
+                for media in call.video()
+                if media.first_frame_at is not None
+            ]
+        finally:
+            for call in calls:
+                await call.close()
+            await officer.close()
+            if direct is not None:
+                await direct.close()
+    lost, received = sent.rtp_packets_lost, sent.rtp_packets_received
+    return {
+        "n": len(plan.calls),
+        "joined": len(joined),
+        "monitors": len(monitors),
+        "failures": failures,
+        "window_s": elapsed,
+        "server_cpu_pct": 100 * server_cpu / elapsed,
+        "server_rss_kib": server_rss,
+        "loadgen_cpu_pct": 100 * own_cpu / elapsed,
+        "fps_min": min(fps) if fps else 0.0,
+        "fps_median": statistics.median(fps) if fps else 0.0,
+        "monitor_fps_min": min(monitor_fps) if monitor_fps else None,
+        "relay_delay_p50_ms": percentile(relay_delays, 0.5),
+        "relay_delay_p95_ms": percentile(relay_delays, 0.95),
+        "direct_delay_p50_ms": percentile(direct_delays, 0.5),
+        "direct_delay_p95_ms": percentile(direct_delays, 0.95),
+        "delay_samples": len(relay_delays),
+        "join_first_frame_p50_s": percentile(first_frames, 0.5),
+        "join_first_frame_max_s": max(first_frames) if first_frames else None,
+        "loss_pct": 100 * lost / (lost + received) if lost + received else 0.0,
+        "egress_bps_per_call": (
+            8
+            * (sent.bytes_received + IP_UDP_HEADER_BYTES * sent.packets_received)
+            / elapsed
+            / max(1, len(joined))
+        ),
+        "egress_bps_per_monitor": (
+            8
+            * (monitor_sent.bytes_received + IP_UDP_HEADER_BYTES * monitor_sent.packets_received)
+            / elapsed
+            / max(1, len(monitors))
+        ),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    result = asyncio.run(measure(Plan.read(Path(args[0]))))
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

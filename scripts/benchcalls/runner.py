@@ -1,0 +1,227 @@
+"""Runs one benchmark step: a fresh server pinned to its core, a load generator on the others.
+
+Each step copies the template data directory, starts ``python -m vvserver serve`` with the
+relay under test (``VV_MEDIA_RELAY``), measures its idle CPU and RSS, runs the load-generator
+process for N calls and stops the server (SIGINT: rooms close, recordings are finished).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scripts.benchcalls.procstat import cpu_seconds, rss_kib
+from scripts.benchcalls.world import BenchWorld
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SERVER_START_TIMEOUT_S = 60.0
+SERVER_STOP_TIMEOUT_S = 30.0
+IDLE_SAMPLE_S = 1.5
+FULL_RATE_FPS = 29.5
+
+
+@dataclass(frozen=True, slots=True)
+class Pinning:
+    """CPU lists for `taskset -c`; None runs unpinned (no taskset, or too few cores)."""
+
+    server: str | None
+    load: str | None
+
+    @classmethod
+    def choose(cls, server: str, load: str) -> Pinning:
+        if shutil.which("taskset") is None or (os.cpu_count() or 1) < 2:
+            return cls(None, None)
+        return cls(server, load)
+
+    @staticmethod
+    def wrap(cpus: str | None, command: list[str]) -> list[str]:
+        return command if cpus is None else ["taskset", "-c", cpus, *command]
+
+    @property
+    def load_core_count(self) -> int:
+        if self.load is None:
+            return os.cpu_count() or 1
+        count = 0
+        for part in self.load.split(","):
+            low, _, high = part.partition("-")
+            count += int(high or low) - int(low) + 1
+        return count
+
+
+@dataclass
+class StepResult:
+    relay: str
+    n: int
+    figures: dict[str, Any] = field(default_factory=dict)
+    idle_cpu_pct: float = 0.0
+    idle_rss_kib: int = 0
+    error: str | None = None
+
+    @property
+    def fps_ok(self) -> bool:
+        return (
+            self.error is None
+            and self.figures.get("joined") == self.n
+            and float(self.figures.get("fps_min", 0.0)) >= FULL_RATE_FPS
+        )
+
+    @property
+    def cpu_pct(self) -> float:
+        return float(self.figures.get("server_cpu_pct", math.nan))
+
+    @property
+    def cpu_pct_per_call(self) -> float:
+        return self.cpu_pct / self.n
+
+    @property
+    def rss_mib_per_call(self) -> float:
+        rss = int(self.figures.get("server_rss_kib", 0))
+        return max(0, rss - self.idle_rss_kib) / 1024 / self.n
+
+    @property
+    def added_delay_p50_ms(self) -> float:
+        return float(self.figures["relay_delay_p50_ms"]) - float(
+            self.figures["direct_delay_p50_ms"]
+        )
+
+    @property
+    def added_delay_p95_ms(self) -> float:
+        return float(self.figures["relay_delay_p95_ms"]) - float(
+            self.figures["direct_delay_p95_ms"]
+        )
+
+    def load_cpu_share(self, pinning: Pinning) -> float:
+        """The load generator's CPU as a share of its cores (100 = all of them busy)."""
+        return float(self.figures.get("loadgen_cpu_pct", 0.0)) / pinning.load_core_count
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+class ServerProcess:
+    """`vvserver serve` in a child process, pinned; its log goes to a file."""
+
+    def __init__(self, data_dir: Path, relay: str, pinning: Pinning, log_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {
+            **os.environ,
+            "VV_DATA_DIR": str(data_dir),
+            "VV_PORT": str(self.port),
+            "VV_HOST": "127.0.0.1",
+            "VV_PUBLIC_URL": self.url,
+            "VV_ICE_HOST_ADDRESSES": '["127.0.0.1"]',
+            "VV_MEDIA_RELAY": relay,
+        }
+        command = [sys.executable, "-m", "vvserver", "serve"]
+        self._log = log_path.open("w")
+        self.process = subprocess.Popen(
+            Pinning.wrap(pinning.server, command),
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT,
+            # SIGINT stops it cleanly, even when this script runs where SIGINT is ignored.
+            preexec_fn=_default_sigint,
+        )
+        self.pid = self.process.pid  # taskset execs the server: same pid
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server exited with {self.process.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("the server did not start listening in time")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(SERVER_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+def run_step(
+    world: BenchWorld,
+    *,
+    relay: str,
+    n: int,
+    pinning: Pinning,
+    work_dir: Path,
+    warmup_s: float,
+    window_s: float,
+) -> StepResult:
+    step_dir = work_dir / f"{relay}-{n}"
+    data_dir = world.copy_data_dir(step_dir / "data")
+    result = StepResult(relay, n)
+    server = ServerProcess(data_dir, relay, pinning, step_dir / "server.log")
+    try:
+        server.wait_ready()
+        time.sleep(0.5)
+        cpu0 = cpu_seconds(server.pid)
+        time.sleep(IDLE_SAMPLE_S)
+        result.idle_cpu_pct = 100 * (cpu_seconds(server.pid) - cpu0) / IDLE_SAMPLE_S
+        result.idle_rss_kib = rss_kib(server.pid)
+        plan_path = step_dir / "plan.json"
+        plan_path.write_text(
+            json.dumps(
+                {
+                    "server_url": server.url,
+                    "server_pid": server.pid,
+                    "calls": [c.to_json() for c in world.calls[:n]],
+                    "officer_email": world.officer_email,
+                    "officer_password": world.officer_password,
+                    "warmup_s": warmup_s,
+                    "window_s": window_s,
+                }
+            )
+        )
+        command = [sys.executable, "-m", "scripts.benchcalls.loadgen", str(plan_path)]
+        with (step_dir / "loadgen.log").open("w") as log:
+            done = subprocess.run(
+                Pinning.wrap(pinning.load, command),
+                cwd=REPO_ROOT,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                timeout=warmup_s + window_s + 240,
+                check=False,
+            )
+        lines = done.stdout.strip().splitlines()
+        if done.returncode != 0 or not lines:
+            result.error = f"load generator exited with {done.returncode} (see {log.name})"
+        else:
+            result.figures = json.loads(lines[-1])
+    except (RuntimeError, OSError, subprocess.TimeoutExpired, ValueError) as exc:
+        result.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        server.stop()
+    return result
