@@ -7,6 +7,11 @@ import { CallSession, getLocalMedia } from "/assets/call.js";
 import { savedToken, takeTokenFromFragment } from "./token.js";
 import { PinPad } from "./pin.js";
 
+// What the person in custody can answer with a touch (chat for deaf and hard-of-hearing visitors).
+const QUICK_REPLIES = [
+  "kiosk.reply.yes", "kiosk.reply.no", "kiosk.reply.wait", "kiosk.reply.cantHear",
+  "kiosk.reply.cantSee", "kiosk.reply.thanks", "kiosk.reply.love", "kiosk.reply.bye",
+];
 const ENDED_SCREEN_MS = 10000;
 const SCHEDULE_REFRESH_MS = 60000;
 const SECTIONS = ["needs-setup", "idle", "pin", "call", "ended"];
@@ -119,7 +124,8 @@ async function joinCall() {
   $("call-title").textContent = whoText(scheduledVisit(visitId)) || t("kiosk.call.title");
   $("warning").hidden = true;
   $("chat").replaceChildren();
-  $("chat-box").hidden = true;
+  // Touch-only quick replies: a deaf or hard-of-hearing visitor can be answered without a keyboard.
+  $("chat-box").hidden = false;
   show("call");
   if (!kiosk.stream) {
     const { stream, error } = await getLocalMedia();
@@ -253,6 +259,11 @@ function connect(token) {
     );
     $("chat-box").hidden = false;
   });
+  $("quick-replies").replaceChildren(
+    ...QUICK_REPLIES.map((key) =>
+      el("button", { type: "button", class: "quick-reply", onclick: () => session.sendChat(t(key)) }, t(key)),
+    ),
+  );
   session.addEventListener("ended", (event) => visitEnded(event.detail));
   session.addEventListener("error", (event) => onError(event.detail));
   session.addEventListener("refused", () => needsSetup("kiosk.setup.refused"));

@@ -16,6 +16,14 @@ const errorBox = document.getElementById("book-error");
 const rebookId = queryId("rebook");
 const rescheduleId = queryId("reschedule");
 let timezone = null;
+// The first list starts a day early: the facility's "today" may still be the visitor's yesterday.
+// Once the facility's time zone is known, the days start at the facility's today.
+let startsAtFacilityToday = false;
+
+function todayIn(zone) {
+  return new Intl.DateTimeFormat("en-CA", { timeZone: zone, year: "numeric", month: "2-digit",
+    day: "2-digit" }).format(new Date());
+}
 
 function isoDate(date) {
   return date.toISOString().slice(0, 10);
@@ -58,8 +66,9 @@ async function setUp() {
     personSelect.disabled = true;
     return false;
   }
-  fromInput.value = isoDate(new Date(Date.now() - new Date().getTimezoneOffset() * 60000));
+  fromInput.value = addDays(todayIn(ownZone()), -1);
   fromInput.min = fromInput.value;
+  startsAtFacilityToday = true;
   return true;
 }
 
@@ -85,6 +94,15 @@ async function loadSlots() {
     const result = await api("GET",
       `/api/persons/${personSelect.value}/availability?from=${from}&to=${to}`);
     timezone = result.timezone;
+    if (startsAtFacilityToday) {
+      startsAtFacilityToday = false;
+      const today = todayIn(timezone);
+      fromInput.min = today;
+      if (fromInput.value !== today) {
+        fromInput.value = today;
+        return loadSlots();
+      }
+    }
     const own = ownZone();
     document.getElementById("book-zone").textContent = own === timezone
       ? t("book.zone_same", { zone: timezone })
