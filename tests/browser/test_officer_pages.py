@@ -9,10 +9,12 @@ from contextlib import asynccontextmanager, suppress
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import aiohttp
 from playwright.async_api import Browser, Locator, Page, expect
 from sqlalchemy import select
 
 from tests.browser.support import WebServer, check_page, open_page
+from tests.factories import PASSWORD
 from tests.media.visit_media_support import add_visit
 from tests.recording_support import Segment, record_visit
 from tests.store_helpers import visit_reason, visit_states
@@ -47,6 +49,22 @@ async def both_sides_in_call(
             task.cancel()
             with suppress(asyncio.CancelledError):
                 await task
+
+
+async def visitor_types(web: WebServer, visit_id: int, text: str) -> None:
+    """The signed-in visitor sends a chat message from a second socket of the same visit."""
+    jar = aiohttp.CookieJar(unsafe=True)  # the server is an IP address (127.0.0.1)
+    async with aiohttp.ClientSession(base_url=web.url, cookie_jar=jar) as http:
+        login = {"email": web.world.emails["visitor"], "password": PASSWORD}
+        assert (await http.post("/api/auth/login", json=login)).status == 200
+        async with http.ws_connect(f"/ws/visitor?visit_id={visit_id}") as socket:
+            await socket.send_json({"type": "chat", "v": 1, "text": text})
+            async for message in socket:
+                data = message.json()
+                if data["type"] == "chat":  # the server's copy: stored and sent to all
+                    assert data["text"] == text
+                    break
+                assert data["type"] != "error", data
 
 
 def tile(page: Page, who: str) -> Locator:
@@ -88,6 +106,12 @@ async def test_an_officer_watches_a_live_visit_listens_flags_it_and_ends_it(
         await expect(audio).to_have_attribute("aria-pressed", "true")
         assert await page.evaluate(f'() => document.querySelector("{base} video").muted') is False
         await check_page(page, "officer-live-watching")
+
+        # A deaf visitor types instead of speaking: the officer watching reads it under the tile.
+        await visitor_types(web, visit_id, "can you see the sign I am holding?")
+        await expect(card.locator(".chat-list li")).to_contain_text(
+            "can you see the sign I am holding?"
+        )
 
         await card.get_by_role("button", name="Flag").click()
         dialog = page.get_by_role("dialog", name="Flag this moment")
