@@ -16,6 +16,7 @@ from vvserver.domain.secrets import PasswordHashing
 from vvserver.domain.session_cache import SessionCache
 from vvserver.domain.visits import ENDED_VISITS_KEY
 from vvserver.events import VisitEndedEvent, VisitEventBus
+from vvserver.scheduling.wakeups import WorkerWakeups
 from vvserver.settings import Settings
 
 
@@ -30,6 +31,8 @@ class Services:
     rate_limiter: RateLimiter = field(default_factory=RateLimiter)
     events: VisitEventBus = field(default_factory=VisitEventBus)
     sessions: SessionCache = field(default_factory=SessionCache)
+    # Commits that change the scheduler's or the mailer's input wake them (see wakeups.py).
+    wakeups: WorkerWakeups = field(default_factory=WorkerWakeups)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
@@ -37,6 +40,7 @@ class Services:
         async with self.db.write() as session:
             yield session
         self.audit.anchor_after_commit(session)
+        self.wakeups.after_commit(session)
         for visit_id, state, reason in session.info.pop(ENDED_VISITS_KEY, []):
             self.events.publish(VisitEndedEvent(visit_id, state, reason))
 

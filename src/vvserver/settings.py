@@ -42,8 +42,10 @@ class Settings(BaseSettings):
     smtp_password: str | None = None
     smtp_starttls: bool = False
     mail_from: str = "vvserver <no-reply@localhost>"
-    scheduler_interval_s: float = Field(default=1.0, gt=0)
-    mailer_interval_s: float = Field(default=1.0, gt=0)
+    # Longest sleep between passes (a safety net): the workers wake for their next deadline and
+    # for every commit that changes their input.
+    scheduler_interval_s: float = Field(default=30.0, gt=0)
+    mailer_interval_s: float = Field(default=30.0, gt=0)
     ice_servers: list[dict[str, object]] = Field(default_factory=list)
     # ICE host candidate addresses; empty = the machine's interfaces. Tests use ["127.0.0.1"].
     ice_host_addresses: list[str] = Field(default_factory=list)

@@ -49,6 +49,7 @@ from vvserver.domain.rules import VisitingRules
 from vvserver.domain.visit_views import VisitView, load_view, visit_calendar_text
 from vvserver.domain.visits import transition
 from vvserver.notify.outbox import queue_email
+from vvserver.scheduling.wakeups import note_change
 from vvserver.services import Services
 
 logger = logging.getLogger(__name__)
@@ -321,6 +322,7 @@ async def _place(
         updated_at=now,
     )
     token = await _insert_visit(session, services, visit, facts.last_visit_id, rules)
+    note_change(session, "scheduler")  # a prepared insert: the ORM flush hook cannot see it
     await _INSERT_TRANSITION.rows(
         session,
         visit_id=visit.id,

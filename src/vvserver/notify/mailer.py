@@ -13,6 +13,9 @@ Delivery is at-least-once (a crash between sending and recording resends after t
 message recorded as sent is never sent again. Each message carries a stable Message-ID, so mail
 clients fold the rare duplicate.
 
+The worker (``run_mailer``) does not poll: it sleeps until the next message is due, until a
+commit that queued one wakes it (``notify.outbox.queue_email``), or at most ``mailer_interval_s``.
+
 Without ``smtp_host`` each message is written as ``<data_dir>/outbox/notification-<id>.eml``
 (atomically), which a deployment without a mail server (or a test) can read.
 """
@@ -48,6 +51,10 @@ CLAIM_LEASE = timedelta(minutes=10)
 SMTP_TIMEOUT_S = 30.0
 OUTBOX_DIR = "outbox"
 _MAX_ERROR_CHARS = 1000
+# Least time between the starts of two worker passes; sleep a little past a due time.
+MIN_PASS_GAP_S = 0.5
+DUE_SLACK_S = 0.01
+RETRY_AFTER_ERROR_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,13 +330,45 @@ async def mailer_pass(services: Services, now: datetime | None = None) -> int:
     return sent
 
 
+async def next_attempt_at(services: Services) -> datetime | None:
+    """When the next queued message is due (None: nothing queued that will be tried again)."""
+    async with services.read() as session:
+        found: datetime | None = await session.scalar(
+            select(Notification.next_attempt_at)
+            .where(Notification.sent_at.is_(None), Notification.attempts < MAX_ATTEMPTS)
+            .order_by(Notification.next_attempt_at)
+            .limit(1)
+        )
+    return found
+
+
 async def run_mailer(services: Services) -> None:
-    """Worker loop: a pass every ``mailer_interval_s``; a full batch goes again at once."""
-    interval = services.settings.mailer_interval_s
+    """Worker loop: a pass, then sleep until the next message is due or a new one is queued.
+
+    ``queue_email`` wakes the mailer once its transaction commits; a retry sleeps until its
+    back-off ends; ``mailer_interval_s`` is the longest sleep (the safety net). A failed pass
+    (the database, not a message) is retried within ``RETRY_AFTER_ERROR_S``. A full batch goes
+    again at once; passes are otherwise at least ``MIN_PASS_GAP_S`` apart.
+    """
+    cap = services.settings.mailer_interval_s
+    wake = services.wakeups.mailer
+    timer = asyncio.get_running_loop()
     while True:
-        busy = False
+        started = timer.time()
+        wake.begin_pass()
+        delay = cap
         try:
-            busy = await mailer_pass(services) >= BATCH_SIZE
+            if await mailer_pass(services) >= BATCH_SIZE:
+                await asyncio.sleep(0)
+                continue
+            due = await next_attempt_at(services)
+            if due is not None:
+                # Unlike the scheduler's deadlines, a due row is never left behind by a pass
+                # (claimed rows move a lease ahead), so "due now" means "go again".
+                wait = (due - services.clock.now()).total_seconds()
+                delay = min(cap, max(wait, 0.0) + DUE_SLACK_S)
         except Exception:
-            logger.exception("mailer pass failed; retrying in %s s", interval)
-        await asyncio.sleep(0 if busy else interval)
+            delay = min(cap, RETRY_AFTER_ERROR_S)
+            logger.exception("mailer pass failed; retrying in %s s", delay)
+        await wake.sleep(delay)
+        await asyncio.sleep(max(0.0, started + min(MIN_PASS_GAP_S, cap) - timer.time()))

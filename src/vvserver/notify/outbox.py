@@ -1,4 +1,9 @@
-"""Queue an e-mail in the caller's transaction, so it is sent exactly when the change commits."""
+"""Queue an e-mail in the caller's transaction, so it is sent exactly when the change commits.
+
+The transaction is also marked to wake the mailer once it has committed, so the e-mail leaves at
+once rather than at the mailer's next safety-net pass (also when the caller writes the row with a
+prepared insert instead of an ORM flush, as booking does).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vvserver.db.models import Notification
+from vvserver.scheduling.wakeups import note_change
 
 
 def queue_email(
@@ -30,4 +36,5 @@ def queue_email(
         attempts=0,
     )
     session.add(note)
+    note_change(session, "mailer")
     return note
