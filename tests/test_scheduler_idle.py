@@ -27,6 +27,7 @@ from vvserver.notify.outbox import queue_email
 from vvserver.scheduling.loop import run_scheduler
 from vvserver.scheduling.next_due import next_due_at
 from vvserver.scheduling.visit_jobs import OVERRUN_GRACE
+from vvserver.scheduling.wakeups import WorkerWake
 from vvserver.services import Services
 
 SAFETY_NET_S = 30.0
@@ -261,3 +262,15 @@ async def test_a_booking_wakes_the_sleeping_scheduler_at_once(server: Server) ->
     )
     await asyncio.sleep(PROMPT_S)
     assert server.services.wakeups.scheduler.passes > before
+
+
+async def test_a_worker_woken_just_as_it_is_cancelled_still_stops() -> None:
+    """Shutdown commits (calls ending) wake the workers while they are being cancelled."""
+    wake = WorkerWake()
+    sleeper = asyncio.create_task(wake.sleep(SAFETY_NET_S))
+    await asyncio.sleep(0)  # asleep on the event
+    wake.wake()
+    await asyncio.sleep(0)  # the event's waiter finished; the sleeper has not run yet
+    sleeper.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await sleeper

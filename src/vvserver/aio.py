@@ -11,6 +11,22 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 
+async def wait_event(event: asyncio.Event, seconds: float) -> bool:
+    """Wait until ``event`` is set or ``seconds`` pass; True when it was set.
+
+    Not ``asyncio.wait_for(event.wait(), seconds)``: on Python 3.11 that loses a cancellation
+    arriving just as the event is set, and a loop built on it never stops at shutdown.
+    """
+    if event.is_set():
+        return True
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        done, _ = await asyncio.wait({waiter}, timeout=seconds)
+    finally:
+        waiter.cancel()
+    return bool(done)
+
+
 async def cancel_and_wait(*tasks: asyncio.Task[Any]) -> None:
     for task in tasks:
         task.cancel()

@@ -26,6 +26,7 @@ from typing import Any, Literal
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from vvserver.aio import wait_event
 from vvserver.db.models import Facility, HousingUnit, Notification, Visit
 
 logger = logging.getLogger(__name__)
@@ -60,11 +61,8 @@ class WorkerWake:
             return True
         if seconds <= 0:
             return False
-        try:
-            await asyncio.wait_for(self._event.wait(), timeout=seconds)
-        except TimeoutError:
-            return False
-        return True
+        # Commits during shutdown (calls ending) set the event just as the worker is cancelled.
+        return await wait_event(self._event, seconds)
 
 
 class WorkerWakeups:

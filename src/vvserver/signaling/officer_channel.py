@@ -18,6 +18,7 @@ import contextlib
 import logging
 import time
 
+from vvserver.aio import wait_event
 from vvserver.api.context import SESSION_COOKIE, session_principal
 from vvserver.db.models import Facility
 from vvserver.domain.chat import messages_for_staff
@@ -133,8 +134,7 @@ class OfficerChannel(Channel):
         next_check = time.monotonic() + SESSION_CHECK_S
         try:
             while not conn.closed:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), timeout=REFRESH_S)
+                if await wait_event(changed, REFRESH_S):
                     await asyncio.sleep(DEBOUNCE_S)  # one update for a burst of changes
                 changed.clear()
                 if time.monotonic() >= next_check:
