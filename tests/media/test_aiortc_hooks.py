@@ -121,6 +121,8 @@ def test_the_configuration_never_falls_back_to_a_public_stun_server() -> None:
 def test_a_video_receiver_sends_remb_from_its_private_bitrate_estimator() -> None:
     source = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
     assert "remb = self.__remote_bitrate_estimator.add(" in source
+    for keyword in ("abs_send_time=", "arrival_time_ms=", "payload_size=", "ssrc="):
+        assert keyword in source  # the capped estimator takes exactly these
     assert "fci=pack_remb_fci(*remb)" in source
     init = inspect.getsource(RTCRtpReceiver.__init__)
     assert "self.__remote_bitrate_estimator = RemoteBitrateEstimator()" in init
@@ -156,3 +158,22 @@ async def test_the_remb_a_receiver_sends_is_capped_and_one_a_sender_gets_is_repo
         assert reported == [300_000]
     finally:
         await pc.close()
+
+
+def test_a_sender_runs_its_rtp_loop_through_an_overridable_method() -> None:
+    send = inspect.getsource(RTCRtpSender.send)
+    assert "asyncio.ensure_future(self._run_rtp(parameters.codecs[0]))" in send
+    assert list(inspect.signature(RTCRtpSender._run_rtp).parameters) == ["self", "codec"]
+    stop = inspect.getsource(RTCRtpSender.stop)
+    assert "self.__rtp_started.wait()" in stop
+    assert "self.__rtp_exited.wait()" in stop
+
+
+def test_a_sender_retransmits_from_its_history_and_reports_its_counters() -> None:
+    retransmit = inspect.getsource(RTCRtpSender._retransmit)
+    assert "self.__rtp_history.get(sequence_number % RTP_HISTORY_SIZE)" in retransmit
+    assert "packet.sequence_number == sequence_number" in retransmit
+    rtcp = inspect.getsource(RTCRtpSender._run_rtcp)
+    for counter in ("ntp_timestamp", "rtp_timestamp", "packet_count", "octet_count"):
+        assert f"self.__{counter}" in rtcp
+    assert isinstance(aiortc_hooks.RTP_HISTORY_SIZE, int)

@@ -22,27 +22,50 @@ when one of them changes):
 5. ICE host addresses: `aioice.ice.get_host_addresses` (looked up at gather time) leaves
    127.0.0.1 out; `set_ice_host_addresses` replaces it so tests and benchmarks stay on loopback.
 
-The sending half needs no internals: an `RTCRtpSender` whose track's `recv()` returns an
-`av.Packet` (pts and time_base set) packetizes it with `encoder.pack()` without re-encoding.
+6. Sending without per-packet objects: `forward_frames` replaces a sender's `_run_rtp` loop
+   (started by `send()` as `self._run_rtp(codecs[0])`) with one that pulls encoded frames
+   from the relay, builds the RTP bytes itself (`rtp_packing.py`) and passes them to the DTLS
+   transport's `_send_rtp`, keeping what the rest of the sender reads: the RTCP SR counters
+   (`__ntp_timestamp`, `__rtp_timestamp`, `__packet_count`, `__octet_count`), the NACK
+   history `__rtp_history` (only read through `.get()` by `_retransmit`, which re-sends as
+   RTX) and the `__rtp_started` / `__rtp_exited` events `stop()` waits on. Without this
+   hook, an `RTCRtpSender` whose track's `recv()` returns an `av.Packet` (pts and time_base
+   set) packetizes it with `encoder.pack()` without re-encoding, at about twice the cost.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aioice.ice
 import aiortc
+import aiortc.rtcrtpsender
 from aiortc import (
     RTCBundlePolicy,
     RTCConfiguration,
     RTCIceServer,
     RTCRtpReceiver,
     RTCRtpSender,
+    clock,
 )
-from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, unpack_remb_fci
+from aiortc.mediastreams import MediaStreamError
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcrtpsender import random_sequence_number
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    HeaderExtensions,
+    RtcpPsfbPacket,
+    RtpPacket,
+    unpack_remb_fci,
+)
+from aiortc.utils import random32
+
+from vvserver.media.rtp_packing import PICTURE_ID_MOD, packetizer, rtp_packets
 
 logger = logging.getLogger(__name__)
 
@@ -56,13 +79,29 @@ RECEIVER_BITRATE_ESTIMATOR_ATTR = "_RTCRtpReceiver__remote_bitrate_estimator"
 SENDER_KEYFRAME_METHOD = "_send_keyframe"
 SENDER_HANDLE_RTCP_METHOD = "_handle_rtcp_packet"
 PACKET_DEPAYLOADED_ATTR = "_data"
+SENDER_RUN_RTP_METHOD = "_run_rtp"
+_SENDER = "_RTCRtpSender__"
+SENDER_PRIVATE_ATTRS = (
+    "started",
+    "rtp_started",
+    "rtp_exited",
+    "rtp_history",
+    "rtp_header_extensions_map",
+    "mid",
+    "track",
+    "encoder",
+    "ntp_timestamp",
+    "rtp_timestamp",
+    "packet_count",
+    "octet_count",
+)
 
 
 class HookError(RuntimeError):
     """An aiortc internal the relay relies on is missing or in the wrong state."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RtpSlice:
     """One received RTP packet, already depayloaded by aiortc (RTX unwrapped)."""
 
@@ -87,13 +126,13 @@ class _JitterBufferStandIn:
 
     def add(self, packet: Any) -> tuple[bool, None]:
         rtp_slice = RtpSlice(
-            sequence_number=int(packet.sequence_number),
-            timestamp=int(packet.timestamp),
-            marker=bool(packet.marker),
-            ssrc=int(packet.ssrc),
-            payload_type=int(packet.payload_type),
-            payload=bytes(packet.payload),
-            data=bytes(getattr(packet, PACKET_DEPAYLOADED_ATTR)),
+            packet.sequence_number,
+            packet.timestamp,
+            packet.marker == 1,
+            packet.ssrc,
+            packet.payload_type,
+            packet.payload,
+            packet._data,  # PACKET_DEPAYLOADED_ATTR, read directly: this runs per packet
         )
         try:
             return self._sink(rtp_slice), None
@@ -128,6 +167,125 @@ def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> N
     setattr(sender, SENDER_KEYFRAME_METHOD, callback)
 
 
+# --- sending: encoded frames to RTP without per-packet objects ---------------------------
+
+# Returns the next frame to send and its timestamp in the codec's clock rate, counted from
+# the track's start; raises MediaStreamError when the track has ended.
+NextFrame = Callable[[], Awaitable[tuple[bytes, int]]]
+# The sender's _retransmit looks packets up at `sequence_number % RTP_HISTORY_SIZE`.
+RTP_HISTORY_SIZE: int = aiortc.rtcrtpsender.RTP_HISTORY_SIZE  # type: ignore[attr-defined]
+_HistoryEntry = tuple[int, int, int, bytes, int, int, HeaderExtensions]
+
+
+class _LazyRtpHistory(dict[int, Any]):
+    """The sender's NACK history, holding tuples; `get` builds the RtpPacket `_retransmit` wants.
+
+    Almost no packet is ever retransmitted, so building an RtpPacket per packet sent (what
+    aiortc does) is wasted work.
+    """
+
+    def get(self, key: int, default: Any = None) -> Any:
+        entry: _HistoryEntry | None = dict.get(self, key)
+        if entry is None:
+            return default
+        sequence_number, timestamp, marker, payload, payload_type, ssrc, extensions = entry
+        packet = RtpPacket(
+            payload_type=payload_type,
+            marker=marker,
+            sequence_number=sequence_number,
+            timestamp=timestamp,
+            ssrc=ssrc,
+            payload=payload,
+        )
+        packet.extensions = extensions
+        return packet
+
+
+def forward_frames(sender: RTCRtpSender, next_frame: NextFrame) -> None:
+    """Make `sender` send the frames `next_frame()` returns, packetized without aiortc's encoder.
+
+    Call before the sender starts (i.e. before DTLS connects).
+    """
+    for name in SENDER_PRIVATE_ATTRS:
+        if not hasattr(sender, _SENDER + name):
+            raise HookError(f"RTCRtpSender has no {_SENDER + name}")
+    if getattr(sender, _SENDER + "started") is not False:
+        raise HookError("forward_frames needs a sender that has not started yet")
+
+    async def run_rtp(codec: RTCRtpCodecParameters) -> None:
+        getattr(sender, _SENDER + "rtp_started").set()
+        try:
+            await _send_frames(sender, codec, next_frame)
+        except (asyncio.CancelledError, ConnectionError, MediaStreamError):
+            pass
+        except Exception:
+            # stop() waits for rtp_exited: never leave without setting it.
+            logger.exception("forwarding to a sender failed")
+        track = getattr(sender, _SENDER + "track")
+        if track is not None:
+            track.stop()
+            setattr(sender, _SENDER + "track", None)
+        setattr(sender, _SENDER + "encoder", None)
+        getattr(sender, _SENDER + "rtp_exited").set()
+
+    setattr(sender, SENDER_RUN_RTP_METHOD, run_rtp)
+
+
+async def _send_frames(
+    sender: RTCRtpSender, codec: RTCRtpCodecParameters, next_frame: NextFrame
+) -> None:
+    history = _LazyRtpHistory()
+    setattr(sender, _SENDER + "rtp_history", history)
+    extensions_map = getattr(sender, _SENDER + "rtp_header_extensions_map")
+    mid = getattr(sender, _SENDER + "mid")
+    payloads_of = packetizer(codec.mimeType)
+    keep_history = codec.mimeType.lower().startswith("video/")  # only video is NACKed
+    payload_type = codec.payloadType
+    if payload_type is None:
+        raise HookError("the sender's codec has no payload type")
+    sequence_number = random_sequence_number()
+    timestamp_origin = random32()
+    picture_id = random.randrange(PICTURE_ID_MOD)
+    packet_count = octet_count = 0
+    while True:
+        data, pts = await next_frame()
+        if not sender._enabled:
+            continue
+        payloads = payloads_of(data, picture_id)
+        picture_id = (picture_id + 1) % PICTURE_ID_MOD
+        timestamp = (timestamp_origin + pts) & 0xFFFFFFFF
+        ntp_time = clock.current_ntp_time()
+        extensions = HeaderExtensions(mid=mid, abs_send_time=(ntp_time >> 14) & 0x00FFFFFF)
+        profile, value = extensions_map.set(extensions)
+        ssrc = sender._ssrc
+        if keep_history:
+            last = len(payloads) - 1
+            for index, payload in enumerate(payloads):
+                seq = (sequence_number + index) & 0xFFFF
+                entry = (seq, timestamp, int(index == last), payload, payload_type, ssrc)
+                history[seq % RTP_HISTORY_SIZE] = (*entry, extensions)
+        packets = rtp_packets(
+            payloads,
+            payload_type=payload_type,
+            first_sequence_number=sequence_number,
+            timestamp=timestamp,
+            ssrc=ssrc,
+            extension_profile=profile,
+            extension_value=value,
+        )
+        transport = sender.transport
+        for packet in packets:
+            await transport._send_rtp(packet)
+        sequence_number = (sequence_number + len(payloads)) & 0xFFFF
+        packet_count += len(payloads)
+        octet_count += sum(map(len, payloads))
+        # What the sender's RTCP loop puts in its sender reports.
+        setattr(sender, _SENDER + "ntp_timestamp", ntp_time)
+        setattr(sender, _SENDER + "rtp_timestamp", timestamp)
+        setattr(sender, _SENDER + "packet_count", packet_count)
+        setattr(sender, _SENDER + "octet_count", octet_count)
+
+
 # --- congestion: REMB ---------------------------------------------------------------------
 
 
@@ -139,8 +297,16 @@ class _CappedBitrateEstimator:
         self._cap = cap
         self.last_estimate: int | None = None
 
-    def add(self, **measurement: Any) -> tuple[int, list[int]] | None:
-        result = self._estimator.add(**measurement)
+    def add(
+        self, *, abs_send_time: int, arrival_time_ms: int, payload_size: int, ssrc: int
+    ) -> tuple[int, list[int]] | None:
+        # Called for every video packet received: no **kwargs repacking.
+        result = self._estimator.add(
+            abs_send_time=abs_send_time,
+            arrival_time_ms=arrival_time_ms,
+            payload_size=payload_size,
+            ssrc=ssrc,
+        )
         if result is None:
             return None
         bitrate, ssrcs = result

@@ -275,7 +275,12 @@ class ForwardedTrack(MediaStreamTrack):
             return None
         return self._remb[0]
 
-    async def recv(self) -> av.Packet[Any]:
+    async def next_frame(self) -> tuple[bytes, int]:
+        """The next frame to send and its rebased timestamp (in the codec's clock rate).
+
+        What the relay's senders pull (`aiortc_hooks.forward_frames`); raises
+        MediaStreamError once the track has stopped.
+        """
         self._pulling = True
         while not self._queue:
             if self.readyState != "live":
@@ -283,10 +288,15 @@ class ForwardedTrack(MediaStreamTrack):
             self._ready.clear()
             await self._ready.wait()
         frame, segment = self._queue.popleft()
-        packet = av.Packet(frame.data)
-        packet.pts = self._rebase(frame, segment)
-        packet.time_base = self._time_base
         self.frames_out += 1
+        return frame.data, self._rebase(frame, segment)
+
+    async def recv(self) -> av.Packet[Any]:
+        """The same as `next_frame`, as the `av.Packet` aiortc's own sender loop takes."""
+        data, pts = await self.next_frame()
+        packet = av.Packet(data)
+        packet.pts = pts
+        packet.time_base = self._time_base
         return packet
 
     def _rebase(self, frame: EncodedFrame, segment: int) -> int:

@@ -20,9 +20,13 @@ def time_base(kind: MediaKind) -> Fraction:
     return Fraction(1, clock_rate(kind))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EncodedFrame:
-    """One complete encoded frame (VP8) or packet (Opus), never decoded by the relay."""
+    """One complete encoded frame (VP8) or packet (Opus), never decoded by the relay.
+
+    Not frozen: a frozen dataclass's __init__ costs several times more, and one is made per
+    frame. Nothing changes a frame after it is made.
+    """
 
     kind: MediaKind
     data: bytes

@@ -20,6 +20,7 @@ from vvserver.aio import TaskSet
 from vvserver.media.aiortc_hooks import (
     RtpSlice,
     cap_receiver_remb,
+    forward_frames,
     on_keyframe_request,
     on_remb,
     rtc_configuration,
@@ -113,6 +114,7 @@ class ParticipantConnection:
             self._tracks.append(track)
             transceiver = self.pc.addTransceiver(track, direction=direction)
             transceiver.setCodecPreferences(codec_preferences(section.kind))
+            forward_frames(transceiver.sender, track.next_frame)
             on_keyframe_request(transceiver.sender, track.request_keyframe)
             on_remb(transceiver.sender, self._remb_reporter(track))
             if source is not None and section.direction in ("sendrecv", "sendonly"):
