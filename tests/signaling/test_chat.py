@@ -13,6 +13,7 @@ from tests.factories import ApiUser, World
 from tests.signaling.conftest import Client, receive, receive_until, visit_with_link
 from vvserver.db.models import AuditEntry, Visit, VisitMessage
 from vvserver.services import Services
+from vvserver.signaling.hub import SignalingHub
 
 
 async def set_visit(services: Services, visit_id: int, **fields: Any) -> None:
@@ -167,3 +168,19 @@ async def test_chat_refusals_keep_the_socket_usable(
         assert codes == ["rate_limited"]
     # Refused messages were not stored: fewer than sent (one long message, then the flood).
     assert await stored_count(services, visit_id) < 1 + flood
+
+
+async def test_chat_feeds_wake_for_chat_only_not_for_every_room_event(services: Services) -> None:
+    """Quality reports every 5 s per side must not make every socket's chat feed query the store."""
+    hub = SignalingHub(services)
+    chat_feed = hub.watch_chat()
+    live_board = hub.watch()
+    hub.changed()  # a room event, a kiosk coming online, a visit starting
+    assert live_board.is_set()
+    assert not chat_feed.is_set()
+    hub.chat_posted()
+    assert chat_feed.is_set()
+    hub.unwatch_chat(chat_feed)
+    chat_feed.clear()
+    hub.chat_posted()
+    assert not chat_feed.is_set()

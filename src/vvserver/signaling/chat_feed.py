@@ -1,6 +1,6 @@
 """Delivering chat messages to the sockets that follow a visit.
 
-A stored message nudges the hub (``changed``); every following socket then reads the messages
+A stored message nudges the hub (``chat_posted``); every following socket then reads the messages
 after the last one it sent, from the store, in id order. So what a socket shows is exactly
 what was stored, none is lost when nudges come in a burst, and a socket follows only what its
 query selects (its own visit, its kiosk's visits, or the non-privileged visits in an
@@ -52,7 +52,7 @@ class ChatFeed:
         self._services = services
         self._conn = conn
         self._followed = followed
-        self._changed = hub.watch()
+        self._changed = hub.watch_chat()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -84,7 +84,7 @@ class ChatFeed:
     def stop(self) -> None:
         """Ask the feed to stop (it ends at its next wake-up, which this causes); idempotent."""
         self._closing = True
-        self._hub.unwatch(self._changed)
+        self._hub.unwatch_chat(self._changed)
         self._changed.set()
 
     async def close(self) -> None:

@@ -47,6 +47,9 @@ class SignalingHub:
         self._visitors: dict[int, set[Connection]] = {}
         self._joined: dict[tuple[int, ParticipantRole], set[Connection]] = {}
         self._watchers: set[asyncio.Event] = set()
+        # Chat feeds wake only for chat: room events (quality every 5 s per side) must not make
+        # every socket's feed query the store.
+        self._chat_watchers: set[asyncio.Event] = set()
         # Set by the visitor channel: sends a visitor socket its visit's status.
         self.visitor_notifier: VisitorNotifier | None = None
         self.alert_listeners: set[AlertListener] = set()
@@ -122,6 +125,19 @@ class SignalingHub:
 
     def changed(self) -> None:
         for event in self._watchers:
+            event.set()
+
+    def watch_chat(self) -> asyncio.Event:
+        event = asyncio.Event()
+        self._chat_watchers.add(event)
+        return event
+
+    def unwatch_chat(self, event: asyncio.Event) -> None:
+        self._chat_watchers.discard(event)
+
+    def chat_posted(self) -> None:
+        """A chat message was stored: the chat feeds read what is new for them."""
+        for event in self._chat_watchers:
             event.set()
 
     # --- media room relays ---------------------------------------------------------------
