@@ -11,6 +11,10 @@ import time
 from pathlib import Path
 
 import requests
+import uvloop
+
+from vvserver.cli import event_loop_runner
+from vvserver.settings import Settings
 
 
 def free_port() -> int:
@@ -84,3 +88,10 @@ def test_demo_server_starts_and_its_credentials_work(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_server_runs_on_uvloop_unless_told_otherwise(tmp_path: Path) -> None:
+    with event_loop_runner(Settings(data_dir=tmp_path)) as runner:
+        assert isinstance(runner.get_loop(), uvloop.Loop)
+    with event_loop_runner(Settings(data_dir=tmp_path, event_loop="asyncio")) as runner:
+        assert not isinstance(runner.get_loop(), uvloop.Loop)

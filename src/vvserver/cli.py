@@ -15,6 +15,8 @@ from aiohttp import web
 
 from vvserver.settings import Settings
 
+logger = logging.getLogger(__name__)
+
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
@@ -129,9 +131,21 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "audit":
         return asyncio.run(_verify(settings))
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(settings))
+    with contextlib.suppress(KeyboardInterrupt), event_loop_runner(settings) as runner:
+        runner.run(_serve(settings))
     return 0
+
+
+def event_loop_runner(settings: Settings) -> asyncio.Runner:
+    """uvloop when installed and chosen (``VV_EVENT_LOOP``), else asyncio's own loop."""
+    if settings.event_loop == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            logger.warning("uvloop is not installed: running on asyncio's event loop")
+        else:
+            return asyncio.Runner(loop_factory=uvloop.new_event_loop)
+    return asyncio.Runner()
 
 
 if __name__ == "__main__":

@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     # Bench-only: "stock" swaps the passthrough relay for aiortc's decode/re-encode path
     # (MediaRelay + MediaRecorder) so scripts/bench_calls.py can compare both in one run.
     media_relay: Literal["passthrough", "stock"] = "passthrough"
+    # The server's event loop: uvloop moves each relayed packet with less CPU than asyncio's.
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
 
     @property
     def resolved_web_dir(self) -> Path:
