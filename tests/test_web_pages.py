@@ -79,8 +79,10 @@ def test_every_translation_file_has_the_same_keys_in_english_and_spanish() -> No
         assert en_keys == es_keys, f"{english.name}: {sorted(en_keys ^ es_keys)}"
 
 
-def test_an_emailed_join_link_opens_the_join_page(tmp_path: Path) -> None:
-    (tmp_path / "join.html").write_text("<p>join</p>")
+def test_an_emailed_join_link_opens_the_call_page(tmp_path: Path) -> None:
+    (tmp_path / "visitor").mkdir()
+    (tmp_path / "visitor" / "call.html").write_text("<p>call</p>")
     folder = WebFolder(tmp_path)
-    assert folder.resolve("/join/eyJhbGciOi.abc.def") == (tmp_path / "join.html").resolve()
+    page = (tmp_path / "visitor" / "call.html").resolve()
+    assert folder.resolve("/join/eyJhbGciOi.abc.def") == page
     assert folder.resolve("/join/a/b") is None

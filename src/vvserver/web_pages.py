@@ -45,8 +45,9 @@ CONTENT_SECURITY_POLICY = "; ".join(
 # Cameras and microphones for this origin only; nothing else a page could ask for.
 PERMISSIONS_POLICY = "camera=(self), microphone=(self), geolocation=(), payment=(), usb=()"
 MAX_PATH_CHARS = 1024  # e-mailed join links carry a ~280-character token
-# Pages whose URL carries a value in its path: e-mailed join links are ``/join/<token>``.
-PAGES_WITH_PATH_VALUES: dict[str, str] = {"/join/": "join.html"}
+# Pages whose URL carries a value in its path: e-mailed join links are ``/join/<token>``, the
+# visitor's call page without signing in (the token authenticates the socket).
+PAGES_WITH_PATH_VALUES: dict[str, str] = {"/join/": "visitor/call.html"}
 
 
 class WebFolder:
