@@ -52,9 +52,11 @@ export function qualityLevel(quality) {
 const BADGE_CLASS = { good: "ok", fair: "warn", poor: "bad", none: "" };
 
 /** A badge naming a quality level in words (never colour alone). */
-export function qualityBadge(quality) {
+export function qualityBadge(quality, connected = false) {
   const level = qualityLevel(quality);
-  return el("span", { class: `badge ${BADGE_CLASS[level]}` }, t(`officer.quality.${level}`));
+  // The first figures come one sampling interval (5 s) after a side connects.
+  const key = level === "none" && connected ? "measuring" : level;
+  return el("span", { class: `badge ${BADGE_CLASS[level]}` }, t(`officer.quality.${key}`));
 }
 
 /** A translated visit state, falling back to the raw state. */

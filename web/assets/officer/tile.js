@@ -131,11 +131,11 @@ export class VisitTile {
     this.quality.replaceChildren(
       t("officer.tile.visitorSide"),
       " ",
-      qualityBadge(row.visitor_quality),
+      qualityBadge(row.visitor_quality, row.visitor_connected),
       " ",
       t("officer.tile.kioskSide"),
       " ",
-      qualityBadge(row.kiosk_quality),
+      qualityBadge(row.kiosk_quality, row.kiosk_connected),
     );
     // Privileged visits are never monitored or flagged: no such controls at all.
     this.watchButton.hidden = row.privileged;
