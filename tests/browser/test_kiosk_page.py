@@ -89,9 +89,20 @@ async def test_the_kiosk_shows_today_and_joins_by_itself_at_slot_time_and_after_
         # The person answers a deaf visitor's chat with a touch: no keyboard on a kiosk.
         await page.get_by_role("button", name="I can't hear you").click()
         await expect(page.locator("#chat li").last).to_have_text("You: I can't hear you")
+        # Or types an answer on the on-screen keyboard.
+        await page.get_by_role("button", name="Write a message").click()
+        keys = page.get_by_role("group", name="Keyboard")
+        for key in ["H", "I", "Space", "M", "A", "M", "Á", "Delete", "A"]:
+            await keys.get_by_role("button", name=key, exact=True).click()
+        await expect(page.get_by_label("Your message")).to_have_text("Hi mama")
+        await check_page(page, "kiosk-call-keyboard")
+        await keys.get_by_role("button", name="Send", exact=True).click()
+        await expect(page.locator("#chat li").last).to_have_text("You: Hi mama")
+        await expect(page.get_by_label("Your message")).to_have_text("")
         async with web.services.read() as session:
-            sent = (await session.scalars(select(VisitMessage.text))).all()
-        assert sent == ["I can't hear you"]  # kept with the visit
+            in_order = select(VisitMessage.text).order_by(VisitMessage.id)
+            sent = (await session.scalars(in_order)).all()
+        assert sent == ["I can't hear you", "Hi mama"]  # kept with the visit
 
         # A reload (power blip, crashed tab) comes back into the same visit by itself.
         await page.reload()

@@ -6,6 +6,7 @@ import { announce, el, fmtDuration, fmtTime, initPage, t } from "/assets/core.js
 import { CallSession, getLocalMedia } from "/assets/call.js";
 import { savedToken, takeTokenFromFragment } from "./token.js";
 import { PinPad } from "./pin.js";
+import { ChatKeyboard } from "./keyboard.js";
 
 // What the person in custody can answer with a touch (chat for deaf and hard-of-hearing visitors).
 const QUICK_REPLIES = [
@@ -119,6 +120,14 @@ function askPin(errorText = "") {
   kiosk.pinPad.focus();
 }
 
+/** Open or close the on-screen chat keyboard (closing drops what was typed). */
+function showKeyboard(open) {
+  $("chat-keyboard").hidden = !open;
+  $("kb-toggle").setAttribute("aria-expanded", String(open));
+  $("kb-toggle").textContent = t(open ? "kiosk.kb.close" : "kiosk.kb.open");
+  if (!open) kiosk.keyboard?.clear();
+}
+
 async function joinCall() {
   const visitId = kiosk.visit.id;
   $("call-title").textContent = whoText(scheduledVisit(visitId)) || t("kiosk.call.title");
@@ -126,6 +135,7 @@ async function joinCall() {
   $("chat").replaceChildren();
   // Touch-only quick replies: a deaf or hard-of-hearing visitor can be answered without a keyboard.
   $("chat-box").hidden = false;
+  showKeyboard(false);
   show("call");
   if (!kiosk.stream) {
     const { stream, error } = await getLocalMedia();
@@ -259,6 +269,8 @@ function connect(token) {
     );
     $("chat-box").hidden = false;
   });
+  kiosk.keyboard = new ChatKeyboard($("chat-keyboard"), (text) => session.sendChat(text));
+  $("kb-toggle").addEventListener("click", () => showKeyboard($("chat-keyboard").hidden));
   $("quick-replies").replaceChildren(
     ...QUICK_REPLIES.map((key) =>
       el("button", { type: "button", class: "quick-reply", onclick: () => session.sendChat(t(key)) }, t(key)),
