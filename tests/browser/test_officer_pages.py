@@ -129,6 +129,7 @@ async def test_an_officer_watches_a_live_visit_listens_flags_it_and_ends_it(
                 await session.scalars(select(VisitFlag.note).where(VisitFlag.visit_id == visit_id))
             ).all()
         assert list(notes) == ["holds a paper up to the camera"]
+        await expect(card).to_contain_text("Flagged: 1")  # for every officer watching the list
 
         await card.get_by_role("button", name="End visit").click()
         confirm = page.get_by_role("dialog", name="End this visit?")

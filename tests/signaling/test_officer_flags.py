@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from tests.factories import World
@@ -12,6 +13,7 @@ from tests.signaling.test_officer_channel import staff_headers
 from tests.store_helpers import add_visit
 from vvserver.db.models import AuditEntry, Visit, VisitFlag
 from vvserver.services import Services
+from vvserver.signaling import officer_channel
 
 
 async def test_officer_flags_a_moment_over_the_live_channel(
@@ -67,3 +69,23 @@ async def test_officer_flags_a_moment_over_the_live_channel(
         (f"visit:{live}", "success", "signaling"),
     }
     assert len(audited) == 2
+
+
+async def test_a_flag_shows_at_once_on_every_officers_live_list(
+    ws_client: Client, services: Services, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(officer_channel, "REFRESH_S", 60.0)  # only a push can bring the update
+    live = await add_visit(services, world, starts_in=timedelta(minutes=-3), state="live")
+    flagging = await staff_headers(ws_client, world, "officer_a")
+    watching = await staff_headers(ws_client, world, "admin_a")
+    async with (
+        ws_client.ws_connect("/ws/officer", headers=flagging) as officer,
+        ws_client.ws_connect("/ws/officer", headers=watching) as colleague,
+    ):
+        snapshot = await receive_until(colleague, "live_snapshot")
+        assert [(row["id"], row["flags"]) for row in snapshot["visits"]] == [(live, 0)]
+        await receive_until(officer, "live_snapshot")
+        await officer.send_json({"type": "flag", "v": 1, "visit_id": live, "note": "gang sign"})
+        await receive_until(officer, "flagged")
+        update = await receive_until(colleague, "live_update")
+        assert [(row["id"], row["flags"]) for row in update["changed"]] == [(live, 1)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vvserver.db.models import (
@@ -22,6 +22,7 @@ from vvserver.db.models import (
     Kiosk,
     Person,
     Visit,
+    VisitFlag,
 )
 from vvserver.domain.principal import Principal
 from vvserver.signaling.hub import SignalingHub
@@ -36,6 +37,12 @@ MAX_ROWS = 500
 async def live_rows(
     session: AsyncSession, principal: Principal, hub: SignalingHub, now: datetime
 ) -> dict[int, LiveVisitOut]:
+    flags = (
+        select(func.count(VisitFlag.id))
+        .where(VisitFlag.visit_id == Visit.id)
+        .correlate(Visit)
+        .scalar_subquery()
+    )
     query = (
         select(
             Visit,
@@ -44,6 +51,7 @@ async def live_rows(
             Person.first_name,
             Person.last_name,
             Account.name,
+            flags,
         )
         .join(Facility, Facility.id == Visit.facility_id)
         .join(HousingUnit, HousingUnit.id == Visit.unit_id)
@@ -83,8 +91,9 @@ async def live_rows(
             kiosk_media=hub.figures.state(visit.id, "kiosk"),
             visitor_quality=hub.figures.quality(visit.id, "visitor"),
             kiosk_quality=hub.figures.quality(visit.id, "kiosk"),
+            flags=flag_count,
         )
-        for visit, unit_name, kiosk_name, first, last, visitor_name in rows
+        for visit, unit_name, kiosk_name, first, last, visitor_name, flag_count in rows
     }
 
 

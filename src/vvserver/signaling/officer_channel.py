@@ -200,6 +200,7 @@ class OfficerChannel(Channel):
                     component="signaling",
                 ),
             )
+            self.app[HUB].changed()  # every officer's live list shows the new flag count
             await conn.send(
                 FlaggedMessage(
                     flag=VisitFlagOut(

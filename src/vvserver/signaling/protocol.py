@@ -222,6 +222,8 @@ class LiveVisitOut(BaseModel):
     kiosk_media: MediaState
     visitor_quality: QualityOut | None
     kiosk_quality: QualityOut | None
+    # Moments officers flagged so far (0 for privileged visits: they cannot be flagged).
+    flags: int = 0
 
 
 class LiveSnapshotMessage(ServerMessage):

@@ -122,6 +122,9 @@ export class VisitTile {
         t(row.kiosk_online ? "officer.kiosk.online" : "officer.kiosk.offline"),
       ),
     );
+    if (row.flags > 0) {
+      badges.push(el("span", { class: "badge warn" }, t("officer.tile.flagged", { count: row.flags })));
+    }
     this.badges.replaceChildren(...badges);
     this.kiosk.textContent = `${row.kiosk_name} (${row.unit_name})`;
     this.state.textContent = `${stateText(row.state)} · ${t("officer.tile.sides", {
