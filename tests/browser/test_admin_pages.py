@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 import struct
 import zlib
+from datetime import timedelta
 
 from playwright.async_api import APIRequestContext, Browser, Page, expect
 
 from tests.browser.support import WebServer, check_page, open_page, page_strings, wait_for_link
+from tests.store_helpers import add_visit, visit_states
 
 S = page_strings("admin")
 NEW_VISITOR = "rosa.visitor@example.com"
@@ -305,3 +307,22 @@ async def test_an_admin_adds_a_person_in_custody_to_the_roster(
     await page.get_by_role("button", name=S["people.search_button"]).click()
     await expect(page.locator("#people-list tbody tr")).to_have_count(1)
     await check_page(page, "admin-people")
+
+
+async def test_an_admin_releases_a_person_and_their_booked_visits_are_cancelled(
+    web: WebServer, browser: Browser
+) -> None:
+    visit_id = await add_visit(web.services, web.world, starts_in=timedelta(days=2))
+    page = await open_page(browser, web, "/admin/people", account="admin_a")
+    await page.get_by_role("button", name="Release PA1 Doe").click()
+    dialog = page.get_by_role("dialog", name="Release PA1 Doe?")
+    await dialog.get_by_role("button", name=S["people.release"]).click()  # no reason yet
+    await expect(dialog.get_by_label(S["people.release_reason"])).to_be_focused()
+    await dialog.get_by_label(S["people.release_reason"]).fill("released on bond")
+    await check_page(page, "admin-people-release")
+    await dialog.get_by_role("button", name=S["people.release"]).click()
+    await expect(page.locator("#vv-status")).to_have_text(
+        "PA1 Doe released. Booked visits cancelled: 1."
+    )
+    await expect(page.get_by_role("row", name="PA1 Doe")).to_have_count(0)
+    assert await visit_states(web.services, visit_id) == ["cancelled"]

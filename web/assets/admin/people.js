@@ -1,7 +1,8 @@
-// People in custody: search the roster and add a person (name, booking number, unit, PIN).
+// People in custody: search the roster, add a person (name, booking number, unit, PIN) and
+// release one (their booked visits are cancelled and their visitors told by e-mail).
 
 import { announce, api, el, showError, t } from "/assets/core.js";
-import { busy, dataTable, field, localError, startAdminPage } from "/assets/admin/common.js";
+import { busy, confirmDialog, dataTable, field, localError, startAdminPage } from "/assets/admin/common.js";
 
 const BOOKING_PATTERN = /^[A-Za-z0-9][\w./-]*$/;
 const PIN_PATTERN = /^[0-9]{4,8}$/;
@@ -29,6 +30,7 @@ if (facility) {
       { "aria-labelledby": "people-list-title" },
       el("h2", { id: "people-list-title" }, t("people.list")),
       searchForm,
+      el("p", { id: "people-error", class: "error", role: "alert", hidden: true }),
       el("div", { id: "people-list", class: "table-wrap" }),
     ),
     createForm(),
@@ -50,12 +52,13 @@ async function refresh(query) {
       people.length
         ? dataTable(
             t("people.caption", { name: facility.name }),
-            [t("people.name"), t("people.booking"), t("people.unit"), t("people.pin")],
+            [t("people.name"), t("people.booking"), t("people.unit"), t("people.pin"), t("people.actions")],
             people.map((p) => [
               `${p.first_name} ${p.last_name}`,
               p.booking_number,
               unitName(p.unit_id),
               p.has_pin ? t("common.yes") : t("common.no"),
+              releaseButton(p, query),
             ]),
             "people-table",
           )
@@ -66,6 +69,32 @@ async function refresh(query) {
     slot.replaceChildren(problem);
     showError(problem, error);
   }
+}
+
+function releaseButton(person, query) {
+  const name = `${person.first_name} ${person.last_name}`;
+  const button = el("button", { type: "button", class: "danger", "aria-label": t("people.release_who", { name }) },
+    t("people.release"));
+  button.addEventListener("click", async () => {
+    const answer = await confirmDialog({
+      title: t("people.release_title", { name }),
+      message: t("people.release_message"),
+      confirmLabel: t("people.release"),
+      danger: true,
+      reasonLabel: t("people.release_reason"),
+    });
+    if (!answer.ok) return;
+    const problem = document.getElementById("people-error");
+    try {
+      const change = await api("POST", `/api/persons/${person.id}/release`, { reason: answer.reason });
+      announce(t("people.released", { name, count: change.cancelled_visits }));
+      showError(problem, null);
+      await refresh(query);
+    } catch (error) {
+      showError(problem, error);
+    }
+  });
+  return button;
 }
 
 function createForm() {
