@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vvserver.db.lean import Prepared
-from vvserver.db.models import ACTIVE_VISIT_STATES, Notification, Visit, VisitTransition
+from vvserver.db.models import ACTIVE_VISIT_STATES, Visit, VisitTransition
 from vvserver.domain.audit import AuditRecord
 from vvserver.domain.availability import first_free_kiosk, grid_slot_at
 from vvserver.domain.availability_store import (
@@ -34,6 +34,7 @@ from vvserver.domain.availability_store import (
     load_query,
     lock_unit_kiosks,
 )
+from vvserver.domain.booking_mail import queue_confirmation
 from vvserver.domain.booking_rules import Minor, check_minors, slot_refusal
 from vvserver.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from vvserver.domain.join_links import (
@@ -46,9 +47,8 @@ from vvserver.domain.join_links import (
 from vvserver.domain.jointoken import issue_join_token
 from vvserver.domain.principal import Principal
 from vvserver.domain.rules import VisitingRules
-from vvserver.domain.visit_views import VisitView, load_view, visit_calendar_text
+from vvserver.domain.visit_views import VisitView, load_view
 from vvserver.domain.visits import transition
-from vvserver.notify.outbox import queue_email
 from vvserver.scheduling.wakeups import note_change
 from vvserver.services import Services
 
@@ -199,14 +199,6 @@ _INSERT_TRANSITION = Prepared(
     )
 )
 
-_NOTIFICATIONS = cast(Table, Notification.__table__)
-_NOTIFICATION_COLUMNS = [c for c in _NOTIFICATIONS.columns if c.name != "id"]
-_INSERT_NOTIFICATION = Prepared(
-    insert(_NOTIFICATIONS).values(
-        {c.name: bindparam(c.name, type_=c.type) for c in _NOTIFICATION_COLUMNS}
-    )
-)
-
 
 async def _insert_visit(
     session: AsyncSession, services: Services, visit: Visit, last_id: int, rules: VisitingRules
@@ -345,53 +337,8 @@ async def _place(
         rules=rules,
     )
     link = join_url(services, token)
-    await _queue_confirmation(session, services, now, view, link, replaces, staff_reason)
+    await queue_confirmation(session, services, now, view, link, replaces, staff_reason)
     return IssuedVisit(view=view, join_url=link)
-
-
-async def _queue_confirmation(
-    session: AsyncSession,
-    services: Services,
-    now: datetime,
-    view: VisitView,
-    link: str,
-    replaces: int | None,
-    staff_reason: str | None = None,
-) -> None:
-    visit = view.visit
-    window = view.join_window_text()
-    changed = f" (it replaces visit {replaces}, which is cancelled)" if replaces else ""
-    if staff_reason:
-        changed += f".\n\nThe facility moved your visit. Reason: {staff_reason}"
-    body = (
-        f"Hello {view.visitor_name},\n\n"
-        f"your video visit with {view.person_name} is booked{changed}.\n\n"
-        f"When: {view.local_span_text()}\n"
-        f"Facility: {view.facility_name}\n"
-        f"Visit number: {visit.id}\n\n"
-        f"Join link ({window}):\n{link}\n\n"
-        "Keep this link to yourself: it works for this visit only, and asking for a new one "
-        "makes this one stop working.\n\n"
-        f"{view.monitoring_notice}\n"
-    )
-    if visit.minors:
-        names = ", ".join(str(m["name"]) for m in visit.minors)
-        body += f"\nMinors joining you: {names}.\n"
-    note = queue_email(
-        session,
-        now,
-        kind="visit_rescheduled" if replaces else "visit_booked",
-        to=view.visitor_email,
-        subject=f"Video visit booked: {view.local_start_text()}",
-        body=body,
-        ics=visit_calendar_text(view, now=now, public_url=services.settings.public_url, url=link),
-    )
-    # The outbox row exactly as queue_email built it, written with one prepared insert instead
-    # of an ORM flush (the booking transaction is the serialised hot path).
-    session.expunge(note)
-    await _INSERT_NOTIFICATION.rows(
-        session, **{c.name: getattr(note, c.key) for c in _NOTIFICATION_COLUMNS}
-    )
 
 
 __all__ = [
