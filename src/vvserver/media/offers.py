@@ -46,6 +46,16 @@ def _sections(lines: list[str]) -> tuple[list[str], list[list[str]]]:
     return session, media
 
 
+def answer_direction(*, plays: bool, publishes: bool) -> str:
+    """The answer's direction for a media section: what the relay sends and what it receives."""
+    return {
+        (True, True): "sendrecv",
+        (True, False): "sendonly",
+        (False, True): "recvonly",
+        (False, False): "inactive",
+    }[(plays, publishes)]
+
+
 def check_offer(offer_sdp: str, *, required_codecs: dict[MediaKind, str]) -> CheckedOffer:
     """Validate an offer; raise OfferRejected with a clear reason when it cannot be answered.
 

@@ -30,7 +30,7 @@ from vvserver.media.aiortc_hooks import (
 from vvserver.media.assembly import AudioPacketGate, VideoFrameAssembler
 from vvserver.media.forwarding import Feed, ForwardedTrack
 from vvserver.media.frames import MediaKind
-from vvserver.media.offers import CheckedOffer
+from vvserver.media.offers import CheckedOffer, answer_direction
 
 logger = logging.getLogger(__name__)
 
@@ -104,12 +104,7 @@ class ParticipantConnection:
         for index, section in enumerate(offer.media):
             source, feed = publish_to[index], play_from[index]
             # Only a section that publishes may receive: an untapped receiver would decode.
-            direction = {
-                (True, True): "sendrecv",
-                (True, False): "sendonly",
-                (False, True): "recvonly",
-                (False, False): "inactive",
-            }[(feed is not None, source is not None)]
+            direction = answer_direction(plays=feed is not None, publishes=source is not None)
             track = ForwardedTrack(section.kind, f"{self.name}/{section.kind}{index}")
             self._tracks.append(track)
             transceiver = self.pc.addTransceiver(track, direction=direction)

@@ -25,7 +25,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from vvserver.media.forwarding import Feed
 from vvserver.media.frames import MediaKind
-from vvserver.media.offers import CheckedOffer
+from vvserver.media.offers import CheckedOffer, answer_direction
 from vvserver.media.participant import ParticipantConnection, StateListener, codec_preferences
 from vvserver.media.room import KINDS, ROLES, VisitRoom
 
@@ -115,12 +115,7 @@ class StockConnection(ParticipantConnection):
         publishing: dict[Any, StockSource] = {}
         for index, section in enumerate(offer.media):
             source_feed, feed = publish_to[index], play_from[index]
-            direction = {
-                (True, True): "sendrecv",
-                (True, False): "sendonly",
-                (False, True): "recvonly",
-                (False, False): "inactive",
-            }[(feed is not None, source_feed is not None)]
+            direction = answer_direction(plays=feed is not None, publishes=source_feed is not None)
             play: StockPlayTrack | None = None
             if feed is not None:
                 play = StockPlayTrack(self._sources[id(feed)], self._relay)
