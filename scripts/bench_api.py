@@ -52,10 +52,10 @@ from vvserver.db.models import (
     Session,
     Visit,
 )
-from vvserver.domain.availability import slot_grid, week_start
-from vvserver.domain.rules import VisitingRules
-from vvserver.domain.secrets import PasswordHashing, new_token, token_hash
-from vvserver.services import Services
+from vvserver.domain.accounts.secrets import PasswordHashing, new_token, token_hash
+from vvserver.domain.booking.availability import slot_grid, week_start
+from vvserver.domain.facilities.rules import VisitingRules
+from vvserver.domain.services import Services
 from vvserver.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from vvserver.db.models import (
     Visit,
     VisitorBan,
 )
-from vvserver.services import Services
+from vvserver.domain.services import Services
 
 PNG = (
     b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"

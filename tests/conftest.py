@@ -17,8 +17,8 @@ from tests.factories import World, build_world
 from tests.store_helpers import ManualClock
 from vvserver.app import build_services, create_app
 from vvserver.db.migrate import upgrade
-from vvserver.domain.secrets import PasswordHashing
-from vvserver.services import Services
+from vvserver.domain.accounts.secrets import PasswordHashing
+from vvserver.domain.services import Services
 from vvserver.settings import Settings
 
 PG_ADMIN_DSN = os.environ.get("VV_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")

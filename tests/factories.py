@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import date, time
+from datetime import date, time, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -18,10 +18,11 @@ from vvserver.db.models import (
     HousingUnit,
     Kiosk,
     Person,
+    Visit,
 )
-from vvserver.domain.rules import HourWindow, VisitingRules
-from vvserver.domain.secrets import new_token, token_hash
-from vvserver.services import Services
+from vvserver.domain.accounts.secrets import new_token, token_hash
+from vvserver.domain.facilities.rules import HourWindow, VisitingRules
+from vvserver.domain.services import Services
 
 PASSWORD = "correct horse battery"
 
@@ -233,3 +234,77 @@ class ApiUser:
 
     async def delete(self, path: str, **kwargs: Any) -> Any:
         return await self.request("DELETE", path, **kwargs)
+
+
+async def add_visit(
+    services: Services,
+    world: World,
+    *,
+    person: str = "pa1",
+    visitor: str = "visitor",
+    kiosk: str = "a1-1",
+    starts_in: timedelta = timedelta(hours=2),
+    minutes: float = 30,
+    started: timedelta | None = None,
+    ends_in: float | None = None,
+    state: str | None = None,
+    privileged: bool = False,
+) -> int:
+    """A visit written straight into the store (booking has its own tests), in one of two shapes.
+
+    Booked: it starts ``starts_in`` from now (on the minute) and lasts ``minutes``; ``scheduled``.
+    In progress (``ends_in`` given): it started ``started`` ago (1 minute unless said; negative
+    is later) and ends ``ends_in`` seconds from now; ``ready`` unless ``state`` says otherwise.
+    """
+    now = services.clock.now()
+    if ends_in is None:
+        start = (now + starts_in).replace(second=0, microsecond=0)
+        end = start + timedelta(minutes=minutes)
+        default_state = "scheduled"
+    else:
+        start = now - (timedelta(minutes=1) if started is None else started)
+        end = now + timedelta(seconds=ends_in)
+        default_state = "ready"
+    async with services.write() as s:
+        device = await s.get(Kiosk, world.kiosks[kiosk])
+        assert device is not None
+        visit = Visit(
+            facility_id=device.facility_id,
+            unit_id=device.unit_id,
+            kiosk_id=device.id,
+            person_id=world.persons[person],
+            visitor_id=world.accounts[visitor],
+            start_at=start,
+            end_at=end,
+            state=state or default_state,
+            privileged=privileged,
+            minors=[],
+            counts_toward_limit=True,
+            created_at=now,
+            updated_at=now,
+        )
+        s.add(visit)
+        await s.flush()
+        return visit.id
+
+
+async def started_visit(
+    services: Services,
+    world: World,
+    *,
+    started_ago: timedelta,
+    minutes: int = 30,
+    privileged: bool = False,
+    kiosk: str = "a1-1",
+    person: str = "pa1",
+) -> int:
+    """A visit that started ``started_ago`` (live, or completed if that is past its end)."""
+    visit_id = await add_visit(services, world, kiosk=kiosk, person=person, minutes=minutes)
+    async with services.write() as s:
+        visit = await s.get(Visit, visit_id)
+        assert visit is not None
+        visit.start_at = services.clock.now() - started_ago
+        visit.end_at = visit.start_at + timedelta(minutes=minutes)
+        visit.state = "live" if started_ago < timedelta(minutes=minutes) else "completed"
+        visit.privileged = privileged
+    return visit_id

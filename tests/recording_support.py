@@ -10,12 +10,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from vvserver.client.sample_clip import Clip, load_clip
 from vvserver.db.models import Recording, Visit
+from vvserver.domain.services import Services
 from vvserver.media.frames import EncodedFrame
 from vvserver.media.packet_log import LOG_SUFFIX, PacketLogWriter, SegmentInfo
 from vvserver.media.remux import finalize_recording
-from vvserver.media.sample_clip import Clip, load_clip
-from vvserver.services import Services
 from vvserver.visits_live.recording_rows import finish_recording_row, recording_files
 
 

@@ -1,54 +1,16 @@
-"""Small store shortcuts for tests: a visit written straight into the database, states, mail."""
+"""Small store shortcuts for tests: visit states and reasons, rules, mail, a manual clock."""
 
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 
-from tests.factories import World
-from vvserver.db.models import Facility, Kiosk, Notification, Visit
-from vvserver.domain.rules import VisitingRules
-from vvserver.services import Services
-
-
-async def add_visit(
-    services: Services,
-    world: World,
-    *,
-    person: str = "pa1",
-    visitor: str = "visitor",
-    kiosk: str = "a1-1",
-    starts_in: timedelta = timedelta(hours=2),
-    minutes: int = 30,
-    state: str = "scheduled",
-) -> int:
-    """A booked visit written straight into the store (booking has its own tests)."""
-    now = services.clock.now()
-    start = (now + starts_in).replace(second=0, microsecond=0)
-    async with services.write() as s:
-        device = await s.get(Kiosk, world.kiosks[kiosk])
-        assert device is not None
-        visit = Visit(
-            facility_id=device.facility_id,
-            unit_id=device.unit_id,
-            kiosk_id=device.id,
-            person_id=world.persons[person],
-            visitor_id=world.accounts[visitor],
-            start_at=start,
-            end_at=start + timedelta(minutes=minutes),
-            state=state,
-            privileged=False,
-            minors=[],
-            counts_toward_limit=True,
-            created_at=now,
-            updated_at=now,
-        )
-        s.add(visit)
-        await s.flush()
-        return visit.id
+from vvserver.db.models import Facility, Notification, Visit
+from vvserver.domain.facilities.rules import VisitingRules
+from vvserver.domain.services import Services
 
 
 async def visit_states(services: Services, *visit_ids: int) -> list[str]:

@@ -20,9 +20,9 @@ from aiortc import RTCIceServer
 from aiortc.stats import RTCInboundRtpStreamStats, RTCTransportStats
 from scripts.benchcalls.world import BenchCall
 
+from vvserver.client.peer import ClipTrack, PeerSection, ReceivedMedia, TestPeer
+from vvserver.client.sample_clip import Clip
 from vvserver.media.frames import EncodedFrame
-from vvserver.media.sample_clip import Clip
-from vvserver.media.test_peer import ClipTrack, PeerSection, ReceivedMedia, TestPeer
 
 REPLY_TIMEOUT_S = 15.0
 MONITOR_SECTIONS = (

@@ -17,8 +17,8 @@ from typing import Any
 import aiohttp
 from scripts.benchcalls.clients import DelayProbe, JoinRefused, Window, probe
 
-from vvserver.media.sample_clip import Clip
-from vvserver.media.test_peer import ReceivedMedia, TestPeer
+from vvserver.client.peer import ReceivedMedia, TestPeer
+from vvserver.client.sample_clip import Clip
 
 EVENT_TIMEOUT_S = 20.0
 LONG_POLL_S = 30

@@ -34,9 +34,9 @@ from scripts.benchcalls.janus_client import JanusCall
 from scripts.benchcalls.procstat import cpu_seconds, percentile, rss_kib
 from scripts.benchcalls.world import BenchCall
 
+from vvserver.client.peer import ReceivedMedia, TestPeer
+from vvserver.client.sample_clip import Clip, load_clip
 from vvserver.media.aiortc_hooks import set_ice_host_addresses
-from vvserver.media.sample_clip import Clip, load_clip
-from vvserver.media.test_peer import ReceivedMedia, TestPeer
 
 logger = logging.getLogger(__name__)
 

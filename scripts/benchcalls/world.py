@@ -28,9 +28,9 @@ from vvserver.db.models import (
     Person,
     Visit,
 )
-from vvserver.domain.jointoken import issue_join_token
-from vvserver.domain.rules import HourWindow, VisitingRules
-from vvserver.domain.secrets import new_token, token_hash
+from vvserver.domain.accounts.secrets import new_token, token_hash
+from vvserver.domain.facilities.rules import HourWindow, VisitingRules
+from vvserver.domain.visits.join_links import issue_join_token
 from vvserver.settings import Settings
 
 OFFICER_EMAIL = "officer@bench.vvserver.test"

@@ -24,24 +24,24 @@ from vvserver.api import (
     routes_visitors,
     routes_visits,
 )
-from vvserver.api.keys import ENDPOINTS, ROOMS, SERVICES, VISIT_MEDIA, WORKERS
+from vvserver.api.endpoints import ApiRouter, install
 from vvserver.api.middleware import (
     error_middleware,
     request_id_middleware,
     security_headers_middleware,
 )
-from vvserver.api.registry import ApiRouter, install
+from vvserver.app_keys import ENDPOINTS, ROOMS, SERVICES, VISIT_MEDIA, WORKERS
 from vvserver.db.engine import Database
-from vvserver.domain.audit import AuditAnchor, AuditLog
+from vvserver.domain.accounts.secrets import PasswordHashing
+from vvserver.domain.audit.chain import AuditAnchor, AuditLog
 from vvserver.domain.clock import Clock, SystemClock
-from vvserver.domain.reconcile import reconcile_at_startup
-from vvserver.domain.secrets import PasswordHashing
+from vvserver.domain.services import Services
+from vvserver.domain.visits.reconcile import reconcile_at_startup
 from vvserver.media.aiortc_hooks import set_ice_host_addresses
-from vvserver.media.registry import RoomRegistry
 from vvserver.media.remux import recover_recordings
+from vvserver.media.room_registry import RoomRegistry
 from vvserver.notify.mailer import run_mailer
 from vvserver.scheduling.loop import run_scheduler
-from vvserver.services import Services
 from vvserver.settings import Settings
 from vvserver.signaling import install_signaling
 from vvserver.visits_live import VisitMedia, adopt_recovered_recordings

@@ -10,10 +10,10 @@ from typing import Any
 from sqlalchemy import func, select
 
 from vvserver.db.models import Account, Agency, Approval, Facility, HousingUnit, Kiosk, Person
-from vvserver.domain.audit import AuditRecord
-from vvserver.domain.rules import HourWindow, VisitingRules
-from vvserver.domain.secrets import new_token, token_hash
-from vvserver.services import Services
+from vvserver.domain.accounts.secrets import new_token, token_hash
+from vvserver.domain.audit.chain import AuditRecord
+from vvserver.domain.facilities.rules import HourWindow, VisitingRules
+from vvserver.domain.services import Services
 
 DEMO_RULES = VisitingRules(
     windows=tuple(HourWindow(d, time(8, 0), time(21, 0)) for d in range(7)),

@@ -30,7 +30,7 @@ from tests.conftest import fast_passwords
 from tests.factories import PASSWORD, World, build_world
 from vvserver.app import build_services, create_app
 from vvserver.db.migrate import upgrade
-from vvserver.services import Services
+from vvserver.domain.services import Services
 from vvserver.settings import Settings
 
 logger = logging.getLogger(__name__)

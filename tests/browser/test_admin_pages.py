@@ -10,7 +10,8 @@ from datetime import timedelta
 from playwright.async_api import APIRequestContext, Browser, Page, expect
 
 from tests.browser.support import WebServer, check_page, open_page, page_strings, wait_for_link
-from tests.store_helpers import add_visit, visit_states
+from tests.factories import add_visit
+from tests.store_helpers import visit_states
 
 S = page_strings("admin")
 NEW_VISITOR = "rosa.visitor@example.com"

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from playwright.async_api import Browser, Page, expect
 
 from tests.browser.support import WebServer, check_page, open_page, page_strings
-from tests.store_helpers import add_visit
+from tests.factories import add_visit
 
 S = page_strings("admin")
 NEW_YORK = ZoneInfo("America/New_York")

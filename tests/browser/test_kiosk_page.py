@@ -12,11 +12,11 @@ from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
 
 from tests.browser.support import WebServer, check_page, new_page
-from tests.media.visit_media_support import add_visit
+from tests.factories import add_visit
 from tests.store_helpers import set_rules
+from vvserver.client.headless import HeadlessParticipant, ParticipantReport
 from vvserver.db.models import Person, VisitMessage
-from vvserver.domain.join_links import reissue_join_link
-from vvserver.signaling.headless import HeadlessParticipant, ParticipantReport
+from vvserver.domain.visits.join_links import reissue_join_link
 
 PIN = "2468"
 

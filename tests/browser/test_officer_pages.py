@@ -14,13 +14,12 @@ from playwright.async_api import Browser, Locator, Page, expect
 from sqlalchemy import select
 
 from tests.browser.support import WebServer, check_page, open_page
-from tests.factories import PASSWORD
-from tests.media.visit_media_support import add_visit
+from tests.factories import PASSWORD, add_visit
 from tests.recording_support import Segment, record_visit
 from tests.store_helpers import visit_reason, visit_states
+from vvserver.client.headless import HeadlessParticipant, ParticipantReport
 from vvserver.db.models import Visit, VisitFlag
-from vvserver.domain.join_links import reissue_join_link
-from vvserver.signaling.headless import HeadlessParticipant, ParticipantReport
+from vvserver.domain.visits.join_links import reissue_join_link
 
 
 @asynccontextmanager

@@ -7,10 +7,9 @@ from datetime import timedelta
 from playwright.async_api import Browser, Page, expect
 
 from tests.browser.support import WebServer, check_page, open_page, page_strings
-from tests.factories import PASSWORD
-from tests.store_helpers import add_visit
+from tests.factories import PASSWORD, add_visit
 from vvserver.db.models import Visit
-from vvserver.domain.jointoken import issue_join_token
+from vvserver.domain.visits.join_links import issue_join_token
 
 WRONG_PASSWORD = "not my password at all"
 

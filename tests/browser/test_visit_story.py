@@ -23,7 +23,7 @@ from tests.browser.support import (
     wait_for_link,
 )
 from tests.store_helpers import set_rules
-from vvserver.domain.rules import HourWindow
+from vvserver.domain.facilities.rules import HourWindow
 
 VISITOR_NAME = "Rosa Visitor"
 VISITOR_EMAIL = "rosa@example.com"

@@ -22,11 +22,11 @@ from tests.browser.support import (
     open_page,
     sign_in,
 )
-from tests.factories import PASSWORD
-from tests.store_helpers import add_visit, set_rules
+from tests.factories import PASSWORD, add_visit
+from tests.store_helpers import set_rules
+from vvserver.client.headless import HeadlessParticipant, ParticipantReport
 from vvserver.db.models import Visit
-from vvserver.domain.join_links import reissue_join_link
-from vvserver.signaling.headless import HeadlessParticipant, ParticipantReport
+from vvserver.domain.visits.join_links import reissue_join_link
 
 
 @asynccontextmanager

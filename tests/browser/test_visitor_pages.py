@@ -11,8 +11,8 @@ from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
 
 from tests.browser.support import WebServer, check_page, new_page, open_page, wait_for_link
-from tests.factories import PASSWORD
-from tests.store_helpers import add_visit, visit_states
+from tests.factories import PASSWORD, add_visit
+from tests.store_helpers import visit_states
 from vvserver.db.models import Account, Visit
 
 

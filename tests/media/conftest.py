@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import pytest
 from aiortc import RTCPeerConnection
 
+from vvserver.client.sample_clip import Clip, load_clip
 from vvserver.media.aiortc_hooks import set_ice_host_addresses
-from vvserver.media.sample_clip import Clip, load_clip
 
 
 @pytest.fixture(autouse=True)

@@ -11,10 +11,10 @@ import asyncio
 import sys
 from pathlib import Path
 
+from vvserver.client.peer import TestPeer
+from vvserver.client.sample_clip import load_clip
 from vvserver.media.aiortc_hooks import set_ice_host_addresses
 from vvserver.media.room import VisitRoom
-from vvserver.media.sample_clip import load_clip
-from vvserver.media.test_peer import TestPeer
 
 
 async def run(directory: Path, stall_after: float | None) -> None:

@@ -5,21 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 from tests.conftest import AiohttpClient
-from tests.factories import World
-from tests.media.visit_media_support import (
-    add_visit,
-    eventually,
-    get_visit,
-    join,
-    recordings_of,
-    staff,
-)
-from vvserver.api.keys import VISIT_MEDIA
+from tests.factories import World, add_visit
+from tests.media.visit_media_support import eventually, get_visit, join, recordings_of, staff
 from vvserver.app import create_app
-from vvserver.domain.cancellation import cancel_visit
-from vvserver.media.sample_clip import Clip
-from vvserver.media.test_peer import TestPeer
-from vvserver.services import Services
+from vvserver.app_keys import VISIT_MEDIA
+from vvserver.client.peer import TestPeer
+from vvserver.client.sample_clip import Clip
+from vvserver.domain.booking.cancellation import cancel_visit
+from vvserver.domain.services import Services
 from vvserver.settings import Settings
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import av
 import pytest
 
-from vvserver.media.file_clip import UnusableMediaFile, clip_from_file
-from vvserver.media.sample_clip import Clip
+from vvserver.client.file_clip import UnusableMediaFile, clip_from_file
+from vvserver.client.sample_clip import Clip
 
 
 def write_webm(path: Path, clip: Clip) -> None:
@@ -51,7 +51,7 @@ def test_files_that_would_need_re_encoding_are_refused(tmp_path: Path) -> None:
 
 
 def test_the_headless_client_refuses_a_file_it_would_have_to_re_encode(tmp_path: Path) -> None:
-    from vvserver.signaling.headless import main
+    from vvserver.client.headless import main
 
     path = tmp_path / "talk.mp3"
     path.write_bytes(b"ID3 not really audio")

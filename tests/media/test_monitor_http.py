@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 from tests.conftest import AiohttpClient
-from tests.factories import ApiUser, World
-from tests.media.visit_media_support import (
-    MONITOR_SECTIONS,
-    add_visit,
-    audits,
-    join,
-)
-from vvserver.api.keys import VISIT_MEDIA
+from tests.factories import ApiUser, World, add_visit
+from tests.media.visit_media_support import MONITOR_SECTIONS, audits, join
 from vvserver.app import create_app
-from vvserver.media.sample_clip import Clip
-from vvserver.media.test_peer import TestPeer
-from vvserver.services import Services
+from vvserver.app_keys import VISIT_MEDIA
+from vvserver.client.peer import TestPeer
+from vvserver.client.sample_clip import Clip
+from vvserver.domain.services import Services
 from vvserver.settings import Settings
 
 

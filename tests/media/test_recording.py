@@ -14,12 +14,12 @@ import av
 import pytest
 
 from tests.media.conftest import Resources, assert_back_to
+from vvserver.client.peer import TestPeer
+from vvserver.client.sample_clip import Clip
 from vvserver.media.frames import EncodedFrame
 from vvserver.media.packet_log import PacketLogWriter, SegmentInfo, read_packet_log
 from vvserver.media.remux import demuxed_duration, finalize_recording, recover_recordings
 from vvserver.media.room import VisitRoom
-from vvserver.media.sample_clip import Clip
-from vvserver.media.test_peer import TestPeer
 
 STARTED = datetime(2026, 5, 1, 14, 0, tzinfo=UTC)
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]

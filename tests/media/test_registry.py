@@ -7,10 +7,10 @@ from functools import partial
 
 import pytest
 
-from vvserver.media.registry import RoomExists, RoomRegistry
+from vvserver.client.peer import TestPeer
+from vvserver.client.sample_clip import Clip
 from vvserver.media.room import VisitRoom
-from vvserver.media.sample_clip import Clip
-from vvserver.media.test_peer import TestPeer
+from vvserver.media.room_registry import RoomExists, RoomRegistry
 
 
 @pytest.mark.slow

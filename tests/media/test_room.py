@@ -10,12 +10,12 @@ import socket
 import pytest
 
 from tests.media.conftest import Resources, assert_back_to
-from vvserver.media.events import ParticipantStateChanged, QualityReport, Role, VisitEnded
+from vvserver.client.peer import ClipTrack, PeerSection, ReceivedMedia, TestPeer
+from vvserver.client.sample_clip import Clip
 from vvserver.media.frames import MediaKind
 from vvserver.media.offers import OfferRejected
 from vvserver.media.room import RoomClosed, VisitRoom
-from vvserver.media.sample_clip import Clip
-from vvserver.media.test_peer import ClipTrack, PeerSection, ReceivedMedia, TestPeer
+from vvserver.media.room_events import ParticipantStateChanged, QualityReport, Role, VisitEnded
 
 pytestmark = pytest.mark.slow
 

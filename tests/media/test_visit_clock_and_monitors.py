@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.media.conftest import Resources, assert_back_to
-from vvserver.media.events import Role, VisitEnded, VisitWarning
+from vvserver.client.peer import PeerSection, TestPeer
+from vvserver.client.sample_clip import Clip
 from vvserver.media.room import MonitorRefused, VisitRoom
-from vvserver.media.sample_clip import Clip
-from vvserver.media.test_peer import PeerSection, TestPeer
+from vvserver.media.room_events import Role, VisitEnded, VisitWarning
 
 pytestmark = pytest.mark.slow
 

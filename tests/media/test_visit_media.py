@@ -11,11 +11,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from tests.factories import World
+from tests.factories import World, add_visit
 from tests.media.conftest import Resources
 from tests.media.visit_media_support import (
     MONITOR_SECTIONS,
-    add_visit,
     assert_files_match_disk,
     audits,
     eventually,
@@ -25,13 +24,13 @@ from tests.media.visit_media_support import (
     staff,
     visit_is,
 )
+from vvserver.client.peer import TestPeer
+from vvserver.client.sample_clip import Clip
 from vvserver.db.models import VisitTransition
 from vvserver.domain.errors import Conflict, Forbidden, InvalidInput
-from vvserver.media.events import VisitEnded
-from vvserver.media.registry import RoomRegistry
-from vvserver.media.sample_clip import Clip
-from vvserver.media.test_peer import TestPeer
-from vvserver.services import Services
+from vvserver.domain.services import Services
+from vvserver.media.room_events import VisitEnded
+from vvserver.media.room_registry import RoomRegistry
 from vvserver.visits_live import VisitMedia
 
 

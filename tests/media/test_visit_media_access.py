@@ -7,25 +7,24 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.factories import World
+from tests.factories import World, add_visit
 from tests.media.test_recording import write_clip_log
 from tests.media.visit_media_support import (
-    add_visit,
     assert_files_match_disk,
     audits,
     get_visit,
     recordings_of,
     staff,
 )
+from vvserver.client.peer import TestPeer
+from vvserver.client.sample_clip import Clip
 from vvserver.db.models import Recording
+from vvserver.domain.accounts.principal import Principal
 from vvserver.domain.errors import Conflict, InvalidInput, NotFound
-from vvserver.domain.principal import Principal
-from vvserver.media.events import Role
-from vvserver.media.registry import RoomRegistry
+from vvserver.domain.services import Services
 from vvserver.media.remux import finalize_recording
-from vvserver.media.sample_clip import Clip
-from vvserver.media.test_peer import TestPeer
-from vvserver.services import Services
+from vvserver.media.room_events import Role
+from vvserver.media.room_registry import RoomRegistry
 from vvserver.visits_live import VisitMedia, adopt_recovered_recordings
 from vvserver.visits_live.ledger import ConnectionLedger
 

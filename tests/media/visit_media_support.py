@@ -1,5 +1,5 @@
-"""Shared helpers of the VisitMedia tests: visits written straight into the store, staff
-principals, polling, audit and recording look-ups."""
+"""Shared helpers of the VisitMedia tests: staff principals, polling, audit and recording
+look-ups."""
 
 from __future__ import annotations
 
@@ -7,17 +7,16 @@ import asyncio
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import select
 
 from tests.factories import World
-from vvserver.db.models import AuditEntry, Kiosk, Recording, Visit
-from vvserver.domain.principal import Principal
-from vvserver.media.events import Role
-from vvserver.media.test_peer import PeerSection, TestPeer
-from vvserver.services import Services
+from vvserver.client.peer import PeerSection, TestPeer
+from vvserver.db.models import AuditEntry, Recording, Visit
+from vvserver.domain.accounts.principal import Principal
+from vvserver.domain.services import Services
+from vvserver.media.room_events import Role
 from vvserver.visits_live import VisitMedia
 
 MONITOR_SECTIONS = (
@@ -26,42 +25,6 @@ MONITOR_SECTIONS = (
     PeerSection("audio", "recvonly"),
     PeerSection("video", "recvonly"),
 )
-
-
-async def add_visit(
-    services: Services,
-    world: World,
-    *,
-    ends_in: float,
-    started: timedelta = timedelta(minutes=1),
-    kiosk: str = "a1-1",
-    person: str = "pa1",
-    state: str = "ready",
-    privileged: bool = False,
-) -> int:
-    """A visit that started `started` ago (or starts later, if negative) and ends soon."""
-    now = services.clock.now()
-    async with services.write() as s:
-        device = await s.get(Kiosk, world.kiosks[kiosk])
-        assert device is not None
-        visit = Visit(
-            facility_id=device.facility_id,
-            unit_id=device.unit_id,
-            kiosk_id=device.id,
-            person_id=world.persons[person],
-            visitor_id=world.accounts["visitor"],
-            start_at=now - started,
-            end_at=now + timedelta(seconds=ends_in),
-            state=state,
-            privileged=privileged,
-            minors=[],
-            counts_toward_limit=True,
-            created_at=now,
-            updated_at=now,
-        )
-        s.add(visit)
-        await s.flush()
-        return visit.id
 
 
 def staff(world: World, key: str) -> Principal:

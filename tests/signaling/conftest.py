@@ -17,16 +17,15 @@ from aiohttp import ClientWebSocketResponse, WSMsgType, web
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import AiohttpClient
-from tests.factories import World
-from tests.store_helpers import add_visit
+from tests.factories import World, add_visit
 from vvserver.app import create_app
 from vvserver.db.models import Visit
+from vvserver.domain.accounts.principal import Principal
 from vvserver.domain.errors import InvalidInput, NotFound
-from vvserver.domain.jointoken import issue_join_token
-from vvserver.domain.principal import Principal
-from vvserver.events import VisitStartEvent
-from vvserver.media.events import RoomEvent, VisitEnded
-from vvserver.services import Services
+from vvserver.domain.services import Services
+from vvserver.domain.visits.bus import VisitStartEvent
+from vvserver.domain.visits.join_links import issue_join_token
+from vvserver.media.room_events import RoomEvent, VisitEnded
 from vvserver.settings import Settings
 from vvserver.signaling.media_port import MEDIA, ParticipantRole
 

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from tests.factories import ApiUser, World
 from tests.signaling.conftest import Client, receive, receive_until, visit_with_link
 from vvserver.db.models import AuditEntry, Visit, VisitMessage
-from vvserver.services import Services
+from vvserver.domain.services import Services
 from vvserver.signaling.hub import SignalingHub
 
 

@@ -15,7 +15,7 @@ from tests.signaling.conftest import (
     visit_with_link,
 )
 from vvserver.app import create_app
-from vvserver.services import Services
+from vvserver.domain.services import Services
 from vvserver.settings import Settings
 from vvserver.signaling.connection import RATE_BURST
 from vvserver.signaling.media_port import MEDIA

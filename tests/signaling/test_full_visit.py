@@ -14,8 +14,8 @@ from aiohttp import ClientWebSocketResponse
 
 from tests.conftest import AiohttpClient
 from tests.factories import ApiUser, World
+from tests.factories import add_visit as add_short_visit
 from tests.media.visit_media_support import MONITOR_SECTIONS
-from tests.media.visit_media_support import add_visit as add_short_visit
 from tests.signaling.conftest import (
     Client,
     join_link,
@@ -23,13 +23,13 @@ from tests.signaling.conftest import (
     start_event,
     visit_with_link,
 )
-from vvserver.api.keys import ROOMS, VISIT_MEDIA
 from vvserver.app import create_app
+from vvserver.app_keys import ROOMS, VISIT_MEDIA
+from vvserver.client.peer import TestPeer
+from vvserver.client.sample_clip import Clip, load_clip
 from vvserver.db.models import Visit
+from vvserver.domain.services import Services
 from vvserver.media.aiortc_hooks import set_ice_host_addresses
-from vvserver.media.sample_clip import Clip, load_clip
-from vvserver.media.test_peer import TestPeer
-from vvserver.services import Services
 from vvserver.settings import Settings
 from vvserver.signaling.media_port import MEDIA
 from vvserver.visits_live import VisitMedia

@@ -7,14 +7,13 @@ from datetime import timedelta
 
 import pytest
 
-from tests.factories import World
-from tests.media.visit_media_support import add_visit
+from tests.factories import World, add_visit
 from tests.signaling.conftest import Client, join_link, start_event
 from tests.signaling.test_full_visit import clip, live_client, loopback_ice
+from vvserver.client.headless import HeadlessParticipant, main
+from vvserver.client.sample_clip import Clip
 from vvserver.db.models import Facility, Person, Visit
-from vvserver.media.sample_clip import Clip
-from vvserver.services import Services
-from vvserver.signaling.headless import HeadlessParticipant, main
+from vvserver.domain.services import Services
 
 pytestmark = pytest.mark.slow
 __all__ = ["clip", "live_client", "loopback_ice"]  # fixtures shared with the full-visit test

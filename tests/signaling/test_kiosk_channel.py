@@ -22,7 +22,7 @@ from tests.signaling.conftest import (
     visit_with_link,
 )
 from vvserver.db.models import Kiosk
-from vvserver.services import Services
+from vvserver.domain.services import Services
 from vvserver.signaling.hub import HUB
 from vvserver.signaling.kiosk_channel import KioskChannel
 

@@ -22,7 +22,7 @@ from tests.signaling.test_kiosk_channel import bearer
 from tests.signaling.test_officer_channel import staff_headers
 from vvserver.db.models import AuditEntry, Facility, HousingUnit, Person
 from vvserver.domain.clock import Clock
-from vvserver.services import Services
+from vvserver.domain.services import Services
 from vvserver.signaling.kiosk_pin import MAX_WRONG_PINS, PIN_LOCK
 
 PIN = "2468"

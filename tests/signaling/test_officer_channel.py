@@ -21,8 +21,8 @@ from tests.signaling.conftest import (
     visit_with_link,
 )
 from vvserver.db.models import Session
-from vvserver.domain.secrets import token_hash
-from vvserver.services import Services
+from vvserver.domain.accounts.secrets import token_hash
+from vvserver.domain.services import Services
 from vvserver.signaling import officer_channel
 
 

@@ -7,12 +7,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from tests.factories import World
+from tests.factories import World, add_visit
 from tests.signaling.conftest import Client, receive, receive_until
 from tests.signaling.test_officer_channel import staff_headers
-from tests.store_helpers import add_visit
 from vvserver.db.models import AuditEntry, Visit, VisitFlag
-from vvserver.services import Services
+from vvserver.domain.services import Services
 from vvserver.signaling import officer_channel
 
 

@@ -23,7 +23,7 @@ from tests.signaling.conftest import (
     still_answers,
     visit_with_link,
 )
-from vvserver.services import Services
+from vvserver.domain.services import Services
 from vvserver.signaling.protocol import CLIENT_MESSAGE_TYPES
 
 JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40)

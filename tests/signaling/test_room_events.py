@@ -13,13 +13,13 @@ from tests.signaling.conftest import (
     receive_until,
     visit_with_link,
 )
-from vvserver.media.events import (
+from vvserver.domain.services import Services
+from vvserver.media.room_events import (
     ParticipantStateChanged,
     QualityReport,
     VisitEnded,
     VisitWarning,
 )
-from vvserver.services import Services
 
 
 async def test_warnings_states_quality_and_the_end_reach_both_sides(

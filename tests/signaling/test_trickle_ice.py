@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import make_settings
 from tests.factories import World
 from tests.signaling.conftest import CallLog, Client, receive, visit_with_link
-from vvserver.services import Services
+from vvserver.domain.services import Services
 from vvserver.signaling import participants
 from vvserver.signaling.ice import client_ice_servers, is_mdns_candidate, merge_candidates
 

@@ -15,7 +15,7 @@ from tests.factories import World
 from tests.signaling.conftest import CallLog, receive, visit_with_link
 from tests.signaling.test_officer_channel import staff_headers
 from vvserver.app import create_app
-from vvserver.services import Services
+from vvserver.domain.services import Services
 from vvserver.settings import Settings
 from vvserver.signaling.ice import client_ice_servers, turn_rest_credentials
 from vvserver.signaling.media_port import MEDIA

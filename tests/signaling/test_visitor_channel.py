@@ -17,8 +17,8 @@ from tests.signaling.conftest import (
     still_answers,
     visit_with_link,
 )
-from vvserver.domain.join_links import reissue_join_link
-from vvserver.services import Services
+from vvserver.domain.services import Services
+from vvserver.domain.visits.join_links import reissue_join_link
 
 
 async def test_visitor_with_a_join_link_sees_the_waiting_room_and_joins(

@@ -10,14 +10,14 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import bindparam, select
 
-from vvserver.api.keys import REQUEST_ID, SERVICES
-from vvserver.db.lean import Prepared
+from vvserver.app_keys import REQUEST_ID, SERVICES
 from vvserver.db.models import Account, Kiosk, Session
-from vvserver.domain.audit import AuditRecord
+from vvserver.db.prepared import Prepared
+from vvserver.domain.accounts.principal import STAFF_ROLES, Principal, Role
+from vvserver.domain.accounts.secrets import constant_time_equal, token_hash
+from vvserver.domain.audit.chain import AuditRecord
 from vvserver.domain.errors import Forbidden, NotFound, Unauthenticated
-from vvserver.domain.principal import STAFF_ROLES, Principal, Role
-from vvserver.domain.secrets import constant_time_equal, token_hash
-from vvserver.services import Services
+from vvserver.domain.services import Services
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from vvserver.api.keys import REQUEST_ID
+from vvserver.app_keys import REQUEST_ID
 from vvserver.domain.errors import DomainError
 
 logger = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from vvserver import __version__
-from vvserver.api.registry import Endpoint, path_params
+from vvserver.api.endpoints import Endpoint, path_params
 
 _REF = "#/components/schemas/{model}"
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from vvserver.api.registry import ADMINS, ApiRouter, RequestContext
+from vvserver.api.endpoints import ADMINS, ApiRouter, RequestContext
 from vvserver.api.schemas_recordings import AuditItemOut, AuditListOut, AuditQuery, AuditVerifyOut
-from vvserver.domain.audit_view import AuditFilter, read_audit_log, verify_audit_log
-from vvserver.domain.scope import Caller
+from vvserver.domain.accounts.scope import Caller
+from vvserver.domain.audit.view import AuditFilter, read_audit_log, verify_audit_log
 
 logger = logging.getLogger(__name__)
 

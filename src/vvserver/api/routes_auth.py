@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from vvserver.api.context import SESSION_COOKIE
-from vvserver.api.registry import PUBLIC, ApiRouter, RequestContext
+from vvserver.api.endpoints import PUBLIC, ApiRouter, RequestContext
 from vvserver.api.schemas_auth import (
     AccountOut,
     ChangePasswordIn,
@@ -17,7 +17,7 @@ from vvserver.api.schemas_auth import (
     TokenIn,
 )
 from vvserver.db.models import Account
-from vvserver.domain import accounts
+from vvserver.domain.accounts import signin
 from vvserver.domain.errors import NotFound
 
 router = ApiRouter("auth")
@@ -44,7 +44,7 @@ async def sign_up(ctx: RequestContext, body: SignUpIn) -> AccountOut:
     """Create a visitor account (18+); a verification link is e-mailed."""
     settings = ctx.services.settings
     ctx.services.rate_limiter.hit("signup", ctx.client_ip, settings.rate_signup_per_min)
-    account = await accounts.sign_up_visitor(
+    account = await signin.sign_up_visitor(
         ctx.services,
         email=body.email,
         password=body.password,
@@ -61,7 +61,7 @@ async def login(ctx: RequestContext, body: LoginIn) -> web.Response:
     """Sign in; sets the HttpOnly session cookie and returns the CSRF token."""
     settings = ctx.services.settings
     ctx.services.rate_limiter.hit("login", ctx.client_ip, settings.rate_login_per_min)
-    signed = await accounts.sign_in(
+    signed = await signin.sign_in(
         ctx.services, body.email, body.password, client=ctx.client_ip, request_id=ctx.request_id
     )
     out = SessionOut(account=account_out(signed.account), csrf_token=signed.csrf_token)
@@ -82,7 +82,7 @@ async def logout(ctx: RequestContext) -> web.Response:
     """End this session."""
     principal = ctx.require()
     if principal.session_hash is not None:
-        await accounts.sign_out(ctx.services, principal.session_hash, ctx.record("auth.logout"))
+        await signin.sign_out(ctx.services, principal.session_hash, ctx.record("auth.logout"))
     response = web.Response(status=204)
     response.del_cookie(SESSION_COOKIE, path="/")
     return response
@@ -103,7 +103,7 @@ async def current_session(ctx: RequestContext) -> SessionOut:
 async def verify_email(ctx: RequestContext, body: TokenIn) -> None:
     """Confirm an e-mail address with the token from the link."""
     ctx.services.rate_limiter.hit("reset", ctx.client_ip, ctx.services.settings.rate_reset_per_min)
-    await accounts.verify_email(ctx.services, body.token, ctx.request_id)
+    await signin.verify_email(ctx.services, body.token, ctx.request_id)
 
 
 @router.route("POST", "/api/auth/resend-verification", roles="visitor")
@@ -115,14 +115,14 @@ async def resend_verification(ctx: RequestContext) -> None:
         account = await session.get(Account, ctx.require().require_account_id())
         assert account is not None
         if account.email_verified_at is None:
-            await accounts.queue_verification(ctx.services, session, account, now)
+            await signin.queue_verification(ctx.services, session, account, now)
 
 
 @router.route("POST", "/api/auth/password-reset", roles=PUBLIC, body=ResetRequestIn, status=202)
 async def password_reset(ctx: RequestContext, body: ResetRequestIn) -> web.Response:
     """E-mail a reset link if the account exists (same answer either way)."""
     ctx.services.rate_limiter.hit("reset", ctx.client_ip, ctx.services.settings.rate_reset_per_min)
-    await accounts.request_password_reset(ctx.services, body.email, ctx.request_id)
+    await signin.request_password_reset(ctx.services, body.email, ctx.request_id)
     return web.Response(status=202)
 
 
@@ -130,14 +130,14 @@ async def password_reset(ctx: RequestContext, body: ResetRequestIn) -> web.Respo
 async def password_reset_confirm(ctx: RequestContext, body: ResetConfirmIn) -> None:
     """Set a new password with the token from the reset link; ends all sessions."""
     ctx.services.rate_limiter.hit("reset", ctx.client_ip, ctx.services.settings.rate_reset_per_min)
-    await accounts.reset_password(ctx.services, body.token, body.password, ctx.request_id)
+    await signin.reset_password(ctx.services, body.token, body.password, ctx.request_id)
 
 
 @router.route("POST", "/api/auth/password", roles=ACCOUNT_ROLES, body=ChangePasswordIn)
 async def change_password(ctx: RequestContext, body: ChangePasswordIn) -> None:
     """Change the signed-in account's password."""
     principal = ctx.require()
-    await accounts.change_password(
+    await signin.change_password(
         ctx.services,
         principal.require_account_id(),
         body.current_password,

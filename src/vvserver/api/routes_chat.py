@@ -8,9 +8,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vvserver.api.registry import STAFF, ApiRouter, RequestContext
-from vvserver.domain.chat import visit_messages
-from vvserver.domain.scope import Caller
+from vvserver.api.endpoints import STAFF, ApiRouter, RequestContext
+from vvserver.domain.accounts.scope import Caller
+from vvserver.domain.visits.chat import visit_messages
 
 logger = logging.getLogger(__name__)
 

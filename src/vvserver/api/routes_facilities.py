@@ -6,7 +6,7 @@ anything else answers 404. Changes need an administrator (officers get 403).
 
 from __future__ import annotations
 
-from vvserver.api.registry import ADMINS, STAFF, ApiRouter, RequestContext
+from vvserver.api.endpoints import ADMINS, STAFF, ApiRouter, RequestContext
 from vvserver.api.schemas_facilities import (
     MAX_ID,
     BlackoutCreatedOut,
@@ -27,10 +27,10 @@ from vvserver.api.schemas_facilities import (
     UnitOut,
     UnitRulesIn,
 )
-from vvserver.domain import blackouts, facilities, kiosks
+from vvserver.domain.accounts.scope import Caller
 from vvserver.domain.errors import NotFound
-from vvserver.domain.rules import VisitingRules
-from vvserver.domain.scope import Caller
+from vvserver.domain.facilities import blackouts, kiosks, sites
+from vvserver.domain.facilities.rules import VisitingRules
 from vvserver.signaling.hub import HUB
 
 router = ApiRouter("facilities")
@@ -60,7 +60,7 @@ def caller(ctx: RequestContext) -> Caller:
 async def create_facility(ctx: RequestContext, body: FacilityIn) -> FacilityOut:
     """Create a facility in the caller's agency (IANA time zone; rules default if omitted)."""
     rules = body.rules.to_rules() if body.rules is not None else VisitingRules()
-    facility = await facilities.create_facility(
+    facility = await sites.create_facility(
         ctx.services, caller(ctx), name=body.name, timezone=body.timezone, rules=rules
     )
     return FacilityOut.of(facility)
@@ -75,7 +75,7 @@ async def create_facility(ctx: RequestContext, body: FacilityIn) -> FacilityOut:
 )
 async def list_facilities(ctx: RequestContext, query: FacilityQuery) -> list[FacilityOut]:
     """Facilities in scope (staff), or every facility by name search (visitors)."""
-    rows = await facilities.list_facilities(ctx.services, ctx.require(), query.q)
+    rows = await sites.list_facilities(ctx.services, ctx.require(), query.q)
     return [FacilityOut.of(f) for f in rows]
 
 
@@ -84,9 +84,7 @@ async def list_facilities(ctx: RequestContext, query: FacilityQuery) -> list[Fac
 )
 async def get_facility(ctx: RequestContext) -> FacilityOut:
     """One facility with its time zone and visiting rules."""
-    facility = await facilities.get_facility(
-        ctx.services, ctx.require(), path_id(ctx, "facility_id")
-    )
+    facility = await sites.get_facility(ctx.services, ctx.require(), path_id(ctx, "facility_id"))
     return FacilityOut.of(facility)
 
 
@@ -95,7 +93,7 @@ async def get_facility(ctx: RequestContext) -> FacilityOut:
 )
 async def update_facility(ctx: RequestContext, body: FacilityPatch) -> FacilityOut:
     """Rename a facility or change its time zone."""
-    facility = await facilities.update_facility(
+    facility = await sites.update_facility(
         ctx.services,
         caller(ctx),
         path_id(ctx, "facility_id"),
@@ -110,7 +108,7 @@ async def update_facility(ctx: RequestContext, body: FacilityPatch) -> FacilityO
 )
 async def set_facility_rules(ctx: RequestContext, body: RulesIn) -> RulesOut:
     """Replace the facility's visiting rules."""
-    facility = await facilities.set_facility_rules(
+    facility = await sites.set_facility_rules(
         ctx.services, caller(ctx), path_id(ctx, "facility_id"), body.to_rules()
     )
     return RulesOut.of(VisitingRules.from_json(facility.rules))
@@ -129,7 +127,7 @@ async def set_facility_rules(ctx: RequestContext, body: RulesIn) -> RulesOut:
 )
 async def create_unit(ctx: RequestContext, body: UnitIn) -> UnitOut:
     """Add a housing unit."""
-    unit, facility = await facilities.create_unit(
+    unit, facility = await sites.create_unit(
         ctx.services, caller(ctx), path_id(ctx, "facility_id"), body.name
     )
     return UnitOut.of(unit, facility)
@@ -139,15 +137,15 @@ async def create_unit(ctx: RequestContext, body: UnitIn) -> UnitOut:
 async def list_units(ctx: RequestContext) -> list[UnitOut]:
     """The facility's housing units with their effective rules."""
     principal = ctx.require()
-    facility = await facilities.get_facility(ctx.services, principal, path_id(ctx, "facility_id"))
-    units = await facilities.list_units(ctx.services, principal, facility.id)
+    facility = await sites.get_facility(ctx.services, principal, path_id(ctx, "facility_id"))
+    units = await sites.list_units(ctx.services, principal, facility.id)
     return [UnitOut.of(unit, facility) for unit in units]
 
 
 @router.route("PUT", "/api/units/{unit_id}/rules", roles=ADMINS, body=UnitRulesIn, response=UnitOut)
 async def set_unit_rules(ctx: RequestContext, body: UnitRulesIn) -> UnitOut:
     """Override some of the facility's rules for one unit (null clears an override)."""
-    unit, facility = await facilities.set_unit_rules(
+    unit, facility = await sites.set_unit_rules(
         ctx.services, caller(ctx), path_id(ctx, "unit_id"), body.changes()
     )
     return UnitOut.of(unit, facility)

@@ -6,9 +6,9 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from vvserver.api.registry import STAFF, ApiModel, ApiRouter, RequestContext
+from vvserver.api.endpoints import STAFF, ApiModel, ApiRouter, RequestContext
 from vvserver.db.models import VisitFlag
-from vvserver.domain.flags import MAX_NOTE_CHARS, FlagRequest, flag_visit, list_flags
+from vvserver.domain.visits.flags import MAX_NOTE_CHARS, FlagRequest, flag_visit, list_flags
 from vvserver.signaling.hub import HUB
 
 router = ApiRouter("flags")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from vvserver.api.keys import VISIT_MEDIA
-from vvserver.api.registry import ADMINS, STAFF, ApiModel, ApiRouter, RequestContext
+from vvserver.api.endpoints import ADMINS, STAFF, ApiModel, ApiRouter, RequestContext
+from vvserver.app_keys import VISIT_MEDIA
 from vvserver.signaling.client_messages import MAX_REASON_CHARS
 from vvserver.visits_live import MediaMetrics, VisitQuality
 

@@ -6,7 +6,7 @@ anything else answers 404. Changes need an administrator (officers get 403).
 
 from __future__ import annotations
 
-from vvserver.api.registry import ADMINS, STAFF, ApiRouter, RequestContext
+from vvserver.api.endpoints import ADMINS, STAFF, ApiRouter, RequestContext
 from vvserver.api.routes_facilities import caller, path_id
 from vvserver.api.schemas_people import (
     DirectoryEntryOut,
@@ -24,8 +24,9 @@ from vvserver.api.schemas_people import (
     SuspendIn,
     TransferIn,
 )
-from vvserver.domain import persons, staff
-from vvserver.domain.persons import PersonChange
+from vvserver.domain.accounts import staff
+from vvserver.domain.people import persons
+from vvserver.domain.people.persons import PersonChange
 
 router = ApiRouter("people")
 

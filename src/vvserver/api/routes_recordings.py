@@ -18,9 +18,8 @@ from typing import IO
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 
-from vvserver.api.keys import REQUEST_ID
+from vvserver.api.endpoints import STAFF, ApiRouter, RequestContext
 from vvserver.api.middleware import error_response
-from vvserver.api.registry import STAFF, ApiRouter, RequestContext
 from vvserver.api.schemas_recordings import (
     NamedOut,
     PersonRefOut,
@@ -31,11 +30,12 @@ from vvserver.api.schemas_recordings import (
     RecordingSearchQuery,
     TrackOut,
 )
+from vvserver.app_keys import REQUEST_ID
+from vvserver.domain.accounts.scope import Caller
 from vvserver.domain.errors import NotFound
-from vvserver.domain.evidence import export_evidence
-from vvserver.domain.recording_search import RecordingSearch, search_recordings
-from vvserver.domain.recordings import playback_manifest, recording_file
-from vvserver.domain.scope import Caller
+from vvserver.domain.recordings.evidence import export_evidence
+from vvserver.domain.recordings.playback import playback_manifest, recording_file
+from vvserver.domain.recordings.search import RecordingSearch, search_recordings
 
 logger = logging.getLogger(__name__)
 

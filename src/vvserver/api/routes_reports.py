@@ -7,9 +7,9 @@ from datetime import date
 
 from pydantic import BaseModel, Field
 
-from vvserver.api.registry import ADMINS, ApiRouter, RequestContext
+from vvserver.api.endpoints import ADMINS, ApiRouter, RequestContext
 from vvserver.api.schemas_recordings import DateRangeQuery
-from vvserver.domain.reports import facility_report
+from vvserver.domain.facilities.reports import facility_report
 
 logger = logging.getLogger(__name__)
 

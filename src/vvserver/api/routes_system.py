@@ -6,9 +6,9 @@ from typing import Any
 
 from aiohttp import web
 
-from vvserver.api.keys import ENDPOINTS, SERVICES, WORKERS
+from vvserver.api.endpoints import PUBLIC, ApiRouter, RequestContext
 from vvserver.api.openapi import build_openapi
-from vvserver.api.registry import PUBLIC, ApiRouter, RequestContext
+from vvserver.app_keys import ENDPOINTS, SERVICES, WORKERS
 
 router = ApiRouter("system")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from vvserver.api.registry import ADMINS, STAFF, ApiRouter, RequestContext
+from vvserver.api.endpoints import ADMINS, STAFF, ApiRouter, RequestContext
 from vvserver.api.routes_facilities import caller, path_id
 from vvserver.api.schemas_visitors import (
     ApprovalBriefOut,
@@ -24,8 +24,8 @@ from vvserver.api.schemas_visitors import (
     VisitorOut,
     VisitorProfileOut,
 )
-from vvserver.domain import approvals, bans, visitors
 from vvserver.domain.errors import PayloadTooLarge
+from vvserver.domain.people import approvals, bans, visitors
 
 router = ApiRouter("visitors")
 

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from sqlalchemy import ColumnElement, and_, or_, select
 
-from vvserver.api.registry import STAFF, ApiRouter, RequestContext
+from vvserver.api.endpoints import STAFF, ApiRouter, RequestContext
 from vvserver.api.schemas_visits import (
     MAX_ID,
     AvailabilityOut,
@@ -28,15 +28,21 @@ from vvserver.api.schemas_visits import (
     VisitOut,
 )
 from vvserver.db.models import Facility, Visit
-from vvserver.domain import booking
-from vvserver.domain.availability_store import local_midnight, person_availability
-from vvserver.domain.cancellation import cancel_visit
-from vvserver.domain.credit import connected_seconds, lost_seconds, makeups_of
+from vvserver.domain.accounts.principal import Principal
+from vvserver.domain.booking.availability_store import local_midnight, person_availability
+from vvserver.domain.booking.book import (
+    IssuedVisit,
+    Minor,
+    book_visit,
+    reissue_join_link,
+    reschedule_visit,
+)
+from vvserver.domain.booking.cancellation import cancel_visit
+from vvserver.domain.booking.credit import connected_seconds, lost_seconds, makeups_of
+from vvserver.domain.booking.rebooking import rebook_credited_visit
 from vvserver.domain.errors import DomainError, NotFound
-from vvserver.domain.kiosk_day import load_kiosk_day
-from vvserver.domain.principal import Principal
-from vvserver.domain.rebooking import rebook_credited_visit
-from vvserver.domain.visit_views import VisitView, load_view, load_views, visit_calendar_text
+from vvserver.domain.visits.kiosk_day import load_kiosk_day
+from vvserver.domain.visits.views import VisitView, load_view, load_views, visit_calendar_text
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +95,7 @@ def visit_out(view: VisitView, rebooked_as: int | None = None) -> VisitOut:
     return VisitOut(**_visit_fields(view, rebooked_as))
 
 
-def booked_out(issued: booking.IssuedVisit) -> BookedVisitOut:
+def booked_out(issued: IssuedVisit) -> BookedVisitOut:
     return BookedVisitOut(**_visit_fields(issued.view), join_url=issued.join_url)
 
 
@@ -133,12 +139,12 @@ async def availability(ctx: RequestContext, query: AvailabilityQueryIn) -> Avail
 async def book(ctx: RequestContext, body: BookVisitIn) -> BookedVisitOut:
     """Book a visit slot; the join link is shown in this response only (and e-mailed)."""
     principal = ctx.require()
-    issued = await booking.book_visit(
+    issued = await book_visit(
         ctx.services,
         visitor_id=principal.require_account_id(),
         person_id=body.person_id,
         start=body.start,
-        minors=[booking.Minor(m.name, m.date_of_birth) for m in body.minors],
+        minors=[Minor(m.name, m.date_of_birth) for m in body.minors],
         actor=principal.actor,
     )
     return booked_out(issued)
@@ -254,7 +260,7 @@ async def visit_calendar(ctx: RequestContext) -> web.Response:
 async def new_join_link(ctx: RequestContext) -> BookedVisitOut:
     """Issue a new join link for an active visit; earlier links stop working."""
     principal = ctx.require()
-    issued = await booking.reissue_join_link(
+    issued = await reissue_join_link(
         ctx.services, principal.require_account_id(), path_id(ctx, "visit_id")
     )
     return booked_out(issued)
@@ -307,7 +313,7 @@ async def reschedule(ctx: RequestContext, body: RescheduleIn) -> BookedVisitOut:
     """
     principal = ctx.require()
     visit_id = path_id(ctx, "visit_id")
-    issued = await booking.reschedule_visit(
+    issued = await reschedule_visit(
         ctx.services,
         principal=principal,
         visit_id=visit_id,

@@ -6,7 +6,7 @@ from datetime import date
 
 from pydantic import BaseModel, EmailStr, Field
 
-from vvserver.api.registry import ApiModel
+from vvserver.api.endpoints import ApiModel
 
 
 class SignUpIn(ApiModel):

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, model_validator
 
-from vvserver.api.registry import ApiModel
+from vvserver.api.endpoints import ApiModel
 from vvserver.db.models import Blackout, Facility, HousingUnit, Kiosk
-from vvserver.domain.facilities import effective_rules
-from vvserver.domain.rules import HourWindow, VisitingRules
+from vvserver.domain.facilities.rules import HourWindow, VisitingRules
+from vvserver.domain.facilities.sites import effective_rules
 
 MAX_ID = 2**31 - 1
 

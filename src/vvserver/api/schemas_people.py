@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, EmailStr, Field
 
-from vvserver.api.registry import ApiModel
+from vvserver.api.endpoints import ApiModel
 from vvserver.api.schemas_facilities import (
     MAX_ID,
     BookingNumber,

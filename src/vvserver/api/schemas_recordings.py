@@ -7,7 +7,7 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, Field, model_validator
 
-from vvserver.api.registry import ApiModel
+from vvserver.api.endpoints import ApiModel
 
 MAX_ID = 2**31 - 1
 EARLIEST_DATE = date(2000, 1, 1)

@@ -7,10 +7,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from vvserver.api.registry import ApiModel
+from vvserver.api.endpoints import ApiModel
 from vvserver.api.schemas_facilities import MAX_ID, Id, Name, PersonName, Reason, UtcDatetime
 from vvserver.db.models import Account, Approval, VisitorBan
-from vvserver.domain.approvals import ApprovalRow
+from vvserver.domain.people.approvals import ApprovalRow
 
 ApprovalStatus = Literal["requested", "approved", "denied", "revoked"]
 

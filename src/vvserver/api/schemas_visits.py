@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from vvserver.api.registry import ApiModel
+from vvserver.api.endpoints import ApiModel
 
 MAX_RANGE_DAYS = 31
 # Dates outside this span are refused up front (no overflow at the ends of the calendar).

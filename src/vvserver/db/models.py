@@ -43,7 +43,7 @@ class Facility(Base):
     agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     timezone: Mapped[str] = mapped_column(String(64))
-    # Full VisitingRules as JSON (see vvserver.domain.rules).
+    # Full VisitingRules as JSON (see vvserver.domain.facilities.rules).
     rules: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime]
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from aiortc import RTCPeerConnection
 from aiortc.stats import RTCInboundRtpStreamStats, RTCRemoteInboundRtpStreamStats
 
-from vvserver.media.events import QualityReport, Role
 from vvserver.media.forwarding import Feed
+from vvserver.media.room_events import QualityReport, Role
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,16 +14,6 @@ from typing import get_args
 from aiortc import RTCIceServer
 
 from vvserver.aio import TaskSet, cancel_and_wait
-from vvserver.media.events import (
-    EndReason,
-    EventBroadcaster,
-    EventSubscription,
-    ParticipantStateChanged,
-    QualityReport,
-    Role,
-    VisitEnded,
-    VisitWarning,
-)
 from vvserver.media.forwarding import DEFAULT_KEYFRAME_INTERVAL, Feed
 from vvserver.media.frames import MediaKind
 from vvserver.media.offers import CheckedOffer, OfferRejected, check_offer
@@ -36,6 +26,16 @@ from vvserver.media.participant import (
 from vvserver.media.quality import QualityMeter
 from vvserver.media.recorder import ParticipantRecorder
 from vvserver.media.remux import RecordingResult, finalize_recording
+from vvserver.media.room_events import (
+    EndReason,
+    EventBroadcaster,
+    EventSubscription,
+    ParticipantStateChanged,
+    QualityReport,
+    Role,
+    VisitEnded,
+    VisitWarning,
+)
 from vvserver.media.visit_clock import DEFAULT_WARNINGS, VisitClock
 
 logger = logging.getLogger(__name__)

@@ -38,7 +38,7 @@ import aiosmtplib
 from sqlalchemy import select, update
 
 from vvserver.db.models import Notification
-from vvserver.services import Services
+from vvserver.domain.services import Services
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vvserver.db.models import Visit
-from vvserver.services import Services
+from vvserver.domain.services import Services
 
 logger = logging.getLogger(__name__)
 

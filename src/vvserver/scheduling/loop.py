@@ -13,7 +13,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from vvserver.events import VisitEventBus, VisitEvents
+from vvserver.domain.services import Services
+from vvserver.domain.visits.bus import VisitEventBus, VisitEvents
 from vvserver.scheduling.base import SchedulerReport
 from vvserver.scheduling.next_due import next_due_at
 from vvserver.scheduling.recordings import purge_expired, set_purge_dates
@@ -25,7 +26,6 @@ from vvserver.scheduling.visit_jobs import (
     open_join_windows,
     push_starts,
 )
-from vvserver.services import Services
 
 logger = logging.getLogger(__name__)
 

@@ -28,9 +28,9 @@ from sqlalchemy import ColumnElement, ScalarSelect, select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from vvserver.db.models import Recording, Visit
+from vvserver.domain.services import Services
 from vvserver.scheduling.rulebook import RuleBook, UnitGroup
 from vvserver.scheduling.visit_jobs import NOT_STARTED, OVERRUN_GRACE
-from vvserver.services import Services
 
 
 def _earliest(

@@ -19,10 +19,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vvserver.db.models import Recording, Visit
-from vvserver.domain.audit import AuditRecord
+from vvserver.domain.audit.chain import AuditRecord
+from vvserver.domain.services import Services
 from vvserver.scheduling.base import ACTOR, BATCH_SIZE, SchedulerReport
 from vvserver.scheduling.rulebook import RuleBook
-from vvserver.services import Services
 from vvserver.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -15,12 +15,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vvserver.db.models import Account, Person, Visit
-from vvserver.domain.jointoken import issue_join_token
-from vvserver.domain.rules import VisitingRules
-from vvserver.notify.outbox import queue_email
+from vvserver.domain.facilities.rules import VisitingRules
+from vvserver.domain.notices.outbox import queue_email
+from vvserver.domain.services import Services
+from vvserver.domain.visits.join_links import issue_join_token
 from vvserver.scheduling.base import BATCH_SIZE, SchedulerReport, each_locked_visit
 from vvserver.scheduling.rulebook import RuleBook
-from vvserver.services import Services
 
 logger = logging.getLogger(__name__)
 

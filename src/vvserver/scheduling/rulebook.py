@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vvserver.db.models import Facility, HousingUnit
-from vvserver.domain.rules import VisitingRules
+from vvserver.domain.facilities.rules import VisitingRules
 
 logger = logging.getLogger(__name__)
 

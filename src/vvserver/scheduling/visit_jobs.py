@@ -15,12 +15,12 @@ from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vvserver.db.models import Kiosk, Visit, VisitTransition
-from vvserver.domain.credit import credit_ended_visit
-from vvserver.domain.visits import transition
-from vvserver.events import VisitEvents, VisitStartEvent
+from vvserver.domain.booking.credit import credit_ended_visit
+from vvserver.domain.services import Services
+from vvserver.domain.visits.bus import VisitEvents, VisitStartEvent
+from vvserver.domain.visits.states import transition
 from vvserver.scheduling.base import ACTOR, BATCH_SIZE, SchedulerReport, each_locked_visit
 from vvserver.scheduling.rulebook import RuleBook, UnitGroup
-from vvserver.services import Services
 
 logger = logging.getLogger(__name__)
 

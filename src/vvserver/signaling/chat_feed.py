@@ -17,8 +17,8 @@ from datetime import datetime
 from sqlalchemy import Select
 
 from vvserver.db.models import VisitMessage
-from vvserver.domain.chat import ChatLine, latest_message_id, messages_after
-from vvserver.services import Services
+from vvserver.domain.services import Services
+from vvserver.domain.visits.chat import ChatLine, latest_message_id, messages_after
 from vvserver.signaling.connection import Connection
 from vvserver.signaling.hub import SignalingHub
 from vvserver.signaling.protocol import ChatOutMessage

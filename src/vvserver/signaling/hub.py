@@ -23,8 +23,8 @@ from sqlalchemy import update
 
 from vvserver.aio import TaskSet
 from vvserver.db.models import Kiosk, Visit
-from vvserver.events import VisitEvent, VisitStartEvent
-from vvserver.services import Services
+from vvserver.domain.services import Services
+from vvserver.domain.visits.bus import VisitEvent, VisitStartEvent
 from vvserver.signaling.connection import Connection
 from vvserver.signaling.kiosk_pin import KioskPins, pin_required_for
 from vvserver.signaling.media_port import ParticipantRole, RoomEvents

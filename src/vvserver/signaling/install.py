@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from vvserver.aio import TaskSet
-from vvserver.api.keys import SERVICES
+from vvserver.app_keys import SERVICES
 from vvserver.signaling.connection import CLOSE_GOING_AWAY, SOCKETS, Connection
 from vvserver.signaling.hub import HUB, SignalingHub
 from vvserver.signaling.kiosk_channel import KioskChannel

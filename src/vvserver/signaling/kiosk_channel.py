@@ -14,9 +14,9 @@ import logging
 
 from vvserver.api.context import _kiosk_principal
 from vvserver.db.models import Visit
-from vvserver.domain.chat import live_visit_of_kiosk, messages_of_kiosk, post_message
+from vvserver.domain.accounts.principal import Principal
 from vvserver.domain.errors import NotFound
-from vvserver.domain.principal import Principal
+from vvserver.domain.visits.chat import live_visit_of_kiosk, messages_of_kiosk, post_message
 from vvserver.signaling.chat_feed import ChatFeed
 from vvserver.signaling.connection import Connection
 from vvserver.signaling.hub import HUB

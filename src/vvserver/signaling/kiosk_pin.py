@@ -24,10 +24,10 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vvserver.db.models import ACTIVE_VISIT_STATES, Facility, HousingUnit, Person, Visit
-from vvserver.domain.audit import AuditRecord
+from vvserver.domain.audit.chain import AuditRecord
 from vvserver.domain.errors import Conflict, Forbidden, NotFound, TooManyRequests
-from vvserver.domain.rules import VisitingRules
-from vvserver.services import Services
+from vvserver.domain.facilities.rules import VisitingRules
+from vvserver.domain.services import Services
 from vvserver.signaling.protocol import AlertMessage
 
 logger = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vvserver.domain.kiosk_day import load_kiosk_day
+from vvserver.domain.visits.kiosk_day import load_kiosk_day
 from vvserver.signaling.kiosk_pin import pin_required_for
 from vvserver.signaling.protocol import ScheduledVisitOut, ScheduleMessage
 

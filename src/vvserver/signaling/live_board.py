@@ -24,7 +24,7 @@ from vvserver.db.models import (
     Visit,
     VisitFlag,
 )
-from vvserver.domain.principal import Principal
+from vvserver.domain.accounts.principal import Principal
 from vvserver.signaling.hub import SignalingHub
 from vvserver.signaling.protocol import LiveVisitOut
 

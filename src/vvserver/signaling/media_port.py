@@ -13,8 +13,8 @@ from typing import Literal, Protocol
 
 from aiohttp import web
 
-from vvserver.domain.principal import Principal
-from vvserver.media.events import RoomEvent
+from vvserver.domain.accounts.principal import Principal
+from vvserver.media.room_events import RoomEvent
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ offline, a participant joining, a visit starting) and at least every ``REFRESH_S
 keeps the officer signed in) and closes the socket (1008) once the session is gone.
 Alerts (``alert``, e.g. a visit starting while its kiosk is offline) go to staff in scope.
 Requests: ``monitor``, ``stop_monitor``, ``terminate`` go to the media service; ``flag``
-stores a flagged moment (``vvserver.domain.flags``) and answers ``flagged``.
+stores a flagged moment (``vvserver.domain.visits.flags``) and answers ``flagged``.
 Chat messages (``chat``) of the non-privileged visits in scope arrive as they are stored.
 """
 
@@ -21,9 +21,9 @@ import time
 from vvserver.aio import wait_event
 from vvserver.api.context import SESSION_COOKIE, session_principal
 from vvserver.db.models import Facility
-from vvserver.domain.chat import messages_for_staff
-from vvserver.domain.flags import FlagRequest, flag_visit
-from vvserver.domain.principal import Principal
+from vvserver.domain.accounts.principal import Principal
+from vvserver.domain.visits.chat import messages_for_staff
+from vvserver.domain.visits.flags import FlagRequest, flag_visit
 from vvserver.signaling.chat_feed import ChatFeed
 from vvserver.signaling.connection import Connection
 from vvserver.signaling.hub import HUB, AlertListener

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from vvserver.media.events import (
+from vvserver.media.room_events import (
     ParticipantStateChanged,
     QualityReport,
     RoomEvent,

@@ -17,9 +17,9 @@ from abc import ABC, abstractmethod
 
 from aiohttp import WSMsgType, web
 
-from vvserver.api.keys import REQUEST_ID, SERVICES
+from vvserver.app_keys import REQUEST_ID, SERVICES
 from vvserver.domain.errors import DomainError
-from vvserver.services import Services
+from vvserver.domain.services import Services
 from vvserver.signaling.connection import (
     CLOSE_POLICY,
     MAX_MESSAGE_BYTES,

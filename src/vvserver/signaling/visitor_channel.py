@@ -13,9 +13,9 @@ import time
 
 from vvserver.api.context import SESSION_COOKIE, session_principal
 from vvserver.db.models import Visit
-from vvserver.domain.chat import messages_of_visit, post_message
 from vvserver.domain.errors import DomainError, NotFound
-from vvserver.domain.join_links import verify_join
+from vvserver.domain.visits.chat import messages_of_visit, post_message
+from vvserver.domain.visits.join_links import verify_join
 from vvserver.signaling.chat_feed import ChatFeed
 from vvserver.signaling.connection import Connection
 from vvserver.signaling.hub import HUB, SignalingHub

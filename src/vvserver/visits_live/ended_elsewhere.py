@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from vvserver.events import VisitEndedEvent, VisitEventBus
+from vvserver.domain.visits.bus import VisitEndedEvent, VisitEventBus
 from vvserver.visits_live.service import VisitMedia
 
 logger = logging.getLogger(__name__)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import get_args
 
-from vvserver.media.events import Role
 from vvserver.media.room import VisitRoom
+from vvserver.media.room_events import Role
 
 ROLES: tuple[Role, ...] = get_args(Role)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import get_args
 
-from vvserver.media.events import Role
+from vvserver.media.room_events import Role
 
 ROLES: tuple[Role, ...] = get_args(Role)
 

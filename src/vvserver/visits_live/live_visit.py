@@ -14,10 +14,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vvserver.db.models import ACTIVE_VISIT_STATES, Facility, HousingUnit, Visit
-from vvserver.domain.availability_store import effective_rules
+from vvserver.domain.accounts.principal import Principal
+from vvserver.domain.booking.availability_store import effective_rules
 from vvserver.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
-from vvserver.domain.principal import Principal
-from vvserver.domain.rules import VisitingRules
+from vvserver.domain.facilities.rules import VisitingRules
 from vvserver.media.offers import OfferRejected
 from vvserver.media.room import MonitorRefused, RoomClosed
 

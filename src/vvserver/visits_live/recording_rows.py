@@ -20,10 +20,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vvserver.db.models import ACTIVE_VISIT_STATES, Recording, Visit
-from vvserver.domain.audit import AuditRecord
+from vvserver.domain.audit.chain import AuditRecord
+from vvserver.domain.services import Services
 from vvserver.media.packet_log import LOG_SUFFIX
 from vvserver.media.remux import MANIFEST_NAME, RecordingResult, finalize_recording
-from vvserver.services import Services
 from vvserver.visits_live.live_visit import LiveVisit, load_live_visit
 
 logger = logging.getLogger(__name__)

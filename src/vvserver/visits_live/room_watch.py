@@ -18,12 +18,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vvserver.db.models import ACTIVE_VISIT_STATES, Recording, Visit
-from vvserver.domain.audit import AuditRecord
-from vvserver.domain.credit import credit_ended_visit
-from vvserver.domain.visits import transition
-from vvserver.media.events import ParticipantStateChanged, Role, VisitEnded
+from vvserver.domain.audit.chain import AuditRecord
+from vvserver.domain.booking.credit import credit_ended_visit
+from vvserver.domain.services import Services
+from vvserver.domain.visits.states import transition
 from vvserver.media.room import VisitRoom
-from vvserver.services import Services
+from vvserver.media.room_events import ParticipantStateChanged, Role, VisitEnded
 from vvserver.visits_live.ledger import Accrued, ConnectionLedger
 from vvserver.visits_live.live_visit import LiveVisit, load_live_visit
 from vvserver.visits_live.recording_rows import (

@@ -14,16 +14,16 @@ import logging
 from typing import get_args
 
 from vvserver.aio import TaskSet
-from vvserver.domain.audit import AuditRecord
+from vvserver.domain.accounts.principal import Principal
+from vvserver.domain.audit.chain import AuditRecord
 from vvserver.domain.errors import Conflict, Forbidden, InvalidInput
-from vvserver.domain.principal import Principal
-from vvserver.domain.visits import transition
-from vvserver.media.events import Role
+from vvserver.domain.services import Services
+from vvserver.domain.visits.states import transition
 from vvserver.media.offers import check_offer
 from vvserver.media.participant import FORWARDED_CODECS
-from vvserver.media.registry import RoomRegistry
 from vvserver.media.room import DEFAULT_QUALITY_INTERVAL, VisitRoom
-from vvserver.services import Services
+from vvserver.media.room_events import Role
+from vvserver.media.room_registry import RoomRegistry
 from vvserver.visits_live.figures import (
     MediaMetrics,
     VisitQuality,
@@ -131,7 +131,7 @@ class VisitMedia:
     def _room_class(self) -> type[VisitRoom]:
         if self.services.settings.media_relay == "stock":
             # Bench-only baseline for scripts/bench_calls.py: decodes and re-encodes.
-            from vvserver.media.stock_relay import StockVisitRoom
+            from vvserver.client.stock_relay import StockVisitRoom
 
             return StockVisitRoom
         return VisitRoom

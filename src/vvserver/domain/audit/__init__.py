@@ -1,0 +1,1 @@
+"""The audit log: the hash chain and its anchor, and the administrators' view of it."""

@@ -1,0 +1,1 @@
+"""Booking visits: the slot engine, booking and moving, cancelling, credit and make-up visits."""

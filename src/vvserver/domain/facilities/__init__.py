@@ -1,0 +1,1 @@
+"""Facilities: housing units, visiting rules, blackouts, kiosks and reports."""

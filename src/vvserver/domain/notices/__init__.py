@@ -1,0 +1,1 @@
+"""Notices to people: the e-mail outbox (written in the caller's transaction) and calendar files."""

@@ -1,0 +1,1 @@
+"""People: persons in custody, visitors, their approvals and bans."""

@@ -1,0 +1,1 @@
+"""Finished recordings: playback, search and evidence export."""

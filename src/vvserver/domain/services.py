@@ -1,0 +1,53 @@
+"""The server's long-lived parts, built once per app and stored under an ``AppKey``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vvserver.db.engine import Database
+from vvserver.db.wakeups import WorkerWakeups
+from vvserver.domain.accounts.ratelimit import RateLimiter
+from vvserver.domain.accounts.secrets import PasswordHashing
+from vvserver.domain.accounts.session_cache import SessionCache
+from vvserver.domain.audit.chain import AuditLog, AuditRecord
+from vvserver.domain.clock import Clock
+from vvserver.domain.visits.bus import VisitEndedEvent, VisitEventBus
+from vvserver.domain.visits.states import ENDED_VISITS_KEY
+from vvserver.settings import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    clock: Clock
+    audit: AuditLog
+    passwords: PasswordHashing
+    secret: bytes
+    rate_limiter: RateLimiter = field(default_factory=RateLimiter)
+    events: VisitEventBus = field(default_factory=VisitEventBus)
+    sessions: SessionCache = field(default_factory=SessionCache)
+    # Commits that change the scheduler's or the mailer's input wake them (see wakeups.py).
+    wakeups: WorkerWakeups = field(default_factory=WorkerWakeups)
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """A serialised write transaction; the audit anchor moves forward after it commits."""
+        async with self.db.write() as session:
+            yield session
+        self.audit.anchor_after_commit(session)
+        self.wakeups.after_commit(session)
+        for visit_id, state, reason in session.info.pop(ENDED_VISITS_KEY, []):
+            self.events.publish(VisitEndedEvent(visit_id, state, reason))
+
+    def read(self) -> AbstractAsyncContextManager[AsyncSession]:
+        return self.db.read()
+
+    async def audit_now(self, record: AuditRecord) -> None:
+        """Audit in a transaction of its own (e.g. a failed login whose work rolled back)."""
+        async with self.write() as session:
+            await self.audit.append(session, record, self.clock.now())

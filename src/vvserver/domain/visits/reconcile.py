@@ -1,0 +1,125 @@
+"""Start-up reconciliation: repair what a crash left half-done, before the workers start.
+
+* Visits left ``live``: the media sessions are gone. Past their end they become ``failed``
+  ("server interrupted", credited); otherwise they go back to ``ready`` so both sides can rejoin,
+  and ``start_pushed_at`` is cleared so the scheduler tells the kiosk again.
+* Recordings left ``recording`` become ``interrupted`` (finished_at = now); the media layer
+  remuxes their packet logs later.
+
+Assumes one server process owns the database (it runs before this process serves anything).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+
+from vvserver.db.models import Recording, Visit
+from vvserver.domain.audit.chain import AuditRecord
+from vvserver.domain.booking.credit import credit_ended_visit
+from vvserver.domain.services import Services
+from vvserver.domain.visits.states import transition
+
+logger = logging.getLogger(__name__)
+
+ACTOR = "system:startup"
+BATCH_SIZE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileReport:
+    visits_failed: int = 0
+    visits_resumed: int = 0
+    recordings_interrupted: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.visits_failed or self.visits_resumed or self.recordings_interrupted)
+
+
+async def _reconcile_live_visits(services: Services, now: datetime) -> tuple[int, int]:
+    failed = resumed = 0
+    last_id = 0
+    while True:
+        async with services.write() as session:
+            visits = (
+                await session.scalars(
+                    select(Visit)
+                    .where(Visit.state == "live", Visit.id > last_id)
+                    .order_by(Visit.id)
+                    .limit(BATCH_SIZE)
+                    .with_for_update()
+                )
+            ).all()
+            for visit in visits:
+                last_id = visit.id
+                if visit.end_at <= now:
+                    transition(
+                        session, visit, "failed", actor=ACTOR, reason="server interrupted", now=now
+                    )
+                    await credit_ended_visit(session, services, visit, now)
+                    failed += 1
+                else:
+                    transition(
+                        session, visit, "ready", actor=ACTOR, reason="server restarted", now=now
+                    )
+                    visit.start_pushed_at = None
+                    resumed += 1
+        if len(visits) < BATCH_SIZE:
+            return failed, resumed
+
+
+async def _reconcile_recordings(services: Services, now: datetime) -> int:
+    count = 0
+    last_id = 0
+    while True:
+        async with services.write() as session:
+            recordings = (
+                await session.scalars(
+                    select(Recording)
+                    .where(Recording.state == "recording", Recording.id > last_id)
+                    .order_by(Recording.id)
+                    .limit(BATCH_SIZE)
+                    .with_for_update()
+                )
+            ).all()
+            for recording in recordings:
+                last_id = recording.id
+                recording.state = "interrupted"
+                recording.finished_at = recording.finished_at or now
+            count += len(recordings)
+        if len(recordings) < BATCH_SIZE:
+            return count
+
+
+async def reconcile_at_startup(services: Services, now: datetime | None = None) -> ReconcileReport:
+    """Repair visits and recordings a crash left in flight; audit what was changed."""
+    now = now or services.clock.now()
+    failed, resumed = await _reconcile_live_visits(services, now)
+    interrupted = await _reconcile_recordings(services, now)
+    report = ReconcileReport(failed, resumed, interrupted)
+    if report.changed:
+        logger.warning(
+            "start-up reconciliation: %s live visits failed, %s back to ready, "
+            "%s recordings interrupted",
+            failed,
+            resumed,
+            interrupted,
+        )
+        await services.audit_now(
+            AuditRecord(
+                actor=ACTOR,
+                action="system.reconcile",
+                outcome="success",
+                component="scheduler",
+                details={
+                    "visits_failed": failed,
+                    "visits_resumed": resumed,
+                    "recordings_interrupted": interrupted,
+                },
+            )
+        )
+    return report

@@ -1,0 +1,1 @@
+"""Tests through the HTTP API, as users and operators call it."""
