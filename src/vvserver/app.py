@@ -30,7 +30,8 @@ from vvserver.api.middleware import (
     request_id_middleware,
     security_headers_middleware,
 )
-from vvserver.app_keys import ENDPOINTS, ROOMS, SERVICES, VISIT_MEDIA, WORKERS
+from vvserver.app_keys import ENDPOINTS, SERVICES, VISIT_MEDIA, WORKERS
+from vvserver.client.stock_relay import StockVisitRoom
 from vvserver.db.engine import Database
 from vvserver.domain.accounts.secrets import PasswordHashing
 from vvserver.domain.audit.chain import AuditAnchor, AuditLog
@@ -39,6 +40,7 @@ from vvserver.domain.services import Services
 from vvserver.domain.visits.reconcile import reconcile_at_startup
 from vvserver.media.aiortc_hooks import set_ice_host_addresses
 from vvserver.media.remux import recover_recordings
+from vvserver.media.room import VisitRoom
 from vvserver.media.room_registry import RoomRegistry
 from vvserver.notify.mailer import run_mailer
 from vvserver.scheduling.loop import run_scheduler
@@ -83,6 +85,11 @@ def build_services(
     )
 
 
+def room_class(settings: Settings) -> type[VisitRoom]:
+    """The relay's rooms; ``VV_MEDIA_RELAY=stock`` is the benchmark's aiortc baseline only."""
+    return StockVisitRoom if settings.media_relay == "stock" else VisitRoom
+
+
 def default_workers() -> list[WorkerFactory]:
     return [run_mailer, run_scheduler]
 
@@ -101,8 +108,7 @@ def create_app(
     )
     app[SERVICES] = services
     app[WORKERS] = TaskSet()
-    app[ROOMS] = RoomRegistry()
-    app[VISIT_MEDIA] = VisitMedia(services, app[ROOMS])
+    app[VISIT_MEDIA] = VisitMedia(services, RoomRegistry(), room_class=room_class(settings))
     install_signaling(app, media=app[VISIT_MEDIA])
     app[ENDPOINTS] = install(app, list(ROUTERS))
     install_web(app, settings.resolved_web_dir)

@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestClient
 from tests.conftest import AiohttpClient
 from tests.factories import World, add_visit
 from vvserver.app import create_app
+from vvserver.app_keys import HUB
 from vvserver.db.models import Visit
 from vvserver.domain.accounts.principal import Principal
 from vvserver.domain.errors import InvalidInput, NotFound
@@ -27,7 +28,7 @@ from vvserver.domain.visits.bus import VisitStartEvent
 from vvserver.domain.visits.join_links import issue_join_token
 from vvserver.media.room_events import RoomEvent, VisitEnded
 from vvserver.settings import Settings
-from vvserver.signaling.media_port import MEDIA, ParticipantRole
+from vvserver.signaling.media_port import ParticipantRole
 
 Client = TestClient[web.Request, web.Application]
 REPLY_TIMEOUT_S = 5.0
@@ -115,7 +116,7 @@ async def ws_client(
     aiohttp_client: AiohttpClient, settings: Settings, services: Services, media: CallLog
 ) -> Client:
     app = create_app(settings, services=services, workers=[])
-    app[MEDIA] = media  # the stand-in instead of the real media service
+    app[HUB].media = media  # the stand-in instead of the real media service
     return await aiohttp_client(app)
 
 

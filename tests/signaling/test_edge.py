@@ -15,10 +15,10 @@ from tests.signaling.conftest import (
     visit_with_link,
 )
 from vvserver.app import create_app
+from vvserver.app_keys import HUB
 from vvserver.domain.services import Services
 from vvserver.settings import Settings
 from vvserver.signaling.connection import RATE_BURST
-from vvserver.signaling.media_port import MEDIA
 
 
 @pytest.mark.parametrize("path", ["/ws/visitor", "/ws/kiosk", "/ws/officer"])
@@ -132,7 +132,7 @@ async def test_without_a_media_service_offers_are_refused_cleanly(
     aiohttp_client: AiohttpClient, settings: Settings, services: Services, world: World
 ) -> None:
     app = create_app(settings, services=services, workers=[])
-    del app[MEDIA]
+    app[HUB].media = None
     client = await aiohttp_client(app)
     _, token = await visit_with_link(services, world)
     async with client.ws_connect(f"/ws/visitor?token={token}") as ws:

@@ -24,14 +24,14 @@ from tests.signaling.conftest import (
     visit_with_link,
 )
 from vvserver.app import create_app
-from vvserver.app_keys import ROOMS, VISIT_MEDIA
+from vvserver.app_keys import HUB, VISIT_MEDIA
 from vvserver.client.peer import TestPeer
 from vvserver.client.sample_clip import Clip, load_clip
 from vvserver.db.models import Visit
 from vvserver.domain.services import Services
 from vvserver.media.aiortc_hooks import set_ice_host_addresses
+from vvserver.media.room_registry import RoomRegistry
 from vvserver.settings import Settings
-from vvserver.signaling.media_port import MEDIA
 from vvserver.visits_live import VisitMedia
 
 pytestmark = pytest.mark.slow
@@ -54,9 +54,9 @@ async def live_client(
     aiohttp_client: AiohttpClient, settings: Settings, services: Services
 ) -> AsyncIterator[Client]:
     app = create_app(settings, services=services, workers=[])
-    visit_media = VisitMedia(services, app[ROOMS], quality_interval=1.0)
+    visit_media = VisitMedia(services, RoomRegistry(), quality_interval=1.0)
     app[VISIT_MEDIA] = visit_media  # quality every second instead of every five
-    app[MEDIA] = visit_media
+    app[HUB].media = visit_media
     yield await aiohttp_client(app)
     await visit_media.close()
 

@@ -21,9 +21,9 @@ from tests.signaling.conftest import (
     still_answers,
     visit_with_link,
 )
+from vvserver.app_keys import HUB
 from vvserver.db.models import Kiosk
 from vvserver.domain.services import Services
-from vvserver.signaling.hub import HUB
 from vvserver.signaling.kiosk_channel import KioskChannel
 
 

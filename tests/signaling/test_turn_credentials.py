@@ -15,10 +15,10 @@ from tests.factories import World
 from tests.signaling.conftest import CallLog, receive, visit_with_link
 from tests.signaling.test_officer_channel import staff_headers
 from vvserver.app import create_app
+from vvserver.app_keys import HUB
 from vvserver.domain.services import Services
 from vvserver.settings import Settings
 from vvserver.signaling.ice import client_ice_servers, turn_rest_credentials
-from vvserver.signaling.media_port import MEDIA
 
 SECRET = "north-gate-turn-secret"
 TURN_URLS = ["turn:turn.example.org:3478?transport=udp", "turns:turn.example.org:5349"]
@@ -69,7 +69,7 @@ async def test_a_visitor_and_an_officer_get_their_own_turn_credentials(
     )
     services.settings = settings
     app: web.Application = create_app(settings, services=services, workers=[])
-    app[MEDIA] = CallLog()
+    app[HUB].media = CallLog()
     client = await aiohttp_client(app)
     visit_id, token = await visit_with_link(services, world)
     before = services.clock.now()

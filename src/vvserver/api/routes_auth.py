@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from vvserver.api.context import SESSION_COOKIE
 from vvserver.api.endpoints import PUBLIC, ApiRouter, RequestContext
 from vvserver.api.schemas_auth import (
     AccountOut,
@@ -18,6 +17,7 @@ from vvserver.api.schemas_auth import (
 )
 from vvserver.db.models import Account
 from vvserver.domain.accounts import signin
+from vvserver.domain.accounts.credentials import SESSION_COOKIE
 from vvserver.domain.errors import NotFound
 
 router = ApiRouter("auth")

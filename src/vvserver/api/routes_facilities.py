@@ -31,7 +31,6 @@ from vvserver.domain.accounts.scope import Caller
 from vvserver.domain.errors import NotFound
 from vvserver.domain.facilities import blackouts, kiosks, sites
 from vvserver.domain.facilities.rules import VisitingRules
-from vvserver.signaling.hub import HUB
 
 router = ApiRouter("facilities")
 
@@ -174,8 +173,7 @@ async def create_kiosk(ctx: RequestContext, body: KioskIn) -> KioskCredentialOut
 async def list_kiosks(ctx: RequestContext) -> list[KioskOut]:
     """The facility's kiosks: enabled flag, online now, and when each was last seen."""
     rows = await kiosks.list_kiosks(ctx.services, ctx.require(), path_id(ctx, "facility_id"))
-    hub = ctx.request.app.get(HUB)
-    return [KioskOut.of(k, online=hub is not None and hub.kiosk_online(k.id)) for k in rows]
+    return [KioskOut.of(k, online=ctx.services.kiosks_online.is_online(k.id)) for k in rows]
 
 
 @router.route("POST", "/api/kiosks/{kiosk_id}/rotate", roles=ADMINS, response=KioskCredentialOut)

@@ -9,7 +9,6 @@ from pydantic import BaseModel, Field
 from vvserver.api.endpoints import STAFF, ApiModel, ApiRouter, RequestContext
 from vvserver.db.models import VisitFlag
 from vvserver.domain.visits.flags import MAX_NOTE_CHARS, FlagRequest, flag_visit, list_flags
-from vvserver.signaling.hub import HUB
 
 router = ApiRouter("flags")
 
@@ -55,9 +54,6 @@ async def create_flag(ctx: RequestContext, body: FlagIn) -> FlagOut:
         ctx.require(),
         FlagRequest(visit_id=ctx.path_int("visit_id"), note=body.note, request_id=ctx.request_id),
     )
-    hub = ctx.request.app.get(HUB)
-    if hub is not None:
-        hub.changed()  # officers' live lists show the new flag count
     return FlagOut.of(flag)
 
 

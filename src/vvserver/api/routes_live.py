@@ -6,8 +6,7 @@ from pydantic import BaseModel, Field
 
 from vvserver.api.endpoints import ADMINS, STAFF, ApiModel, ApiRouter, RequestContext
 from vvserver.app_keys import VISIT_MEDIA
-from vvserver.signaling.client_messages import MAX_REASON_CHARS
-from vvserver.visits_live import MediaMetrics, VisitQuality
+from vvserver.visits_live import MAX_REASON_CHARS, MediaMetrics, VisitQuality
 
 router = ApiRouter("live")
 

@@ -15,6 +15,7 @@ from vvserver.domain.accounts.secrets import PasswordHashing
 from vvserver.domain.accounts.session_cache import SessionCache
 from vvserver.domain.audit.chain import AuditLog, AuditRecord
 from vvserver.domain.clock import Clock
+from vvserver.domain.facilities.presence import KioskPresence
 from vvserver.domain.visits.bus import VisitEndedEvent, VisitEventBus
 from vvserver.domain.visits.states import ENDED_VISITS_KEY
 from vvserver.settings import Settings
@@ -31,6 +32,7 @@ class Services:
     rate_limiter: RateLimiter = field(default_factory=RateLimiter)
     events: VisitEventBus = field(default_factory=VisitEventBus)
     sessions: SessionCache = field(default_factory=SessionCache)
+    kiosks_online: KioskPresence = field(default_factory=KioskPresence)
     # Commits that change the scheduler's or the mailer's input wake them (see wakeups.py).
     wakeups: WorkerWakeups = field(default_factory=WorkerWakeups)
 

@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from vvserver.visits_live import MAX_REASON_CHARS
+
 logger = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
@@ -18,7 +20,6 @@ MAX_ID = 2**31 - 1
 MAX_SDP_CHARS = 60_000  # below the 64 KiB frame limit, with room for the JSON around it
 MAX_TOKEN_CHARS = 2048
 MAX_CANDIDATE_CHARS = 1024
-MAX_REASON_CHARS = 500  # a termination reason; the same limit as POST /terminate
 MAX_NOTE_CHARS = 1000
 MAX_PIN_CHARS = 16
 MAX_CHAT_CHARS = 1000

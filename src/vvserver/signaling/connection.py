@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-import weakref
 from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, web
@@ -22,8 +21,6 @@ MAX_RATE_STRIKES = 100
 
 CLOSE_POLICY = WSCloseCode.POLICY_VIOLATION  # 1008: authentication and abuse
 CLOSE_GOING_AWAY = WSCloseCode.GOING_AWAY  # 1001: server shutdown
-
-SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("signaling_sockets")
 
 
 class TokenBucket:

@@ -18,16 +18,15 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from aiohttp import web
 from sqlalchemy import update
 
 from vvserver.aio import TaskSet
 from vvserver.db.models import Kiosk, Visit
 from vvserver.domain.services import Services
-from vvserver.domain.visits.bus import VisitEvent, VisitStartEvent
+from vvserver.domain.visits.bus import LiveListChangedEvent, VisitEvent, VisitStartEvent
 from vvserver.signaling.connection import Connection
 from vvserver.signaling.kiosk_pin import KioskPins, pin_required_for
-from vvserver.signaling.media_port import ParticipantRole, RoomEvents
+from vvserver.signaling.media_port import MediaPort, ParticipantRole, RoomEvents
 from vvserver.signaling.protocol import AlertMessage, VisitStartMessage
 from vvserver.signaling.room_relay import MediaFigures, event_message
 
@@ -57,11 +56,13 @@ class SignalingHub:
         self.figures = MediaFigures()
         self._relays: dict[int, asyncio.Task[None]] = {}
         self.tasks = TaskSet()
+        # The media service (``VisitMedia``); None on a server without calls.
+        self.media: MediaPort | None = None
 
     # --- presence -------------------------------------------------------------------------
 
     def kiosk_online(self, kiosk_id: int) -> bool:
-        return bool(self._kiosks.get(kiosk_id))
+        return self.services.kiosks_online.is_online(kiosk_id)
 
     def online_kiosks(self) -> list[int]:
         return [kiosk_id for kiosk_id, conns in self._kiosks.items() if conns]
@@ -71,13 +72,16 @@ class SignalingHub:
 
     async def kiosk_connected(self, kiosk_id: int, conn: Connection) -> None:
         self._kiosks.setdefault(kiosk_id, set()).add(conn)
+        self.services.kiosks_online.connected(kiosk_id)
         await self.mark_kiosks_seen([kiosk_id])
         self.changed()
 
     def kiosk_disconnected(self, kiosk_id: int, conn: Connection) -> None:
         conns = self._kiosks.get(kiosk_id)
         if conns is not None:
-            conns.discard(conn)
+            if conn in conns:
+                conns.discard(conn)
+                self.services.kiosks_online.disconnected(kiosk_id)
             if not conns:
                 del self._kiosks[kiosk_id]
         self._forget(conn)
@@ -204,6 +208,9 @@ class SignalingHub:
 
     async def deliver(self, event: VisitEvent) -> None:
         """A visit started (kiosk: ``visit_start``) or ended; its visitor gets the new status."""
+        if isinstance(event, LiveListChangedEvent):
+            self.changed()
+            return
         if isinstance(event, VisitStartEvent):
             async with self.services.read() as session:
                 visit = await session.get(Visit, event.visit_id)
@@ -244,6 +251,3 @@ class SignalingHub:
                 await listener(alert, facility_id)
             except Exception:
                 logger.exception("could not deliver alert %s", alert.code)
-
-
-HUB: web.AppKey[SignalingHub] = web.AppKey("signaling_hub")

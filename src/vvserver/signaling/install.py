@@ -9,18 +9,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from vvserver.aio import TaskSet
-from vvserver.app_keys import SERVICES
-from vvserver.signaling.connection import CLOSE_GOING_AWAY, SOCKETS, Connection
-from vvserver.signaling.hub import HUB, SignalingHub
+from vvserver.app_keys import HUB, SERVICES, SIGNALING_TASKS, SOCKETS
+from vvserver.signaling.connection import CLOSE_GOING_AWAY, Connection
+from vvserver.signaling.hub import SignalingHub
 from vvserver.signaling.kiosk_channel import KioskChannel
-from vvserver.signaling.media_port import MEDIA, MediaPort
+from vvserver.signaling.media_port import MediaPort
 from vvserver.signaling.officer_channel import OfficerChannel
 from vvserver.signaling.socket_loop import Channel, serve
 from vvserver.signaling.visitor_channel import VisitorChannel, send_visit_status
 
 logger = logging.getLogger(__name__)
 
-SIGNALING_TASKS: web.AppKey[TaskSet] = web.AppKey("signaling_tasks")
 ROUTES: tuple[tuple[str, type[Channel]], ...] = (
     ("/ws/visitor", VisitorChannel),
     ("/ws/kiosk", KioskChannel),
@@ -51,11 +50,10 @@ def install_signaling(app: web.Application, media: MediaPort | None = None) -> N
         await send_visit_status(hub, conn, visit_id)
 
     hub.visitor_notifier = notify_visitor
+    hub.media = media
     app[HUB] = hub
     app[SOCKETS] = weakref.WeakSet()
     app[SIGNALING_TASKS] = TaskSet()
-    if media is not None:
-        app[MEDIA] = media
     for path, channel_type in ROUTES:
         app.router.add_get(path, _handler(channel_type), name=f"ws_{channel_type.role}")
 

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import logging
 
-from vvserver.api.context import _kiosk_principal
+from vvserver.app_keys import HUB
 from vvserver.db.models import Visit
+from vvserver.domain.accounts.credentials import kiosk_principal
 from vvserver.domain.accounts.principal import Principal
 from vvserver.domain.errors import NotFound
 from vvserver.domain.visits.chat import live_visit_of_kiosk, messages_of_kiosk, post_message
 from vvserver.signaling.chat_feed import ChatFeed
 from vvserver.signaling.connection import Connection
-from vvserver.signaling.hub import HUB
 from vvserver.signaling.ice import client_ice_servers
 from vvserver.signaling.kiosk_schedule import kiosk_schedule
 from vvserver.signaling.participants import ParticipantChannel
@@ -48,7 +48,7 @@ class KioskChannel(ParticipantChannel):
     chat: ChatFeed | None = None
 
     async def _by_token(self, token: str) -> None:
-        principal: Principal | None = await _kiosk_principal(self.services, f"Bearer {token}")
+        principal: Principal | None = await kiosk_principal(self.services, token)
         if principal is None or principal.kiosk_id is None:
             raise AuthRefused("invalid_device_token", "invalid device token")
         self.kiosk_id = principal.kiosk_id

@@ -11,8 +11,6 @@ import logging
 from collections.abc import AsyncIterable
 from typing import Literal, Protocol
 
-from aiohttp import web
-
 from vvserver.domain.accounts.principal import Principal
 from vvserver.media.room_events import RoomEvent
 
@@ -69,6 +67,3 @@ class MediaPort(Protocol):
         *,
         request_id: str | None = None,
     ) -> None: ...
-
-
-MEDIA: web.AppKey[MediaPort] = web.AppKey("signaling_media")

@@ -19,17 +19,18 @@ import logging
 import time
 
 from vvserver.aio import wait_event
-from vvserver.api.context import SESSION_COOKIE, session_principal
+from vvserver.app_keys import HUB
 from vvserver.db.models import Facility
+from vvserver.domain.accounts.credentials import SESSION_COOKIE, session_principal
 from vvserver.domain.accounts.principal import Principal
 from vvserver.domain.visits.chat import messages_for_staff
 from vvserver.domain.visits.flags import FlagRequest, flag_visit
 from vvserver.signaling.chat_feed import ChatFeed
 from vvserver.signaling.connection import Connection
-from vvserver.signaling.hub import HUB, AlertListener
+from vvserver.signaling.hub import AlertListener
 from vvserver.signaling.ice import client_ice_servers
 from vvserver.signaling.live_board import diff_rows, live_rows
-from vvserver.signaling.media_port import MEDIA, MediaPort
+from vvserver.signaling.media_port import MediaPort
 from vvserver.signaling.protocol import (
     AckMessage,
     AlertMessage,
@@ -165,7 +166,7 @@ class OfficerChannel(Channel):
             self.app[HUB].unwatch(changed)
 
     def _media(self) -> MediaPort:
-        media = self.app.get(MEDIA)
+        media = self.app[HUB].media
         if media is None:
             raise ProtocolError("media_unavailable", "calls are not available on this server")
         return media
@@ -200,7 +201,6 @@ class OfficerChannel(Channel):
                     component="signaling",
                 ),
             )
-            self.app[HUB].changed()  # every officer's live list shows the new flag count
             await conn.send(
                 FlaggedMessage(
                     flag=VisitFlagOut(

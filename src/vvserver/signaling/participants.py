@@ -6,11 +6,11 @@ import logging
 import time
 from abc import abstractmethod
 
+from vvserver.app_keys import HUB
 from vvserver.domain.errors import Conflict, DomainError
 from vvserver.signaling.connection import Connection
-from vvserver.signaling.hub import HUB
 from vvserver.signaling.ice import PendingOffer
-from vvserver.signaling.media_port import MEDIA, MediaPort, ParticipantRole
+from vvserver.signaling.media_port import MediaPort, ParticipantRole
 from vvserver.signaling.protocol import (
     AckMessage,
     AnswerMessage,
@@ -86,7 +86,7 @@ class ParticipantChannel(Channel):
             await conn.error(exc.code, exc.message, "offer")
 
     def _media(self) -> MediaPort:
-        media = self.app.get(MEDIA)
+        media = self.app[HUB].media
         if media is None:
             raise Conflict("calls are not available on this server", code="media_unavailable")
         return media

@@ -17,14 +17,13 @@ from abc import ABC, abstractmethod
 
 from aiohttp import WSMsgType, web
 
-from vvserver.app_keys import REQUEST_ID, SERVICES
+from vvserver.app_keys import REQUEST_ID, SERVICES, SOCKETS
 from vvserver.domain.errors import DomainError
 from vvserver.domain.services import Services
 from vvserver.signaling.connection import (
     CLOSE_POLICY,
     MAX_MESSAGE_BYTES,
     MAX_RATE_STRIKES,
-    SOCKETS,
     Connection,
     check_origin,
 )

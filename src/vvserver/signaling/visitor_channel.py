@@ -11,14 +11,15 @@ from __future__ import annotations
 import logging
 import time
 
-from vvserver.api.context import SESSION_COOKIE, session_principal
+from vvserver.app_keys import HUB
 from vvserver.db.models import Visit
+from vvserver.domain.accounts.credentials import SESSION_COOKIE, session_principal
 from vvserver.domain.errors import DomainError, NotFound
 from vvserver.domain.visits.chat import messages_of_visit, post_message
 from vvserver.domain.visits.join_links import verify_join
 from vvserver.signaling.chat_feed import ChatFeed
 from vvserver.signaling.connection import Connection
-from vvserver.signaling.hub import HUB, SignalingHub
+from vvserver.signaling.hub import SignalingHub
 from vvserver.signaling.ice import client_ice_servers
 from vvserver.signaling.participants import ParticipantChannel
 from vvserver.signaling.protocol import (

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from vvserver.visits_live.figures import MediaMetrics, ParticipantQuality, VisitQuality
 from vvserver.visits_live.recording_rows import adopt_recovered_recordings
-from vvserver.visits_live.service import VisitMedia
+from vvserver.visits_live.service import MAX_REASON_CHARS, VisitMedia
 
 __all__ = [
+    "MAX_REASON_CHARS",
     "MediaMetrics",
     "ParticipantQuality",
     "VisitMedia",

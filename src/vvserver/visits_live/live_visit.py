@@ -7,9 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from aiortc import RTCIceServer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -108,23 +106,3 @@ def media_errors() -> Iterator[None]:
         if exc.code == "privileged_visit":
             raise Forbidden(str(exc), code=exc.code) from None
         raise Conflict(str(exc), code=exc.code) from None
-
-
-def ice_servers(configured: list[dict[str, object]]) -> list[RTCIceServer]:
-    """`settings.ice_servers` ({"urls", "username", "credential"}) as aiortc objects."""
-    servers: list[RTCIceServer] = []
-    for entry in configured:
-        urls: Any = entry.get("urls")
-        if isinstance(urls, str):
-            urls = [urls]
-        if not isinstance(urls, list) or not urls or not all(isinstance(u, str) for u in urls):
-            raise ValueError(f"ice server without usable urls: {entry!r}")
-        username, credential = entry.get("username"), entry.get("credential")
-        servers.append(
-            RTCIceServer(
-                urls=list(urls),
-                username=str(username) if username is not None else None,
-                credential=str(credential) if credential is not None else None,
-            )
-        )
-    return servers

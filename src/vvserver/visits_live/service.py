@@ -19,6 +19,7 @@ from vvserver.domain.audit.chain import AuditRecord
 from vvserver.domain.errors import Conflict, Forbidden, InvalidInput
 from vvserver.domain.services import Services
 from vvserver.domain.visits.states import transition
+from vvserver.media.ice_servers import rtc_ice_servers
 from vvserver.media.offers import check_offer
 from vvserver.media.participant import FORWARDED_CODECS
 from vvserver.media.room import DEFAULT_QUALITY_INTERVAL, VisitRoom
@@ -33,7 +34,6 @@ from vvserver.visits_live.live_visit import (
     LiveVisit,
     ensure_joinable,
     ensure_staff_in_scope,
-    ice_servers,
     load_live_visit,
     media_errors,
 )
@@ -44,7 +44,8 @@ logger = logging.getLogger(__name__)
 
 ROLES: tuple[Role, ...] = get_args(Role)
 TERMINATED_MESSAGE = "ended by the facility"
-MAX_REASON_LENGTH = 1000
+# A termination reason (HTTP and the officer socket alike).
+MAX_REASON_CHARS = 500
 MONITOR_REFUSALS = frozenset({"privileged_visit", "too_many_monitors"})
 SHUTDOWN_GRACE_S = 30.0  # how long close() lets the watches write the rooms' ends
 
@@ -56,11 +57,14 @@ class VisitMedia:
         rooms: RoomRegistry,
         *,
         quality_interval: float | None = DEFAULT_QUALITY_INTERVAL,
+        room_class: type[VisitRoom] = VisitRoom,
     ) -> None:
         self.services = services
         self.rooms = rooms
-        self._ice_servers = ice_servers(services.settings.ice_servers)
+        self._ice_servers = rtc_ice_servers(services.settings.ice_servers)
         self._quality_interval = quality_interval
+        # The benchmark's stock aiortc baseline (vvserver.client.stock_relay) comes in here.
+        self._room_class = room_class
         self._open_lock = asyncio.Lock()
         self._watches: dict[int, RoomWatch] = {}
         self._watch_tasks: dict[int, asyncio.Task[None]] = {}
@@ -98,7 +102,7 @@ class VisitMedia:
                 )
                 recording_id, recording_dir = recording.id, root / recording.directory
         watch_box: list[RoomWatch] = []
-        room_class = self._room_class()
+        room_class = self._room_class
         room = self.rooms.open(
             live.id,
             lambda: room_class(
@@ -127,14 +131,6 @@ class VisitMedia:
             "privileged, not recorded" if live.visit.privileged else f"recording {recording_dir}",
         )
         return room
-
-    def _room_class(self) -> type[VisitRoom]:
-        if self.services.settings.media_relay == "stock":
-            # Bench-only baseline for scripts/bench_calls.py: decodes and re-encodes.
-            from vvserver.client.stock_relay import StockVisitRoom
-
-            return StockVisitRoom
-        return VisitRoom
 
     async def _run_watch(self, watch: RoomWatch) -> None:
         try:
@@ -308,7 +304,7 @@ class VisitMedia:
         reason = reason.strip()
         if not reason:
             raise InvalidInput("a reason is required", code="reason_required")
-        if len(reason) > MAX_REASON_LENGTH:
+        if len(reason) > MAX_REASON_CHARS:
             raise InvalidInput("the reason is too long", code="reason_too_long")
         now = self.services.clock.now()
         async with self.services.write() as session:

@@ -44,7 +44,15 @@ class VisitEndedEvent:
     kind: Literal["visit_ended"] = "visit_ended"
 
 
-VisitEvent = VisitStartEvent | VisitEndedEvent
+@dataclass(frozen=True, slots=True)
+class LiveListChangedEvent:
+    """Something officers' live lists show changed for a visit (a flag was added)."""
+
+    visit_id: int
+    kind: Literal["live_list_changed"] = "live_list_changed"
+
+
+VisitEvent = VisitStartEvent | VisitEndedEvent | LiveListChangedEvent
 
 
 class VisitEvents(Protocol):

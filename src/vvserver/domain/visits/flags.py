@@ -21,6 +21,7 @@ from vvserver.domain.accounts.principal import Principal
 from vvserver.domain.audit.chain import AuditRecord
 from vvserver.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from vvserver.domain.services import Services
+from vvserver.domain.visits.bus import LiveListChangedEvent
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +108,7 @@ async def flag_visit(services: Services, principal: Principal, request: FlagRequ
         logger.warning("%s refused: flag on privileged visit %s", principal.actor, request.visit_id)
         raise Forbidden("a privileged visit cannot be flagged", code="privileged_visit")
     logger.info("visit %s flagged by %s at %.1f s", flag.visit_id, principal.actor, flag.offset_s)
+    services.events.publish(LiveListChangedEvent(flag.visit_id))  # the flag count shows live
     return flag
 
 
