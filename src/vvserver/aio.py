@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Coroutine
 from typing import Any
@@ -28,14 +27,36 @@ async def wait_event(event: asyncio.Event, seconds: float) -> bool:
 
 
 async def cancel_and_wait(*tasks: asyncio.Task[Any]) -> None:
+    """Cancel ``tasks`` and wait until they have finished; a task's own failure is logged.
+
+    A cancellation of the caller while it waits is not swallowed: it propagates (the tasks are
+    cancelled already).
+    """
     for task in tasks:
         task.cancel()
+    if not tasks:
+        return
+    await asyncio.wait(tasks)
     for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            try:
-                await task
-            except Exception:
-                logger.exception("task %s failed while being cancelled", task.get_name())
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            logger.error("task %s failed while being cancelled: %r", task.get_name(), exc)
+
+
+async def stop_task(task: asyncio.Task[Any], grace_s: float) -> None:
+    """Wait for a task that was asked to stop (a flag it checks between awaits), cancelling it
+    only if it has not stopped within ``grace_s`` seconds.
+
+    For loops that read the database: a task cancelled inside a database call could leave its
+    pooled connection in the middle of a transaction.
+    """
+    done, _ = await asyncio.wait({task}, timeout=grace_s)
+    if not done:
+        logger.warning(
+            "task %s did not stop within %.1f s; cancelling it", task.get_name(), grace_s
+        )
+        await cancel_and_wait(task)
+    elif not task.cancelled() and (exc := task.exception()) is not None:
+        logger.error("task %s failed while stopping: %r", task.get_name(), exc)
 
 
 class TaskSet:
@@ -43,9 +64,14 @@ class TaskSet:
 
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._closed = False
         self.failed: dict[str, BaseException] = {}
 
     def create(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        """Start ``coro`` as a task the set owns; refused (RuntimeError) once the set is closed."""
+        if self._closed:
+            coro.close()
+            raise RuntimeError(f"cannot start {name}: the task set is closed")
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._done)
@@ -61,6 +87,12 @@ class TaskSet:
     def tasks(self) -> frozenset[asyncio.Task[Any]]:
         return frozenset(self._tasks)
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     async def close(self) -> None:
+        """Cancel every task and wait for them; no task can be added afterwards. Idempotent."""
+        self._closed = True
         await cancel_and_wait(*self._tasks)
         self._tasks.clear()

@@ -19,7 +19,6 @@ from vvserver.api.schemas_visits import (
     BookVisitIn,
     CancelIn,
     KioskScheduleOut,
-    KioskVisitOut,
     MinorOut,
     RebookIn,
     RescheduleIn,
@@ -364,19 +363,5 @@ async def kiosk_schedule(ctx: RequestContext) -> KioskScheduleOut:
         kiosk_name=day.kiosk_name,
         date=day.date,
         timezone=day.timezone,
-        visits=[
-            KioskVisitOut(
-                id=row.visit.id,
-                state=row.visit.state,
-                start=row.visit.start_at.astimezone(day.tz),
-                end=row.visit.end_at.astimezone(day.tz),
-                start_utc=row.visit.start_at,
-                end_utc=row.visit.end_at,
-                person_name=row.person_name,
-                visitor_first_name=row.visitor_first_name,
-                minors_count=len(row.visit.minors),
-                privileged=row.visit.privileged,
-            )
-            for row in day.visits
-        ],
+        visits=day.visits,
     )

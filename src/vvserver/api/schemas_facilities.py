@@ -10,8 +10,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, model_vali
 
 from vvserver.api.endpoints import ApiModel
 from vvserver.db.models import Blackout, Facility, HousingUnit, Kiosk
-from vvserver.domain.facilities.rules import HourWindow, VisitingRules
-from vvserver.domain.facilities.sites import effective_rules
+from vvserver.domain.facilities.rules import HourWindow, VisitingRules, effective
 
 MAX_ID = 2**31 - 1
 
@@ -228,7 +227,7 @@ class UnitOut(BaseModel):
             facility_id=unit.facility_id,
             name=unit.name,
             rules_override=unit.rules_override,
-            effective_rules=RulesOut.of(effective_rules(facility, unit)),
+            effective_rules=RulesOut.of(effective(facility.rules, unit.rules_override)),
         )
 
 

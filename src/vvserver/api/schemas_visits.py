@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from vvserver.api.endpoints import ApiModel
+from vvserver.domain.visits.kiosk_day import KioskVisit
 
 MAX_RANGE_DAYS = 31
 # Dates outside this span are refused up front (no overflow at the ends of the calendar).
@@ -153,22 +154,9 @@ class BookedVisitOut(VisitOut):
     )
 
 
-class KioskVisitOut(BaseModel):
-    id: int
-    state: str
-    start: datetime
-    end: datetime
-    start_utc: datetime
-    end_utc: datetime
-    person_name: str
-    visitor_first_name: str
-    minors_count: int
-    privileged: bool
-
-
 class KioskScheduleOut(BaseModel):
     kiosk_id: int
     kiosk_name: str
     date: date
     timezone: str
-    visits: list[KioskVisitOut]
+    visits: list[KioskVisit]

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vvserver.db.models import Facility, HousingUnit
-from vvserver.domain.facilities.rules import VisitingRules
+from vvserver.domain.facilities.rules import VisitingRules, effective
 
 logger = logging.getLogger(__name__)
 
@@ -58,10 +58,13 @@ class RuleBook:
                 )
                 zones[facility.id] = _UTC
         unit_rules: dict[int, VisitingRules] = {}
+        facility_json = {facility.id: facility.rules for facility in facilities}
         for unit in units:
             base = facility_rules.get(unit.facility_id, VisitingRules())
             try:
-                unit_rules[unit.id] = base.merged(unit.rules_override)
+                unit_rules[unit.id] = effective(
+                    facility_json.get(unit.facility_id), unit.rules_override
+                )
             except (TypeError, ValueError, KeyError) as exc:
                 logger.warning(
                     "unit %s has unusable rules_override (%s); using facility's", unit.id, exc

@@ -10,12 +10,12 @@ officer's scope).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import datetime
 
 from sqlalchemy import Select
 
+from vvserver.aio import stop_task
 from vvserver.db.models import VisitMessage
 from vvserver.domain.services import Services
 from vvserver.domain.visits.chat import ChatLine, latest_message_id, messages_after
@@ -94,9 +94,4 @@ class ChatFeed:
         task, self._task = self._task, None
         if task is None:
             return
-        try:
-            await asyncio.wait_for(asyncio.shield(task), timeout=STOP_WAIT_S)
-        except TimeoutError:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task, STOP_WAIT_S)

@@ -24,8 +24,9 @@ from vvserver.aio import TaskSet
 from vvserver.db.models import Kiosk, Visit
 from vvserver.domain.services import Services
 from vvserver.domain.visits.bus import LiveListChangedEvent, VisitEvent, VisitStartEvent
+from vvserver.domain.visits.kiosk_day import pin_required_for
 from vvserver.signaling.connection import Connection
-from vvserver.signaling.kiosk_pin import KioskPins, pin_required_for
+from vvserver.signaling.kiosk_pin import KioskPins
 from vvserver.signaling.media_port import MediaPort, ParticipantRole, RoomEvents
 from vvserver.signaling.protocol import AlertMessage, VisitStartMessage
 from vvserver.signaling.room_relay import MediaFigures, event_message

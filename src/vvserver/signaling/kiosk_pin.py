@@ -21,13 +21,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from vvserver.db.models import ACTIVE_VISIT_STATES, Facility, HousingUnit, Person, Visit
+from vvserver.db.models import ACTIVE_VISIT_STATES, Person, Visit
 from vvserver.domain.audit.chain import AuditRecord
 from vvserver.domain.errors import Conflict, Forbidden, NotFound, TooManyRequests
-from vvserver.domain.facilities.rules import VisitingRules
 from vvserver.domain.services import Services
+from vvserver.domain.visits.kiosk_day import pin_required_for
 from vvserver.signaling.protocol import AlertMessage
 
 logger = logging.getLogger(__name__)
@@ -37,16 +35,6 @@ PIN_LOCK = timedelta(minutes=15)
 
 # (alert, facility id): the hub's delivery to staff in scope.
 AlertSink = Callable[[AlertMessage, int], Awaitable[None]]
-
-
-async def pin_required_for(session: AsyncSession, visit: Visit) -> bool:
-    """Whether the visit's rules (facility, then its unit's override) ask for the PIN."""
-    facility = await session.get(Facility, visit.facility_id)
-    unit = await session.get(HousingUnit, visit.unit_id)
-    rules = VisitingRules.from_json(facility.rules if facility is not None else None)
-    if unit is not None:
-        rules = rules.merged(unit.rules_override)
-    return rules.kiosk_pin_required
 
 
 @dataclass

@@ -14,18 +14,17 @@ Chat messages (``chat``) of the non-privileged visits in scope arrive as they ar
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
-from vvserver.aio import wait_event
+from vvserver.aio import stop_task, wait_event
 from vvserver.app_keys import HUB
 from vvserver.db.models import Facility
 from vvserver.domain.accounts.credentials import SESSION_COOKIE, session_principal
 from vvserver.domain.accounts.principal import Principal
 from vvserver.domain.visits.chat import messages_for_staff
 from vvserver.domain.visits.flags import FlagRequest, flag_visit
-from vvserver.signaling.chat_feed import ChatFeed
+from vvserver.signaling.chat_feed import STOP_WAIT_S, ChatFeed
 from vvserver.signaling.connection import Connection
 from vvserver.signaling.hub import AlertListener
 from vvserver.signaling.ice import client_ice_servers
@@ -64,6 +63,9 @@ class OfficerChannel(Channel):
     cookie: str = ""
     rows: dict[int, LiveVisitOut]
     pusher: asyncio.Task[None] | None = None
+    # Wakes the pusher; with ``stopping`` set it ends at its next step.
+    changed: asyncio.Event | None = None
+    stopping = False
     alert_listener: AlertListener | None = None
     chat: ChatFeed | None = None
 
@@ -95,7 +97,7 @@ class OfficerChannel(Channel):
                 heartbeat_s=None,
             )
         )
-        changed = self.app[HUB].watch()
+        changed = self.changed = self.app[HUB].watch()
         self.rows = await self._rows()
         await conn.send(
             LiveSnapshotMessage(
@@ -134,10 +136,12 @@ class OfficerChannel(Channel):
     async def _push(self, conn: Connection, changed: asyncio.Event) -> None:
         next_check = time.monotonic() + SESSION_CHECK_S
         try:
-            while not conn.closed:
+            while not conn.closed and not self.stopping:
                 if await wait_event(changed, REFRESH_S):
                     await asyncio.sleep(DEBOUNCE_S)  # one update for a burst of changes
                 changed.clear()
+                if self.stopping:
+                    return
                 if time.monotonic() >= next_check:
                     next_check = time.monotonic() + SESSION_CHECK_S
                     principal = await session_principal(self.services, self.cookie)
@@ -222,8 +226,10 @@ class OfficerChannel(Channel):
         if self.alert_listener is not None:
             self.app[HUB].alert_listeners.discard(self.alert_listener)
         if self.pusher is not None:
-            self.pusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.pusher
+            # Asked to stop between reads, not cancelled inside a database call.
+            self.stopping = True
+            if self.changed is not None:
+                self.changed.set()
+            await stop_task(self.pusher, STOP_WAIT_S)
         if self.chat is not None:
             await self.chat.close()

@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from vvserver.domain.visits.kiosk_day import KioskVisit
 from vvserver.signaling.client_messages import (
     CLIENT_MESSAGE,
     CLIENT_MESSAGE_TYPES,
@@ -99,20 +100,6 @@ class AckMessage(ServerMessage):
     visit_id: int
 
 
-class ScheduledVisitOut(BaseModel):
-    id: int
-    state: str
-    start: datetime  # facility-local time
-    end: datetime
-    start_utc: datetime
-    end_utc: datetime
-    person_name: str
-    visitor_first_name: str
-    minors_count: int
-    privileged: bool
-    pin_required: bool = False
-
-
 class ScheduleMessage(ServerMessage):
     type: Literal["schedule"] = "schedule"
     kiosk_id: int
@@ -120,7 +107,7 @@ class ScheduleMessage(ServerMessage):
     date: date
     timezone: str
     server_time: datetime
-    visits: list[ScheduledVisitOut]
+    visits: list[KioskVisit]
 
 
 class VisitStartMessage(ServerMessage):

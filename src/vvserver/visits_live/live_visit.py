@@ -13,9 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vvserver.db.models import ACTIVE_VISIT_STATES, Facility, HousingUnit, Visit
 from vvserver.domain.accounts.principal import Principal
-from vvserver.domain.booking.availability_store import effective_rules
 from vvserver.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
-from vvserver.domain.facilities.rules import VisitingRules
+from vvserver.domain.facilities.rules import VisitingRules, effective
 from vvserver.media.offers import OfferRejected
 from vvserver.media.room import MonitorRefused, RoomClosed
 
@@ -58,7 +57,7 @@ async def load_live_visit(session: AsyncSession, visit_id: int, *, lock: bool = 
         raise NotFound("no such visit")
     visit, agency_id, facility_rules, override = row
     try:
-        rules = effective_rules(facility_rules, override)
+        rules = effective(facility_rules, override)
     except (TypeError, ValueError, KeyError) as exc:
         logger.warning("visit %s: unusable rules (%s); using the defaults", visit_id, exc)
         rules = VisitingRules()

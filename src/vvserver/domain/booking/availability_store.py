@@ -13,7 +13,6 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,7 +35,7 @@ from vvserver.domain.booking.availability_sql import (
     PERSON,
 )
 from vvserver.domain.errors import Forbidden, NotFound
-from vvserver.domain.facilities.rules import VisitingRules
+from vvserver.domain.facilities.rules import VisitingRules, effective
 from vvserver.domain.services import Services
 
 logger = logging.getLogger(__name__)
@@ -100,12 +99,6 @@ class VisitorStanding:
         return self.ban_ends_at is not None and self.ban_ends_at > moment
 
 
-def effective_rules(
-    facility_rules: dict[str, Any] | None, override: dict[str, Any] | None
-) -> VisitingRules:
-    return VisitingRules.from_json(facility_rules).merged(override)
-
-
 def _person(row: Row) -> PersonContext:
     return PersonContext(
         person_id=row[0],
@@ -118,7 +111,7 @@ def _person(row: Row) -> PersonContext:
         last_name=row[7],
         facility_name=row[8],
         timezone=row[9],
-        rules=effective_rules(row[10], row[12]),
+        rules=effective(row[10], row[12]),
         unit_name=row[11],
     )
 

@@ -85,3 +85,13 @@ class VisitingRules:
             else:
                 changes[key] = value
         return dataclasses.replace(self, **changes)
+
+
+def effective(
+    facility_rules: dict[str, Any] | None, unit_override: dict[str, Any] | None
+) -> VisitingRules:
+    """The rules that apply in a housing unit: the facility's, with the unit's override on top.
+
+    The one place that combines the two (booking, the scheduler, the kiosk PIN and the API).
+    """
+    return VisitingRules.from_json(facility_rules).merged(unit_override)

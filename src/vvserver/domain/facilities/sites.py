@@ -20,7 +20,7 @@ from vvserver.domain.accounts.scope import (
     facility_in_scope,
 )
 from vvserver.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
-from vvserver.domain.facilities.rules import VisitingRules
+from vvserver.domain.facilities.rules import VisitingRules, effective
 from vvserver.domain.services import Services
 
 logger = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ async def set_facility_rules(
         )
         for unit in units:
             try:
-                check_rules(rules.merged(unit.rules_override))
+                check_rules(effective(rules.to_json(), unit.rules_override))
             except InvalidInput as exc:
                 raise InvalidInput(
                     f"with these rules, unit {unit.name}'s override is inconsistent: {exc.message}",
@@ -199,10 +199,6 @@ async def list_units(
         return list(rows.all())
 
 
-def effective_rules(facility: Facility, unit: HousingUnit) -> VisitingRules:
-    return VisitingRules.from_json(facility.rules).merged(unit.rules_override)
-
-
 async def set_unit_rules(
     services: Services, caller: Caller, unit_id: int, changes: dict[str, Any]
 ) -> tuple[HousingUnit, Facility]:
@@ -219,7 +215,7 @@ async def set_unit_rules(
                 override.pop(key, None)
             else:
                 override[key] = value
-        check_rules(VisitingRules.from_json(facility.rules).merged(override))
+        check_rules(effective(facility.rules, override))
         unit.rules_override = override or None
         await caller.audit(
             services, session, "unit.rules", f"unit:{unit.id}", now, override=override

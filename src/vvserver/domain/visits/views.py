@@ -13,9 +13,8 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vvserver.db.models import Account, Facility, HousingUnit, Kiosk, Person, Visit
-from vvserver.domain.booking.availability_store import effective_rules
 from vvserver.domain.errors import NotFound
-from vvserver.domain.facilities.rules import VisitingRules
+from vvserver.domain.facilities.rules import VisitingRules, effective
 from vvserver.domain.notices.ics import CalendarVisit, visit_calendar
 
 logger = logging.getLogger(__name__)
@@ -136,7 +135,7 @@ def _to_views(rows: Sequence[Any]) -> list[VisitView]:
         key = (visit.facility_id, visit.unit_id)
         rules = rules_cache.get(key)
         if rules is None:
-            rules = rules_cache[key] = effective_rules(row[6], row[8])
+            rules = rules_cache[key] = effective(row[6], row[8])
         views.append(
             VisitView(
                 visit=visit,
