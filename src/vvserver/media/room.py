@@ -30,6 +30,7 @@ from vvserver.media.room_events import (
     EndReason,
     EventBroadcaster,
     EventSubscription,
+    MonitorDropped,
     ParticipantStateChanged,
     QualityReport,
     Role,
@@ -66,6 +67,13 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def checked(offer: CheckedOffer | str) -> CheckedOffer:
+    """The offer as checked SDP: parsed once, wherever it was checked first."""
+    if isinstance(offer, CheckedOffer):
+        return offer
+    return check_offer(offer, required_codecs=FORWARDED_CODECS)
+
+
 class VisitRoom:
     """One visit: the visitor and the kiosk, each with one peer connection at a time.
 
@@ -91,11 +99,9 @@ class VisitRoom:
         keyframe_interval: float = DEFAULT_KEYFRAME_INTERVAL,
         quality_interval: float | None = DEFAULT_QUALITY_INTERVAL,
         recording_dir: Path | None = None,
-        on_monitor_dropped: Callable[[str], None] | None = None,
     ) -> None:
         self.visit_id = visit_id
         # Told when a monitor's connection fails or closes by itself (for the caller's audit).
-        self._on_monitor_dropped = on_monitor_dropped
         self.privileged = privileged
         self.log = visit_log(logger, f"visit {visit_id}")
         self._ice_servers = tuple(ice_servers)
@@ -190,12 +196,16 @@ class VisitRoom:
         """`offer -> answer` for one role, e.g. for `TestPeer.connect`."""
         return functools.partial(self.join, role)
 
-    async def join(self, role: Role, offer_sdp: str) -> str:
-        """Answer a participant's offer (at most one audio and one video section)."""
+    async def join(self, role: Role, offer: CheckedOffer | str) -> str:
+        """Answer a participant's offer (at most one audio and one video section).
+
+        ``offer`` is either already checked (``check_offer``, as ``VisitMedia`` does before it
+        opens a room) or raw SDP, checked here.
+        """
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}")
         self._ensure_open()
-        offer = check_offer(offer_sdp, required_codecs=FORWARDED_CODECS)
+        offer = checked(offer)
         if any(count > 1 for count in media_counts(offer).values()):
             raise OfferRejected(
                 "offer_too_many_media", "a participant sends one audio and one video at most"
@@ -217,7 +227,7 @@ class VisitRoom:
         self._events.publish(ParticipantStateChanged(self.visit_id, role, "joined"))
         return answer
 
-    async def monitor(self, monitor_id: str, offer_sdp: str) -> str:
+    async def monitor(self, monitor_id: str, offer: CheckedOffer | str) -> str:
         """Answer an officer's monitor offer: it receives both sides and sends nothing.
 
         Per kind, the first offered section plays the visitor and the second the kiosk. A
@@ -226,7 +236,7 @@ class VisitRoom:
         if self.privileged:
             raise MonitorRefused("privileged_visit", "a privileged visit cannot be monitored")
         self._ensure_open()
-        offer = check_offer(offer_sdp, required_codecs=FORWARDED_CODECS)
+        offer = checked(offer)
         if any(count > len(ROLES) for count in media_counts(offer).values()):
             raise OfferRejected("offer_too_many_media", "a monitor plays two audio, two video")
         nth: dict[MediaKind, int] = {"audio": 0, "video": 0}
@@ -385,5 +395,4 @@ class VisitRoom:
     async def _drop_monitor(self, monitor_id: str, connection: ParticipantConnection) -> None:
         if self._monitors.get(monitor_id) is connection:
             await self.stop_monitor(monitor_id)
-            if self._on_monitor_dropped is not None:
-                self._on_monitor_dropped(monitor_id)
+            self._events.publish(MonitorDropped(self.visit_id, monitor_id))

@@ -48,7 +48,16 @@ class QualityReport:
     round_trip_time_s: float | None
 
 
-RoomEvent = VisitWarning | VisitEnded | ParticipantStateChanged | QualityReport
+@dataclass(frozen=True, slots=True)
+class MonitorDropped:
+    """A monitor's connection closed by itself (not stopped by the officer). Staff-side only:
+    never relayed to the visit's participants."""
+
+    visit_id: int
+    monitor_id: str
+
+
+RoomEvent = VisitWarning | VisitEnded | ParticipantStateChanged | QualityReport | MonitorDropped
 
 
 class EventSubscription:

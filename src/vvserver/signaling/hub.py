@@ -166,6 +166,8 @@ class SignalingHub:
             async for event in room.events():
                 self.figures.record(event)
                 message = event_message(event)
+                if message is None:
+                    continue
                 targets = list(self._visitors.get(visit_id, ()))
                 if kiosk_id is not None:
                     targets.extend(self._kiosks.get(kiosk_id, ()))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from vvserver.media.room_events import (
+    MonitorDropped,
     ParticipantStateChanged,
     QualityReport,
     RoomEvent,
@@ -39,7 +40,10 @@ def quality_out(report: QualityReport) -> QualityOut:
     )
 
 
-def event_message(event: RoomEvent) -> AnyServerMessage:
+def event_message(event: RoomEvent) -> AnyServerMessage | None:
+    """The participants' message for a room event; None for staff-side events (monitors)."""
+    if isinstance(event, MonitorDropped):
+        return None
     if isinstance(event, VisitWarning):
         return VisitWarningMessage(visit_id=event.visit_id, seconds_left=event.seconds_left)
     if isinstance(event, VisitEnded):

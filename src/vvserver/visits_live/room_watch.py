@@ -23,7 +23,7 @@ from vvserver.domain.booking.credit import credit_ended_visit
 from vvserver.domain.services import Services
 from vvserver.domain.visits.states import transition
 from vvserver.media.room import VisitRoom
-from vvserver.media.room_events import ParticipantStateChanged, Role, VisitEnded
+from vvserver.media.room_events import MonitorDropped, ParticipantStateChanged, Role, VisitEnded
 from vvserver.visits_live.ledger import Accrued, ConnectionLedger
 from vvserver.visits_live.live_visit import LiveVisit, load_live_visit
 from vvserver.visits_live.recording_rows import (
@@ -96,6 +96,8 @@ class RoomWatch:
                     await self._participant_changed(event)
                 elif isinstance(event, VisitEnded):
                     await self._ended(event)
+                elif isinstance(event, MonitorDropped):
+                    await self._monitor_dropped(event)
             except Exception:
                 # The store may be briefly unavailable; the next event (or start-up
                 # reconciliation, for the end) puts things right.
@@ -118,6 +120,23 @@ class RoomWatch:
                 )
                 self.went_live = True
         logger.info("visit %s: %s %s", self.visit_id, event.role, event.state)
+
+    async def _monitor_dropped(self, event: MonitorDropped) -> None:
+        """A monitor's connection closed by itself: audit its stop (once)."""
+        if event.monitor_id not in self.monitors:
+            return
+        self.monitors.discard(event.monitor_id)
+        async with self.services.write() as session:
+            await audit_monitor(
+                self.services,
+                session,
+                actor=event.monitor_id,
+                visit_id=self.visit_id,
+                started=False,
+                outcome="success",
+                now=self.services.clock.now(),
+                reason="connection closed",
+            )
 
     async def _ended(self, event: VisitEnded) -> None:
         files: list[dict[str, Any]] | None = None

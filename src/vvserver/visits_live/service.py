@@ -101,7 +101,6 @@ class VisitMedia:
                     session, live, root, self.services.clock.now()
                 )
                 recording_id, recording_dir = recording.id, root / recording.directory
-        watch_box: list[RoomWatch] = []
         room_class = self._room_class
         room = self.rooms.open(
             live.id,
@@ -114,11 +113,9 @@ class VisitMedia:
                 privileged=live.visit.privileged,
                 quality_interval=self._quality_interval,
                 recording_dir=recording_dir,
-                on_monitor_dropped=lambda monitor_id: self._monitor_dropped(watch_box, monitor_id),
             ),
         )
         watch = RoomWatch(self.services, room, recording_id=recording_id)
-        watch_box.append(watch)
         self._watches[live.id] = watch
         self._watch_tasks[live.id] = self._tasks.create(
             self._run_watch(watch), name=f"visit {live.id} media watch"
@@ -148,10 +145,10 @@ class VisitMedia:
         if role not in ROLES:
             raise InvalidInput("role must be visitor or kiosk", code="unknown_role")
         with media_errors():
-            check_offer(offer_sdp, required_codecs=FORWARDED_CODECS)  # no room for garbage
+            offer = check_offer(offer_sdp, required_codecs=FORWARDED_CODECS)  # no room for garbage
         room = await self.open_room(visit_id)
         with media_errors():
-            answer = await room.join(role, offer_sdp)
+            answer = await room.join(role, offer)
         now = self.services.clock.now()
         async with self.services.write() as session:
             visit = (await load_live_visit(session, visit_id, lock=True)).visit
@@ -205,11 +202,11 @@ class VisitMedia:
             await self._audit_refusal(visit_id, principal, "privileged_visit", request_id)
             raise Forbidden("a privileged visit cannot be monitored", code="privileged_visit")
         with media_errors():
-            check_offer(offer_sdp, required_codecs=FORWARDED_CODECS)
+            offer = check_offer(offer_sdp, required_codecs=FORWARDED_CODECS)
         room = await self.open_room(visit_id)
         try:
             with media_errors():
-                answer = await room.monitor(principal.actor, offer_sdp)
+                answer = await room.monitor(principal.actor, offer)
         except (Forbidden, Conflict) as refused:
             if refused.code in MONITOR_REFUSALS:
                 await self._audit_refusal(visit_id, principal, refused.code, request_id)
@@ -269,28 +266,6 @@ class VisitMedia:
             principal, visit_id, False, "success", request_id, reason="stopped by the officer"
         )
         return True
-
-    def _monitor_dropped(self, watch_box: list[RoomWatch], monitor_id: str) -> None:
-        """A monitor's connection closed by itself: audit its stop (once)."""
-        if not watch_box or monitor_id not in watch_box[0].monitors:
-            return
-        watch = watch_box[0]
-        watch.monitors.discard(monitor_id)
-
-        async def audit() -> None:
-            async with self.services.write() as session:
-                await audit_monitor(
-                    self.services,
-                    session,
-                    actor=monitor_id,
-                    visit_id=watch.visit_id,
-                    started=False,
-                    outcome="success",
-                    now=self.services.clock.now(),
-                    reason="connection closed",
-                )
-
-        self._tasks.create(audit(), name=f"visit {watch.visit_id} monitor stop audit")
 
     async def terminate(
         self,
