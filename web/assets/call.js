@@ -42,7 +42,12 @@
 //   "refused"     {code, message}          authentication refused: nothing more will happen
 //   "poor_connection" {poor: bool}         measured loss / round trip crossed the thresholds
 
-const MAX_BACKOFF_MS = 30000;
+import { wsUrl } from "/assets/core.js";
+import { ReconnectingSocket } from "/assets/socket.js";
+import {
+  iceGatheringDone, iceServersFrom, relayPeerConnection, withoutMdnsCandidates,
+} from "/assets/webrtc.js";
+
 const NOT_OPEN_RETRY_MS = 5000;
 const GATHER_TIMEOUT_MS = 3000;
 const DISCONNECTED_GRACE_MS = 5000;
@@ -54,28 +59,6 @@ const FORWARDED = [
   "welcome", "visit_status", "visit_start", "schedule", "pin_accepted", "participant",
   "quality", "pong",
 ];
-
-/** Drop `.local` (mDNS) candidates from an SDP: the server cannot resolve them. */
-export function withoutMdnsCandidates(sdp) {
-  return sdp
-    .split("\r\n")
-    .filter((line) => {
-      if (!line.startsWith("a=candidate:")) return true;
-      const address = line.split(" ")[4] || "";
-      return !address.toLowerCase().endsWith(".local");
-    })
-    .join("\r\n");
-}
-
-/** The server's ice_servers as RTCIceServer objects (null username/credential left out). */
-export function iceServersFrom(list) {
-  return (list || []).map((entry) => {
-    const server = { urls: entry.urls };
-    if (entry.username) server.username = entry.username;
-    if (entry.credential) server.credential = entry.credential;
-    return server;
-  });
-}
 
 /**
  * Ask for camera and microphone (or the microphone alone). Resolves with {stream} or
@@ -144,7 +127,12 @@ export class CallSession extends EventTarget {
     this.receiveVideo = receiveVideo;
     this.stayOpen = stayOpen ?? endpoint === "kiosk";
     this.state = "idle";
-    this.ws = null;
+    this.socket = new ReconnectingSocket(() => this.socketUrl(), {
+      onMessage: (message) => this.received(message),
+      onState: (state, refusal) => this.socketState(state, refusal),
+      firstMessage: token ? () => ({ type: "auth", v: 1, token: this.token }) : null,
+    });
+    this.authenticated = false;
     this.pc = null;
     this.iceServers = [];
     this.clockOffsetMs = 0;
@@ -152,10 +140,8 @@ export class CallSession extends EventTarget {
     this.wantJoined = false;
     this.ended = false;
     this.closed = false;
-    this.attempt = 0;
     this.timers = new Set();
     this.remoteStream = null;
-    this.lastError = null;
     this.connectedSince = null;
     this.lostSince = null;
     this.connectedMs = 0;
@@ -170,8 +156,8 @@ export class CallSession extends EventTarget {
   // ------------------------------------------------------------------ public API
 
   start() {
-    if (this.closed || this.ws) return;
-    this.openSocket();
+    if (this.closed) return;
+    this.socket.start();
   }
 
   join(visitId, { endAt } = {}) {
@@ -214,8 +200,7 @@ export class CallSession extends EventTarget {
 
   send(message) {
     if (!this.socketReady()) return false;
-    this.ws.send(JSON.stringify({ v: 1, ...message }));
-    return true;
+    return this.socket.send(message);
   }
 
   secondsLeft() {
@@ -237,19 +222,14 @@ export class CallSession extends EventTarget {
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
     this.closePeer();
-    if (this.ws) {
-      const ws = this.ws;
-      this.ws = null;
-      ws.onclose = null;
-      ws.close(1000);
-    }
+    this.socket.close();
     if (this.state !== "ended" && this.state !== "refused") this.setState("closed");
   }
 
   // ------------------------------------------------------------------ socket
 
   socketReady() {
-    return Boolean(this.ws && this.ws.readyState === WebSocket.OPEN && this.authenticated);
+    return this.socket.isOpen && this.authenticated;
   }
 
   later(fn, ms) {
@@ -260,50 +240,34 @@ export class CallSession extends EventTarget {
     this.timers.add(timer);
   }
 
-  openSocket() {
-    this.authenticated = false;
-    this.setState(this.attempt ? "reconnecting" : "connecting");
+  socketUrl() {
     const query = !this.token && this.endpoint === "visitor" && this.visitId !== null
       ? `?visit_id=${encodeURIComponent(this.visitId)}` : "";
-    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    const ws = new WebSocket(`${scheme}//${location.host}/ws/${this.endpoint}${query}`);
-    this.ws = ws;
-    this.lastError = null;
-    ws.onopen = () => {
-      if (this.token) ws.send(JSON.stringify({ type: "auth", v: 1, token: this.token }));
-    };
-    ws.onmessage = (event) => {
-      let message;
-      try {
-        message = JSON.parse(event.data);
-      } catch (ignored) {
-        return;
-      }
-      this.handle(message).catch((error) => this.emit("error", {
-        code: "client_error", message: String(error?.message || error), ref: message?.type,
-      }));
-    };
-    ws.onclose = (event) => this.socketClosed(ws, event);
+    return wsUrl(`/ws/${this.endpoint}${query}`);
   }
 
-  socketClosed(ws, event) {
-    if (ws !== this.ws || this.closed) return;
-    this.ws = null;
-    this.authenticated = false;
-    if (event.code === 1008) {
-      const code = this.lastError?.code || "refused";
+  socketState(state, refusal) {
+    if (this.closed) return;
+    if (state === "connecting") {
+      this.authenticated = false;
+      this.setState(this.socket.attempt ? "reconnecting" : "connecting");
+    } else if (state === "refused") {
+      this.authenticated = false;
       this.closePeer();
       this.closed = true;
       this.setState("refused");
-      this.emit("refused", { code, message: this.lastError?.message || "" });
-      return;
+      this.emit("refused", { code: refusal?.code || "refused", message: refusal?.message || "" });
+    } else if (state === "closed") {
+      // A rejoin after the socket is back brings the room events to the new socket.
+      this.authenticated = false;
+      this.setState("reconnecting");
     }
-    if (this.ended && !this.stayOpen) return;
-    // A rejoin after the socket is back brings the room events to the new socket.
-    this.attempt += 1;
-    const base = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** (this.attempt - 1));
-    this.setState("reconnecting");
-    this.later(() => this.openSocket(), base / 2 + Math.random() * (base / 2));
+  }
+
+  received(message) {
+    this.handle(message).catch((error) => this.emit("error", {
+      code: "client_error", message: String(error?.message || error), ref: message?.type,
+    }));
   }
 
   async handle(message) {
@@ -314,7 +278,6 @@ export class CallSession extends EventTarget {
     switch (message.type) {
       case "welcome":
         this.authenticated = true;
-        this.attempt = 0;
         this.iceServers = iceServersFrom(message.ice_servers);
         if (this.wantJoined && !this.ended) this.sendOffer();
         else this.setState("waiting");
@@ -341,7 +304,6 @@ export class CallSession extends EventTarget {
         this.emit("chat", message);
         break;
       case "error":
-        this.lastError = message;
         this.refusal(message);
         break;
       default:
@@ -375,12 +337,7 @@ export class CallSession extends EventTarget {
     this.closePeer();
     this.setState("ended");
     this.emit("ended", { reason, message: text, visit_id: this.visitId });
-    if (!this.stayOpen && this.ws) {
-      const ws = this.ws;
-      this.ws = null;
-      ws.onclose = null;
-      ws.close(1000);
-    }
+    if (!this.stayOpen) this.socket.close();
     if (this.stayOpen) {
       this.ended = false;
       this.endAt = null;
@@ -404,7 +361,7 @@ export class CallSession extends EventTarget {
   async offerOnce() {
     this.closePeer();
     this.setState("joining");
-    const pc = new RTCPeerConnection({ iceServers: this.iceServers, bundlePolicy: "max-bundle" });
+    const pc = relayPeerConnection(this.iceServers);
     this.pc = pc;
     const audio = this.stream?.getAudioTracks()[0];
     const video = this.stream?.getVideoTracks()[0];
@@ -427,25 +384,12 @@ export class CallSession extends EventTarget {
     };
     pc.onconnectionstatechange = () => this.peerStateChanged(pc);
     await pc.setLocalDescription(await pc.createOffer());
-    await this.gathered(pc);
+    await iceGatheringDone(pc, GATHER_TIMEOUT_MS);
     if (pc !== this.pc) return;
     const sdp = withoutMdnsCandidates(pc.localDescription.sdp);
     const offer = { type: "offer", sdp, candidates_complete: true };
     if (this.visitId !== null) offer.visit_id = this.visitId;
     this.send(offer);
-  }
-
-  gathered(pc) {
-    if (pc.iceGatheringState === "complete") return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(resolve, GATHER_TIMEOUT_MS);
-      pc.addEventListener("icegatheringstatechange", () => {
-        if (pc.iceGatheringState === "complete") {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-    });
   }
 
   async applyAnswer(message) {

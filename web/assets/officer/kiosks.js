@@ -2,8 +2,8 @@
 // The kiosk list comes from the API; presence and current visits from the live feed.
 
 import { api, el, fmtDateTime, fmtTime, initPage, showError, t, wsUrl } from "/assets/core.js";
+import { ReconnectingSocket } from "/assets/socket.js";
 import { STAFF_ROLES, chooseFacility, stateText } from "./common.js";
-import { LiveSocket } from "./live-socket.js";
 
 const REFRESH_MS = 15000;
 const $ = (id) => document.getElementById(id);
@@ -104,7 +104,7 @@ async function main() {
     showError("kiosks-error", error);
   }
   await loadKiosks();
-  const socket = new LiveSocket(wsUrl("/ws/officer"), {
+  const socket = new ReconnectingSocket(wsUrl("/ws/officer"), {
     onMessage,
     onState: (status) => setConnection(status === "refused" ? "closed" : status),
   });

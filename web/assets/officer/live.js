@@ -2,8 +2,8 @@
 // watch (monitor), per-tile audio, flag, terminate, in-call chat of watched visits, and alerts.
 
 import { announce, api, el, fmtTime, initPage, showError, t, wsUrl } from "/assets/core.js";
+import { ReconnectingSocket } from "/assets/socket.js";
 import { STAFF_ROLES, chooseFacility } from "./common.js";
-import { LiveSocket } from "./live-socket.js";
 import { MonitorSession } from "./monitor.js";
 import { VisitTile } from "./tile.js";
 
@@ -331,7 +331,7 @@ async function main() {
     $(`${kind}-cancel`).addEventListener("click", () => closeDialog(kind));
   }
   setLayout(Number(localStorage.getItem(LAYOUT_KEY)) || 4);
-  state.socket = new LiveSocket(wsUrl("/ws/officer"), { onMessage, onState });
+  state.socket = new ReconnectingSocket(wsUrl("/ws/officer"), { onMessage, onState });
   state.socket.start();
   window.addEventListener("online", () => state.socket.reconnectNow());
   setInterval(tick, 1000);

@@ -2,11 +2,11 @@
 // (per kind the first plays the visitor, the second the kiosk), offered over the officer socket
 // with `monitor` once ICE gathering is complete; the server's `answer` is applied.
 
-import { iceGatheringDone } from "./live-socket.js";
+import { iceGatheringDone, relayPeerConnection } from "/assets/webrtc.js";
 
 export class MonitorSession {
   /**
-   * `socket`: the officer LiveSocket. `videos`: {visitor: <video>, kiosk: <video>}.
+   * `socket`: the officer ReconnectingSocket. `videos`: {visitor: <video>, kiosk: <video>}.
    * `onEnded(reason)`: the peer connection failed or closed on its own.
    */
   constructor(socket, visitId, iceServers, videos, onEnded) {
@@ -21,7 +21,7 @@ export class MonitorSession {
   }
 
   async start() {
-    const pc = new RTCPeerConnection({ iceServers: this.iceServers, bundlePolicy: "max-bundle" });
+    const pc = relayPeerConnection(this.iceServers);
     this.pc = pc;
     const sides = [];
     for (const kind of ["video", "audio"]) {

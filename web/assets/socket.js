@@ -1,9 +1,11 @@
-// A WebSocket that reconnects by itself with backoff (1 s, 2 s, 4 s ... 30 s, with jitter) and
-// matches replies to requests. The server answers one socket's requests in order, so a reply
-// (or an `error` whose `ref` names the request type) belongs to the oldest pending request of
-// that type. Used by the officer live view and the kiosk.
+// ReconnectingSocket: a signaling WebSocket (docs/protocol.md) that reconnects by itself with
+// backoff (1 s, 2 s, 4 s ... 30 s, with jitter) and matches replies to requests. The server
+// answers one socket's requests in order, so a reply (or an `error` whose `ref` names the
+// request type) belongs to the oldest pending request of that type. Used by the call session
+// (visitor and kiosk) and the officer pages.
 
 const MAX_BACKOFF_MS = 30000;
+const POLICY_CLOSE = 1008; // the server refused the socket's credentials
 // Which reply type answers which request type.
 const REPLY_OF = {
   monitor: "answer",
@@ -25,11 +27,20 @@ export class SocketRequestError extends Error {
   }
 }
 
-export class LiveSocket {
+/** Wait before reconnect number `attempt` (1, 2, ...): half the backoff fixed, half random. */
+function reconnectDelayMs(attempt) {
+  const backoff = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** (attempt - 1));
+  return backoff / 2 + Math.random() * (backoff / 2);
+}
+
+export class ReconnectingSocket {
   /**
-   * `url`: ws URL. `onMessage(msg)`: every server message (replies too).
-   * `onState(state)`: "connecting" | "open" | "closed" | "refused".
-   * `firstMessage()`: optional message sent at open (e.g. kiosk `auth`).
+   * `url`: the ws URL, or a function that makes it for each connection.
+   * `onMessage(msg)`: every server message (replies too).
+   * `onState(state, refusal)`: "connecting" (`attempt` > 0: a reconnect) | "open" (the server's
+   *   `welcome`) | "closed" (lost; a reconnect follows) | "refused" (closed for good with 1008
+   *   after an authentication error, which comes as `refusal`).
+   * `firstMessage()`: optional message sent at open (e.g. an `auth` with a token).
    */
   constructor(url, { onMessage, onState, firstMessage } = {}) {
     this.url = url;
@@ -44,7 +55,9 @@ export class LiveSocket {
     this.refusal = null;
   }
 
+  /** Open the socket (nothing when one is already open or opening). */
   start() {
+    if (this.ws) return;
     this.stopped = false;
     this.connect();
   }
@@ -55,7 +68,7 @@ export class LiveSocket {
     this.onState("connecting");
     let ws;
     try {
-      ws = new WebSocket(this.url);
+      ws = new WebSocket(typeof this.url === "function" ? this.url() : this.url);
     } catch (error) {
       this.scheduleReconnect();
       return;
@@ -69,7 +82,7 @@ export class LiveSocket {
       if (this.ws !== ws) return;
       this.ws = null;
       this.failPending(new SocketRequestError("disconnected", "the connection closed"));
-      if (event.code === 1008 && this.refusal) {
+      if (event.code === POLICY_CLOSE && this.refusal) {
         this.onState("refused", this.refusal);
         return;
       }
@@ -80,10 +93,8 @@ export class LiveSocket {
 
   scheduleReconnect() {
     if (this.stopped) return;
-    const base = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** this.attempt);
     this.attempt += 1;
-    const delay = base / 2 + Math.random() * (base / 2);
-    this.timer = setTimeout(() => this.connect(), delay);
+    this.timer = setTimeout(() => this.connect(), reconnectDelayMs(this.attempt));
   }
 
   /** Reconnect now (e.g. the browser says it is back online). */
@@ -166,6 +177,7 @@ export class LiveSocket {
     for (const request of pending) request.reject(error);
   }
 
+  /** Close for good (no reconnect, no state callback); `start()` opens it again. */
   close() {
     this.stopped = true;
     clearTimeout(this.timer);
@@ -174,21 +186,4 @@ export class LiveSocket {
     this.failPending(new SocketRequestError("closed", "closed"));
     if (ws) ws.close(1000);
   }
-}
-
-/** Wait until a peer connection has gathered all its ICE candidates (at most `ms`). */
-export function iceGatheringDone(pc, ms = 5000) {
-  if (pc.iceGatheringState === "complete") return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      pc.removeEventListener("icegatheringstatechange", check);
-      resolve();
-    }
-    function check() {
-      if (pc.iceGatheringState === "complete") done();
-    }
-    pc.addEventListener("icegatheringstatechange", check);
-  });
 }
