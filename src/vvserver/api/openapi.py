@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from pydantic import TypeAdapter
 
 from vvserver import __version__
 from vvserver.api.endpoints import Endpoint, path_params
+from vvserver.domain.accounts.credentials import SESSION_COOKIE
 
 _REF = "#/components/schemas/{model}"
 
@@ -43,6 +45,36 @@ def _error(description: str) -> dict[str, Any]:
     }
 
 
+_DESCRIPTION = """\
+The JSON API of vvserver. How to write a client is in docs/api.md (errors, ids, time stamps, rate
+limits); the WebSocket signaling protocol is in docs/protocol.md.
+
+Authentication: staff and visitors sign in with `POST /api/auth/login`, which sets the session
+cookie (`session` scheme) and answers a `csrf_token`. Every state-changing request made with the
+cookie (POST, PUT, PATCH, DELETE) must send that token in the `X-CSRF-Token` header, or it is
+refused with 403 `csrf_failed`. Kiosks send their device token as `Authorization: Bearer <token>`
+(`device` scheme; no CSRF header). `x-roles` on each operation lists the roles that may call it.
+"""
+
+# Path parameters named like this are database ids: ASCII digits, 32-bit.
+_ID_SCHEMA: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+
+
+def security_for(roles: frozenset[str]) -> list[dict[str, list[str]]]:
+    """The schemes an operation accepts: the device token for kiosks, the cookie for accounts."""
+    schemes: list[dict[str, list[str]]] = []
+    if roles - {"kiosk"}:
+        schemes.append({"session": []})
+    if "kiosk" in roles:
+        schemes.append({"device": []})
+    return schemes
+
+
+def _path_param(name: str) -> dict[str, Any]:
+    schema = dict(_ID_SCHEMA) if name.endswith("_id") else {"type": "string"}
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
 def build_openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
     components: dict[str, Any] = {"Error": _ERROR_SCHEMA}
     paths: dict[str, dict[str, Any]] = {}
@@ -54,10 +86,10 @@ def build_openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
             "x-roles": sorted(ep.roles),
             "responses": {},
         }
-        params: list[dict[str, Any]] = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in path_params(ep.path)
-        ]
+        doc = inspect.getdoc(ep.handler) or ""
+        if "\n" in doc.strip():
+            op["description"] = doc
+        params: list[dict[str, Any]] = [_path_param(name) for name in path_params(ep.path)]
         if ep.query is not None:
             qschema = _schema(ep.query, components, "validation")
             if "$ref" in qschema:
@@ -104,7 +136,7 @@ def build_openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
         if not ep.public:
             op["responses"]["401"] = _error("Not signed in")
             op["responses"]["403"] = _error("Not allowed")
-            op["security"] = [{"session": []}, {"device": []}]
+            op["security"] = security_for(ep.roles)
         op["responses"]["404"] = _error("Not found or not in scope")
         op["responses"]["409"] = _error("Conflict with the current state")
         op["responses"]["413"] = _error("Body too large")
@@ -114,13 +146,24 @@ def build_openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
         paths.setdefault(ep.path, {})[ep.method.lower()] = op
     return {
         "openapi": "3.1.0",
-        "info": {"title": "vvserver API", "version": __version__},
+        "info": {"title": "vvserver API", "version": __version__, "description": _DESCRIPTION},
         "paths": paths,
         "components": {
             "schemas": components,
             "securitySchemes": {
-                "session": {"type": "apiKey", "in": "cookie", "name": "vv_session"},
-                "device": {"type": "http", "scheme": "bearer"},
+                "session": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": SESSION_COOKIE,
+                    "description": "Set by POST /api/auth/login; unsafe methods also need the "
+                    "X-CSRF-Token header with the csrf_token of the login answer.",
+                },
+                "device": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A kiosk's device token (k<id>.<secret>), shown once when the "
+                    "kiosk is created or its credential rotated.",
+                },
             },
         },
     }

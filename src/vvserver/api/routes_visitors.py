@@ -111,7 +111,12 @@ async def get_id_photo(ctx: RequestContext) -> web.Response:
     response=VisitorProfileOut,
 )
 async def check_id(ctx: RequestContext, body: IdCheckIn) -> VisitorProfileOut:
-    """Verify or reject the visitor's ID; the visitor is e-mailed the result."""
+    """Verify or reject the visitor's ID; the visitor is e-mailed the result.
+
+    A facility admin sees a visitor (and may check their ID) only once the visitor has asked
+    to visit someone in that facility: before that this answers 404 like any other object out of
+    scope. An agency admin sees every visitor with a request in the agency.
+    """
     account = await visitors.check_id(
         ctx.services,
         caller(ctx),
