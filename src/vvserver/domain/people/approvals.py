@@ -78,7 +78,7 @@ async def _notify_admins(
                 f"{visitor.name}{professional} asks to be approved to visit {person.first_name} "
                 f"{person.last_name} ({person.booking_number}), relationship: "
                 f"{approval.relationship}.\n\nReview the request in the approval queue:\n"
-                f"{services.settings.public_url}/staff/approvals\n"
+                f"{services.settings.public_url}/admin/approvals\n"
             ),
         )
 
