@@ -112,3 +112,29 @@ async def test_the_home_page_breaks_no_content_security_policy_rule(
     csp_messages = [m.text for m in console if "Content Security Policy" in m.text]
     assert csp_messages == []
     assert [str(e) for e in errors] == []
+
+
+# The page's own translation function, with the strings the kiosk page loaded.
+PLURALS = """
+async () => {
+  const { t } = await import("/assets/core.js");
+  return [1, 2, 5].map((count) => t("kiosk.call.warning", { count }));
+}
+"""
+
+
+async def test_counts_read_naturally_in_english_and_spanish(
+    web: WebServer, browser: Browser
+) -> None:
+    english = await open_page(browser, web, "/kiosk/", lang="en")
+    assert await english.evaluate(PLURALS) == [
+        "1 minute left in this visit.",
+        "2 minutes left in this visit.",
+        "5 minutes left in this visit.",
+    ]
+    spanish = await open_page(browser, web, "/kiosk/", lang="es")
+    assert await spanish.evaluate(PLURALS) == [
+        "Queda 1 minuto de esta visita.",
+        "Quedan 2 minutos de esta visita.",
+        "Quedan 5 minutos de esta visita.",
+    ]

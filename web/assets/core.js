@@ -36,10 +36,18 @@ function pickLang() {
   return "en";
 }
 
-/** Translate a key; `{name}` placeholders are filled from vars. Unknown keys show the key. */
+/**
+ * Translate a key; `{name}` placeholders are filled from vars. Unknown keys show the key.
+ * With a numeric `count`, the language's plural form `key.<category>` is used (categories of
+ * Intl.PluralRules: "one", "other", ...; "1 minute", "2 minutes", "1 minuto").
+ */
 export function t(key, vars = {}) {
-  const text = state.strings[key] ?? key;
-  return text.replace(/\{(\w+)\}/g, (m, name) => (name in vars ? String(vars[name]) : m));
+  let text = state.strings[key];
+  if (typeof vars.count === "number") {
+    const category = new Intl.PluralRules(state.lang).select(vars.count);
+    text = state.strings[`${key}.${category}`] ?? state.strings[`${key}.other`] ?? text;
+  }
+  return (text ?? key).replace(/\{(\w+)\}/g, (m, name) => (name in vars ? String(vars[name]) : m));
 }
 
 async function loadStrings(area, language) {

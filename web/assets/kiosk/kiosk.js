@@ -255,7 +255,7 @@ function connect(token) {
   });
   session.addEventListener("warning", (event) => {
     const minutes = Math.max(1, Math.round(event.detail.seconds_left / 60));
-    const text = t("kiosk.call.warning", { minutes });
+    const text = t("kiosk.call.warning", { count: minutes });
     showWarning(text);
     announce(text);
   });

@@ -250,8 +250,7 @@ class CallScreen {
   warning(secondsLeft) {
     const minutes = Math.max(1, Math.round(secondsLeft / 60));
     const box = $("call-alert");
-    box.textContent = t(secondsLeft >= 120 ? "call.warning.minutes" : "call.warning.one",
-      { minutes });
+    box.textContent = t("call.warning.left", { count: minutes });
     box.hidden = false;
   }
 
