@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./var")
     database_url: str | None = None
     demo: bool = False
+    # The name families and staff see in the pages' header and tab, e.g. "Demo County Jail visits"
+    # (unset: "vvserver visits").
+    site_name: str | None = Field(default=None, min_length=1, max_length=80)
     # Public base URL used in emails (join links, verification links).
     public_url: str = "http://127.0.0.1:8080"
     # Secret for signed tokens (join links, audit anchor). Generated into the data dir when unset.

@@ -66,6 +66,7 @@ def _future(days: int, hour: int = 15) -> str:
 MATRIX: dict[tuple[str, str], Access] = {
     ("GET", "/healthz"): Access(PUBLIC),
     ("GET", "/api/openapi.json"): Access(PUBLIC),
+    ("GET", "/api/site"): Access(PUBLIC),
     ("POST", "/api/auth/signup"): Access(
         PUBLIC,
         body=lambda o, p: {

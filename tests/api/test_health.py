@@ -74,3 +74,13 @@ async def test_errors_are_json_with_a_code(client: Client) -> None:
         headers={"Content-Type": "application/json"},
     )
     assert resp.status == 413
+
+
+async def test_the_pages_learn_the_installations_name(
+    aiohttp_client: AiohttpClient, tmp_path: Path, sqlite_url: str
+) -> None:
+    default = await aiohttp_client(create_app(make_settings(tmp_path, sqlite_url), workers=[]))
+    assert await (await default.get("/api/site")).json() == {"name": None}
+    named_settings = make_settings(tmp_path, sqlite_url, site_name="Demo County Jail visits")
+    named = await aiohttp_client(create_app(named_settings, workers=[]))
+    assert await (await named.get("/api/site")).json() == {"name": "Demo County Jail visits"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from playwright.async_api import Browser, ConsoleMessage, Error, Page, Response, expect
@@ -138,3 +139,16 @@ async def test_counts_read_naturally_in_english_and_spanish(
         "Quedan 2 minutos de esta visita.",
         "Quedan 5 minutos de esta visita.",
     ]
+
+
+async def test_the_header_carries_the_installations_name(web: WebServer, browser: Browser) -> None:
+    default = web.services.settings
+    web.services.settings = default.model_copy(update={"site_name": "Demo County Jail visits"})
+    try:
+        page = await open_page(browser, web, "/signin", lang="es")
+        await expect(page.locator(".vv-brand")).to_have_text("Demo County Jail visits")
+        await expect(page).to_have_title(re.compile(r"· Demo County Jail visits$"))
+    finally:
+        web.services.settings = default
+    page = await open_page(browser, web, "/signin", lang="en")
+    await expect(page.locator(".vv-brand")).to_have_text("vvserver visits")

@@ -10,7 +10,7 @@ const HOME_BY_ROLE = {
   agency_admin: "/admin/",
 };
 
-const state = { lang: "en", strings: {}, session: null, csrf: "", announceTimer: 0 };
+const state = { lang: "en", strings: {}, siteName: "", session: null, csrf: "", announceTimer: 0 };
 
 export class ApiError extends Error {
   constructor(status, code, message, details) {
@@ -48,6 +48,20 @@ export function t(key, vars = {}) {
     text = state.strings[`${key}.${category}`] ?? state.strings[`${key}.other`] ?? text;
   }
   return (text ?? key).replace(/\{(\w+)\}/g, (m, name) => (name in vars ? String(vars[name]) : m));
+}
+
+/** The installation's name (the agency's or facility's, from the server), else the default. */
+export function siteName() {
+  return state.siteName || t("app.name");
+}
+
+async function loadSite() {
+  try {
+    const response = await fetch("/api/site", { credentials: "same-origin" });
+    return response.ok ? await response.json() : null;
+  } catch {
+    return null; // offline: the default name will do
+  }
 }
 
 async function loadStrings(area, language) {
@@ -291,7 +305,7 @@ function renderHeader(area) {
   const header = document.querySelector("header.vv-header") || el("header", { class: "vv-header" });
   header.replaceChildren();
   // On a kiosk the brand leads back to the kiosk screen: nobody walks off it to the site.
-  const brand = el("a", { class: "vv-brand", href: area === "kiosk" ? "/kiosk/" : "/" }, t("app.name"));
+  const brand = el("a", { class: "vv-brand", href: area === "kiosk" ? "/kiosk/" : "/" }, siteName());
   const tools = el("div", { class: "vv-tools" });
   const select = el(
     "select",
@@ -362,7 +376,9 @@ function ensureStatusRegion() {
 export async function initPage({ area = "", titleKey = "", roles = [], needsSession = true } = {}) {
   state.lang = pickLang();
   document.documentElement.lang = state.lang;
-  state.strings = await loadStrings(area, state.lang);
+  const [strings, site] = await Promise.all([loadStrings(area, state.lang), loadSite()]);
+  state.strings = strings;
+  state.siteName = site?.name || "";
   const current = needsSession ? await loadSession() : null;
   const role = current?.account?.role;
   if (roles.length && !roles.includes(role)) {
@@ -370,7 +386,7 @@ export async function initPage({ area = "", titleKey = "", roles = [], needsSess
     location.replace(`/signin?next=${next}`);
     return new Promise(() => {});
   }
-  if (titleKey) document.title = `${t(titleKey)} · ${t("app.name")}`;
+  if (titleKey) document.title = `${t(titleKey)} · ${siteName()}`;
   renderHeader(area);
   ensureStatusRegion();
   translate();

@@ -1,12 +1,13 @@
-"""Routes: health and the OpenAPI document."""
+"""Routes: health, the OpenAPI document and what the pages show of this installation."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from aiohttp import web
+from pydantic import Field
 
-from vvserver.api.endpoints import PUBLIC, ApiRouter, RequestContext
+from vvserver.api.endpoints import PUBLIC, ApiModel, ApiRouter, RequestContext
 from vvserver.api.openapi import build_openapi
 from vvserver.app_keys import ENDPOINTS, SERVICES, WORKERS
 
@@ -33,3 +34,16 @@ async def openapi(ctx: RequestContext) -> web.Response:
     app = ctx.request.app
     assert app[SERVICES] is ctx.services
     return web.json_response(build_openapi(app[ENDPOINTS]))
+
+
+class SiteOut(ApiModel):
+    name: str | None = Field(
+        description="The installation's name for the pages' header (the agency or facility); "
+        "null: the pages show their default"
+    )
+
+
+@router.route("GET", "/api/site", roles=PUBLIC, response=SiteOut)
+async def site(ctx: RequestContext) -> SiteOut:
+    """What every page shows of this installation before anyone signs in (its name)."""
+    return SiteOut(name=ctx.services.settings.site_name)
