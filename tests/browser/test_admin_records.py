@@ -35,8 +35,14 @@ async def test_the_audit_log_lists_what_happened_filters_it_and_verifies_the_cha
     await expect(entries.first).to_be_visible()
     revoked = page.get_by_role("row", name="kiosk.update")
     await expect(revoked).to_contain_text(web.world.emails["admin_a"])
-    await expect(revoked).to_contain_text(f"kiosk:{web.world.kiosks['a1-2']}")
-    await expect(revoked).to_contain_text("enabled: false")
+    # Words for people (with the code kept for filtering), not raw codes and JSON.
+    await expect(revoked).to_contain_text(S["audit.action.kiosk.update"])
+    await expect(revoked).to_contain_text(f"Kiosk {web.world.kiosks['a1-2']}")
+    await expect(revoked).to_contain_text("enabled: no")
+    await page.get_by_label("Language").select_option("es")
+    await expect(revoked).to_contain_text("Quiosco modificado")
+    await expect(revoked).to_contain_text(f"Quiosco {web.world.kiosks['a1-2']}")
+    await page.get_by_label("Idioma").select_option("en")
 
     await page.get_by_label(S["audit.action"]).fill("Kiosk Stuff")
     await page.get_by_role("button", name=S["audit.apply"]).click()

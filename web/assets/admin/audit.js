@@ -147,10 +147,44 @@ function describeActor(item) {
   return item.actor;
 }
 
+/** A translated label, or `fallback` when this language has none (a new action or key). */
+function label(key, fallback, vars = {}) {
+  const text = t(key, vars);
+  return text === key ? fallback : text;
+}
+
+function valueText(value) {
+  if (value === true) return t("audit.yes");
+  if (value === false) return t("audit.no");
+  if (value === null || value === undefined) return "-";
+  if (Array.isArray(value)) return value.map(valueText).join(", ");
+  if (typeof value === "object") {
+    return Object.entries(value).map(([k, v]) => `${detailName(k)} ${valueText(v)}`).join(", ");
+  }
+  return String(value);
+}
+
+function detailName(key) {
+  return label(`audit.detail.${key}`, key.replaceAll("_", " "));
+}
+
+/** The details as "Label: value" pairs in the page's language. */
 function detailText(item) {
   const entries = Object.entries(item.detail || {});
-  if (!entries.length) return "";
-  return entries.map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join("; ");
+  return entries.map(([k, v]) => `${detailName(k)}: ${valueText(v)}`).join("; ");
+}
+
+function actionCell(action) {
+  const name = label(`audit.action.${action}`, action);
+  if (name === action) return el("code", {}, action);
+  // The words for people, the code for filtering and exports.
+  return [name, " ", el("code", { class: "audit-code" }, action)];
+}
+
+function targetText(target) {
+  if (!target) return "";
+  const [kind, id] = target.split(":", 2);
+  return id ? label(`audit.target.${kind}`, target, { id }) : target;
 }
 
 function outcomeText(outcome) {
@@ -165,9 +199,9 @@ function row(item) {
     { dataset: { auditId: item.id } },
     el("td", {}, fmtDateTime(item.at, facility.timezone)),
     el("td", {}, describeActor(item)),
-    el("td", {}, el("code", {}, item.action)),
+    el("td", {}, actionCell(item.action)),
     el("td", {}, outcomeText(item.outcome)),
-    el("td", {}, item.target || ""),
+    el("td", {}, targetText(item.target)),
     el("td", { class: "audit-detail" }, detailText(item)),
   );
 }
