@@ -104,10 +104,12 @@ async def test_a_time_booked_by_someone_else_a_moment_ago_is_refused_and_the_lis
     await check_page(second, "refusal-slot-before")
 
     await first_choice.click()
+    await first.get_by_role("button", name="Book this time").click()
     await expect(first.get_by_role("heading", name="Your visit is booked")).to_be_visible()
 
     # The second visitor's list is a moment old: the same time is still on it.
     await second_choice.click()
+    await second.get_by_role("button", name="Book this time").click()
     error = second.locator("#book-error")
     await expect(error).to_have_text(page_strings("visitor")["book.error.slot_taken"])
     await expect(error).to_have_attribute("role", "alert")

@@ -134,6 +134,7 @@ async def visitor_books_the_first_slot(web: WebServer, page: Page) -> None:
     await expect(first_slot).to_be_visible()
     await check_page(page, "story-09-book")
     await first_slot.click()
+    await page.get_by_role("button", name="Book this time").click()
     await expect(page.get_by_role("heading", name="Your visit is booked")).to_be_visible()
     await check_page(page, "story-10-booked")
 

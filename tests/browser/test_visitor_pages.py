@@ -197,6 +197,7 @@ async def test_a_visitor_books_a_slot_and_one_taken_meanwhile_is_explained(
     chosen = first.locator("#slots button").nth(2)
     label = await chosen.inner_text()
     await chosen.click()
+    await first.get_by_role("button", name="Book this time").click()
     await expect(first.get_by_role("heading", name="Your visit is booked")).to_be_focused()
     ics = first.get_by_role("link", name="Add to calendar (.ics)")
     calendar = await first.request.get(web.url + (await ics.get_attribute("href") or ""))
@@ -206,6 +207,7 @@ async def test_a_visitor_books_a_slot_and_one_taken_meanwhile_is_explained(
     await check_page(first, "visitor-book-done")
 
     await second.locator("#slots button").filter(has_text=label.splitlines()[0]).first.click()
+    await second.get_by_role("button", name="Book this time").click()
     await expect(second.get_by_role("alert")).to_contain_text("Someone else just booked that time")
     await check_page(second, "visitor-book-taken")
 
@@ -264,3 +266,40 @@ async def test_the_visitor_home_shows_visits_requests_and_id_in_spanish(
     await expect(page.get_by_role("link", name="Entrar ahora")).to_be_visible()
     await expect(page.get_by_text("Verificada")).to_be_visible()
     await check_page(page, "visitor-home-es")
+
+
+async def test_on_a_phone_a_visitor_picks_a_day_then_a_time_and_confirms_it_in_both_zones(
+    web: WebServer, browser: Browser
+) -> None:
+    page = await new_page(browser, web, account="visitor", timezone="America/Los_Angeles")
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await page.goto("/visitor/book")
+    await page.get_by_label("Person to visit").select_option(label="PA1 Doe (Demo County Jail)")
+    await page.wait_for_load_state("networkidle")  # the list for this person is in
+    days = page.locator("#day-list button")
+    await expect(days).to_have_count(7)
+    # One day's times at a time, not a week-long column.
+    await expect(page.locator("#slots .slot-day")).to_have_count(1)
+    shown_first = await page.locator("#slots h3").inner_text()
+    second_day = page.locator("#day-list button:not([disabled])").nth(1)
+    await second_day.click()
+    await expect(second_day).to_have_attribute("aria-pressed", "true")
+    await expect(page.locator("#slots h3")).not_to_have_text(shown_first)
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 390
+    await check_page(page, "visitor-book-phone-day")
+
+    choice = page.locator("#slots button").first
+    facility_time = (await choice.inner_text()).splitlines()[0]
+    await choice.click()
+    confirm = page.get_by_role("region", name="Book this time?")
+    await expect(confirm).to_be_visible()
+    await expect(page.locator("#confirm-when")).to_contain_text(facility_time)
+    await expect(page.locator("#confirm-when")).to_contain_text("America/New_York")
+    await expect(page.locator("#confirm-own")).to_contain_text("America/Los_Angeles")
+    await check_page(page, "visitor-book-phone-confirm")
+    # Nothing is booked until the visitor confirms; going back keeps the chosen day.
+    await page.get_by_role("button", name="Choose another time").click()
+    await expect(second_day).to_have_attribute("aria-pressed", "true")
+    await choice.click()
+    await page.get_by_role("button", name="Book this time").click()
+    await expect(page.get_by_role("heading", name="Your visit is booked")).to_be_focused()

@@ -1,5 +1,5 @@
-// /visitor/book: pick an approved person, see free slots (facility time and the visitor's own),
-// book one. Also rebooks a credited visit (?rebook=ID) and reschedules one (?reschedule=ID).
+// /visitor/book: pick an approved person and a day, see that day's free slots (facility time
+// and the visitor's own), confirm one to book it. Also rebooks a credited visit (?rebook=ID) and reschedules one (?reschedule=ID).
 import { ApiError, announce, api, el, errorText, fmtDate, fmtTime, initPage, showError, t } from "/assets/core.js";
 import { bothTimes, ownZone, queryId } from "/assets/visitor/common.js";
 
@@ -11,6 +11,9 @@ await initPage({ area: "visitor", titleKey: "book.title", roles: ["visitor"] });
 const personSelect = document.getElementById("book-person");
 const fromInput = document.getElementById("book-from");
 const slotsBox = document.getElementById("slots");
+const daysBox = document.getElementById("days");
+const dayList = document.getElementById("day-list");
+const confirmBox = document.getElementById("confirm");
 const slotsStatus = document.getElementById("slots-status");
 const errorBox = document.getElementById("book-error");
 const rebookId = queryId("rebook");
@@ -19,6 +22,10 @@ let timezone = null;
 // The first list starts a day early: the facility's "today" may still be the visitor's yesterday.
 // Once the facility's time zone is known, the days start at the facility's today.
 let startsAtFacilityToday = false;
+// The slots of the shown days by facility-local date, the day shown, and the slot being confirmed.
+let slotsByDay = new Map();
+let chosenDay = null;
+let pending = null;
 
 function todayIn(zone) {
   return new Intl.DateTimeFormat("en-CA", { timeZone: zone, year: "numeric", month: "2-digit",
@@ -72,20 +79,78 @@ async function setUp() {
   return true;
 }
 
+function slotSpan(slot, zone) {
+  return `${fmtTime(slot.start_utc, zone)} – ${fmtTime(slot.end_utc, zone)}`;
+}
+
 function slotButton(slot) {
   const own = ownZone();
-  const span = `${fmtTime(slot.start_utc, timezone)} – ${fmtTime(slot.end_utc, timezone)}`;
-  const children = [el("span", {}, span)];
+  const children = [el("span", {}, slotSpan(slot, timezone))];
   if (own !== timezone) {
-    children.push(el("span", { class: "slot-own" }, t("time.own", {
-      time: `${fmtTime(slot.start_utc, own)} – ${fmtTime(slot.end_utc, own)}` })));
+    children.push(el("span", { class: "slot-own" }, t("time.own", { time: slotSpan(slot, own) })));
   }
-  return el("li", {}, el("button", { type: "button", onclick: () => book(slot) }, ...children));
+  return el("li", {}, el("button", { type: "button", onclick: () => askToConfirm(slot) }, ...children));
 }
+
+function dayButton(day, slots) {
+  const pressed = day === chosenDay;
+  return el("li", {}, el("button", {
+    type: "button",
+    "aria-pressed": pressed ? "true" : "false",
+    disabled: slots.length === 0,
+    onclick: () => showDay(day),
+  }, el("span", {}, fmtDate(`${day}T12:00:00Z`, "UTC")),
+  el("span", { class: "day-count" },
+    slots.length ? t("book.day_count", { count: slots.length }) : t("book.day_none"))));
+}
+
+/** One day's slots; the day buttons above say which day is shown. */
+function showDay(day) {
+  chosenDay = day;
+  dayList.replaceChildren(...[...slotsByDay].map(([d, slots]) => dayButton(d, slots)));
+  const slots = slotsByDay.get(day) || [];
+  slotsBox.replaceChildren();
+  if (!slots.length) return;
+  const heading = `slot-day-${day}`;
+  slotsBox.append(el("section", { class: "slot-day", "aria-labelledby": heading },
+    el("h3", { id: heading }, fmtDate(slots[0].start_utc, timezone)),
+    el("ul", { class: "slot-list" }, slots.map(slotButton))));
+}
+
+/** The confirm step: the chosen time in the facility's and the visitor's zones. */
+function askToConfirm(slot) {
+  errorBox.hidden = true;
+  pending = slot;
+  const own = ownZone();
+  const person = personSelect.selectedOptions[0]?.textContent || "";
+  document.getElementById("confirm-person").textContent = t("book.confirm_person", { person });
+  document.getElementById("confirm-when").textContent = t("book.confirm_when", {
+    date: fmtDate(slot.start_utc, timezone), time: slotSpan(slot, timezone), zone: timezone });
+  const ownLine = document.getElementById("confirm-own");
+  ownLine.textContent = own === timezone ? ""
+    : t("book.confirm_own", { time: `${fmtDate(slot.start_utc, own)}, ${slotSpan(slot, own)}`, zone: own });
+  ownLine.hidden = own === timezone;
+  slotsBox.closest("section").hidden = true;
+  confirmBox.hidden = false;
+  document.getElementById("confirm-title").focus();
+}
+
+function backToSlots() {
+  pending = null;
+  confirmBox.hidden = true;
+  slotsBox.closest("section").hidden = false;
+  document.getElementById("slots-title").focus();
+}
+
+document.getElementById("confirm-back").addEventListener("click", backToSlots);
+document.getElementById("confirm-book").addEventListener("click", () => {
+  if (pending) book(pending);
+});
 
 async function loadSlots() {
   errorBox.hidden = true;
   slotsBox.replaceChildren();
+  dayList.replaceChildren();
   if (!personSelect.value || !fromInput.value) return;
   slotsStatus.textContent = t("common.loading");
   const from = fromInput.value;
@@ -107,18 +172,17 @@ async function loadSlots() {
     document.getElementById("book-zone").textContent = own === timezone
       ? t("book.zone_same", { zone: timezone })
       : t("book.zone", { zone: timezone, own });
-    const byDay = new Map();
+    slotsByDay = new Map();
+    for (let i = 0; i < DAYS_SHOWN; i += 1) slotsByDay.set(addDays(from, i), []);
     for (const slot of result.slots) {
       const day = slot.start.slice(0, 10);
-      if (!byDay.has(day)) byDay.set(day, []);
-      byDay.get(day).push(slot);
+      if (!slotsByDay.has(day)) slotsByDay.set(day, []);
+      slotsByDay.get(day).push(slot);
     }
-    for (const [day, slots] of byDay) {
-      const heading = `slot-day-${day}`;
-      slotsBox.append(el("section", { class: "slot-day", "aria-labelledby": heading },
-        el("h3", { id: heading }, fmtDate(slots[0].start_utc, timezone)),
-        el("ul", { class: "slot-list" }, slots.map(slotButton))));
-    }
+    const firstFree = [...slotsByDay].find(([, slots]) => slots.length)?.[0] ?? null;
+    daysBox.hidden = result.slots.length === 0;
+    // Keep the day the visitor was looking at (e.g. after a taken slot), else the first free one.
+    showDay(slotsByDay.get(chosenDay)?.length ? chosenDay : firstFree);
     slotsStatus.textContent = result.notice ? t(`book.notice.${result.notice}`)
       : result.slots.length ? t("book.slots_count", { count: result.slots.length, from: fmtDate(`${from}T12:00:00Z`, "UTC"), to: fmtDate(`${to}T12:00:00Z`, "UTC") })
       : t("book.no_slots");
@@ -170,10 +234,13 @@ async function book(slot) {
       visit = await api("POST", "/api/visits", { person_id: Number(personSelect.value),
         start: slot.start, minors: kids });
     }
+    pending = null;
+    confirmBox.hidden = true;
     showBooked(visit);
   } catch (error) {
     if (error instanceof ApiError && (error.status === 409 || error.code === "not_a_slot")) {
       // Taken or changed meanwhile: show the list as it is now, and say why.
+      backToSlots();
       await loadSlots();
       const key = TAKEN.has(error.code) ? "book.error.slot_taken" : `book.error.${error.code}`;
       const text = t(key);
