@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -43,6 +44,19 @@ def _error(description: str) -> dict[str, Any]:
     }
 
 
+def _path_schema(name: str) -> dict[str, Any]:
+    if name.endswith("_id"):
+        # Ids in paths are ASCII digits (other scripts' digits are not ids: 404).
+        return {"type": "string", "pattern": "^[0-9]{1,10}$"}
+    return {"type": "string"}
+
+
+def _description(ep: Endpoint) -> str:
+    """The handler's docstring after its first paragraph (the summary)."""
+    paragraphs = inspect.cleandoc(ep.handler.__doc__ or "").split("\n\n", 1)
+    return " ".join(paragraphs[1].split()) if len(paragraphs) > 1 else ""
+
+
 def build_openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
     components: dict[str, Any] = {"Error": _ERROR_SCHEMA}
     paths: dict[str, dict[str, Any]] = {}
@@ -54,8 +68,10 @@ def build_openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
             "x-roles": sorted(ep.roles),
             "responses": {},
         }
+        if description := _description(ep):
+            op["description"] = description
         params: list[dict[str, Any]] = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            {"name": name, "in": "path", "required": True, "schema": _path_schema(name)}
             for name in path_params(ep.path)
         ]
         if ep.query is not None:
@@ -99,8 +115,12 @@ def build_openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
             }
         else:
             op["responses"]["204"] = {"description": "No content"}
-        op["responses"]["400"] = _error("Malformed request")
-        op["responses"]["422"] = _error("Invalid input")
+        op["responses"]["400"] = _error(
+            "Malformed request (malformed_json; json_too_deep: arrays/objects nested over 32 deep)"
+        )
+        op["responses"]["422"] = _error(
+            "Invalid input (names refuse control, bidi, zero-width and non-characters)"
+        )
         if not ep.public:
             op["responses"]["401"] = _error("Not signed in")
             op["responses"]["403"] = _error("Not allowed")
