@@ -117,6 +117,9 @@ class AppRunner(web.AppRunner):
     """``web.AppRunner`` whose own error answers carry the security headers too."""
 
     async def _make_server(self) -> web.Server:
+        # aiohttp has no public hook for the answers its connection handler writes itself: the
+        # same server, with our handler class (``_kwargs`` are the handler's arguments). Pinned by
+        # tests/security/test_headers.py and test_protocol_edges.py (a broken request).
         plain = await super()._make_server()
         behind_tls = self.app[SERVICES].settings.behind_tls
         return _Server(

@@ -106,7 +106,7 @@ async def get_id_photo(ctx: RequestContext) -> web.Response:
     visitor_id = path_id(ctx, "visitor_id")
     data, content_type = await visitors.read_id_photo(ctx.services, caller(ctx), visitor_id)
     extension = "png" if content_type == "image/png" else "jpg"
-    # A user's file: never rendered as a page of this origin (ASVS 5.2.6, 3.2.1).
+    # A user's file: never rendered as a page of this origin (ASVS 3.2.1).
     return web.Response(
         body=data,
         content_type=content_type,

@@ -67,11 +67,21 @@ def reencode_image(data: bytes, content_type: str) -> CleanImage:
                 # Lets the JPEG decoder scale down while it decodes (less memory and CPU).
                 opened.draft("RGB", (MAX_STORED_EDGE, MAX_STORED_EDGE))
             opened.load()  # the whole image: truncated or corrupt data raises here
-            upright = ImageOps.exif_transpose(opened)
+            clean = _pixels_only(ImageOps.exif_transpose(opened), pillow_format)
+        out = io.BytesIO()
+        if pillow_format == "JPEG":
+            clean.save(out, format="JPEG", quality=JPEG_QUALITY)
+        else:
+            clean.save(out, format="PNG")
     except Image.DecompressionBombError as exc:
         raise _refuse("the image has too many pixels", "image_too_large") from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise _refuse(f"the file is not a complete {pillow_format} image") from exc
+    return CleanImage(out.getvalue(), content_type, clean.width, clean.height)
+
+
+def _pixels_only(upright: Image.Image, pillow_format: str) -> Image.Image:
+    """The picture in RGB, RGBA (PNG with transparency) or grey, fit to the stored size."""
     has_alpha = upright.mode in ("RGBA", "LA", "PA") or "transparency" in upright.info
     mode = "RGBA" if has_alpha and pillow_format == "PNG" else "RGB"
     if upright.mode == "L" and not has_alpha:
@@ -81,9 +91,4 @@ def reencode_image(data: bytes, content_type: str) -> CleanImage:
     # A new image holds the pixels only: no EXIF, ICC profile, comments or text chunks.
     clean = Image.new(mode, pixels.size)
     clean.paste(pixels)
-    out = io.BytesIO()
-    if pillow_format == "JPEG":
-        clean.save(out, format="JPEG", quality=JPEG_QUALITY)
-    else:
-        clean.save(out, format="PNG")
-    return CleanImage(out.getvalue(), content_type, clean.width, clean.height)
+    return clean
