@@ -14,6 +14,7 @@ from tests.conftest import fast_passwords, make_settings
 from tests.factories import World, build_world
 from vvserver.app import build_services, create_app
 from vvserver.db.migrate import upgrade
+from vvserver.serving import AppRunner
 
 
 class LiveServer:
@@ -40,7 +41,7 @@ class LiveServer:
         self.world = await build_world(services)
         if prepare is not None:
             await prepare(self.world)
-        self._runner = web.AppRunner(create_app(settings, services=services, workers=[]))
+        self._runner = AppRunner(create_app(settings, services=services, workers=[]))
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()

@@ -25,11 +25,7 @@ from vvserver.api import (
     routes_visits,
 )
 from vvserver.api.endpoints import ApiRouter, install
-from vvserver.api.middleware import (
-    error_middleware,
-    request_id_middleware,
-    security_headers_middleware,
-)
+from vvserver.api.middleware import error_middleware, request_id_middleware
 from vvserver.app_keys import ENDPOINTS, SERVICES, VISIT_MEDIA, WORKERS
 from vvserver.client.stock_relay import StockVisitRoom
 from vvserver.db.engine import Database
@@ -44,6 +40,7 @@ from vvserver.media.room import VisitRoom
 from vvserver.media.room_registry import RoomRegistry
 from vvserver.notify.mailer import run_mailer
 from vvserver.scheduling.loop import run_scheduler
+from vvserver.serving import install_security_headers
 from vvserver.settings import Settings
 from vvserver.signaling import install_signaling
 from vvserver.visits_live import VisitMedia, adopt_recovered_recordings
@@ -104,8 +101,9 @@ def create_app(
     services = services or build_services(settings)
     app = web.Application(
         client_max_size=max(settings.max_body_bytes, settings.max_upload_bytes),
-        middlewares=[request_id_middleware, error_middleware, security_headers_middleware],
+        middlewares=[request_id_middleware, error_middleware],
     )
+    install_security_headers(app, behind_tls=settings.behind_tls)
     app[SERVICES] = services
     app[WORKERS] = TaskSet()
     app[VISIT_MEDIA] = VisitMedia(services, RoomRegistry(), room_class=room_class(settings))

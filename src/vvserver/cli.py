@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 async def _serve(settings: Settings) -> None:
     from vvserver.app import build_services, create_app
     from vvserver.db.migrate import upgrade
+    from vvserver.serving import AppRunner
 
     settings.ensure_data_dir()
     await upgrade(settings.resolved_database_url)
@@ -79,7 +80,7 @@ async def _serve(settings: Settings) -> None:
             for kiosk in credentials["kiosks"]:
                 print(f"  kiosk           {kiosk['name']:<32} {kiosk['token']}")
     app = create_app(settings, services=services)
-    runner = web.AppRunner(app)
+    runner = AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()

@@ -33,7 +33,8 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "style-src 'self'",
         "img-src 'self' blob: data:",
         "media-src 'self' blob:",
-        "connect-src 'self' ws: wss:",
+        # 'self' covers this origin's ws:/wss: sockets (CSP Level 3).
+        "connect-src 'self'",
         "worker-src 'self'",
         "manifest-src 'self'",
         "object-src 'none'",
@@ -101,8 +102,9 @@ def install_web(app: web.Application, web_dir: Path) -> None:
             response.charset = "utf-8"
         # Pages and scripts revalidate every load (ETag/Last-Modified make that cheap).
         response.headers["Cache-Control"] = "no-cache"
+        # Every file gets the pages' policy: a service worker runs under its script's own CSP.
+        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
         if path.suffix == ".html":
-            response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
             response.headers["Permissions-Policy"] = PERMISSIONS_POLICY
         if path.name == "sw.js":
             response.headers["Service-Worker-Allowed"] = "/"

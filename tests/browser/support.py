@@ -31,6 +31,7 @@ from tests.factories import PASSWORD, World, build_world
 from vvserver.app import build_services, create_app
 from vvserver.db.migrate import upgrade
 from vvserver.domain.services import Services
+from vvserver.serving import AppRunner
 from vvserver.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -120,7 +121,7 @@ async def running_server(tmp_path: Path) -> AsyncIterator[WebServer]:
     settings = browser_settings(tmp_path / "data", database_url, url)
     services = build_services(settings, passwords=fast_passwords())
     world = await build_world(services)
-    runner = web.AppRunner(create_app(settings, services=services), handle_signals=False)
+    runner = AppRunner(create_app(settings, services=services), handle_signals=False)
     try:
         await runner.setup()
         await web.SockSite(runner, listener).start()

@@ -14,6 +14,7 @@ from vvserver.domain.accounts.principal import Principal
 from vvserver.domain.accounts.secrets import constant_time_equal
 from vvserver.domain.audit.chain import AuditRecord
 from vvserver.domain.errors import Forbidden, NotFound, Unauthenticated
+from vvserver.domain.ids import parse_id
 from vvserver.domain.services import Services
 
 logger = logging.getLogger(__name__)
@@ -38,11 +39,10 @@ class RequestContext:
         return self.principal
 
     def path_int(self, name: str) -> int:
-        raw = self.request.match_info.get(name, "")
-        # Ids are 32-bit on PostgreSQL; anything larger cannot exist.
-        if not raw.isdigit() or len(raw) > 10 or int(raw) > 2**31 - 1:
+        value = parse_id(self.request.match_info.get(name, ""))
+        if value is None:
             raise NotFound(f"no such {name.removesuffix('_id')}")
-        return int(raw)
+        return value
 
     def record(
         self,

@@ -24,6 +24,8 @@ ALL_ROLES = frozenset({"visitor", "officer", "facility_admin", "agency_admin", "
 STAFF = frozenset({"officer", "facility_admin", "agency_admin"})
 ADMINS = frozenset({"facility_admin", "agency_admin"})
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Request bodies nest a few levels (rules -> hours -> windows); deeper ones are refused.
+MAX_JSON_DEPTH = 32
 
 
 class ApiModel(BaseModel):
@@ -35,6 +37,11 @@ class ApiModel(BaseModel):
 class BadJson(DomainError):
     status = 400
     code = "malformed_json"
+
+
+class JsonTooDeep(DomainError):
+    status = 400
+    code = "json_too_deep"
 
 
 class UnsupportedMediaType(DomainError):
@@ -135,10 +142,27 @@ async def _parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BadJson(f"malformed JSON: {exc}") from exc
+    except RecursionError:
+        # The decoder gives up near the interpreter's recursion limit (about 1000 levels).
+        raise JsonTooDeep(f"JSON nested more than {MAX_JSON_DEPTH} levels deep") from None
+    if _nesting_over(data, MAX_JSON_DEPTH):
+        raise JsonTooDeep(f"JSON nested more than {MAX_JSON_DEPTH} levels deep")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise InvalidInput("invalid request body", details=_validation_details(exc)) from exc
+
+
+def _nesting_over(value: Any, limit: int) -> bool:
+    """True when arrays/objects nest deeper than ``limit`` (checked without recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)] if isinstance(value, dict | list) else []
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def _parse_query(request: web.Request, model: type[BaseModel]) -> BaseModel:

@@ -1,4 +1,4 @@
-"""Request id, domain-error translation and security headers, in one place."""
+"""Request id and domain-error translation, in one place (security headers: ``serving``)."""
 
 from __future__ import annotations
 
@@ -71,16 +71,3 @@ async def error_middleware(request: web.Request, handler: _Handler) -> web.Strea
     except Exception:
         logger.exception("unhandled error request_id=%s %s %s", rid, request.method, request.path)
         return error_response(500, "internal", "internal server error", None, rid)
-
-
-@web.middleware
-async def security_headers_middleware(
-    request: web.Request, handler: _Handler
-) -> web.StreamResponse:
-    response = await handler(request)
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    if request.path.startswith("/api/"):
-        response.headers.setdefault("Cache-Control", "no-store")
-    return response

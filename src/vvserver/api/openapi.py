@@ -56,7 +56,8 @@ refused with 403 `csrf_failed`. Kiosks send their device token as `Authorization
 (`device` scheme; no CSRF header). `x-roles` on each operation lists the roles that may call it.
 """
 
-# Path parameters named like this are database ids: ASCII digits, 32-bit.
+# Path parameters named like this are database ids: ASCII digits (other scripts' digits are not
+# ids: 404), 32-bit.
 _ID_SCHEMA: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
 
 
@@ -75,6 +76,12 @@ def _path_param(name: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": schema}
 
 
+def _description(ep: Endpoint) -> str:
+    """The handler's docstring after its first paragraph (the summary)."""
+    paragraphs = inspect.cleandoc(ep.handler.__doc__ or "").split("\n\n", 1)
+    return " ".join(paragraphs[1].split()) if len(paragraphs) > 1 else ""
+
+
 def build_openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
     components: dict[str, Any] = {"Error": _ERROR_SCHEMA}
     paths: dict[str, dict[str, Any]] = {}
@@ -86,9 +93,8 @@ def build_openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
             "x-roles": sorted(ep.roles),
             "responses": {},
         }
-        doc = inspect.getdoc(ep.handler) or ""
-        if "\n" in doc.strip():
-            op["description"] = doc
+        if description := _description(ep):
+            op["description"] = description
         params: list[dict[str, Any]] = [_path_param(name) for name in path_params(ep.path)]
         if ep.query is not None:
             qschema = _schema(ep.query, components, "validation")
@@ -131,8 +137,12 @@ def build_openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
             }
         else:
             op["responses"]["204"] = {"description": "No content"}
-        op["responses"]["400"] = _error("Malformed request")
-        op["responses"]["422"] = _error("Invalid input")
+        op["responses"]["400"] = _error(
+            "Malformed request (malformed_json; json_too_deep: arrays/objects nested over 32 deep)"
+        )
+        op["responses"]["422"] = _error(
+            "Invalid input (names refuse control, bidi, zero-width and non-characters)"
+        )
         if not ep.public:
             op["responses"]["401"] = _error("Not signed in")
             op["responses"]["403"] = _error("Not allowed")

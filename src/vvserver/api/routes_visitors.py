@@ -31,6 +31,9 @@ router = ApiRouter("visitors")
 
 VISITORS_AND_STAFF = STAFF | {"visitor"}
 ID_PHOTO_TYPES = ("image/jpeg", "image/png")
+USER_FILE_CSP = (
+    "default-src 'none'; object-src 'none'; base-uri 'none'; sandbox; frame-ancestors 'none'"
+)
 
 
 # ---------------------------------------------------------------------------- the visitor
@@ -60,7 +63,14 @@ async def update_my_profile(ctx: RequestContext, body: ProfilePatch) -> VisitorP
     raw_body_types=ID_PHOTO_TYPES,
 )
 async def upload_id_photo(ctx: RequestContext) -> VisitorProfileOut:
-    """Upload a photo of a government ID (JPEG or PNG, raw body); it goes to staff review."""
+    """Upload a photo of a government ID (JPEG or PNG, raw body); it goes to staff review.
+
+    The image is decoded and stored encoded again: upright (EXIF orientation applied), without
+    any metadata (EXIF, GPS, text chunks), at most 4096 pixels on its longer side. Refused
+    (422): files that are not a complete JPEG or PNG (``not_an_image``, ``image_unreadable``),
+    images over 40 megapixels (``image_too_large``), a body of another type than declared
+    (``content_type_mismatch``).
+    """
     limit = ctx.services.settings.max_upload_bytes
     length = ctx.request.content_length
     if length is not None and length > limit:
@@ -92,14 +102,19 @@ async def get_visitor(ctx: RequestContext) -> VisitorOut:
     "GET", "/api/visitors/{visitor_id}/id-photo", roles=STAFF, raw_response_type="image/*"
 )
 async def get_id_photo(ctx: RequestContext) -> web.Response:
-    """The visitor's ID photo (every view is audited)."""
-    data, content_type = await visitors.read_id_photo(
-        ctx.services, caller(ctx), path_id(ctx, "visitor_id")
-    )
+    """The visitor's ID photo, as a download (every view is audited)."""
+    visitor_id = path_id(ctx, "visitor_id")
+    data, content_type = await visitors.read_id_photo(ctx.services, caller(ctx), visitor_id)
+    extension = "png" if content_type == "image/png" else "jpg"
+    # A user's file: never rendered as a page of this origin (ASVS 3.2.1).
     return web.Response(
         body=data,
         content_type=content_type,
-        headers={"Content-Disposition": "inline", "Cache-Control": "no-store, private"},
+        headers={
+            "Content-Disposition": f'attachment; filename="id-photo-{visitor_id}.{extension}"',
+            "Content-Security-Policy": USER_FILE_CSP,
+            "Cache-Control": "no-store, private",
+        },
     )
 
 

@@ -7,12 +7,13 @@ from datetime import date
 from pydantic import BaseModel, EmailStr, Field
 
 from vvserver.api.endpoints import ApiModel
+from vvserver.api.schemas_facilities import Name
 
 
 class SignUpIn(ApiModel):
     email: EmailStr = Field(max_length=254)
     password: str = Field(min_length=1, max_length=256)
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     date_of_birth: date
     phone: str = Field(min_length=5, max_length=32, pattern=r"^\+?[0-9 ()-]{5,32}$")
 

@@ -29,6 +29,26 @@ def _multi_line(value: str) -> str:
 
 
 _LINE_BREAKS = str.maketrans("\n\r\t", "   ")
+# Invisible characters that make a name read differently from what it is: format characters
+# (bidi overrides U+202A-202E and isolates U+2066-2069, zero-width U+200B-200D, U+2060, U+FEFF,
+# soft hyphen) and line/paragraph separators.
+_INVISIBLE_CATEGORIES = frozenset({"Cf", "Zl", "Zp"})
+
+
+def _is_noncharacter(ch: str) -> bool:
+    code = ord(ch)
+    return 0xFDD0 <= code <= 0xFDEF or (code & 0xFFFE) == 0xFFFE
+
+
+def _name_text(value: str) -> str:
+    """A name shown to staff and visitors: one line, no invisible or non-characters."""
+    _single_line(value)
+    for ch in value:
+        if unicodedata.category(ch) in _INVISIBLE_CATEGORIES or _is_noncharacter(ch):
+            raise ValueError(
+                f"invisible or reserved character U+{ord(ch):04X} is not allowed in a name"
+            )
+    return value
 
 
 def _utc(moment: datetime) -> datetime:
@@ -40,8 +60,9 @@ def _utc(moment: datetime) -> datetime:
 # Aware timestamps only (naive ones are a 422), normalised to UTC, in a sane range.
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
-Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_single_line)]
-PersonName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_single_line)]
+# Person, visitor, staff and facility (unit, kiosk) names.
+Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_name_text)]
+PersonName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_name_text)]
 Reason = Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(_multi_line)]
 SearchText = Annotated[str, Field(max_length=100), AfterValidator(_single_line)]
 Timezone = Annotated[str, Field(min_length=1, max_length=64)]

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from vvserver.api.endpoints import ApiModel
+from vvserver.api.schemas_facilities import PersonName
 from vvserver.domain.visits.kiosk_day import KioskVisit
 
 MAX_RANGE_DAYS = 31
@@ -73,7 +74,7 @@ class AvailabilityOut(BaseModel):
 
 
 class MinorIn(ApiModel):
-    name: str = Field(min_length=1, max_length=100)
+    name: PersonName
     date_of_birth: date = Field(ge=date(1900, 1, 1), le=LATEST_DATE)
 
 

@@ -10,6 +10,8 @@ from vvserver.media.frames import MediaKind
 MAX_OFFER_BYTES = 64 * 1024
 MAX_MEDIA_SECTIONS = 8
 _MDNS_CANDIDATE = re.compile(r"^a=candidate:\S+ \d+ \S+ \d+ \S+\.local \d+ ", re.IGNORECASE)
+# DTLS certificate fingerprints the server trusts (RFC 8122, RFC 8827 5.5): SHA-256 or stronger.
+STRONG_FINGERPRINT_HASHES = frozenset({"sha-256", "sha-384", "sha-512"})
 
 
 class OfferRejected(ValueError):
@@ -46,6 +48,14 @@ def _sections(lines: list[str]) -> tuple[list[str], list[list[str]]]:
     return session, media
 
 
+def _fingerprint_hashes(lines: list[str]) -> set[str]:
+    return {
+        line.removeprefix("a=fingerprint:").split(" ", 1)[0].lower()
+        for line in lines
+        if line.startswith("a=fingerprint:")
+    }
+
+
 def answer_direction(*, plays: bool, publishes: bool) -> str:
     """The answer's direction for a media section: what the relay sends and what it receives."""
     return {
@@ -75,15 +85,22 @@ def check_offer(offer_sdp: str, *, required_codecs: dict[MediaKind, str]) -> Che
         raise OfferRejected("offer_no_media", "the SDP offer has no media section")
     if len(media_blocks) > MAX_MEDIA_SECTIONS:
         raise OfferRejected("offer_too_many_media", "the SDP offer has too many media sections")
-    session_fingerprint = any(line.startswith("a=fingerprint:") for line in session)
+    session_hashes = _fingerprint_hashes(session)
     sections: list[MediaSection] = []
     for block in media_blocks:
         fields = block[0][2:].split()
         kind = fields[0] if fields else ""
         if kind not in ("audio", "video"):
             raise OfferRejected("offer_unsupported_media", f"media of type {kind!r} is refused")
-        if not session_fingerprint and not any(x.startswith("a=fingerprint:") for x in block):
+        # A media section's own fingerprints replace the session-level ones (RFC 8122 5).
+        hashes = _fingerprint_hashes(block) or session_hashes
+        if not hashes:
             raise OfferRejected("offer_no_fingerprint", "the SDP offer has no DTLS fingerprint")
+        if not hashes & STRONG_FINGERPRINT_HASHES:
+            raise OfferRejected(
+                "offer_weak_fingerprint",
+                "the DTLS fingerprint must use SHA-256 or stronger (not MD5 or SHA-1)",
+            )
         codecs = tuple(
             line.split(" ", 1)[1].split("/", 1)[0].lower()
             for line in block

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 
 from vvserver.visits_live import MAX_REASON_CHARS
 
@@ -27,10 +27,19 @@ MAX_CHAT_CHARS = 1000
 VisitId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
-class ClientMessage(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+def _exact_int(value: object) -> object:
+    """``true`` and ``1.0`` equal 1 in Python: the version must be the JSON integer itself."""
+    if type(value) is not int:
+        raise ValueError("the version is an integer")
+    return value
 
-    v: Literal[1]
+
+class ClientMessage(BaseModel):
+    """Validated strictly: no coercion (``"5"`` is not 5, ``1`` is not ``true``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    v: Annotated[Literal[1], BeforeValidator(_exact_int)]
 
 
 class AuthMessage(ClientMessage):

@@ -86,26 +86,41 @@ class Connection:
             await self.ws.close(code=code, message=reason.encode()[:120])
 
 
-def _origin_of(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+Origin = tuple[str, str, int]  # scheme, host, port: compared whole (ASVS 4.4.2)
 
 
-def check_origin(request: web.Request, public_url: str) -> None:
+def parse_origin(url: str) -> Origin | None:
+    """``scheme://host[:port]`` as (scheme, host, port); None for anything else (``null``...)."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname or parts.username is not None:
+        return None
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        return None
+    return scheme, parts.hostname.lower(), port or _DEFAULT_PORTS[scheme]
+
+
+def check_origin(request: web.Request, *, public_url: str, behind_tls: bool) -> None:
     """Refuse (403, before the upgrade) a browser page from another site.
 
-    Allowed: no Origin (not a browser, so no ambient cookies), the request's own host, or the
-    configured public URL. Cookies ride along on cross-site WebSocket requests, so this check
-    is what stops another site from opening a socket as a signed-in officer.
+    Allowed: no Origin (not a browser, so no ambient cookies), the configured public URL, or
+    the request's own host (on https when the server is behind TLS, else the request's own
+    scheme). Scheme, host and port must all match. Cookies ride along on cross-site WebSocket
+    requests, so this check is what stops another site from opening a socket as a signed-in
+    officer.
     """
-    origin = request.headers.get("Origin")
-    if origin is None:
+    given = request.headers.get("Origin")
+    if given is None:
         return
-    origin = origin.strip().lower()
-    if origin == _origin_of(public_url):
+    origin = parse_origin(given)
+    own_scheme = "https" if behind_tls else request.scheme
+    allowed = (parse_origin(public_url), parse_origin(f"{own_scheme}://{request.host}"))
+    if origin is not None and origin in allowed:
         return
-    parts = urlsplit(origin)
-    if parts.scheme in ("http", "https") and parts.netloc and parts.netloc == request.host.lower():
-        return
-    logger.warning("websocket refused: foreign origin %r for %s", origin[:100], request.path)
+    logger.warning("websocket refused: foreign origin %r for %s", given[:100], request.path)
     raise Forbidden("this origin may not open a socket here", code="origin_not_allowed")

@@ -91,7 +91,8 @@ class Channel(ABC):
 
 async def serve(request: web.Request, channel: Channel) -> web.StreamResponse:
     services = request.app[SERVICES]
-    check_origin(request, services.settings.public_url)
+    settings = services.settings
+    check_origin(request, public_url=settings.public_url, behind_tls=settings.behind_tls)
     ws = web.WebSocketResponse(
         max_msg_size=MAX_MESSAGE_BYTES,
         heartbeat=channel.heartbeat_s,

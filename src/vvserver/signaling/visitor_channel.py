@@ -15,6 +15,7 @@ from vvserver.app_keys import HUB
 from vvserver.db.models import Visit
 from vvserver.domain.accounts.credentials import SESSION_COOKIE, session_principal
 from vvserver.domain.errors import DomainError, NotFound
+from vvserver.domain.ids import parse_id
 from vvserver.domain.visits.chat import messages_of_visit, post_message
 from vvserver.domain.visits.join_links import verify_join
 from vvserver.signaling.chat_feed import ChatFeed
@@ -23,7 +24,6 @@ from vvserver.signaling.hub import SignalingHub
 from vvserver.signaling.ice import client_ice_servers
 from vvserver.signaling.participants import ParticipantChannel
 from vvserver.signaling.protocol import (
-    MAX_ID,
     MAX_TOKEN_CHARS,
     AnyClientMessage,
     AuthMessage,
@@ -90,11 +90,11 @@ class VisitorChannel(ParticipantChannel):
             raise AuthRefused("session_expired", "sign in again")
         if principal.role != "visitor":
             raise AuthRefused("wrong_role", "this socket is for visitors")
-        raw = self.request.query.get("visit_id", "")
-        if not raw.isdigit() or len(raw) > 10 or int(raw) > MAX_ID:
+        visit_id = parse_id(self.request.query.get("visit_id", ""))
+        if visit_id is None:
             raise AuthRefused("visit_required", "give ?visit_id= with a session cookie")
         async with self.services.read() as session:
-            visit = await session.get(Visit, int(raw))
+            visit = await session.get(Visit, visit_id)
         if visit is None or visit.visitor_id != principal.account_id:
             raise AuthRefused("not_found", "no such visit")
         self.visit_id = visit.id

@@ -13,6 +13,7 @@ from vvserver.db.models import Account, Kiosk, Session
 from vvserver.db.prepared import Prepared
 from vvserver.domain.accounts.principal import STAFF_ROLES, Principal, Role
 from vvserver.domain.accounts.secrets import constant_time_equal, token_hash
+from vvserver.domain.ids import parse_id
 from vvserver.domain.services import Services
 
 SESSION_COOKIE = "vv_session"
@@ -37,10 +38,11 @@ _SESSION_LOOKUP = Prepared(
 async def kiosk_principal(services: Services, token: str) -> Principal | None:
     """Resolve a kiosk device token (``k<id>.<secret>``); None unless it is the enabled kiosk's."""
     kiosk_part, _, _secret = token.partition(".")
-    if not kiosk_part.startswith("k") or not kiosk_part[1:].isdigit() or len(kiosk_part) > 19:
+    kiosk_id = parse_id(kiosk_part[1:]) if kiosk_part.startswith("k") else None
+    if kiosk_id is None:
         return None
     async with services.read() as session:
-        kiosk = await session.get(Kiosk, int(kiosk_part[1:]))
+        kiosk = await session.get(Kiosk, kiosk_id)
         if kiosk is None or not kiosk.enabled:
             return None
         if not constant_time_equal(kiosk.credential_hash, token_hash(token)):

@@ -37,6 +37,7 @@ from vvserver.db.models import (
 from vvserver.domain.accounts.scope import Caller, facility_in_scope
 from vvserver.domain.audit.chain import verify_chain
 from vvserver.domain.errors import NotFound
+from vvserver.domain.ids import parse_id
 from vvserver.domain.recordings.search import day_bounds, local_zone
 from vvserver.domain.services import Services
 
@@ -90,9 +91,8 @@ def _ref(text: str | None) -> tuple[str, int] | None:
     if not text:
         return None
     kind, _, raw = text.partition(":")
-    if not raw.isdigit() or len(raw) > 10:
-        return None
-    return kind, int(raw)
+    value = parse_id(raw)
+    return None if value is None else (kind, value)
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Visitors: profile, ID photo upload and staff ID checks, and facility bans.
 
-ID photos live on disk under ``data_dir/id-photos`` with random names (mode 0600); the account
+ID photos are decoded and encoded again (``id_photos``: no metadata, nothing but the pixels)
+and live on disk under ``data_dir/id-photos`` with random names (mode 0600); the account
 keeps the path relative to the data dir. Staff see a visitor only when the visitor has an approval
 request or a ban at a facility in the staff member's scope.
 """
@@ -25,24 +26,14 @@ from vvserver.domain.accounts.scope import (
 )
 from vvserver.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, PayloadTooLarge
 from vvserver.domain.notices.outbox import queue_email
+from vvserver.domain.people.id_photos import reencode_image, sniff_image_type
 from vvserver.domain.services import Services
 from vvserver.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 PHOTO_DIR = "id-photos"
-IMAGE_MAGIC: dict[str, bytes] = {
-    "image/jpeg": b"\xff\xd8\xff",
-    "image/png": b"\x89PNG\r\n\x1a\n",
-}
 _EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png"}
-
-
-def sniff_image_type(data: bytes) -> str | None:
-    for content_type, magic in IMAGE_MAGIC.items():
-        if data.startswith(magic):
-            return content_type
-    return None
 
 
 def _photo_file(settings: Settings, relative: str) -> Path:
@@ -116,7 +107,7 @@ async def update_profile(
 async def store_id_photo(
     services: Services, caller: Caller, data: bytes, declared_type: str
 ) -> Account:
-    """Save a new ID photo (content-sniffed); the ID goes back to ``pending`` review."""
+    """Save a new ID photo, decoded and encoded again; the ID goes back to ``pending`` review."""
     settings = services.settings
     if len(data) > settings.max_upload_bytes:
         raise PayloadTooLarge(f"ID photos may be at most {settings.max_upload_bytes} bytes")
@@ -129,9 +120,10 @@ async def store_id_photo(
             code="content_type_mismatch",
         )
     account_id = caller.principal.require_account_id()
+    clean = await asyncio.to_thread(reencode_image, data, sniffed)
     relative = f"{PHOTO_DIR}/{secrets.token_hex(16)}{_EXTENSIONS[sniffed]}"
     path = _photo_file(settings, relative)
-    await asyncio.to_thread(_write_private, path, data)
+    await asyncio.to_thread(_write_private, path, clean.data)
     now = services.clock.now()
     try:
         async with services.write() as session:
@@ -152,7 +144,9 @@ async def store_id_photo(
                 f"account:{account.id}",
                 now,
                 content_type=sniffed,
-                size=len(data),
+                size=len(clean.data),
+                uploaded_size=len(data),
+                pixels=f"{clean.width}x{clean.height}",
             )
     except BaseException:
         await asyncio.to_thread(_remove, path)
