@@ -167,7 +167,8 @@ async def test_a_visitor_finds_a_person_and_asks_to_be_approved(
     await page.get_by_label("Last name").fill("Doe")
     await page.get_by_label("Booking number").fill("A-9999")
     await page.get_by_role("button", name="Find").click()
-    await expect(page.get_by_text("Nobody matches that last name")).to_be_visible()
+    await expect(page.locator("#find-none")).to_contain_text("Nobody matches that last name")
+    await expect(page.locator("#find-none")).to_be_visible()
 
     await page.get_by_label("Booking number").fill("A-1002")
     await page.get_by_role("button", name="Find").click()
