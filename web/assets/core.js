@@ -390,8 +390,30 @@ export async function initPage({ area = "", titleKey = "", roles = [], needsSess
   renderHeader(area);
   ensureStatusRegion();
   translate();
+  keyboardScrollBoxes();
   registerServiceWorker();
   return current;
+}
+
+/**
+ * Wide tables scroll sideways inside their `.table-wrap` box on phones. Keyboard users must be
+ * able to reach that scrolling too: each box becomes a focusable, named region (its table's
+ * caption, else the section heading), also when a page adds its tables later.
+ */
+function keyboardScrollBoxes() {
+  const name = (box) => box.querySelector("caption")?.textContent
+    || box.closest("section")?.querySelector("h2, h3")?.textContent
+    || t("common.table");
+  const mark = () => {
+    for (const box of document.querySelectorAll(".table-wrap")) {
+      if (!box.hasAttribute("tabindex")) box.setAttribute("tabindex", "0");
+      if (!box.hasAttribute("role")) box.setAttribute("role", "region");
+      const label = name(box).trim();
+      if (box.getAttribute("aria-label") !== label) box.setAttribute("aria-label", label);
+    }
+  };
+  mark();
+  new MutationObserver(mark).observe(document.body, { childList: true, subtree: true });
 }
 
 function registerServiceWorker() {
