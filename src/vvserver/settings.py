@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     visitor_idle_minutes: int = 24 * 60
     lockout_failures: int = 5
     lockout_minutes: int = 15
+    # Staff multi-factor sign-in (TOTP, RFC 6238): administrators must use it unless this is
+    # false (officers: the facility's ``officer_mfa_required``). ``mfa_totp_window`` is how many
+    # 30-second steps of clock drift either side are accepted (0 = the current code only).
+    admin_mfa_required: bool = True
+    mfa_issuer: str = Field(default="vvserver", min_length=1, max_length=60)
+    mfa_totp_window: int = Field(default=1, ge=0, le=2)
     # Requests per minute per client address, by kind of endpoint.
     rate_login_per_min: int = 20
     rate_signup_per_min: int = 10

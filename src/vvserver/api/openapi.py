@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -99,12 +100,26 @@ def build_openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
             }
         else:
             op["responses"]["204"] = {"description": "No content"}
+        for status, model in ep.extra_responses:
+            op["responses"][str(status)] = {
+                "description": (getattr(model, "__doc__", "") or "OK").strip().split("\n")[0],
+                "content": {
+                    "application/json": {"schema": _schema(model, components, "serialization")}
+                },
+            }
+        description = inspect.cleandoc(ep.handler.__doc__ or "")
+        if "\n" in description:
+            op["description"] = description
         op["responses"]["400"] = _error("Malformed request")
         op["responses"]["422"] = _error("Invalid input")
         if not ep.public:
             op["responses"]["401"] = _error("Not signed in")
             op["responses"]["403"] = _error("Not allowed")
-            op["security"] = [{"session": []}, {"device": []}]
+            op["security"] = (
+                [{"mfa_pending": []}]
+                if ep.roles == {"mfa_pending"}
+                else [{"session": []}, {"device": []}]
+            )
         op["responses"]["404"] = _error("Not found or not in scope")
         op["responses"]["409"] = _error("Conflict with the current state")
         op["responses"]["413"] = _error("Body too large")
@@ -121,6 +136,7 @@ def build_openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
             "securitySchemes": {
                 "session": {"type": "apiKey", "in": "cookie", "name": "vv_session"},
                 "device": {"type": "http", "scheme": "bearer"},
+                "mfa_pending": {"type": "apiKey", "in": "cookie", "name": "vv_mfa"},
             },
         },
     }
