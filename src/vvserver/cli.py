@@ -76,6 +76,8 @@ async def _serve(settings: Settings) -> None:
             print(f"Demo accounts (also in {path}):")
             for entry in credentials["accounts"]:
                 print(f"  {entry['role']:<15} {entry['email']:<32} {entry['password']}")
+                if "totp_secret" in entry:
+                    print(f"  {'':<15} {'  TOTP secret (MFA):':<32} {entry['totp_secret']}")
             for kiosk in credentials["kiosks"]:
                 print(f"  kiosk           {kiosk['name']:<32} {kiosk['token']}")
     app = create_app(settings, services=services)

@@ -27,7 +27,7 @@ from aiohttp import web
 from playwright.async_api import Browser, BrowserContext, Page, Playwright
 
 from tests.conftest import fast_passwords
-from tests.factories import PASSWORD, World, build_world
+from tests.factories import PASSWORD, World, authenticator_code, build_world
 from vvserver.app import build_services, create_app
 from vvserver.db.migrate import upgrade
 from vvserver.domain.services import Services
@@ -139,10 +139,17 @@ async def launch_browser(playwright: Playwright) -> Browser:
 
 async def sign_in(context: BrowserContext, web_server: WebServer, account: str) -> None:
     """Sign in as a World account through the API; the session cookie lands in ``context``."""
+    email = web_server.world.emails[account]
     response = await context.request.post(
-        f"{web_server.url}/api/auth/login",
-        data={"email": web_server.world.emails[account], "password": PASSWORD},
+        f"{web_server.url}/api/auth/login", data={"email": email, "password": PASSWORD}
     )
+    if response.status == 202:  # administrators answer with their authenticator's code
+        pending = await response.json()
+        response = await context.request.post(
+            f"{web_server.url}/api/auth/mfa",
+            data={"code": await authenticator_code(web_server.services, email)},
+            headers={"X-CSRF-Token": pending["csrf_token"]},
+        )
     assert response.ok, f"signing in as {account} failed: {response.status} {await response.text()}"
 
 
