@@ -7,10 +7,12 @@ frozen (``clock``), so a test chooses which 30-second step a code belongs to.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
 import pyotp
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
@@ -19,6 +21,7 @@ from tests.conftest import AiohttpClient, fast_passwords, make_settings
 from tests.factories import PASSWORD, TOTP_SECRET, ApiUser, World, build_world
 from tests.store_helpers import ManualClock
 from vvserver.app import ROUTERS, build_services, create_app
+from vvserver.cli import main
 from vvserver.db.models import Account, AuditEntry, MfaRecoveryCode
 from vvserver.domain.services import Services
 from vvserver.settings import Settings
@@ -411,3 +414,25 @@ async def test_the_openapi_document_describes_the_second_step(client: Client) ->
     assert verify["security"] == [{"mfa_pending": []}]
     assert "recovery code" in verify["description"]
     assert "/api/staff/{account_id}/mfa/reset" in spec["paths"]
+
+
+async def test_the_operator_resets_the_last_admin_from_the_command_line(
+    client: Client,
+    world: World,
+    services: Services,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The only agency administrator lost their phone: nobody in the app could reset it."""
+    monkeypatch.setenv("VV_SECRET_KEY", settings.secret_key or "")
+    store = ["--data-dir", str(settings.data_dir), "--database-url", str(settings.database_url)]
+    email = world.emails["agency_admin"]
+    assert await asyncio.to_thread(main, ["staff", "reset-mfa", email, *store]) == 0
+    assert await asyncio.to_thread(main, ["staff", "reset-mfa", "nobody@x.org", *store]) == 1
+    assert (await Pending.after_password(client, email)).stage == "enrol"
+    async with services.read() as s:
+        entry = (await s.scalars(select(AuditEntry).where(AuditEntry.action == "mfa.reset"))).one()
+    assert (entry.actor, entry.target) == (
+        "operator:cli",
+        f"account:{world.accounts['agency_admin']}",
+    )

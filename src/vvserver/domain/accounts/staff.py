@@ -18,6 +18,7 @@ from vvserver.domain.accounts.mfa import drop_pending_logins
 from vvserver.domain.accounts.principal import STAFF_ROLES, Principal
 from vvserver.domain.accounts.scope import Caller, administered_facility
 from vvserver.domain.accounts.signin import check_password_policy, normalise_email
+from vvserver.domain.audit.chain import AuditRecord
 from vvserver.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from vvserver.domain.services import Services
 
@@ -156,22 +157,50 @@ async def reset_staff_mfa(services: Services, caller: Caller, account_id: int) -
                 "you cannot reset your own second factor; ask another administrator",
                 code="self_mfa_reset",
             )
-        had_factor = account.mfa_enrolled_at is not None
-        account.mfa_secret = None
-        account.mfa_enrolled_at = None
-        account.mfa_last_step = None
-        account.failed_logins = 0
-        account.locked_until = None
-        await session.execute(
-            delete(MfaRecoveryCode).where(MfaRecoveryCode.account_id == account.id)
-        )
-        await drop_pending_logins(session, account.id)
-        await session.execute(delete(Session).where(Session.account_id == account.id))
-        services.sessions.forget_account(account.id)
+        had_factor = await _clear_factor(services, session, account)
         await caller.audit(
             services, session, "mfa.reset", f"account:{account.id}", now, had_factor=had_factor
         )
     return account
+
+
+async def reset_mfa_by_operator(services: Services, email: str) -> Account:
+    """``vvserver staff reset-mfa EMAIL``: the server operator's recovery when no administrator
+    is left who could reset (e.g. the only agency admin lost their phone). Audited."""
+    now = services.clock.now()
+    async with services.write() as session:
+        account = await session.scalar(
+            select(Account).where(Account.email == normalise_email(email)).with_for_update()
+        )
+        if account is None or account.role not in STAFF_ROLES:
+            raise NotFound("no staff account with this e-mail")
+        had_factor = await _clear_factor(services, session, account)
+        record = AuditRecord(
+            actor="operator:cli",
+            action="mfa.reset",
+            outcome="success",
+            target=f"account:{account.id}",
+            component="cli",
+            details={"had_factor": had_factor},
+        )
+        await services.audit.append(session, record, now)
+    return account
+
+
+async def _clear_factor(services: Services, session: AsyncSession, account: Account) -> bool:
+    """Delete the account's TOTP secret and recovery codes, lift a lockout, end its sessions
+    and pending logins. Returns whether it had a confirmed factor."""
+    had_factor = account.mfa_enrolled_at is not None
+    account.mfa_secret = None
+    account.mfa_enrolled_at = None
+    account.mfa_last_step = None
+    account.failed_logins = 0
+    account.locked_until = None
+    await session.execute(delete(MfaRecoveryCode).where(MfaRecoveryCode.account_id == account.id))
+    await drop_pending_logins(session, account.id)
+    await session.execute(delete(Session).where(Session.account_id == account.id))
+    services.sessions.forget_account(account.id)
+    return had_factor
 
 
 async def facility_admin_emails(session: AsyncSession, facility: Facility) -> list[str]:
