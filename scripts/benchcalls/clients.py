@@ -211,10 +211,12 @@ class Officer:
         ) as resp:
             body = await resp.json()
         if resp.status == 202:
+            # Cookies explicitly: the jar keeps none for an IP-address host (127.0.0.1).
+            pending = resp.cookies["vv_mfa"].value
             async with self._session.post(
                 f"{self._url}/api/auth/mfa",
                 json={"code": pyotp.TOTP(totp_secret).now()},
-                headers={"X-CSRF-Token": str(body["csrf_token"])},
+                headers={"X-CSRF-Token": str(body["csrf_token"]), "Cookie": f"vv_mfa={pending}"},
             ) as resp:
                 body = await resp.json()
         if resp.status != 200:
