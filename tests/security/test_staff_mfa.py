@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pyotp
@@ -27,6 +28,12 @@ from vvserver.domain.services import Services
 from vvserver.settings import Settings
 
 Client = TestClient[web.Request, web.Application]
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    """Every story here on SQLite and on PostgreSQL (row locks, the pending-login table)."""
+    return make_settings(tmp_path / "data", db_url)
 
 
 class Pending:
