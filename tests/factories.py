@@ -12,6 +12,7 @@ from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
+from tests.store_helpers import ManualClock
 from vvserver.app_keys import SERVICES
 from vvserver.db.models import (
     Account,
@@ -207,15 +208,22 @@ async def authenticator_code(
 ) -> str:
     """The code a staff member's authenticator app shows at the server's time ``at`` (now).
 
-    The server takes each 30-second code once; when the current one was used already (two
-    sign-ins in one step, or a frozen test clock), the user waits for the next code: here the
-    next step's code, which the server's drift window still accepts.
+    The server takes each 30-second code once. When the current one was used already (two
+    sign-ins in one step), the user waits for the next code: the next step's code at once where
+    the server accepts a step ahead (``mfa_totp_window``), else after the wait (a frozen test
+    clock is moved on, a real one is slept through).
     """
     async with services.read() as s:
         last = await s.scalar(select(Account.mfa_last_step).where(Account.email == email))
     moment = at or services.clock.now()
     step = int(moment.timestamp()) // 30
     if last is not None and last >= step:
+        wait_s = (last + 1) * 30 - moment.timestamp()
+        if last + 1 - step > services.settings.mfa_totp_window:
+            if isinstance(services.clock, ManualClock):
+                services.clock.moment += timedelta(seconds=wait_s)
+            else:
+                await asyncio.sleep(wait_s + 0.05)
         step = last + 1
     return pyotp.TOTP(secret).at(step * 30)
 
