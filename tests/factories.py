@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import date, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from aiohttp import web
+import pyotp
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
+from sqlalchemy import select
 
+from tests.store_helpers import ManualClock
+from vvserver.app_keys import SERVICES
 from vvserver.db.models import (
     Account,
     Agency,
@@ -21,10 +25,15 @@ from vvserver.db.models import (
     Visit,
 )
 from vvserver.domain.accounts.secrets import new_token, token_hash
+from vvserver.domain.accounts.totp import seal_secret
 from vvserver.domain.facilities.rules import HourWindow, VisitingRules
 from vvserver.domain.services import Services
 
 PASSWORD = "correct horse battery"
+# The authenticator app of every World administrator (they are enrolled in MFA, as they must
+# be); the World's officers work at facilities that do not require MFA for officers.
+TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+ADMIN_ROLES = ("agency_admin", "facility_admin")
 
 # All day, every day, no lead time: tests can book a slot that starts within the hour.
 OPEN_RULES = VisitingRules(
@@ -68,6 +77,7 @@ async def build_world(services: Services, rules: VisitingRules = OPEN_RULES) -> 
             timezone="America/New_York",
             rules=rules.to_json(),
             created_at=now,
+            officer_mfa_required=False,
         )
         fb = Facility(
             agency_id=agency.id,
@@ -75,6 +85,7 @@ async def build_world(services: Services, rules: VisitingRules = OPEN_RULES) -> 
             timezone="America/Chicago",
             rules=rules.to_json(),
             created_at=now,
+            officer_mfa_required=False,
         )
         fc = Facility(
             agency_id=other.id,
@@ -82,6 +93,7 @@ async def build_world(services: Services, rules: VisitingRules = OPEN_RULES) -> 
             timezone="America/Denver",
             rules=rules.to_json(),
             created_at=now,
+            officer_mfa_required=False,
         )
         s.add_all([fa, fb, fc])
         await s.flush()
@@ -151,6 +163,9 @@ async def build_world(services: Services, rules: VisitingRules = OPEN_RULES) -> 
             )
             s.add(account)
             await s.flush()
+            if role in ADMIN_ROLES:
+                account.mfa_secret = seal_secret(services.secret, account.id, TOTP_SECRET)
+                account.mfa_enrolled_at = now
             world.accounts[key] = account.id
             world.emails[key] = account.email
         for key, verified in (("visitor", True), ("visitor2", True), ("newcomer", False)):
@@ -188,6 +203,48 @@ async def build_world(services: Services, rules: VisitingRules = OPEN_RULES) -> 
     return world
 
 
+async def authenticator_code(
+    services: Services, email: str, secret: str = TOTP_SECRET, *, at: datetime | None = None
+) -> str:
+    """The code a staff member's authenticator app shows at the server's time ``at`` (now).
+
+    The server takes each 30-second code once. When the current one was used already (two
+    sign-ins in one step), the user waits for the next code: the next step's code at once where
+    the server accepts a step ahead (``mfa_totp_window``), else after the wait (a frozen test
+    clock is moved on, a real one is slept through).
+    """
+    async with services.read() as s:
+        last = await s.scalar(select(Account.mfa_last_step).where(Account.email == email))
+    moment = at or services.clock.now()
+    step = int(moment.timestamp()) // 30
+    if last is not None and last >= step:
+        wait_s = (last + 1) * 30 - moment.timestamp()
+        if last + 1 - step > services.settings.mfa_totp_window:
+            if isinstance(services.clock, ManualClock):
+                services.clock.moment += timedelta(seconds=wait_s)
+            else:
+                await asyncio.sleep(wait_s + 0.05)
+        step = last + 1
+    return pyotp.TOTP(secret).at(step * 30)
+
+
+async def complete_sign_in(
+    client: TestClient[web.Request, web.Application], email: str, password: str = PASSWORD
+) -> ClientResponse:
+    """POST /api/auth/login and, when a second factor is asked for, the authenticator's code;
+    returns the response that carries the session (200)."""
+    resp = await client.post("/api/auth/login", json={"email": email, "password": password})
+    if resp.status == 202:
+        pending = await resp.json()
+        assert pending["stage"] == "verify", pending
+        code = await authenticator_code(client.app[SERVICES], email)
+        resp = await client.post(
+            "/api/auth/mfa", json={"code": code}, headers={"X-CSRF-Token": pending["csrf_token"]}
+        )
+    assert resp.status == 200, await resp.text()
+    return resp
+
+
 class ApiUser:
     """A signed-in user driving the API the way the web pages do (cookie + CSRF header)."""
 
@@ -204,8 +261,7 @@ class ApiUser:
         password: str = PASSWORD,
     ) -> ApiUser:
         user = cls(client)
-        resp = await client.post("/api/auth/login", json={"email": email, "password": password})
-        assert resp.status == 200, await resp.text()
+        resp = await complete_sign_in(client, email, password)
         user.csrf = (await resp.json())["csrf_token"]
         user.cookies = {"vv_session": resp.cookies["vv_session"].value}
         # Each ApiUser carries its own cookie; the shared client jar must not mix users up.

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pyotp
 import requests
 import uvloop
 
@@ -67,9 +68,19 @@ def test_demo_server_starts_and_its_credentials_work(tmp_path: Path) -> None:
         roles = {entry["role"] for entry in credentials["accounts"]}
         assert roles == {"agency_admin", "facility_admin", "officer", "visitor"}
         admin = next(e for e in credentials["accounts"] if e["role"] == "agency_admin")
-        resp = requests.post(
+        http = requests.Session()
+        resp = http.post(
             f"{base}/api/auth/login",
             json={"email": admin["email"], "password": admin["password"]},
+            timeout=10,
+        )
+        # Demo staff are enrolled in MFA: the printed TOTP secret gives the second step.
+        assert resp.status_code == 202, resp.text
+        assert resp.json()["stage"] == "verify"
+        resp = http.post(
+            f"{base}/api/auth/mfa",
+            json={"code": pyotp.TOTP(admin["totp_secret"]).now()},
+            headers={"X-CSRF-Token": resp.json()["csrf_token"]},
             timeout=10,
         )
         assert resp.status_code == 200, resp.text

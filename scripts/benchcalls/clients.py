@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import pyotp
 from aiortc import RTCIceServer
 from aiortc.stats import RTCInboundRtpStreamStats, RTCTransportStats
 from scripts.benchcalls.world import BenchCall
@@ -203,14 +204,24 @@ class Officer:
         self._headers: dict[str, str] = {}
         self.peers: list[TestPeer] = []
 
-    async def sign_in(self, email: str, password: str) -> None:
+    async def sign_in(self, email: str, password: str, totp_secret: str) -> None:
+        """Password, then the authenticator code (officers of the bench facility use MFA)."""
         async with self._session.post(
             f"{self._url}/api/auth/login", json={"email": email, "password": password}
         ) as resp:
             body = await resp.json()
-            if resp.status != 200:
-                raise JoinRefused(f"officer sign-in: {resp.status} {body}")
-            cookie = resp.cookies["vv_session"].value
+        if resp.status == 202:
+            # Cookies explicitly: the jar keeps none for an IP-address host (127.0.0.1).
+            pending = resp.cookies["vv_mfa"].value
+            async with self._session.post(
+                f"{self._url}/api/auth/mfa",
+                json={"code": pyotp.TOTP(totp_secret).now()},
+                headers={"X-CSRF-Token": str(body["csrf_token"]), "Cookie": f"vv_mfa={pending}"},
+            ) as resp:
+                body = await resp.json()
+        if resp.status != 200:
+            raise JoinRefused(f"officer sign-in: {resp.status} {body}")
+        cookie = resp.cookies["vv_session"].value
         self._headers = {"X-CSRF-Token": str(body["csrf_token"]), "Cookie": f"vv_session={cookie}"}
         self._session.cookie_jar.clear()
 

@@ -185,6 +185,7 @@ def _janus_step(
                     "calls": [BenchCall(i, "", "").to_json() for i in range(n)],
                     "officer_email": "",
                     "officer_password": "",
+                    "officer_totp_secret": "",
                     "monitor_every": 0,
                     "warmup_s": 3.0 if window_s >= 10 else 1.0,
                     "window_s": window_s,

@@ -51,6 +51,7 @@ class Plan:
     calls: tuple[BenchCall, ...]
     officer_email: str
     officer_password: str
+    officer_totp_secret: str
     monitor_every: int = 10
     warmup_s: float = 3.0
     window_s: float = 10.0
@@ -143,7 +144,9 @@ async def measure(plan: Plan) -> dict[str, Any]:
                 if plan.monitor_every and i % plan.monitor_every == 0 and c in joined
             ]
             if watched:
-                await officer.sign_in(plan.officer_email, plan.officer_password)
+                await officer.sign_in(
+                    plan.officer_email, plan.officer_password, plan.officer_totp_secret
+                )
                 for call in watched:
                     assert isinstance(call, RelayedCall)
                     try:

@@ -199,6 +199,7 @@ def run_step(
                     "calls": [c.to_json() for c in world.calls[:n]],
                     "officer_email": world.officer_email,
                     "officer_password": world.officer_password,
+                    "officer_totp_secret": world.officer_totp_secret,
                     "warmup_s": warmup_s,
                     "window_s": window_s,
                 }

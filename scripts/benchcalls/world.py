@@ -29,6 +29,7 @@ from vvserver.db.models import (
     Visit,
 )
 from vvserver.domain.accounts.secrets import new_token, token_hash
+from vvserver.domain.accounts.totp import new_secret, seal_secret
 from vvserver.domain.facilities.rules import HourWindow, VisitingRules
 from vvserver.domain.visits.join_links import issue_join_token
 from vvserver.settings import Settings
@@ -68,6 +69,7 @@ class BenchWorld:
     calls: tuple[BenchCall, ...]
     officer_email: str
     officer_password: str
+    officer_totp_secret: str
 
     def copy_data_dir(self, target: Path) -> Path:
         """A fresh copy of the template data directory for one server run."""
@@ -81,6 +83,7 @@ async def _seed(settings: Settings, calls: int) -> BenchWorld:
     await upgrade(settings.resolved_database_url)
     services = build_services(settings)
     officer_password = new_token()
+    officer_totp_secret = new_secret()
     password_hash = await asyncio.to_thread(services.passwords.hash, officer_password)
     now = services.clock.now()
     start = now - timedelta(minutes=1)
@@ -102,21 +105,24 @@ async def _seed(settings: Settings, calls: int) -> BenchWorld:
             unit = HousingUnit(facility_id=facility.id, name="Bench unit")
             s.add(unit)
             await s.flush()
-            s.add(
-                Account(
-                    email=OFFICER_EMAIL,
-                    password_hash=password_hash,
-                    role="officer",
-                    agency_id=agency.id,
-                    facility_id=facility.id,
-                    name="Bench Officer",
-                    active=True,
-                    email_verified_at=now,
-                    failed_logins=0,
-                    created_at=now,
-                    id_status="none",
-                )
+            officer = Account(
+                email=OFFICER_EMAIL,
+                password_hash=password_hash,
+                role="officer",
+                agency_id=agency.id,
+                facility_id=facility.id,
+                name="Bench Officer",
+                active=True,
+                email_verified_at=now,
+                failed_logins=0,
+                created_at=now,
+                id_status="none",
             )
+            s.add(officer)
+            await s.flush()
+            # The officer signs in with TOTP like a real one (the loadgen answers with pyotp).
+            officer.mfa_secret = seal_secret(services.secret, officer.id, officer_totp_secret)
+            officer.mfa_enrolled_at = now
             for n in range(calls):
                 kiosk = Kiosk(
                     facility_id=facility.id,
@@ -192,7 +198,9 @@ async def _seed(settings: Settings, calls: int) -> BenchWorld:
                 made.append(BenchCall(visit.id, kiosk_token, join_token))
     finally:
         await services.db.close()
-    return BenchWorld(settings.data_dir, tuple(made), OFFICER_EMAIL, officer_password)
+    return BenchWorld(
+        settings.data_dir, tuple(made), OFFICER_EMAIL, officer_password, officer_totp_secret
+    )
 
 
 def seed_world(template_dir: Path, calls: int) -> BenchWorld:

@@ -17,6 +17,7 @@ from vvserver.api import (
     routes_facilities,
     routes_flags,
     routes_live,
+    routes_mfa,
     routes_people,
     routes_recordings,
     routes_reports,
@@ -54,6 +55,7 @@ WorkerFactory = Callable[[Services], Coroutine[Any, Any, None]]
 ROUTERS: tuple[ApiRouter, ...] = (
     routes_system.router,
     routes_auth.router,
+    routes_mfa.router,
     routes_facilities.router,
     routes_people.router,
     routes_visitors.router,

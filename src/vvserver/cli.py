@@ -1,4 +1,4 @@
-"""Command line: ``vvserver serve | migrate | audit verify | client join``."""
+"""Command line: ``vvserver serve | migrate | audit verify | staff reset-mfa | client join``."""
 
 from __future__ import annotations
 
@@ -51,6 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="join a visit as visitor or kiosk; see `vvserver client join --help`",
         add_help=False,
     )
+    staff = sub.add_parser("staff", help="staff account tools for the server operator")
+    staff_sub = staff.add_subparsers(dest="staff_command", required=True)
+    reset_mfa = staff_sub.add_parser(
+        "reset-mfa",
+        help="reset a staff member's two-step sign-in when no administrator can (audited)",
+    )
+    reset_mfa.add_argument("email", help="the staff account's e-mail address")
+    _add_common(reset_mfa)
     audit = sub.add_parser("audit", help="audit log tools")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     verify = audit_sub.add_parser("verify", help="check the audit hash chain and its anchor")
@@ -77,6 +85,8 @@ async def _serve(settings: Settings) -> None:
             print(f"Demo accounts (also in {path}):")
             for entry in credentials["accounts"]:
                 print(f"  {entry['role']:<15} {entry['email']:<32} {entry['password']}")
+                if "totp_secret" in entry:
+                    print(f"  {'':<15} {'  TOTP secret (MFA):':<32} {entry['totp_secret']}")
             for kiosk in credentials["kiosks"]:
                 print(f"  kiosk           {kiosk['name']:<32} {kiosk['token']}")
     app = create_app(settings, services=services)
@@ -111,6 +121,23 @@ async def _verify(settings: Settings) -> int:
     return 1
 
 
+async def _reset_mfa(settings: Settings, email: str) -> int:
+    from vvserver.app import build_services
+    from vvserver.domain.accounts.staff import reset_mfa_by_operator
+    from vvserver.domain.errors import NotFound
+
+    services = build_services(settings)
+    try:
+        account = await reset_mfa_by_operator(services, email)
+    except NotFound as exc:
+        print(exc.message, file=sys.stderr)
+        return 1
+    finally:
+        await services.db.close()
+    print(f"two-step sign-in of {account.email} reset: they set it up again at the next sign-in")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:2] == ["client", "join"]:
@@ -132,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "audit":
         return asyncio.run(_verify(settings))
+    if args.command == "staff":
+        return asyncio.run(_reset_mfa(settings, args.email))
     with contextlib.suppress(KeyboardInterrupt), event_loop_runner(settings) as runner:
         runner.run(_serve(settings))
     return 0

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from vvserver.db.models import Account, Agency, Approval, Facility, HousingUnit, Kiosk, Person
 from vvserver.domain.accounts.secrets import new_token, token_hash
+from vvserver.domain.accounts.totp import new_secret, provisioning_uri, seal_secret
 from vvserver.domain.audit.chain import AuditRecord
 from vvserver.domain.facilities.rules import HourWindow, VisitingRules
 from vvserver.domain.services import Services
@@ -108,11 +109,20 @@ async def seed_demo(services: Services) -> dict[str, Any] | None:
             )
             s.add(account)
             await s.flush()
-            if not staff:
+            entry: dict[str, str] = {"role": role, "email": email, "password": passwords[email]}
+            if staff:
+                # Demo staff are enrolled in MFA already: add the secret (or the otpauth URI)
+                # to an authenticator app, or use `oathtool --totp -b SECRET`.
+                secret = new_secret()
+                account.mfa_secret = seal_secret(services.secret, account.id, secret)
+                account.mfa_enrolled_at = now
+                entry["totp_secret"] = secret
+                entry["otpauth_uri"] = provisioning_uri(
+                    secret, account_name=email, issuer=f"{services.settings.mfa_issuer} demo"
+                )
+            else:
                 visitor_id = account.id
-            credentials["accounts"].append(
-                {"role": role, "email": email, "password": passwords[email]}
-            )
+            credentials["accounts"].append(entry)
         s.add(
             Approval(
                 person_id=persons[0].id,

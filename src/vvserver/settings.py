@@ -35,6 +35,14 @@ class Settings(BaseSettings):
     visitor_idle_minutes: int = 24 * 60
     lockout_failures: int = 5
     lockout_minutes: int = 15
+    # Staff multi-factor sign-in (TOTP, RFC 6238): administrators must use it unless this is
+    # false (officers: the facility's ``officer_mfa_required``). ``mfa_totp_window`` is how many
+    # 30-second steps either side of the server's time are also accepted: 0 (the default) takes
+    # only the current code, a lifetime of 30 s as ASVS 5.0 6.5.5 asks; 1 forgives clock drift
+    # and slow typing (a code then lives up to 90 s).
+    admin_mfa_required: bool = True
+    mfa_issuer: str = Field(default="vvserver", min_length=1, max_length=60)
+    mfa_totp_window: int = Field(default=0, ge=0, le=2)
     # Requests per minute per client address, by kind of endpoint.
     rate_login_per_min: int = 20
     rate_signup_per_min: int = 10

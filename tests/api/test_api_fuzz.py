@@ -10,13 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyotp
 import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, TOTP_SECRET
 from tests.live_server import LiveServer
 from vvserver.api.openapi import build_openapi
 from vvserver.app import ROUTERS
@@ -38,9 +39,17 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 @pytest.fixture(scope="module")
 def admin_session(live: LiveServer) -> dict[str, Any]:
     assert live.world is not None
-    resp = requests.post(
+    http = requests.Session()
+    resp = http.post(
         f"{live.base_url}/api/auth/login",
         json={"email": live.world.emails["admin_a"], "password": PASSWORD},
+        timeout=10,
+    )
+    assert resp.status_code == 202, resp.text  # administrators give a second factor
+    resp = http.post(
+        f"{live.base_url}/api/auth/mfa",
+        json={"code": pyotp.TOTP(TOTP_SECRET).now()},
+        headers={"X-CSRF-Token": resp.json()["csrf_token"]},
         timeout=10,
     )
     assert resp.status_code == 200, resp.text

@@ -18,16 +18,17 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from playwright._impl._api_structures import SetCookieParam
 from playwright.async_api import Browser, BrowserContext, Page, Playwright
 
 from tests.conftest import fast_passwords
-from tests.factories import PASSWORD, World, build_world
+from tests.factories import PASSWORD, World, authenticator_code, build_world
 from vvserver.app import build_services, create_app
 from vvserver.db.migrate import upgrade
 from vvserver.domain.services import Services
@@ -68,6 +69,9 @@ class WebServer:
     settings: Settings
     services: Services
     world: World
+    # Session cookies of accounts that signed in with a second factor, reused by new contexts
+    # (a person signed in on one computer; each code is taken once, 30 s apart).
+    mfa_sessions: dict[str, list[SetCookieParam]] = field(default_factory=dict)
 
     @property
     def outbox(self) -> Path:
@@ -140,10 +144,27 @@ async def launch_browser(playwright: Playwright) -> Browser:
 
 async def sign_in(context: BrowserContext, web_server: WebServer, account: str) -> None:
     """Sign in as a World account through the API; the session cookie lands in ``context``."""
+    email = web_server.world.emails[account]
+    if account in web_server.mfa_sessions:
+        await context.add_cookies(web_server.mfa_sessions[account])
+        if (await context.request.get(f"{web_server.url}/api/auth/session")).ok:
+            return
+        await context.clear_cookies()
     response = await context.request.post(
-        f"{web_server.url}/api/auth/login",
-        data={"email": web_server.world.emails[account], "password": PASSWORD},
+        f"{web_server.url}/api/auth/login", data={"email": email, "password": PASSWORD}
     )
+    if response.status == 202:  # administrators answer with their authenticator's code
+        pending = await response.json()
+        response = await context.request.post(
+            f"{web_server.url}/api/auth/mfa",
+            data={"code": await authenticator_code(web_server.services, email)},
+            headers={"X-CSRF-Token": pending["csrf_token"]},
+        )
+        web_server.mfa_sessions[account] = [
+            {"name": c["name"], "value": c["value"], "url": web_server.url}
+            for c in await context.cookies()
+            if c["name"] == "vv_session"
+        ]
     assert response.ok, f"signing in as {account} failed: {response.status} {await response.text()}"
 
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from playwright.async_api import Browser, Page
+from playwright.async_api import Browser, Page, ViewportSize
 
 from tests.browser.support import WebServer, check_page, new_page
 from tests.factories import add_visit
 
-PHONE = {"width": 360, "height": 740}
+PHONE: ViewportSize = {"width": 360, "height": 740}
 PUBLIC_PAGES = ["/", "/signin", "/signup", "/reset-password?token=x", "/verify-email?token=x"]
 VISITOR_PAGES = [
     "/visitor/",

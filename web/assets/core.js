@@ -144,6 +144,11 @@ export function setSession(session) {
   state.csrf = session?.csrf_token || "";
 }
 
+/** Use a CSRF token without a session (the pending second step of a staff sign-in). */
+export function useCsrf(token) {
+  state.csrf = token || "";
+}
+
 export function session() {
   return state.session;
 }
@@ -284,6 +289,7 @@ function navLinks(role) {
       ["/officer/kiosks", "nav.officer.kiosks"],
       ["/officer/schedule", "nav.officer.schedule"],
       ["/officer/recordings", "nav.officer.recordings"],
+      ["/mfa", "nav.mfa"],
     ],
   };
   const admin = [
@@ -297,6 +303,7 @@ function navLinks(role) {
     ["/admin/audit", "nav.admin.audit"],
     ["/officer/", "nav.officer.live"],
     ["/officer/recordings", "nav.officer.recordings"],
+    ["/mfa", "nav.mfa"],
   ];
   return links[role] || (role === "facility_admin" || role === "agency_admin" ? admin : []);
 }

@@ -10,7 +10,8 @@ from aiohttp import web
 
 from vvserver.app_keys import REQUEST_ID, SERVICES
 from vvserver.domain.accounts.credentials import SESSION_COOKIE, kiosk_principal, session_principal
-from vvserver.domain.accounts.principal import Principal
+from vvserver.domain.accounts.mfa import MFA_COOKIE, pending_principal
+from vvserver.domain.accounts.principal import MFA_PENDING, Principal
 from vvserver.domain.accounts.secrets import constant_time_equal
 from vvserver.domain.audit.chain import AuditRecord
 from vvserver.domain.errors import Forbidden, NotFound, Unauthenticated
@@ -71,7 +72,11 @@ async def resolve_context(
     principal: Principal | None = None
     from_cookie = False
     auth = request.headers.get("Authorization", "")
-    if auth.startswith("Bearer "):
+    pending = request.cookies.get(MFA_COOKIE) if MFA_PENDING in roles else None
+    if pending and len(pending) <= 128 and (found := await pending_principal(services, pending)):
+        # Only the second-step endpoints resolve a pending login; it opens nothing else.
+        principal, from_cookie = found, True
+    elif auth.startswith("Bearer "):
         principal = await kiosk_principal(services, auth.removeprefix("Bearer ").strip())
         if principal is None:
             raise Unauthenticated("invalid device token")

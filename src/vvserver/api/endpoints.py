@@ -69,6 +69,8 @@ class Endpoint:
     # Non-JSON responses (e.g. text/calendar): content type for the OpenAPI document.
     raw_response_type: str | None = None
     extra_statuses: tuple[int, ...] = field(default=())
+    # Other success answers the handler may give: (status, response model) for the OpenAPI.
+    extra_responses: tuple[tuple[int, Any], ...] = ()
 
     @property
     def public(self) -> bool:
@@ -96,6 +98,7 @@ class ApiRouter:
         summary: str = "",
         raw_body_types: tuple[str, ...] = (),
         raw_response_type: str | None = None,
+        extra_responses: tuple[tuple[int, Any], ...] = (),
     ) -> Callable[[Handler], Handler]:
         role_set = frozenset({roles}) if isinstance(roles, str) else frozenset(roles)
 
@@ -114,6 +117,7 @@ class ApiRouter:
                     tag=self.tag,
                     raw_body_types=raw_body_types,
                     raw_response_type=raw_response_type,
+                    extra_responses=extra_responses,
                 )
             )
             return handler

@@ -62,7 +62,10 @@ _ID_SCHEMA: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": 2**31 
 
 
 def security_for(roles: frozenset[str]) -> list[dict[str, list[str]]]:
-    """The schemes an operation accepts: the device token for kiosks, the cookie for accounts."""
+    """The schemes an operation accepts: the device token for kiosks, the cookie for accounts,
+    the pending sign-in cookie for the second step of a staff sign-in."""
+    if roles == {"mfa_pending"}:
+        return [{"mfa_pending": []}]
     schemes: list[dict[str, list[str]]] = []
     if roles - {"kiosk"}:
         schemes.append({"session": []})
@@ -137,6 +140,13 @@ def build_openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
             }
         else:
             op["responses"]["204"] = {"description": "No content"}
+        for status, model in ep.extra_responses:
+            op["responses"][str(status)] = {
+                "description": (getattr(model, "__doc__", "") or "OK").strip().split("\n")[0],
+                "content": {
+                    "application/json": {"schema": _schema(model, components, "serialization")}
+                },
+            }
         op["responses"]["400"] = _error(
             "Malformed request (malformed_json; json_too_deep: arrays/objects nested over 32 deep)"
         )
@@ -165,14 +175,22 @@ def build_openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
                     "type": "apiKey",
                     "in": "cookie",
                     "name": SESSION_COOKIE,
-                    "description": "Set by POST /api/auth/login; unsafe methods also need the "
-                    "X-CSRF-Token header with the csrf_token of the login answer.",
+                    "description": "Set by POST /api/auth/login (staff: after POST /api/auth/mfa); "
+                    "unsafe methods also need the X-CSRF-Token header with the csrf_token of the "
+                    "login answer.",
                 },
                 "device": {
                     "type": "http",
                     "scheme": "bearer",
                     "description": "A kiosk's device token (k<id>.<secret>), shown once when the "
                     "kiosk is created or its credential rotated.",
+                },
+                "mfa_pending": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "vv_mfa",
+                    "description": "A staff sign-in waiting for its second step (10 minutes, "
+                    "single use): only the /api/auth/mfa operations accept it.",
                 },
             },
         },

@@ -15,9 +15,11 @@ from vvserver.api.schemas_auth import (
     SignUpIn,
     TokenIn,
 )
+from vvserver.api.schemas_mfa import MfaPendingOut
 from vvserver.db.models import Account
 from vvserver.domain.accounts import signin
 from vvserver.domain.accounts.credentials import SESSION_COOKIE
+from vvserver.domain.accounts.mfa import MFA_COOKIE, MFA_COOKIE_PATH, PENDING_TTL, PendingLogin
 from vvserver.domain.errors import NotFound
 
 router = ApiRouter("auth")
@@ -56,24 +58,64 @@ async def sign_up(ctx: RequestContext, body: SignUpIn) -> AccountOut:
     return account_out(account)
 
 
-@router.route("POST", "/api/auth/login", roles=PUBLIC, body=LoginIn, response=SessionOut)
+def set_session_cookie(response: web.Response, ctx: RequestContext, cookie: str) -> None:
+    response.set_cookie(
+        SESSION_COOKIE,
+        cookie,
+        httponly=True,
+        samesite="Lax",
+        secure=ctx.services.settings.behind_tls,
+        path="/",
+    )
+    response.del_cookie(MFA_COOKIE, path=MFA_COOKIE_PATH)
+
+
+def pending_out(pending: PendingLogin) -> MfaPendingOut:
+    return MfaPendingOut(
+        stage=pending.stage,
+        email=pending.account.email,
+        csrf_token=pending.csrf_token,
+        expires_at=pending.expires_at,
+    )
+
+
+@router.route(
+    "POST",
+    "/api/auth/login",
+    roles=PUBLIC,
+    body=LoginIn,
+    response=SessionOut,
+    extra_responses=((202, MfaPendingOut),),
+)
 async def login(ctx: RequestContext, body: LoginIn) -> web.Response:
-    """Sign in; sets the HttpOnly session cookie and returns the CSRF token."""
+    """Sign in; sets the HttpOnly session cookie and returns the CSRF token.
+
+    Staff who must use a second factor get 202 instead, with no session: the body says
+    ``mfa_required`` and its ``stage`` (``verify``: send a code to POST /api/auth/mfa;
+    ``enrol``: set up an authenticator app first), and a pending login is set in the
+    ``vv_mfa`` cookie (HttpOnly, SameSite=Strict, path /api/auth/mfa, valid 10 minutes, used
+    once) that only the /api/auth/mfa endpoints accept.
+    """
     settings = ctx.services.settings
     ctx.services.rate_limiter.hit("login", ctx.client_ip, settings.rate_login_per_min)
     signed = await signin.sign_in(
         ctx.services, body.email, body.password, client=ctx.client_ip, request_id=ctx.request_id
     )
+    if isinstance(signed, PendingLogin):
+        pending = web.json_response(pending_out(signed).model_dump(mode="json"), status=202)
+        pending.set_cookie(
+            MFA_COOKIE,
+            signed.cookie,
+            httponly=True,
+            samesite="Strict",
+            secure=settings.behind_tls,
+            path=MFA_COOKIE_PATH,
+            max_age=int(PENDING_TTL.total_seconds()),
+        )
+        return pending
     out = SessionOut(account=account_out(signed.account), csrf_token=signed.csrf_token)
     response = web.json_response(out.model_dump(mode="json"))
-    response.set_cookie(
-        SESSION_COOKIE,
-        signed.cookie,
-        httponly=True,
-        samesite="Lax",
-        secure=settings.behind_tls,
-        path="/",
-    )
+    set_session_cookie(response, ctx, signed.cookie)
     return response
 
 

@@ -91,13 +91,14 @@ async def get_facility(ctx: RequestContext) -> FacilityOut:
     "PATCH", "/api/facilities/{facility_id}", roles=ADMINS, body=FacilityPatch, response=FacilityOut
 )
 async def update_facility(ctx: RequestContext, body: FacilityPatch) -> FacilityOut:
-    """Rename a facility or change its time zone."""
+    """Rename a facility, change its time zone, or whether its officers must use MFA."""
     facility = await sites.update_facility(
         ctx.services,
         caller(ctx),
         path_id(ctx, "facility_id"),
         name=body.name,
         timezone=body.timezone,
+        officer_mfa_required=body.officer_mfa_required,
     )
     return FacilityOut.of(facility)
 

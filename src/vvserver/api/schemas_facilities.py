@@ -206,6 +206,9 @@ class FacilityIn(ApiModel):
 class FacilityPatch(ApiModel):
     name: Name | None = None
     timezone: Timezone | None = None
+    officer_mfa_required: bool | None = Field(
+        default=None, description="officers must sign in with a second factor (TOTP)"
+    )
 
 
 class FacilityQuery(ApiModel):
@@ -218,10 +221,14 @@ class FacilityOut(BaseModel):
     name: str
     timezone: str
     rules: RulesOut
+    officer_mfa_required: bool = Field(
+        description="officers must sign in with a second factor (administrators always do)"
+    )
 
     @classmethod
     def of(cls, facility: Facility) -> FacilityOut:
         return cls(
+            officer_mfa_required=facility.officer_mfa_required,
             id=facility.id,
             agency_id=facility.agency_id,
             name=facility.name,

@@ -142,10 +142,12 @@ class StaffOut(BaseModel):
     facility_id: int | None
     active: bool
     created_at: datetime
+    mfa_enrolled: bool = Field(description="has a confirmed second factor (TOTP)")
 
     @classmethod
     def of(cls, account: Account) -> StaffOut:
         return cls(
+            mfa_enrolled=account.mfa_enrolled_at is not None,
             id=account.id,
             email=account.email,
             name=account.name,

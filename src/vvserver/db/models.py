@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -46,6 +47,9 @@ class Facility(Base):
     # Full VisitingRules as JSON (see vvserver.domain.facilities.rules).
     rules: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime]
+    # Officers must sign in with a second factor (TOTP); administrators always do unless the
+    # server says otherwise (``VV_ADMIN_MFA_REQUIRED``).
+    officer_mfa_required: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 class HousingUnit(Base):
@@ -113,6 +117,38 @@ class Account(Base):
     id_reject_reason: Mapped[str | None] = mapped_column(Text)
     id_checked_at: Mapped[datetime | None]
     id_checked_by: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    # Staff multi-factor sign-in (TOTP). The secret is AES-GCM encrypted with a key derived from
+    # the server secret; it is set at enrolment start and confirmed by the first code.
+    mfa_secret: Mapped[str | None] = mapped_column(String(200))
+    mfa_enrolled_at: Mapped[datetime | None]
+    # The last accepted TOTP time step: a code of that step or an older one is refused (replay).
+    mfa_last_step: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class MfaRecoveryCode(Base):
+    """Single-use recovery codes of a staff account, argon2id-hashed."""
+
+    __tablename__ = "mfa_recovery_codes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class MfaPendingLogin(Base):
+    """A password check that still waits for its second factor (or for enrolment).
+
+    Not a session: it opens only the ``/api/auth/mfa`` endpoints, once, for a few minutes.
+    """
+
+    __tablename__ = "mfa_pending_logins"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    stage: Mapped[str] = mapped_column(String(8))  # "verify" or "enrol"
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
 
 
 class Session(Base):

@@ -20,6 +20,7 @@ if (facility) {
       el("label", { class: "inline", for: "staff-inactive" }, showInactive, t("staff.show_inactive")),
       el("div", { id: "staff-list", class: "table-wrap" }),
     ),
+    policyForm(),
     createForm(),
   );
   await refresh();
@@ -34,7 +35,15 @@ async function refresh() {
       accounts.length
         ? dataTable(
             t("staff.caption", { name: facility.name }),
-            [t("staff.name"), t("staff.email"), t("staff.role"), t("staff.state"), t("staff.since"), t("staff.actions")],
+            [
+              t("staff.name"),
+              t("staff.email"),
+              t("staff.role"),
+              t("staff.state"),
+              t("staff.mfa"),
+              t("staff.since"),
+              t("staff.actions"),
+            ],
             accounts.map((account) => [
               account.name,
               account.email,
@@ -42,6 +51,9 @@ async function refresh() {
               account.active
                 ? el("span", { class: "badge ok" }, t("staff.active"))
                 : el("span", { class: "badge bad" }, t("staff.inactive")),
+              account.mfa_enrolled
+                ? el("span", { class: "badge ok" }, t("staff.mfa_on"))
+                : el("span", { class: "badge warn" }, t("staff.mfa_off")),
               fmtDate(account.created_at, facility.timezone),
               staffActions(account),
             ]),
@@ -84,7 +96,72 @@ function staffActions(account) {
       error,
     );
   });
-  return el("div", {}, button, error);
+  return el("div", {}, button, " ", resetButton(account, error), error);
+}
+
+/** An administrator's recovery for a colleague who lost their authenticator (audited). */
+function resetButton(account, error) {
+  const names = { name: account.name };
+  const button = el(
+    "button",
+    { type: "button", "aria-label": t("staff.mfa_reset_named", names) },
+    t("staff.mfa_reset"),
+  );
+  button.addEventListener("click", async () => {
+    const answer = await confirmDialog({
+      title: t("staff.mfa_reset_title", names),
+      message: t("staff.mfa_reset_message"),
+      confirmLabel: t("staff.mfa_reset"),
+      danger: true,
+    });
+    if (!answer.ok) return;
+    await busy(
+      button,
+      async () => {
+        await api("POST", `/api/staff/${account.id}/mfa/reset`);
+        announce(t("staff.mfa_reset_done", names));
+        await refresh();
+        document.getElementById("staff-list-title").focus();
+      },
+      error,
+    );
+  });
+  return button;
+}
+
+/** Whether this facility's officers must use two-step sign-in (administrators always do). */
+function policyForm() {
+  const box = el("input", { type: "checkbox", id: "staff-officer-mfa", checked: facility.officer_mfa_required });
+  const error = el("p", { class: "error", id: "staff-policy-error", role: "alert", hidden: true });
+  const submit = el("button", { type: "submit" }, t("staff.policy_save"));
+  const form = el(
+    "form",
+    { id: "staff-policy", novalidate: true },
+    el("label", { class: "inline", for: "staff-officer-mfa" }, box, t("staff.policy_officers")),
+    el("div", { class: "actions" }, submit),
+    error,
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    await busy(
+      submit,
+      async () => {
+        const saved = await api("PATCH", `/api/facilities/${facility.id}`, {
+          officer_mfa_required: box.checked,
+        });
+        facility.officer_mfa_required = saved.officer_mfa_required;
+        announce(t(saved.officer_mfa_required ? "staff.policy_saved_on" : "staff.policy_saved_off"));
+      },
+      error,
+    );
+  });
+  return el(
+    "section",
+    { "aria-labelledby": "staff-policy-title" },
+    el("h2", { id: "staff-policy-title" }, t("staff.policy_title")),
+    el("p", { class: "muted" }, t("staff.policy_lead")),
+    form,
+  );
 }
 
 function createForm() {

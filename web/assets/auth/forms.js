@@ -1,6 +1,6 @@
 // Form helpers for the visitor and sign-in pages: per-field errors linked to their inputs
 // (aria-invalid + aria-describedby), a form-level alert, and API validation details.
-import { ApiError, errorText } from "/assets/core.js";
+import { ApiError, errorText, homeFor } from "/assets/core.js";
 
 /** Show `text` under the input named `name` (its error element is `<input id>-error`). */
 export function setFieldError(input, text) {
@@ -51,4 +51,16 @@ export function invalidFields(error) {
 export function focusFirstProblem(form) {
   const bad = form.querySelector("[aria-invalid=true]");
   if (bad) bad.focus();
+}
+
+/** Where to go after signing in: a same-site path from ?next=, else the role's home. */
+export function nextPath(role) {
+  const next = new URLSearchParams(location.search).get("next") || "";
+  const safe = next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/\\");
+  if (safe && !next.startsWith("/signin") && !next.startsWith("/mfa")) {
+    // A visitor is not sent to staff pages, nor staff to visitor pages.
+    const visitorPage = next.startsWith("/visitor/") || next.startsWith("/join/");
+    if ((role === "visitor") === visitorPage || next === "/") return next;
+  }
+  return homeFor(role);
 }

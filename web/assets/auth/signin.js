@@ -1,16 +1,5 @@
-import { ApiError, api, errorText, homeFor, initPage, setSession, showError, t } from "/assets/core.js";
-
-/** Where to go after signing in: a same-site path from ?next=, else the role's home. */
-export function nextPath(role) {
-  const next = new URLSearchParams(location.search).get("next") || "";
-  const safe = next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/\\");
-  if (safe && !next.startsWith("/signin")) {
-    // A visitor is not sent to staff pages, nor staff to visitor pages.
-    const visitorPage = next.startsWith("/visitor/") || next.startsWith("/join/");
-    if ((role === "visitor") === visitorPage || next === "/") return next;
-  }
-  return homeFor(role);
-}
+import { ApiError, api, errorText, homeFor, initPage, setSession, showError, t, useCsrf } from "/assets/core.js";
+import { nextPath } from "/assets/auth/forms.js";
 
 function lockedText(error) {
   const until = Date.parse(error.details?.locked_until || "");
@@ -47,6 +36,18 @@ form.addEventListener("submit", async (event) => {
       email: email.value.trim(),
       password: password.value,
     });
+    if (signed.mfa_required) {
+      button.disabled = false;
+      password.value = "";
+      useCsrf(signed.csrf_token);
+      if (signed.stage === "enrol") {
+        // Two-step sign-in is required but not set up yet: set it up first.
+        location.assign(`/mfa${location.search}`);
+      } else {
+        showCodeStep();
+      }
+      return;
+    }
     setSession(signed);
     location.assign(nextPath(signed.account.role));
   } catch (error) {
@@ -61,5 +62,63 @@ form.addEventListener("submit", async (event) => {
     }
     password.focus();
     password.select();
+  }
+});
+
+// The second step of a staff sign-in: the authenticator's code or a recovery code.
+const mfaForm = document.getElementById("mfa-form");
+const code = document.getElementById("mfa-code");
+const codeError = document.getElementById("mfa-error");
+
+function showCodeStep() {
+  form.hidden = true;
+  mfaForm.hidden = false;
+  showError(codeError, null, code);
+  code.value = "";
+  code.focus();
+}
+
+function backToPassword(text) {
+  mfaForm.hidden = true;
+  form.hidden = false;
+  showError(errorBox, new Error("expired"), password);
+  errorBox.textContent = text;
+  password.focus();
+}
+
+mfaForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  showError(codeError, null, code);
+  const value = code.value.trim();
+  if (!value) {
+    showError(codeError, new Error("missing"), code);
+    codeError.textContent = t("mfa.missing");
+    code.focus();
+    return;
+  }
+  const button = mfaForm.querySelector("button[type=submit]");
+  button.disabled = true;
+  try {
+    const signed = await api("POST", "/api/auth/mfa", { code: value });
+    setSession(signed);
+    if (signed.mfa_method === "recovery_code") {
+      location.assign(`/mfa?used_recovery=1&next=${encodeURIComponent(nextPath(signed.account.role))}`);
+      return;
+    }
+    location.assign(nextPath(signed.account.role));
+  } catch (error) {
+    button.disabled = false;
+    if (error instanceof ApiError && error.code === "locked") {
+      backToPassword(lockedText(error));
+      return;
+    }
+    if (error instanceof ApiError && error.status === 401 && error.code !== "bad_code") {
+      backToPassword(t("mfa.expired"));
+      return;
+    }
+    showError(codeError, error, code);
+    codeError.textContent = error instanceof ApiError && error.code === "bad_code" ? t("mfa.wrong") : errorText(error);
+    code.select();
+    code.focus();
   }
 });

@@ -7,7 +7,10 @@ from typing import Literal
 
 from vvserver.domain.errors import Forbidden, NotFound
 
-Role = Literal["visitor", "officer", "facility_admin", "agency_admin", "kiosk"]
+# "mfa_pending": a staff member whose password was right but whose second factor (or
+# enrolment) is still missing; only the /api/auth/mfa endpoints accept it.
+Role = Literal["visitor", "officer", "facility_admin", "agency_admin", "kiosk", "mfa_pending"]
+MFA_PENDING = "mfa_pending"
 STAFF_ROLES: frozenset[str] = frozenset({"officer", "facility_admin", "agency_admin"})
 ADMIN_ROLES: frozenset[str] = frozenset({"facility_admin", "agency_admin"})
 

@@ -10,6 +10,13 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vvserver.db.models import Account, EmailToken, Session
+from vvserver.domain.accounts.mfa import (
+    PendingLogin,
+    drop_pending_logins,
+    login_stage,
+    open_session,
+    start_pending_login,
+)
 from vvserver.domain.accounts.secrets import new_token, token_hash
 from vvserver.domain.audit.chain import AuditRecord
 from vvserver.domain.errors import Conflict, InvalidInput, Locked, Unauthenticated
@@ -134,10 +141,11 @@ class SignedIn:
 
 async def sign_in(
     services: Services, email: str, password: str, *, client: str, request_id: str | None
-) -> SignedIn:
+) -> SignedIn | PendingLogin:
     """Check the password; lock the account for ``lockout_minutes`` after too many failures.
 
-    Every attempt, successful or not, is audited (CJIS 5.4.1.1).
+    Staff who must give a second factor get a pending login instead of a session (see
+    ``mfa.py``). Every attempt, successful or not, is audited (CJIS 5.4.1.1).
     """
     settings = services.settings
     email = normalise_email(email)
@@ -183,19 +191,18 @@ async def sign_in(
                 current.failed_logins = 0
                 await services.audit.append(session, record("success", action="auth.lockout"), now)
             raise_after = Unauthenticated("wrong e-mail or password", code="bad_credentials")
+        elif (stage := await login_stage(session, current, settings)) is not None:
+            # The password was right but a second factor (or enrolment) is still due. The
+            # failure count is kept: it resets only once the whole sign-in succeeds, so a
+            # known password does not buy unlimited guesses at the code.
+            await services.audit.append(
+                session, record("success", action="auth.password", mfa=stage), now
+            )
+            return await start_pending_login(session, current, stage, now)
         else:
             current.failed_logins = 0
             current.locked_until = None
-            cookie, csrf = new_token(), new_token(24)
-            session.add(
-                Session(
-                    token_hash=token_hash(cookie),
-                    account_id=current.id,
-                    csrf_token=csrf,
-                    created_at=now,
-                    last_seen_at=now,
-                )
-            )
+            cookie, csrf = open_session(session, current.id, now)
             await services.audit.append(session, record("success"), now)
             return SignedIn(current, cookie, csrf)
     raise raise_after
@@ -286,6 +293,7 @@ async def reset_password(
         account.locked_until = None
         # A reset ends every existing session of the account.
         await session.execute(delete(Session).where(Session.account_id == account.id))
+        await drop_pending_logins(session, account.id)
         services.sessions.forget_account(account.id)
         await services.audit.append(
             session,

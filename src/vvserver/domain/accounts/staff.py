@@ -13,10 +13,12 @@ from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vvserver.db.models import Account, Facility, Session
+from vvserver.db.models import Account, Facility, MfaRecoveryCode, Session
+from vvserver.domain.accounts.mfa import drop_pending_logins
 from vvserver.domain.accounts.principal import STAFF_ROLES, Principal
 from vvserver.domain.accounts.scope import Caller, administered_facility
 from vvserver.domain.accounts.signin import check_password_policy, normalise_email
+from vvserver.domain.audit.chain import AuditRecord
 from vvserver.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from vvserver.domain.services import Services
 
@@ -108,22 +110,28 @@ async def list_staff(
         return list(rows.all())
 
 
+async def _managed_staff(session: AsyncSession, principal: Principal, account_id: int) -> Account:
+    """A staff account the caller manages (locked for update); others are 404."""
+    account = await session.get(Account, account_id, with_for_update=True)
+    if (
+        account is None
+        or account.role not in STAFF_ROLES
+        or (principal.role == "agency_admin" and account.agency_id != principal.agency_id)
+        or (
+            principal.role != "agency_admin"
+            and (account.facility_id != principal.facility_id or account.role == "agency_admin")
+        )
+    ):
+        raise NotFound("no such staff account")
+    return account
+
+
 async def deactivate_staff(services: Services, caller: Caller, account_id: int) -> Account:
     """Switch the account off and end its sessions at once."""
     principal = caller.principal
     now = services.clock.now()
     async with services.write() as session:
-        account = await session.get(Account, account_id, with_for_update=True)
-        if (
-            account is None
-            or account.role not in STAFF_ROLES
-            or (principal.role == "agency_admin" and account.agency_id != principal.agency_id)
-            or (
-                principal.role != "agency_admin"
-                and (account.facility_id != principal.facility_id or account.role == "agency_admin")
-            )
-        ):
-            raise NotFound("no such staff account")
+        account = await _managed_staff(session, principal, account_id)
         if account.id == principal.account_id:
             raise Conflict("you cannot deactivate your own account", code="self_deactivation")
         if not account.active:
@@ -133,6 +141,66 @@ async def deactivate_staff(services: Services, caller: Caller, account_id: int) 
         services.sessions.forget_account(account.id)
         await caller.audit(services, session, "staff.deactivate", f"account:{account.id}", now)
     return account
+
+
+async def reset_staff_mfa(services: Services, caller: Caller, account_id: int) -> Account:
+    """An administrator's recovery for a colleague who lost their second factor: the TOTP
+    secret and recovery codes are deleted, the sign-in lockout is lifted and every session and
+    pending login of the account ends. If MFA is required for them they enrol again at their
+    next sign-in. Check the person's identity (in person) before doing this."""
+    principal = caller.principal
+    now = services.clock.now()
+    async with services.write() as session:
+        account = await _managed_staff(session, principal, account_id)
+        if account.id == principal.account_id:
+            raise Conflict(
+                "you cannot reset your own second factor; ask another administrator",
+                code="self_mfa_reset",
+            )
+        had_factor = await _clear_factor(services, session, account)
+        await caller.audit(
+            services, session, "mfa.reset", f"account:{account.id}", now, had_factor=had_factor
+        )
+    return account
+
+
+async def reset_mfa_by_operator(services: Services, email: str) -> Account:
+    """``vvserver staff reset-mfa EMAIL``: the server operator's recovery when no administrator
+    is left who could reset (e.g. the only agency admin lost their phone). Audited."""
+    now = services.clock.now()
+    async with services.write() as session:
+        account = await session.scalar(
+            select(Account).where(Account.email == normalise_email(email)).with_for_update()
+        )
+        if account is None or account.role not in STAFF_ROLES:
+            raise NotFound("no staff account with this e-mail")
+        had_factor = await _clear_factor(services, session, account)
+        record = AuditRecord(
+            actor="operator:cli",
+            action="mfa.reset",
+            outcome="success",
+            target=f"account:{account.id}",
+            component="cli",
+            details={"had_factor": had_factor},
+        )
+        await services.audit.append(session, record, now)
+    return account
+
+
+async def _clear_factor(services: Services, session: AsyncSession, account: Account) -> bool:
+    """Delete the account's TOTP secret and recovery codes, lift a lockout, end its sessions
+    and pending logins. Returns whether it had a confirmed factor."""
+    had_factor = account.mfa_enrolled_at is not None
+    account.mfa_secret = None
+    account.mfa_enrolled_at = None
+    account.mfa_last_step = None
+    account.failed_logins = 0
+    account.locked_until = None
+    await session.execute(delete(MfaRecoveryCode).where(MfaRecoveryCode.account_id == account.id))
+    await drop_pending_logins(session, account.id)
+    await session.execute(delete(Session).where(Session.account_id == account.id))
+    services.sessions.forget_account(account.id)
+    return had_factor
 
 
 async def facility_admin_emails(session: AsyncSession, facility: Facility) -> list[str]:

@@ -115,17 +115,23 @@ async def update_facility(
     *,
     name: str | None,
     timezone: str | None,
+    officer_mfa_required: bool | None = None,
 ) -> Facility:
     if timezone is not None:
         check_timezone(timezone)
     now = services.clock.now()
     async with services.write() as session:
         facility = await administered_facility(session, caller.principal, facility_id, lock=True)
-        changes: dict[str, str] = {}
+        changes: dict[str, str | bool] = {}
         if name is not None and name != facility.name:
             facility.name = changes["name"] = name
         if timezone is not None and timezone != facility.timezone:
             facility.timezone = changes["timezone"] = timezone
+        if (
+            officer_mfa_required is not None
+            and officer_mfa_required != facility.officer_mfa_required
+        ):
+            facility.officer_mfa_required = changes["officer_mfa_required"] = officer_mfa_required
         await caller.audit(
             services, session, "facility.update", f"facility:{facility.id}", now, **changes
         )
