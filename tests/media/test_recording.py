@@ -202,3 +202,29 @@ async def test_a_recording_that_cannot_be_written_does_not_stop_the_call(
         await kiosk.close()
     assert room.recording is None
     assert room.recording_failures  # reported, not raised
+
+
+@pytest.mark.slow
+async def test_whoever_hangs_up_may_go_away_and_the_recording_is_still_finished(
+    tmp_path: Path, clip: Clip
+) -> None:
+    room = VisitRoom(304, recording_dir=tmp_path / "visit-304")
+    visitor, kiosk = TestPeer("visitor", clip), TestPeer("kiosk", clip)
+    try:
+        await visitor.connect(room.joiner("visitor"))
+        await kiosk.connect(room.joiner("kiosk"))
+        await kiosk.received_media("video").wait_for_frames(30, within=10)
+        # The caller of close() is cancelled while the room waits for its tasks.
+        hanging_up = asyncio.create_task(room.close("terminated", "ended by staff"))
+        await asyncio.sleep(0)
+        hanging_up.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await hanging_up
+        await room.close()  # a second call waits for the same closing
+    finally:
+        await visitor.close()
+        await kiosk.close()
+    assert room.recording is not None
+    assert {f.role for f in room.recording.files} == {"visitor", "kiosk"}
+    assert room.ended is not None
+    assert room.ended.reason == "terminated"

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
 
 from aiortc import RTCIceServer
 
@@ -117,7 +117,8 @@ class VisitRoom:
         self._tasks = TaskSet()
         self._lock = asyncio.Lock()
         self._ended: VisitEnded | None = None
-        self._close_done = asyncio.Event()
+        # The closing work, shielded from its callers' cancellation (see ``close``).
+        self._closing: asyncio.Future[None] | None = None
         self._quality_meters = {
             role: QualityMeter(visit_id, role, self.feed(role, "video"), self.feed(role, "audio"))
             for role in ROLES
@@ -273,12 +274,20 @@ class VisitRoom:
             self._events.publish(ParticipantStateChanged(self.visit_id, role, "disconnected"))
 
     async def close(self, reason: EndReason = "closed", message: str = "") -> None:
-        """End the room: every connection closed, tasks awaited; safe to call twice."""
-        if self._ended is not None:
-            await self._close_done.wait()
-            return
-        self._ended = VisitEnded(self.visit_id, reason, message)
-        self.log.info("closing (%s) %s", reason, message)
+        """End the room: every connection closed, tasks awaited, the recording finished; safe
+        to call twice.
+
+        The closing runs to its end even when the caller is cancelled while it waits (a
+        recording must never be left unfinished because whoever hung up went away).
+        """
+        if self._closing is None:
+            self._ended = VisitEnded(self.visit_id, reason, message)
+            self._closing = asyncio.ensure_future(self._close(asyncio.current_task()))
+        await asyncio.shield(self._closing)
+
+    async def _close(self, caller: asyncio.Task[Any] | None) -> None:
+        assert self._ended is not None
+        self.log.info("closing (%s) %s", self._ended.reason, self._ended.message)
         try:
             async with self._lock:
                 connections = [*self._participants.values(), *self._monitors.values()]
@@ -286,13 +295,11 @@ class VisitRoom:
                 self._monitors.clear()
                 await asyncio.gather(*(c.close() for c in connections), return_exceptions=True)
             # The clock may be the caller: it ends by itself once this returns.
-            current = asyncio.current_task()
-            await cancel_and_wait(*(t for t in self._tasks.tasks if t is not current))
+            await cancel_and_wait(*(t for t in self._tasks.tasks if t is not caller))
             await self._finish_recording()
         finally:
             self._events.publish(self._ended)
             self._events.close()
-            self._close_done.set()
 
     # --- internals ----------------------------------------------------------------------------
 
