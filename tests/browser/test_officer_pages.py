@@ -331,3 +331,30 @@ async def test_an_agency_admin_picks_the_facility_on_the_live_grid_in_spanish(
     await picker.select_option(label="Demo County Jail")
     await expect(page.get_by_text("No hay visitas en este momento.")).to_be_visible()
     await check_page(page, "officer-live-agency-es")
+
+
+async def test_a_visit_that_never_connected_says_nothing_was_recorded(
+    web: WebServer, browser: Browser
+) -> None:
+    failed = await add_visit(
+        web.services, web.world, ends_in=-3000.0, started=timedelta(hours=1), state="failed"
+    )
+    await record_visit(web.services, failed, segments=())
+    one_side = await add_visit(
+        web.services, web.world, ends_in=-1000.0, started=timedelta(minutes=40), state="completed"
+    )
+    await record_visit(web.services, one_side, segments=(Segment("kiosk", 1, 0.0, 6.0),))
+    page = await open_page(
+        browser, web, f"/officer/playback?visit_id={failed}", account="officer_a"
+    )
+    await expect(page.get_by_role("alert")).to_have_text(
+        "Nothing was recorded: the call never connected."
+    )
+    await expect(page.locator("video:visible")).to_have_count(0)
+    await check_page(page, "officer-playback-nothing-recorded")
+
+    await page.goto(f"/officer/playback?visit_id={one_side}")
+    await expect(page.locator("#video-kiosk")).to_be_visible()
+    await expect(page.locator("#video-visitor")).to_be_hidden()
+    await expect(page.get_by_text("Nothing was recorded from this side")).to_be_visible()
+    await check_page(page, "officer-playback-one-side")

@@ -184,6 +184,20 @@ async function main() {
     }
     return;
   }
+  if (!recording.tracks.some((track) => track.duration_s > 0)) {
+    // A visit whose call never connected (failed, no-show) has a recording with nothing in it.
+    $("play-error").textContent = t("officer.play.nothingRecorded");
+    $("play-error").hidden = false;
+    return;
+  }
+  for (const side of ["visitor", "kiosk"]) {
+    if (!recording.tracks.some((track) => track.participant === side)) {
+      // One side never connected: say so instead of an empty 0:00 player.
+      const video = $(`video-${side}`);
+      video.hidden = true;
+      video.after(el("p", { class: "notice" }, t("officer.play.sideNotRecorded")));
+    }
+  }
   const player = new SyncedPlayer(
     recording.tracks,
     { visitor: $("video-visitor"), kiosk: $("video-kiosk") },
