@@ -6,6 +6,7 @@ authorization-matrix test (every route declares which roles may call it).
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from collections.abc import Awaitable, Callable
@@ -62,6 +63,8 @@ class Endpoint:
     # Non-JSON responses (e.g. text/calendar): content type for the OpenAPI document.
     raw_response_type: str | None = None
     extra_statuses: tuple[int, ...] = field(default=())
+    # The handler's docstring after its first line (the OpenAPI operation's description).
+    description: str = ""
 
     @property
     def public(self) -> bool:
@@ -69,6 +72,12 @@ class Endpoint:
 
 
 _PATH_PARAM = re.compile(r"{(\w+)}")
+
+
+def _description(doc: str | None) -> str:
+    """A docstring's text after its first paragraph line, dedented."""
+    lines = inspect.cleandoc(doc or "").split("\n")
+    return "\n".join(lines[1:]).strip()
 
 
 class ApiRouter:
@@ -104,6 +113,7 @@ class ApiRouter:
                     response=response,
                     status=status,
                     summary=summary or (handler.__doc__ or "").strip().split("\n")[0],
+                    description=_description(handler.__doc__),
                     tag=self.tag,
                     raw_body_types=raw_body_types,
                     raw_response_type=raw_response_type,

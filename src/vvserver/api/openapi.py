@@ -54,6 +54,8 @@ def build_openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
             "x-roles": sorted(ep.roles),
             "responses": {},
         }
+        if ep.description:
+            op["description"] = ep.description
         params: list[dict[str, Any]] = [
             {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
             for name in path_params(ep.path)
