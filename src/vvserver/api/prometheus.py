@@ -18,7 +18,13 @@ import logging
 import os
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    disable_created_metrics,
+)
 from prometheus_client.exposition import generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -56,6 +62,7 @@ class NodeMetrics:
     """The Prometheus series of one process, labelled with its node and worker."""
 
     def __init__(self, settings: Settings) -> None:
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series
         self.registry = CollectorRegistry(auto_describe=True)
         self.token = settings.metrics_token
         self._labels = {"node": settings.node_name, "worker": str(settings.worker_index)}
@@ -80,10 +87,10 @@ class NodeMetrics:
         Gauge(
             "vv_worker_info",
             "This worker: its process id.",
-            (*LABELS, "pid"),
+            (*LABELS, "os_pid"),
             registry=self.registry,
             multiprocess_mode="livesum",
-        ).labels(**self._labels, pid=str(os.getpid())).set(1)
+        ).labels(**self._labels, os_pid=str(os.getpid())).set(1)
 
     def refresh(self, figures: MediaMetrics) -> None:
         """Bring the series up to ``figures`` (counters move by what was added since)."""
