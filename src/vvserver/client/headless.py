@@ -157,6 +157,12 @@ class HeadlessParticipant:
     async def _handle(self, ws: aiohttp.ClientWebSocketResponse, message: dict[str, Any]) -> None:
         kind = message.get("type")
         if kind == "welcome":
+            peer = self.peer
+            if peer is not None and peer.pc.connectionState != "connected":
+                # A new socket, and no media with this peer: offer again below (or at
+                # ``visit_status``) rather than wait on a connection no server holds.
+                self._count_media()
+                await peer.close()
             self.ice_servers = [
                 RTCIceServer(urls=s["urls"], username=s["username"], credential=s["credential"])
                 for s in message["ice_servers"]
@@ -206,6 +212,12 @@ class HeadlessParticipant:
             elif message.get("ref") is None and code not in ("rate_limited", "internal_error"):
                 self.report.refused = code  # an authentication refusal: 1008 follows
                 self._finished = True
+            elif code == "node_draining" and message.get("ref") == "offer":
+                # The server is stopping: the offer is dropped; the next socket offers again.
+                peer = self.peer
+                self._count_media()
+                if peer is not None:
+                    await peer.close()
             elif code == "visit_not_open_yet":
                 await asyncio.sleep(RETRY_NOT_OPEN_S)
                 await self._offer(ws)
@@ -226,9 +238,11 @@ class HeadlessParticipant:
             await old.close()
         clip = self.clip or await asyncio.to_thread(load_clip)
         self.clip = clip
-        self.peer = TestPeer(self.role, clip, ice_servers=self.ice_servers)
-        self._peers.append(self.peer)
-        sdp = await self.peer.create_offer()
+        peer = self.peer = TestPeer(self.role, clip, ice_servers=self.ice_servers)
+        self._peers.append(peer)
+        sdp = await peer.create_offer()
+        if self.peer is not peer or self._reopen:
+            return  # replaced while gathering (e.g. ``rejoin``): this offer is stale
         offer: dict[str, Any] = {"type": "offer", "v": 1, "sdp": sdp}
         if self.report.visit_id is not None:
             offer["visit_id"] = self.report.visit_id
@@ -241,7 +255,7 @@ class HeadlessParticipant:
             if peer is None:
                 return
             state = await peer.wait_for_state({"failed", "closed"}, within=1e9)
-            if self._finished or ws.closed or peer is not self.peer:
+            if self._finished or self._reopen or ws.closed or peer is not self.peer:
                 continue
             logger.info("%s: peer connection %s; joining again", self.role, state)
             await self._offer(ws)
