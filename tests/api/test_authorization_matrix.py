@@ -66,6 +66,8 @@ def _future(days: int, hour: int = 15) -> str:
 MATRIX: dict[tuple[str, str], Access] = {
     ("GET", "/healthz"): Access(PUBLIC),
     ("GET", "/api/openapi.json"): Access(PUBLIC),
+    # Loopback (the test client) or the metrics bearer token: tests/api/test_metrics.py.
+    ("GET", "/metrics"): Access(PUBLIC),
     ("POST", "/api/auth/signup"): Access(
         PUBLIC,
         body=lambda o, p: {

@@ -19,7 +19,6 @@ import os
 
 from aiohttp import web
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -35,6 +34,8 @@ from vvserver.visits_live import MediaMetrics
 logger = logging.getLogger(__name__)
 
 REFRESH_S = 2.0
+# The text format every Prometheus version reads (our names need nothing newer).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LABELS = ("node", "worker")
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
@@ -138,4 +139,4 @@ def _from_loopback(request: web.Request) -> bool:
         return False
 
 
-__all__ = ["CONTENT_TYPE_LATEST", "NodeMetrics", "check_access"]
+__all__ = ["CONTENT_TYPE", "NodeMetrics", "check_access"]

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from vvserver.api.endpoints import PUBLIC, ApiRouter, RequestContext
 from vvserver.api.openapi import build_openapi
-from vvserver.api.prometheus import CONTENT_TYPE_LATEST, check_access
+from vvserver.api.prometheus import CONTENT_TYPE, check_access
 from vvserver.app_keys import ENDPOINTS, METRICS, SERVICES, VISIT_MEDIA, WORKERS
 
 router = ApiRouter("system")
@@ -43,7 +43,7 @@ async def healthz(ctx: RequestContext) -> web.Response:
     return web.json_response(body, status=200 if status == "ok" else 503)
 
 
-@router.route("GET", "/metrics", roles=PUBLIC, raw_response_type=CONTENT_TYPE_LATEST)
+@router.route("GET", "/metrics", roles=PUBLIC, raw_response_type=CONTENT_TYPE, own_credentials=True)
 async def metrics(ctx: RequestContext) -> web.Response:
     """Figures for Prometheus (text format 0.0.4), labelled `node` and `worker`.
 
@@ -59,7 +59,7 @@ async def metrics(ctx: RequestContext) -> web.Response:
     node_metrics = app[METRICS]
     check_access(ctx.request, node_metrics.token)
     node_metrics.refresh(app[VISIT_MEDIA].metrics())
-    return web.Response(body=node_metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return web.Response(body=node_metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
 
 @router.route("GET", "/api/openapi.json", roles=PUBLIC, raw_response_type="application/json")
