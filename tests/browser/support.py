@@ -67,6 +67,8 @@ class WebServer:
     settings: Settings
     services: Services
     world: World
+    # The served application (its media service and signaling hub), for server-side steps.
+    app: web.Application | None = None
 
     @property
     def outbox(self) -> Path:
@@ -120,11 +122,12 @@ async def running_server(tmp_path: Path) -> AsyncIterator[WebServer]:
     settings = browser_settings(tmp_path / "data", database_url, url)
     services = build_services(settings, passwords=fast_passwords())
     world = await build_world(services)
-    runner = web.AppRunner(create_app(settings, services=services), handle_signals=False)
+    app = create_app(settings, services=services)
+    runner = web.AppRunner(app, handle_signals=False)
     try:
         await runner.setup()
         await web.SockSite(runner, listener).start()
-        yield WebServer(url=url, settings=settings, services=services, world=world)
+        yield WebServer(url=url, settings=settings, services=services, world=world, app=app)
     finally:
         # Runs the app's cleanup: rooms closed, workers cancelled, database closed.
         await runner.cleanup()

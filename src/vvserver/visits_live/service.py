@@ -387,7 +387,12 @@ class VisitMedia:
             *(room.close("draining", DRAIN_MESSAGE) for room in open_rooms),
             return_exceptions=True,
         )
-        visit_ids = [room.visit_id for room in open_rooms]
+        # A call that ended by itself meanwhile (its time was up) is not handed off.
+        visit_ids = [
+            room.visit_id
+            for room in open_rooms
+            if room.ended is not None and room.ended.reason == "draining"
+        ]
         for visit_id in visit_ids:
             try:
                 await asyncio.wait_for(self.wait_settled(visit_id), SHUTDOWN_GRACE_S)
