@@ -138,3 +138,44 @@ def test_a_cluster_node_on_sqlite_is_refused_at_start(tmp_path: Path) -> None:
     result = refusal(tmp_path, "--redis-url", REDIS_URL, "--node-name", "gate-b")
     assert result.returncode == 2
     assert "a cluster node (--redis-url) needs PostgreSQL" in result.stderr
+
+
+def running(pid: int) -> bool:
+    """The process exists and is not a zombie waiting to be reaped."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+async def test_workers_whose_supervisor_was_killed_drain_and_exit(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    server = ServerProcess(
+        [
+            "--workers",
+            "2",
+            "--database-url",
+            postgres_url,
+            "--redis-url",
+            REDIS_URL,
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
+        tmp_path / "server.log",
+    ).start()
+    try:
+        await server.healthy()
+        deadline = time.monotonic() + 60
+        while len(pids := await answering_pids(server.base, tries=10)) < 2:
+            assert time.monotonic() < deadline, server.output()
+        server.signal(signal.SIGKILL)  # the OOM killer, say: no drain for the supervisor
+        assert await server.exited(within=10) == -signal.SIGKILL
+        deadline = time.monotonic() + 20
+        while any(running(pid) for pid in pids):
+            assert time.monotonic() < deadline, server.output()[-3000:]
+            await asyncio.sleep(0.2)
+    finally:
+        server.kill()
+    assert server.output().count("supervisor gone: draining") == 2
