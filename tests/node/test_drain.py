@@ -13,6 +13,7 @@ import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +168,7 @@ async def test_sigterm_lets_a_call_that_ends_in_time_end_normally(
         ended = await reports(sides, within=30)
         code = await server.exited(within=30)
         exit_after = time.monotonic() - signalled
+        exited_at = datetime.now(UTC)
     finally:
         await stop_sides(sides)
         server.kill()
@@ -178,7 +180,11 @@ async def test_sigterm_lets_a_call_that_ends_in_time_end_normally(
     assert visit.visitor_lost_s == visit.kiosk_lost_s == 0.0
     [recording] = await recordings(world, visit_id)
     assert_decodable(world, recording)
-    print(f"\nSIGTERM, call ended in time: exit 0 after {exit_after:.1f} s, 0 lost seconds")
+    after_end = (exited_at - visit.end_at).total_seconds()
+    print(
+        f"\nSIGTERM, call ended in time: exit 0 {exit_after:.1f} s after the signal, "
+        f"{after_end:.1f} s after the call's end; 0 lost seconds"
+    )
     assert "drained in" in server.output()
 
 
