@@ -27,7 +27,8 @@ from vvserver.api import (
 )
 from vvserver.api.endpoints import ApiRouter, install
 from vvserver.api.middleware import error_middleware, request_id_middleware
-from vvserver.app_keys import ENDPOINTS, SERVICES, VISIT_MEDIA, WORKERS
+from vvserver.api.prometheus import REFRESH_S, NodeMetrics
+from vvserver.app_keys import ENDPOINTS, METRICS, SERVICES, VISIT_MEDIA, WORKERS
 from vvserver.client.stock_relay import StockVisitRoom
 from vvserver.db.engine import Database
 from vvserver.domain.accounts.secrets import PasswordHashing
@@ -89,6 +90,13 @@ def room_class(settings: Settings) -> type[VisitRoom]:
     return StockVisitRoom if settings.media_relay == "stock" else VisitRoom
 
 
+async def refresh_metrics(app: web.Application) -> None:
+    """Keep this process's series fresh for scrapes answered by a sibling worker."""
+    while True:
+        app[METRICS].refresh(app[VISIT_MEDIA].metrics())
+        await asyncio.sleep(REFRESH_S)
+
+
 def default_workers() -> list[WorkerFactory]:
     return [run_mailer, run_scheduler]
 
@@ -109,6 +117,7 @@ def create_app(
     app[SERVICES] = services
     app[WORKERS] = TaskSet()
     app[VISIT_MEDIA] = VisitMedia(services, RoomRegistry(), room_class=room_class(settings))
+    app[METRICS] = NodeMetrics(settings)
     install_signaling(app, media=app[VISIT_MEDIA])
     app[ENDPOINTS] = install(app, list(ROUTERS))
     install_web(app, settings.resolved_web_dir)
@@ -119,8 +128,10 @@ def create_app(
         app[WORKERS].create(
             hang_up_ended_visits(app[VISIT_MEDIA], services.events), name="hang_up_ended_visits"
         )
-        if worker_factories:
-            # Only the process that runs the timed work repairs what a crash left behind.
+        app[WORKERS].create(refresh_metrics(app), name="refresh_metrics")
+        if worker_factories and not settings.cluster_mode:
+            # Only the process that runs the timed work repairs what a crash left behind. A
+            # cluster node must not: other nodes' calls are live (node-loss handling repairs).
             report = await reconcile_at_startup(services)
             logger.info("start-up reconciliation: %s", report)
             recovered = await asyncio.to_thread(recover_recordings, settings.recordings_dir)

@@ -14,6 +14,7 @@ from aiohttp import web
 if TYPE_CHECKING:
     from vvserver.aio import TaskSet
     from vvserver.api.endpoints import Endpoint
+    from vvserver.api.prometheus import NodeMetrics
     from vvserver.domain.services import Services
     from vvserver.signaling.hub import SignalingHub
     from vvserver.visits_live import VisitMedia
@@ -24,6 +25,8 @@ REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
 WORKERS: web.AppKey[TaskSet] = web.AppKey("workers")
 # The media service: rooms, participants, monitors (its rooms are ``VISIT_MEDIA.rooms``).
 VISIT_MEDIA: web.AppKey[VisitMedia] = web.AppKey("visit_media")
+# ``GET /metrics``: this process's Prometheus series (others may register in its ``registry``).
+METRICS: web.AppKey[NodeMetrics] = web.AppKey("metrics")
 # The HTTP API's routes, as declared (the OpenAPI document and the authorization tests read them).
 ENDPOINTS: web.AppKey[list[Endpoint]] = web.AppKey("endpoints")
 # Signaling: its state (connections, presence, relays), its tasks, and every open socket.

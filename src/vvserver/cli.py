@@ -7,20 +7,37 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+from pydantic import ValidationError
 
 from vvserver.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 
+SERVE_FLAGS = (
+    "host",
+    "port",
+    "data_dir",
+    "database_url",
+    "workers",
+    "worker_index",
+    "node_name",
+    "public_address",
+    "redis_url",
+    "drain_timeout_s",
+)
+# Exit code of a refusal to start (a process model that cannot work).
+EXIT_REFUSED = 2
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
-    for name in ("host", "port", "data_dir", "database_url"):
+    for name in SERVE_FLAGS:
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
@@ -41,6 +58,24 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="listen address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default 8080)")
     serve.add_argument("--demo", action="store_true", help="seed a demo agency if empty")
+    serve.add_argument(
+        "--workers",
+        help="worker processes sharing the port, or 'auto' (one per core); more than one "
+        "needs PostgreSQL and Redis (default 1)",
+    )
+    serve.add_argument("--node-name", help="this machine's name in the cluster (default: host)")
+    serve.add_argument(
+        "--public-address", help="the address clients reach this node's media at (ICE host)"
+    )
+    serve.add_argument("--redis-url", help="cluster mode: the nodes' Redis, redis://HOST:6379/0")
+    serve.add_argument(
+        "--drain-timeout",
+        dest="drain_timeout_s",
+        type=float,
+        help="SIGTERM/SIGINT: seconds calls may go on before their clients re-join (120)",
+    )
+    # Set by the supervising process for each worker it starts (not for people).
+    serve.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
     _add_common(serve)
     migrate = sub.add_parser("migrate", help="apply database migrations")
     _add_common(migrate)
@@ -66,39 +101,64 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _serve(settings: Settings) -> None:
-    from vvserver.app import build_services, create_app
+async def _prepare(settings: Settings) -> None:
+    """Once per start (not per worker): migrate, make the secret, seed the demo if asked."""
+    from vvserver.app import build_services
     from vvserver.db.migrate import upgrade
-    from vvserver.serving import AppRunner
 
     settings.ensure_data_dir()
     await upgrade(settings.resolved_database_url)
     services = build_services(settings)
-    if settings.demo:
-        from vvserver.demo import seed_demo
-
-        credentials = await seed_demo(services)
-        if credentials is not None:
-            path = settings.data_dir / "demo-credentials.json"
-            path.write_text(json.dumps(credentials, indent=2))
-            path.chmod(0o600)
-            print(f"Demo accounts (also in {path}):")
-            for entry in credentials["accounts"]:
-                print(f"  {entry['role']:<15} {entry['email']:<32} {entry['password']}")
-                if "totp_secret" in entry:
-                    print(f"  {'':<15} {'  TOTP secret (MFA):':<32} {entry['totp_secret']}")
-            for kiosk in credentials["kiosks"]:
-                print(f"  kiosk           {kiosk['name']:<32} {kiosk['token']}")
-    app = create_app(settings, services=services)
-    runner = AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
-    await site.start()
-    print(f"vvserver listening on http://{settings.host}:{settings.port}", flush=True)
     try:
-        await asyncio.Event().wait()
+        if settings.demo:
+            await _seed_demo(settings, services)
     finally:
-        await runner.cleanup()
+        await services.db.close()
+
+
+async def _seed_demo(settings: Settings, services: Any) -> None:
+    from vvserver.demo import seed_demo
+
+    credentials = await seed_demo(services)
+    if credentials is not None:
+        path = settings.data_dir / "demo-credentials.json"
+        path.write_text(json.dumps(credentials, indent=2))
+        path.chmod(0o600)
+        print(f"Demo accounts (also in {path}):")
+        for entry in credentials["accounts"]:
+            print(f"  {entry['role']:<15} {entry['email']:<32} {entry['password']}")
+            if "totp_secret" in entry:
+                print(f"  {'':<15} {'  TOTP secret (MFA):':<32} {entry['totp_secret']}")
+        for kiosk in credentials["kiosks"]:
+            print(f"  kiosk           {kiosk['name']:<32} {kiosk['token']}")
+
+
+async def _serve(settings: Settings, *, supervised: bool) -> None:
+    """One serving process; a supervised worker skips what its supervisor did once."""
+    from vvserver.app import build_services
+    from vvserver.node.serve import serve_process
+
+    if not supervised:
+        await _prepare(settings)
+    services = build_services(settings)
+    await serve_process(settings, services, parent_pid=os.getppid() if supervised else None)
+
+
+def _serve_command(settings: Settings, args: argparse.Namespace, argv: list[str]) -> int:
+    problem = settings.process_model_problem()
+    if problem is not None:
+        print(f"vvserver: refusing to start: {problem}", file=sys.stderr, flush=True)
+        return EXIT_REFUSED
+    supervised = args.worker_index is not None
+    if settings.workers > 1 and not supervised:
+        from vvserver.node.supervisor import Supervisor, worker_argv
+
+        with event_loop_runner(settings) as runner:
+            runner.run(_prepare(settings))
+            return runner.run(Supervisor(settings, worker_argv(argv)).run())
+    with event_loop_runner(settings) as runner:
+        runner.run(_serve(settings, supervised=supervised))
+    return 0
 
 
 async def _verify(settings: Settings) -> int:
@@ -146,10 +206,15 @@ def main(argv: list[str] | None = None) -> int:
         return join_main(argv[2:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=logging.INFO,
+        format=f"%(asctime)s %(levelname)s [{os.getpid()}] %(name)s: %(message)s",
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per plugin otherwise
-    settings = _settings(args)
+    try:
+        settings = _settings(args)
+    except ValidationError as exc:
+        print(f"vvserver: invalid settings: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
     if args.command == "migrate":
         from vvserver.db.migrate import upgrade_sync
 
@@ -161,8 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_verify(settings))
     if args.command == "staff":
         return asyncio.run(_reset_mfa(settings, args.email))
-    with contextlib.suppress(KeyboardInterrupt), event_loop_runner(settings) as runner:
-        runner.run(_serve(settings))
+    with contextlib.suppress(KeyboardInterrupt):
+        return _serve_command(settings, args, argv)
     return 0
 
 

@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# A node name goes into metrics labels, logs and the cluster's node ids.
+NODE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+MAX_WORKERS = 256
+
+
+def default_node_name() -> str:
+    """The host's short name, made fit for a node name (``node`` when nothing fits)."""
+    name = socket.gethostname().split(".")[0]
+    cleaned = "".join(c if c.isalnum() or c in "._-" else "-" for c in name)[:63].strip("-._")
+    return cleaned or "node"
+
+
+def cores() -> int:
+    """The cores this process may run on (``--workers auto``)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 class Settings(BaseSettings):
@@ -72,6 +93,71 @@ class Settings(BaseSettings):
     media_relay: Literal["passthrough", "stock"] = "passthrough"
     # The server's event loop: uvloop moves each relayed packet with less CPU than asyncio's.
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+
+    # --- the process model (docs/deployment.md) ------------------------------------------
+    # Worker processes sharing the HTTP port (SO_REUSEPORT); "auto" = one per core. More than
+    # one needs PostgreSQL and Redis.
+    workers: int = Field(default=1, ge=1, le=MAX_WORKERS)
+    # Which worker this process is (set by the supervising process for each worker it starts).
+    worker_index: int = Field(default=0, ge=0, lt=MAX_WORKERS)
+    # This machine's name in the cluster, in metrics and logs; each worker is ``<name>/<index>``.
+    node_name: str = Field(default_factory=default_node_name, pattern=NODE_NAME_PATTERN)
+    # The address browsers and kiosks reach this node's media at: its ICE host candidate
+    # (``ice_host_addresses`` when that is not set itself).
+    public_address: str | None = None
+    # Cluster mode: the Redis server the nodes share (``redis://host:6379/0``).
+    redis_url: str | None = None
+    # SIGTERM/SIGINT: calls may go on this long, then their clients are told to re-join.
+    drain_timeout_s: float = Field(default=120.0, ge=0, le=24 * 3600)
+    # ``GET /metrics`` from other than loopback needs ``Authorization: Bearer <this>``.
+    metrics_token: str | None = Field(default=None, min_length=16)
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _auto_workers(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return min(cores(), MAX_WORKERS)
+        return value
+
+    @model_validator(mode="after")
+    def _public_address_is_the_ice_host(self) -> Settings:
+        if self.public_address and not self.ice_host_addresses:
+            self.ice_host_addresses = [self.public_address]
+        return self
+
+    @property
+    def node_id(self) -> str:
+        """This process in the cluster: ``<node_name>/<worker_index>``."""
+        return f"{self.node_name}/{self.worker_index}"
+
+    @property
+    def cluster_mode(self) -> bool:
+        """Redis is configured: this process is one node of several (calls move between them)."""
+        return self.redis_url is not None
+
+    def process_model_problem(self) -> str | None:
+        """Why this process model cannot run (said at start, before anything), else None.
+
+        More than one process shares visits, sessions and timed work: SQLite serves one
+        process only, and without Redis the processes would not see each other's calls.
+        """
+        several = f"--workers {self.workers}" if self.workers > 1 else None
+        if several is None and not self.cluster_mode:
+            return None
+        what = several or "a cluster node (--redis-url)"
+        if self.is_sqlite:
+            return (
+                f"{what} needs PostgreSQL: SQLite serves one process only. Give "
+                "--database-url postgresql+asyncpg://USER@HOST/DB (VV_DATABASE_URL), or run "
+                "one process without --workers and --redis-url."
+            )
+        if not self.cluster_mode:
+            return (
+                f"{what} needs Redis: the worker processes share calls, presence and events "
+                "through it. Give --redis-url redis://HOST:6379/0 (VV_REDIS_URL), or run one "
+                "process without --workers."
+            )
+        return None
 
     @property
     def resolved_web_dir(self) -> Path:

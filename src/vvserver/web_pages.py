@@ -83,7 +83,8 @@ class WebFolder:
 
 
 def install_web(app: web.Application, web_dir: Path) -> None:
-    """Serve the pages under every path that is not ``/api``, ``/ws`` or ``/healthz``."""
+    """Serve the pages under every path that is not ``/api``, ``/ws``, ``/healthz`` or
+    ``/metrics``."""
     if not web_dir.is_dir():
         logger.warning("web folder %s is missing: no pages are served", web_dir)
         return
@@ -111,4 +112,4 @@ def install_web(app: web.Application, web_dir: Path) -> None:
         return response
 
     app.router.add_get("/", page, name="web_root")
-    app.router.add_get(r"/{path:(?!api/|api$|ws/|healthz$).+}", page, name="web_page")
+    app.router.add_get(r"/{path:(?!api/|api$|ws/|healthz$|metrics$).+}", page, name="web_page")

@@ -70,6 +70,8 @@ MATRIX: dict[tuple[str, str], Access] = {
     ("GET", "/healthz"): Access(PUBLIC),
     ("GET", "/api/openapi.json"): Access(PUBLIC),
     ("GET", "/api/site"): Access(PUBLIC),
+    # Loopback (the test client) or the metrics bearer token: tests/api/test_metrics.py.
+    ("GET", "/metrics"): Access(PUBLIC),
     ("POST", "/api/auth/signup"): Access(
         PUBLIC,
         body=lambda o, p: {

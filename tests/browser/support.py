@@ -72,6 +72,8 @@ class WebServer:
     # Session cookies of accounts that signed in with a second factor, reused by new contexts
     # (a person signed in on one computer; each code is taken once, 30 s apart).
     mfa_sessions: dict[str, list[SetCookieParam]] = field(default_factory=dict)
+    # The served application (its media service and signaling hub), for server-side steps.
+    app: web.Application | None = None
 
     @property
     def outbox(self) -> Path:
@@ -125,11 +127,12 @@ async def running_server(tmp_path: Path) -> AsyncIterator[WebServer]:
     settings = browser_settings(tmp_path / "data", database_url, url)
     services = build_services(settings, passwords=fast_passwords())
     world = await build_world(services)
-    runner = AppRunner(create_app(settings, services=services), handle_signals=False)
+    app = create_app(settings, services=services)
+    runner = AppRunner(app, handle_signals=False)
     try:
         await runner.setup()
         await web.SockSite(runner, listener).start()
-        yield WebServer(url=url, settings=settings, services=services, world=world)
+        yield WebServer(url=url, settings=settings, services=services, world=world, app=app)
     finally:
         # Runs the app's cleanup: rooms closed, workers cancelled, database closed.
         await runner.cleanup()

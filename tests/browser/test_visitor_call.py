@@ -24,9 +24,11 @@ from tests.browser.support import (
 )
 from tests.factories import PASSWORD, add_visit
 from tests.store_helpers import set_rules
+from vvserver.app_keys import HUB, VISIT_MEDIA
 from vvserver.client.headless import HeadlessParticipant, ParticipantReport
 from vvserver.db.models import Visit
 from vvserver.domain.visits.join_links import reissue_join_link
+from vvserver.visits_live.handoff import DRAIN_MESSAGE
 
 
 @asynccontextmanager
@@ -106,6 +108,35 @@ async def test_a_visitor_waits_joins_sees_the_kiosk_chats_and_leaves(
         await expect(page.get_by_role("heading", name="Visit summary")).to_be_visible()
         await expect(page.get_by_role("button", name="Rejoin the visit")).to_be_visible()
         await check_page(page, "visitor-call-summary")
+
+
+async def test_a_call_handed_off_by_a_draining_server_comes_back_in_the_page(
+    web: WebServer, browser: Browser
+) -> None:
+    """The server drains with the call on: the page gets ``rejoin``, opens a new socket and
+    offers again; once the server takes calls again the visitor sees the kiosk again."""
+    assert web.app is not None
+    media, hub = web.app[VISIT_MEDIA], web.app[HUB]
+    visit_id = await add_visit(web.services, web.world, starts_in=timedelta(minutes=-1), minutes=10)
+    page = await open_page(browser, web, f"/visitor/call?visit_id={visit_id}", account="visitor")
+    heard: list[dict[str, Any]] = []
+    async with kiosk_in_call(web, visit_id, heard):
+        await page.get_by_role("button", name="Join the visit").click()
+        await remote_video_plays(page)
+        # What SIGTERM does at the drain deadline (vvserver.node.drain), minus the exit.
+        media.start_draining()
+        assert await media.hand_off_all() == [visit_id]
+        assert await hub.send_rejoin(visit_id, DRAIN_MESSAGE) == 2  # the page and the kiosk
+        await expect(page.locator("#conn-status")).not_to_have_text("Connected.")
+        media.draining = False  # ... and the server is back
+        await remote_video_plays(page)
+        await expect(page.locator("#conn-status")).to_have_text("Connected.")
+    assert [m["type"] for m in heard].count("rejoin") == 1
+    async with web.services.read() as session:
+        visit = await session.get(Visit, visit_id)
+        assert visit is not None
+        assert visit.state == "live"
+    await check_page(page, "visitor-call-after-rejoin")
 
 
 async def test_the_emailed_join_link_joins_without_signing_in(

@@ -300,6 +300,15 @@ export class CallSession extends EventTarget {
       case "visit_ended":
         this.visitEnded(message.reason, message.message || "");
         break;
+      case "rejoin":
+        // The server holding the call is stopping: a new socket (another server, or this one
+        // once it is back) and, at its `welcome`, a new offer for the same visit.
+        if (this.visitId === null || this.visitId === message.visit_id) {
+          this.closePeer();
+          this.setState("reconnecting");
+          this.socket.reopen();
+        }
+        break;
       case "chat":
         this.emit("chat", message);
         break;
@@ -313,7 +322,8 @@ export class CallSession extends EventTarget {
 
   refusal(message) {
     if (message.ref === "offer") {
-      if (message.code === "visit_not_open_yet" && this.wantJoined) {
+      // node_draining: the server is stopping; `rejoin` (or a new socket) follows.
+      if (["visit_not_open_yet", "node_draining"].includes(message.code) && this.wantJoined) {
         this.closePeer();
         this.setState("waiting");
         this.later(() => this.wantJoined && this.socketReady() && this.sendOffer(),

@@ -104,6 +104,17 @@ export class ReconnectingSocket {
     this.connect();
   }
 
+  /** Drop this connection and open a new one at once (the server said `rejoin`). */
+  reopen() {
+    if (this.stopped) return;
+    const ws = this.ws;
+    this.ws = null;
+    this.failPending(new SocketRequestError("disconnected", "reconnecting"));
+    if (ws) ws.close(1000);
+    this.attempt = 0;
+    this.connect();
+  }
+
   received(data) {
     let msg;
     try {

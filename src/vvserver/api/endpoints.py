@@ -6,6 +6,7 @@ authorization-matrix test (every route declares which roles may call it).
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from collections.abc import Awaitable, Callable
@@ -16,7 +17,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from vvserver.api.context import RequestContext, resolve_context
-from vvserver.app_keys import SERVICES
+from vvserver.app_keys import REQUEST_ID, SERVICES
 from vvserver.domain.errors import DomainError, InvalidInput, PayloadTooLarge
 
 PUBLIC = "public"
@@ -71,6 +72,9 @@ class Endpoint:
     extra_statuses: tuple[int, ...] = field(default=())
     # Other success answers the handler may give: (status, response model) for the OpenAPI.
     extra_responses: tuple[tuple[int, Any], ...] = ()
+    # The handler checks the request's credentials itself (``/metrics``: its bearer token);
+    # no session or device token is resolved for it. Public routes only.
+    own_credentials: bool = False
 
     @property
     def public(self) -> bool:
@@ -99,8 +103,11 @@ class ApiRouter:
         raw_body_types: tuple[str, ...] = (),
         raw_response_type: str | None = None,
         extra_responses: tuple[tuple[int, Any], ...] = (),
+        own_credentials: bool = False,
     ) -> Callable[[Handler], Handler]:
         role_set = frozenset({roles}) if isinstance(roles, str) else frozenset(roles)
+        if own_credentials and PUBLIC not in role_set:
+            raise ValueError("only a public route checks its own credentials")
 
         def decorate(handler: Handler) -> Handler:
             self.endpoints.append(
@@ -114,6 +121,7 @@ class ApiRouter:
                     response=response,
                     status=status,
                     summary=summary or (handler.__doc__ or "").strip().split("\n")[0],
+                    own_credentials=own_credentials,
                     tag=self.tag,
                     raw_body_types=raw_body_types,
                     raw_response_type=raw_response_type,
@@ -184,7 +192,11 @@ def _make_view(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.Stre
     adapter = TypeAdapter(endpoint.response) if endpoint.response is not None else None
 
     async def view(request: web.Request) -> web.StreamResponse:
-        ctx = await resolve_context(request, endpoint.roles, endpoint.method in UNSAFE_METHODS)
+        if endpoint.own_credentials:
+            services = request.app[SERVICES]
+            ctx = RequestContext(request, services, None, request[REQUEST_ID])
+        else:
+            ctx = await resolve_context(request, endpoint.roles, endpoint.method in UNSAFE_METHODS)
         kwargs: dict[str, Any] = {}
         if endpoint.body is not None:
             kwargs["body"] = await _parse_body(request, endpoint.body)

@@ -10,7 +10,8 @@ without ``--visit-id`` waits for ``visit_start``; where the facility asks for th
 PIN, a kiosk given ``--pin`` confirms it when its offer is refused with ``pin_required``.
 A peer connection that fails while the visit goes on is replaced by a new one (aiortc has no
 ICE restart); a dropped socket is reopened with backoff; the run ends at ``visit_ended``, on
-an authentication or PIN refusal, or after ``--seconds``.
+an authentication or PIN refusal, or after ``--seconds``. ``rejoin`` (the server holding
+the call drains) opens a new socket at once and offers again.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class ParticipantReport:
     end_message: str | None = None
     refused: str | None = None  # the error code of an authentication or PIN refusal
     joins: int = 0  # offers answered (more than one: reconnects)
+    rejoins: int = 0  # ``rejoin`` messages (the server drained; a new socket followed at once)
     video_frames: int = 0
     audio_frames: int = 0
     received: list[str] = field(default_factory=list)  # message types, in order
@@ -79,6 +81,7 @@ class HeadlessParticipant:
         self.peer: TestPeer | None = None
         self.ice_servers: list[RTCIceServer] = []
         self._finished = False
+        self._reopen = False  # ``rejoin``: a new socket now, without a backoff
         self._end_deadline: float | None = None
         self._peers: list[TestPeer] = []
 
@@ -114,6 +117,9 @@ class HeadlessParticipant:
                     )
                 if self._finished:
                     return
+                if self._reopen:
+                    self._reopen = False
+                    continue
                 await asyncio.sleep(backoff)
                 backoff = min(MAX_BACKOFF_S, backoff * 2)
 
@@ -140,7 +146,7 @@ class HeadlessParticipant:
                 await self._handle(ws, message)
                 if watcher is None and self.peer is not None:
                     watcher = asyncio.create_task(self._rejoin_on_failure(ws))
-                if self._finished:
+                if self._finished or self._reopen:
                     await ws.close()
         finally:
             if watcher is not None:
@@ -151,6 +157,12 @@ class HeadlessParticipant:
     async def _handle(self, ws: aiohttp.ClientWebSocketResponse, message: dict[str, Any]) -> None:
         kind = message.get("type")
         if kind == "welcome":
+            peer = self.peer
+            if peer is not None and peer.pc.connectionState != "connected":
+                # A new socket, and no media with this peer: offer again below (or at
+                # ``visit_status``) rather than wait on a connection no server holds.
+                self._count_media()
+                await peer.close()
             self.ice_servers = [
                 RTCIceServer(urls=s["urls"], username=s["username"], credential=s["credential"])
                 for s in message["ice_servers"]
@@ -172,6 +184,15 @@ class HeadlessParticipant:
             self.report.end_reason = str(message["reason"])
             self.report.end_message = str(message["message"])
             self._finished = True
+        elif kind == "rejoin" and int(message["visit_id"]) == self.report.visit_id:
+            # The server holding the call drains: a new socket, then a new offer (as after a
+            # restart: the kiosk at ``welcome``, the visitor at ``visit_status``).
+            self.report.rejoins += 1
+            peer = self.peer
+            self._count_media()
+            if peer is not None:
+                await peer.close()
+            self._reopen = True
         elif kind == "pin_accepted":
             await self._offer(ws)
         elif kind == "error":
@@ -191,6 +212,12 @@ class HeadlessParticipant:
             elif message.get("ref") is None and code not in ("rate_limited", "internal_error"):
                 self.report.refused = code  # an authentication refusal: 1008 follows
                 self._finished = True
+            elif code == "node_draining" and message.get("ref") == "offer":
+                # The server is stopping: the offer is dropped; the next socket offers again.
+                peer = self.peer
+                self._count_media()
+                if peer is not None:
+                    await peer.close()
             elif code == "visit_not_open_yet":
                 await asyncio.sleep(RETRY_NOT_OPEN_S)
                 await self._offer(ws)
@@ -211,9 +238,11 @@ class HeadlessParticipant:
             await old.close()
         clip = self.clip or await asyncio.to_thread(load_clip)
         self.clip = clip
-        self.peer = TestPeer(self.role, clip, ice_servers=self.ice_servers)
-        self._peers.append(self.peer)
-        sdp = await self.peer.create_offer()
+        peer = self.peer = TestPeer(self.role, clip, ice_servers=self.ice_servers)
+        self._peers.append(peer)
+        sdp = await peer.create_offer()
+        if self.peer is not peer or self._reopen:
+            return  # replaced while gathering (e.g. ``rejoin``): this offer is stale
         offer: dict[str, Any] = {"type": "offer", "v": 1, "sdp": sdp}
         if self.report.visit_id is not None:
             offer["visit_id"] = self.report.visit_id
@@ -226,7 +255,7 @@ class HeadlessParticipant:
             if peer is None:
                 return
             state = await peer.wait_for_state({"failed", "closed"}, within=1e9)
-            if self._finished or ws.closed or peer is not self.peer:
+            if self._finished or self._reopen or ws.closed or peer is not self.peer:
                 continue
             logger.info("%s: peer connection %s; joining again", self.role, state)
             await self._offer(ws)

@@ -172,6 +172,7 @@ def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> N
 # Returns the next frame to send and its timestamp in the codec's clock rate, counted from
 # the track's start; raises MediaStreamError when the track has ended.
 NextFrame = Callable[[], Awaitable[tuple[bytes, int]]]
+FrameSent = Callable[[int, int], None]  # (RTP packets, payload octets) of one frame
 # The sender's _retransmit looks packets up at `sequence_number % RTP_HISTORY_SIZE`.
 RTP_HISTORY_SIZE: int = aiortc.rtcrtpsender.RTP_HISTORY_SIZE  # type: ignore[attr-defined]
 _HistoryEntry = tuple[int, int, int, bytes, int, int, HeaderExtensions]
@@ -201,10 +202,13 @@ class _LazyRtpHistory(dict[int, Any]):
         return packet
 
 
-def forward_frames(sender: RTCRtpSender, next_frame: NextFrame) -> None:
+def forward_frames(
+    sender: RTCRtpSender, next_frame: NextFrame, sent: FrameSent | None = None
+) -> None:
     """Make `sender` send the frames `next_frame()` returns, packetized without aiortc's encoder.
 
-    Call before the sender starts (i.e. before DTLS connects).
+    Call before the sender starts (i.e. before DTLS connects). `sent(packets, octets)` is told
+    how each frame went on the wire (for metrics).
     """
     for name in SENDER_PRIVATE_ATTRS:
         if not hasattr(sender, _SENDER + name):
@@ -215,7 +219,7 @@ def forward_frames(sender: RTCRtpSender, next_frame: NextFrame) -> None:
     async def run_rtp(codec: RTCRtpCodecParameters) -> None:
         getattr(sender, _SENDER + "rtp_started").set()
         try:
-            await _send_frames(sender, codec, next_frame)
+            await _send_frames(sender, codec, next_frame, sent)
         except (asyncio.CancelledError, ConnectionError, MediaStreamError):
             pass
         except Exception:
@@ -232,7 +236,10 @@ def forward_frames(sender: RTCRtpSender, next_frame: NextFrame) -> None:
 
 
 async def _send_frames(
-    sender: RTCRtpSender, codec: RTCRtpCodecParameters, next_frame: NextFrame
+    sender: RTCRtpSender,
+    codec: RTCRtpCodecParameters,
+    next_frame: NextFrame,
+    sent: FrameSent | None,
 ) -> None:
     history = _LazyRtpHistory()
     setattr(sender, _SENDER + "rtp_history", history)
@@ -277,8 +284,11 @@ async def _send_frames(
         for packet in packets:
             await transport._send_rtp(packet)
         sequence_number = (sequence_number + len(payloads)) & 0xFFFF
+        octets = sum(map(len, payloads))
         packet_count += len(payloads)
-        octet_count += sum(map(len, payloads))
+        octet_count += octets
+        if sent is not None:
+            sent(len(payloads), octets)
         # What the sender's RTCP loop puts in its sender reports.
         setattr(sender, _SENDER + "ntp_timestamp", ntp_time)
         setattr(sender, _SENDER + "rtp_timestamp", timestamp)

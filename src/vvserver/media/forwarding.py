@@ -13,6 +13,7 @@ import logging
 import math
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import av
@@ -36,6 +37,20 @@ MAX_PUBLISH_BITRATE: dict[MediaKind, int] = {"video": 4_000_000, "audio": 512_00
 BITRATE_BURST_SECONDS = 1.0
 
 SendPli = Callable[[int], None]  # media SSRC -> sends an RTCP PLI to the publisher
+
+
+@dataclass
+class MediaCounters:
+    """Running totals of what a process's subscriber tracks forwarded and dropped (metrics).
+
+    One instance is shared by every track of a room registry and never reset, so the totals
+    stay monotonic as rooms and connections come and go.
+    """
+
+    frames_forwarded: int = 0
+    packets_forwarded: int = 0
+    bytes_forwarded: int = 0  # RTP payload bytes
+    frames_dropped: int = 0
 
 
 class ByteBudget:
@@ -196,9 +211,17 @@ class Feed:
 class ForwardedTrack(MediaStreamTrack):
     """A subscriber to one feed; aiortc's sender pulls `av.Packet`s from it."""
 
-    def __init__(self, kind: MediaKind, label: str, *, max_queue: int | None = None) -> None:
+    def __init__(
+        self,
+        kind: MediaKind,
+        label: str,
+        *,
+        max_queue: int | None = None,
+        counters: MediaCounters | None = None,
+    ) -> None:
         super().__init__()
         self.kind: MediaKind = kind
+        self.counters = counters or MediaCounters()
         self.label = label
         self._max_queue = max_queue or (
             DEFAULT_VIDEO_QUEUE if kind == "video" else DEFAULT_AUDIO_QUEUE
@@ -233,32 +256,41 @@ class ForwardedTrack(MediaStreamTrack):
             return
         if self._waiting_for_keyframe:
             if not frame.keyframe:
-                self.frames_dropped += 1
+                self._drop(1)
                 return
             self._waiting_for_keyframe = False
         if not self._pulling:
             # The sender has not started (ICE/DTLS still connecting): keep only what is worth
             # sending once it does, not a second of stale media in a burst.
             if frame.keyframe and self.kind == "video":
-                self.frames_dropped += len(self._queue)
+                self._drop(len(self._queue))
                 self._queue.clear()
             elif self.kind == "audio" and len(self._queue) >= PRESTART_AUDIO_PACKETS:
                 self._queue.popleft()
-                self.frames_dropped += 1
+                self._drop(1)
         if len(self._queue) >= self._max_queue:
             if self.kind == "audio":
                 self._queue.popleft()
-                self.frames_dropped += 1
+                self._drop(1)
             else:
-                self.frames_dropped += len(self._queue)
+                self._drop(len(self._queue))
                 self._queue.clear()
                 if not frame.keyframe:
-                    self.frames_dropped += 1
+                    self._drop(1)
                     self._waiting_for_keyframe = True
                     self.request_keyframe()
                     return
         self._queue.append((frame, segment))
         self._ready.set()
+
+    def _drop(self, frames: int) -> None:
+        self.frames_dropped += frames
+        self.counters.frames_dropped += frames
+
+    def sent(self, packets: int, octets: int) -> None:
+        """The sender put one frame on the wire as `packets` RTP packets of `octets` bytes."""
+        self.counters.packets_forwarded += packets
+        self.counters.bytes_forwarded += octets
 
     def request_keyframe(self) -> None:
         """The subscriber's receiver lost the picture (PLI/FIR), or this track dropped frames."""
@@ -289,6 +321,7 @@ class ForwardedTrack(MediaStreamTrack):
             await self._ready.wait()
         frame, segment = self._queue.popleft()
         self.frames_out += 1
+        self.counters.frames_forwarded += 1
         return frame.data, self._rebase(frame, segment)
 
     async def recv(self) -> av.Packet[Any]:

@@ -28,7 +28,7 @@ from vvserver.media.aiortc_hooks import (
     tap_receiver,
 )
 from vvserver.media.assembly import AudioPacketGate, VideoFrameAssembler
-from vvserver.media.forwarding import Feed, ForwardedTrack
+from vvserver.media.forwarding import Feed, ForwardedTrack, MediaCounters
 from vvserver.media.frames import MediaKind
 from vvserver.media.offers import CheckedOffer, answer_direction
 
@@ -72,8 +72,10 @@ class ParticipantConnection:
         name: str,
         ice_servers: Sequence[RTCIceServer],
         on_state: StateListener,
+        counters: MediaCounters | None = None,
     ) -> None:
         self.name = name
+        self._counters = counters
         self.log = visit_log(logger, f"visit {visit_id} {name}")
         self.pc = RTCPeerConnection(rtc_configuration(ice_servers))
         self._on_state = on_state
@@ -105,11 +107,13 @@ class ParticipantConnection:
             source, feed = publish_to[index], play_from[index]
             # Only a section that publishes may receive: an untapped receiver would decode.
             direction = answer_direction(plays=feed is not None, publishes=source is not None)
-            track = ForwardedTrack(section.kind, f"{self.name}/{section.kind}{index}")
+            track = ForwardedTrack(
+                section.kind, f"{self.name}/{section.kind}{index}", counters=self._counters
+            )
             self._tracks.append(track)
             transceiver = self.pc.addTransceiver(track, direction=direction)
             transceiver.setCodecPreferences(codec_preferences(section.kind))
-            forward_frames(transceiver.sender, track.next_frame)
+            forward_frames(transceiver.sender, track.next_frame, track.sent)
             on_keyframe_request(transceiver.sender, track.request_keyframe)
             on_remb(transceiver.sender, self._remb_reporter(track))
             if source is not None and section.direction in ("sendrecv", "sendonly"):

@@ -14,7 +14,7 @@ from typing import Any, get_args
 from aiortc import RTCIceServer
 
 from vvserver.aio import TaskSet, cancel_and_wait
-from vvserver.media.forwarding import DEFAULT_KEYFRAME_INTERVAL, Feed
+from vvserver.media.forwarding import DEFAULT_KEYFRAME_INTERVAL, Feed, MediaCounters
 from vvserver.media.frames import MediaKind
 from vvserver.media.offers import CheckedOffer, OfferRejected, check_offer
 from vvserver.media.participant import (
@@ -99,8 +99,10 @@ class VisitRoom:
         keyframe_interval: float = DEFAULT_KEYFRAME_INTERVAL,
         quality_interval: float | None = DEFAULT_QUALITY_INTERVAL,
         recording_dir: Path | None = None,
+        counters: MediaCounters | None = None,
     ) -> None:
         self.visit_id = visit_id
+        self._counters = counters  # the registry's running totals (metrics)
         # Told when a monitor's connection fails or closes by itself (for the caller's audit).
         self.privileged = privileged
         self.log = visit_log(logger, f"visit {visit_id}")
@@ -330,6 +332,7 @@ class VisitRoom:
             name=name,
             ice_servers=self._ice_servers,
             on_state=self._connection_state_changed,
+            counters=self._counters,
         )
 
     async def _answer(

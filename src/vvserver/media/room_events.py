@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 Role = Literal["visitor", "kiosk"]
-EndReason = Literal["time_up", "terminated", "closed", "failed"]
+# "draining": the room's server is stopping before the end; the call goes on elsewhere
+# (its clients are told to re-join), so this end is not the visit's end.
+EndReason = Literal["time_up", "terminated", "closed", "failed", "draining"]
 
 
 @dataclass(frozen=True, slots=True)

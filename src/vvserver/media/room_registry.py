@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from vvserver.media.forwarding import MediaCounters
 from vvserver.media.room import KINDS, ROLES, VisitRoom
 
 logger = logging.getLogger(__name__)
@@ -26,6 +27,11 @@ class MediaStats:
     frames_forwarded: int
     frames_dropped: int
     keyframe_requests_sent: int
+    # Since the process started, over every room (closed ones too): monotonic.
+    frames_forwarded_total: int = 0
+    packets_forwarded_total: int = 0
+    bytes_forwarded_total: int = 0
+    frames_dropped_total: int = 0
 
 
 class RoomRegistry:
@@ -34,12 +40,18 @@ class RoomRegistry:
     def __init__(self) -> None:
         self._rooms: dict[int, VisitRoom] = {}
         self._watchers: dict[int, asyncio.Task[None]] = {}
+        # Pass to the rooms this registry opens (``counters=``): what their tracks forward.
+        self.counters = MediaCounters()
 
     def __len__(self) -> int:
         return len(self._rooms)
 
     def get(self, visit_id: int) -> VisitRoom | None:
         return self._rooms.get(visit_id)
+
+    def visit_ids(self) -> list[int]:
+        """The visits with a room open now."""
+        return list(self._rooms)
 
     def open(self, visit_id: int, factory: Callable[[], VisitRoom]) -> VisitRoom:
         """Register the room `factory()` builds for `visit_id` (RoomExists if one is open)."""
@@ -86,6 +98,10 @@ class RoomRegistry:
             frames_forwarded=sum(track.frames_out for track in tracks),
             frames_dropped=sum(track.frames_dropped for track in tracks),
             keyframe_requests_sent=sum(feed.plis_sent for feed in feeds),
+            frames_forwarded_total=self.counters.frames_forwarded,
+            packets_forwarded_total=self.counters.packets_forwarded,
+            bytes_forwarded_total=self.counters.bytes_forwarded,
+            frames_dropped_total=self.counters.frames_dropped,
         )
 
     async def close_all(self, message: str = "the media server is shutting down") -> None:

@@ -2,10 +2,14 @@
 
 One pass:
 
-1. *Claim* a batch of due rows in a short write transaction (oldest due first) by moving their
-   ``next_attempt_at`` a lease into the future, so a second mailer (or this one after a crash
-   mid-send) leaves them alone until the lease runs out.
+1. *Claim* a batch of due rows in a short write transaction (oldest due first, ``FOR UPDATE
+   SKIP LOCKED``) by moving their ``next_attempt_at`` a lease into the future, so another
+   mailer (another worker or node, or this one after a crash mid-send) leaves them alone until
+   the lease runs out.
 2. Send them with no transaction open (SMTP can take seconds; the write lock is never held).
+   Just before each send the claim is *renewed*, fenced on the lease this pass wrote: a
+   message whose lease ran out while earlier ones were slow and that another mailer claimed
+   since is skipped here, so two mailers never send one message.
 3. Record each outcome in its own short write transaction: ``sent_at`` on success, else
    ``attempts``/``last_error`` and an exponential back-off; after ``MAX_ATTEMPTS`` it gives up.
 
@@ -23,6 +27,7 @@ Without ``smtp_host`` each message is written as ``<data_dir>/outbox/notificatio
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import tempfile
@@ -69,6 +74,8 @@ class OutgoingMail:
     ics: str | None
     created_at: datetime
     attempts: int
+    # The lease this pass holds (``next_attempt_at`` as claimed): the fence for the renewal.
+    lease_until: datetime
 
 
 class PermanentMailError(Exception):
@@ -208,6 +215,7 @@ async def claim_due(
     services: Services, now: datetime, limit: int = BATCH_SIZE
 ) -> list[OutgoingMail]:
     """Take up to ``limit`` due messages, oldest due first, and lease them for this pass."""
+    lease_until = now + CLAIM_LEASE
     async with services.write() as session:
         rows = (
             await session.scalars(
@@ -232,6 +240,7 @@ async def claim_due(
                 ics=row.ics,
                 created_at=row.created_at,
                 attempts=row.attempts,
+                lease_until=lease_until,
             )
             for row in rows
         ]
@@ -239,9 +248,30 @@ async def claim_due(
             await session.execute(
                 update(Notification)
                 .where(Notification.id.in_([m.id for m in claimed]))
-                .values(next_attempt_at=now + CLAIM_LEASE)
+                .values(next_attempt_at=lease_until)
             )
     return claimed
+
+
+async def renew_claim(services: Services, mail: OutgoingMail) -> OutgoingMail | None:
+    """The message with its lease moved a full lease ahead; None when it is no longer ours
+    (sent, or claimed by another mailer after our lease ran out)."""
+    lease_until = services.clock.now() + CLAIM_LEASE
+    async with services.write() as session:
+        result = await session.execute(
+            update(Notification)
+            .where(
+                Notification.id == mail.id,
+                Notification.sent_at.is_(None),
+                Notification.next_attempt_at == mail.lease_until,
+            )
+            .values(next_attempt_at=lease_until)
+            .execution_options(synchronize_session=False)
+        )
+    if getattr(result, "rowcount", 0) != 1:
+        logger.warning("notification %s: another mailer holds it now; not sending it", mail.id)
+        return None
+    return dataclasses.replace(mail, lease_until=lease_until)
 
 
 async def record_sent(services: Services, mail: OutgoingMail, now: datetime) -> None:
@@ -306,6 +336,8 @@ async def mailer_pass(services: Services, now: datetime | None = None) -> int:
             if connection_error is not None:
                 # The server is unreachable: fail the rest of the batch without waiting again.
                 await record_failure(services, mail, now, connection_error, permanent=False)
+                continue
+            if await renew_claim(services, mail) is None:
                 continue
             try:
                 message = build_message(services, mail, now)

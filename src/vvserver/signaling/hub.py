@@ -28,7 +28,7 @@ from vvserver.domain.visits.kiosk_day import pin_required_for
 from vvserver.signaling.connection import Connection
 from vvserver.signaling.kiosk_pin import KioskPins
 from vvserver.signaling.media_port import MediaPort, ParticipantRole, RoomEvents
-from vvserver.signaling.protocol import AlertMessage, VisitStartMessage
+from vvserver.signaling.protocol import AlertMessage, RejoinMessage, VisitStartMessage
 from vvserver.signaling.room_relay import MediaFigures, event_message
 
 logger = logging.getLogger(__name__)
@@ -247,6 +247,18 @@ class SignalingHub:
             for conn in list(self._visitors.get(event.visit_id, ())):
                 await notify(conn, event.visit_id)
         self.changed()
+
+    async def send_rejoin(self, visit_id: int, message: str) -> int:
+        """Tell the visit's visitor and kiosk sockets here to re-join (a drain's hand-off);
+        returns how many sockets were told."""
+        async with self.services.read() as session:
+            visit = await session.get(Visit, visit_id)
+        targets = list(self._visitors.get(visit_id, ()))
+        if visit is not None:
+            targets.extend(self._kiosks.get(visit.kiosk_id, ()))
+        rejoin = RejoinMessage(visit_id=visit_id, message=message)
+        sent = [await conn.send(rejoin) for conn in targets]
+        return sum(sent)
 
     async def _alert(self, alert: AlertMessage, facility_id: int) -> None:
         for listener in list(self.alert_listeners):

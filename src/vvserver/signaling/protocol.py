@@ -155,6 +155,19 @@ class VisitEndedMessage(ServerMessage):
     message: str
 
 
+class RejoinMessage(ServerMessage):
+    """Participants: the server holding the call is stopping; re-join now.
+
+    Open a new socket (it lands on another node, or on this server once it is back) and send a
+    new ``offer``: the same visit, on the same clock; the seconds in between count as lost.
+    """
+
+    type: Literal["rejoin"] = "rejoin"
+    visit_id: int
+    reason: Literal["server_draining"] = "server_draining"
+    message: str
+
+
 class ParticipantMessage(ServerMessage):
     """Participants: a side's media connection changed (joined, connected, disconnected)."""
 
@@ -283,6 +296,7 @@ AnyServerMessage = (
     | VisitStatusMessage
     | VisitWarningMessage
     | VisitEndedMessage
+    | RejoinMessage
     | ParticipantMessage
     | QualityMessage
     | LiveSnapshotMessage

@@ -47,6 +47,8 @@ def event_message(event: RoomEvent) -> AnyServerMessage | None:
     if isinstance(event, VisitWarning):
         return VisitWarningMessage(visit_id=event.visit_id, seconds_left=event.seconds_left)
     if isinstance(event, VisitEnded):
+        if event.reason == "draining":
+            return None  # not the visit's end: the clients get ``rejoin`` once it is handed off
         return VisitEndedMessage(
             visit_id=event.visit_id, reason=event.reason, message=event.message
         )

@@ -46,6 +46,13 @@ class MediaMetrics:
     recordings_finished_total: int
     recording_failures_total: int
     monitors_refused_total: int
+    # What the relay sent on (RTP packets and payload bytes) and dropped, over every call.
+    frames_forwarded_total: int = 0
+    packets_forwarded_total: int = 0
+    bytes_forwarded_total: int = 0
+    frames_dropped_total: int = 0
+    # The server is draining (SIGTERM/SIGINT): no new call opens here.
+    draining: bool = False
 
 
 def visit_quality(visit_id: int, room: VisitRoom | None) -> VisitQuality:

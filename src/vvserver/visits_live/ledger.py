@@ -35,8 +35,9 @@ class Accrued:
 
 
 class ConnectionLedger:
-    def __init__(self) -> None:
-        self._sides: dict[Role, _Side] = {role: _Side() for role in ROLES}
+    def __init__(self, *, lost_since: datetime | None = None) -> None:
+        """`lost_since`: both sides count as lost from then until connected (a hand-off)."""
+        self._sides: dict[Role, _Side] = {role: _Side(lost_since=lost_since) for role in ROLES}
 
     def is_connected(self, role: Role) -> bool:
         return self._sides[role].connected_since is not None

@@ -24,6 +24,7 @@ from vvserver.domain.services import Services
 from vvserver.domain.visits.states import transition
 from vvserver.media.room import VisitRoom
 from vvserver.media.room_events import MonitorDropped, ParticipantStateChanged, Role, VisitEnded
+from vvserver.visits_live.handoff import DRAIN_REASON
 from vvserver.visits_live.ledger import Accrued, ConnectionLedger
 from vvserver.visits_live.live_visit import LiveVisit, load_live_visit
 from vvserver.visits_live.recording_rows import (
@@ -76,12 +77,20 @@ def _add_time(visit: Visit, accrued: dict[Role, Accrued]) -> None:
 class RoomWatch:
     """Subscribes to `room` at once (no event is missed); `run()` consumes until the end."""
 
-    def __init__(self, services: Services, room: VisitRoom, *, recording_id: int | None) -> None:
+    def __init__(
+        self,
+        services: Services,
+        room: VisitRoom,
+        *,
+        recording_id: int | None,
+        lost_since: datetime | None = None,
+    ) -> None:
         self.services = services
         self.room = room
         self.visit_id = room.visit_id
         self.recording_id = recording_id
-        self.ledger = ConnectionLedger()
+        # A call handed off by a draining node: both sides lost from then until they are back.
+        self.ledger = ConnectionLedger(lost_since=lost_since)
         # Monitors (principal actors) whose start was audited and whose stop is not yet.
         self.monitors: set[str] = set()
         self.went_live = False
@@ -175,7 +184,9 @@ class RoomWatch:
     ) -> None:
         if visit.state not in ACTIVE_VISIT_STATES:
             return  # terminate() (or someone else) already decided
-        if event.reason == "time_up" or (event.reason == "closed" and now >= visit.end_at):
+        if event.reason == "time_up" or (
+            event.reason in ("closed", "draining") and now >= visit.end_at
+        ):
             if visit.state == "live":
                 transition(session, visit, "completed", actor=ACTOR, reason="time over", now=now)
             else:
@@ -196,8 +207,10 @@ class RoomWatch:
             reason = f"media failure: {event.message}" if event.message else "media failure"
             transition(session, visit, "failed", actor=ACTOR, reason=reason, now=now)
         elif visit.state == "live":
-            # The server is stopping before the end: resumable, as start-up repair does.
-            transition(session, visit, "ready", actor=ACTOR, reason="media server stopped", now=now)
+            # The server is stopping before the end: resumable, as start-up repair does. A
+            # drain's hand-off says so: the next room counts the gap as lost (handoff.py).
+            reason = DRAIN_REASON if event.reason == "draining" else "media server stopped"
+            transition(session, visit, "ready", actor=ACTOR, reason=reason, now=now)
             visit.start_pushed_at = None
 
     async def _finish_recording(

@@ -30,6 +30,7 @@ from vvserver.visits_live.figures import (
     VisitQuality,
     visit_quality,
 )
+from vvserver.visits_live.handoff import DRAIN_MESSAGE, handed_off_at
 from vvserver.visits_live.live_visit import (
     LiveVisit,
     ensure_joinable,
@@ -48,6 +49,7 @@ TERMINATED_MESSAGE = "ended by the facility"
 MAX_REASON_CHARS = 500
 MONITOR_REFUSALS = frozenset({"privileged_visit", "too_many_monitors"})
 SHUTDOWN_GRACE_S = 30.0  # how long close() lets the watches write the rooms' ends
+IDLE_POLL_S = 0.2  # how often a drain looks whether the last call has ended
 
 
 class VisitMedia:
@@ -74,6 +76,8 @@ class VisitMedia:
         self._recordings_finished = 0
         self._recording_failures = 0
         self._monitors_refused = 0
+        # SIGTERM/SIGINT: no new room opens here; calls already here go on (node/drain.py).
+        self.draining = False
 
     # --- participants -------------------------------------------------------------------
 
@@ -87,12 +91,19 @@ class VisitMedia:
             room = self.rooms.get(visit_id)
             if room is not None:
                 return room  # a closing room answers RoomClosed (409) until it is gone
+            if self.draining:
+                # In cluster mode the bridge places the room on another node instead.
+                raise Conflict(
+                    "this server is stopping; join again in a moment", code="node_draining"
+                )
             return await self._open(live)
 
     async def _open(self, live: LiveVisit) -> VisitRoom:
         root = self.services.settings.recordings_dir
         recording_id: int | None = None
         recording_dir = None
+        async with self.services.read() as session:
+            lost_since = await handed_off_at(session, live.id)
         if not live.visit.privileged:
             # The row exists from the moment recording can start: a crash at any point
             # leaves a row that start-up reconciliation and adoption finish.
@@ -113,9 +124,10 @@ class VisitMedia:
                 privileged=live.visit.privileged,
                 quality_interval=self._quality_interval,
                 recording_dir=recording_dir,
+                counters=self.rooms.counters,
             ),
         )
-        watch = RoomWatch(self.services, room, recording_id=recording_id)
+        watch = RoomWatch(self.services, room, recording_id=recording_id, lost_since=lost_since)
         self._watches[live.id] = watch
         self._watch_tasks[live.id] = self._tasks.create(
             self._run_watch(watch), name=f"visit {live.id} media watch"
@@ -334,6 +346,11 @@ class VisitMedia:
             recordings_finished_total=self._recordings_finished,
             recording_failures_total=self._recording_failures,
             monitors_refused_total=self._monitors_refused,
+            frames_forwarded_total=stats.frames_forwarded_total,
+            packets_forwarded_total=stats.packets_forwarded_total,
+            bytes_forwarded_total=stats.bytes_forwarded_total,
+            frames_dropped_total=stats.frames_dropped_total,
+            draining=self.draining,
         )
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -343,6 +360,45 @@ class VisitMedia:
         task = self._watch_tasks.get(visit_id)
         if task is not None:
             await asyncio.shield(task)
+
+    def start_draining(self) -> None:
+        """Open no new room from now on (joins of calls already here still work)."""
+        if not self.draining:
+            logger.info("draining: %d calls go on, no new call opens here", len(self.rooms))
+        self.draining = True
+
+    async def wait_idle(self, *, within: float) -> bool:
+        """Wait until no room is open here, at most `within` seconds; True when none is."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while len(self.rooms) or self._watch_tasks:
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            await asyncio.sleep(min(IDLE_POLL_S, left))
+        return True
+
+    async def hand_off_all(self) -> list[int]:
+        """Close every room for a drain's hand-off; returns their visits once their ends
+        (last connection time, `ready` again, recording finished) are in the database."""
+        rooms = [self.rooms.get(visit_id) for visit_id in self.rooms.visit_ids()]
+        open_rooms = [room for room in rooms if room is not None and not room.closed]
+        await asyncio.gather(
+            *(room.close("draining", DRAIN_MESSAGE) for room in open_rooms),
+            return_exceptions=True,
+        )
+        # A call that ended by itself meanwhile (its time was up) is not handed off.
+        visit_ids = [
+            room.visit_id
+            for room in open_rooms
+            if room.ended is not None and room.ended.reason == "draining"
+        ]
+        for visit_id in visit_ids:
+            try:
+                await asyncio.wait_for(self.wait_settled(visit_id), SHUTDOWN_GRACE_S)
+            except TimeoutError:
+                logger.error("visit %s: the hand-off was not recorded in time", visit_id)
+        return visit_ids
 
     async def close(self) -> None:
         """At shutdown: close every room, let the watches record the ends, then stop."""

@@ -8,6 +8,7 @@ to ``audit-anchor.json`` in the data dir with an HMAC, so deleting the newest ro
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import json
@@ -80,16 +81,20 @@ class AuditAnchor:
         return count, head
 
     def write(self, count: int, head: str) -> None:
-        current = None
-        try:
-            current = self.read()
-        except (ValueError, KeyError, json.JSONDecodeError):
-            current = None
-        if current is not None and current[0] >= count:
-            return  # another writer already anchored a later head
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"count": count, "head": head, "mac": self._sign(count, head)}))
-        os.replace(tmp, self.path)
+        # Worker processes of one machine share the file: read, compare and replace it under
+        # an exclusive lock, through a temporary file of this process's own.
+        with self.path.with_suffix(".lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                current = self.read()
+            except (ValueError, KeyError, json.JSONDecodeError):
+                current = None
+            if current is not None and current[0] >= count:
+                return  # another writer already anchored a later head
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            signed = {"count": count, "head": head, "mac": self._sign(count, head)}
+            tmp.write_text(json.dumps(signed))
+            os.replace(tmp, self.path)
 
 
 class AuditLog:

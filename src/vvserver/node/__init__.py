@@ -1,0 +1,1 @@
+"""The server process: serving, draining on SIGTERM/SIGINT, and ``--workers N`` supervision."""
