@@ -6,7 +6,6 @@ authorization-matrix test (every route declares which roles may call it).
 
 from __future__ import annotations
 
-import inspect
 import json
 import re
 from collections.abc import Awaitable, Callable

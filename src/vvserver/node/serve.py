@@ -7,10 +7,10 @@ import os
 
 from aiohttp import web
 
-from vvserver.serving import AppRunner
 from vvserver.app import create_app
 from vvserver.domain.services import Services
 from vvserver.node.drain import DrainReport, StopRequest, drain
+from vvserver.serving import AppRunner
 from vvserver.settings import Settings
 
 logger = logging.getLogger(__name__)
