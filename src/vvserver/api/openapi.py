@@ -119,7 +119,14 @@ def build_openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
         "components": {
             "schemas": components,
             "securitySchemes": {
-                "session": {"type": "apiKey", "in": "cookie", "name": "vv_session"},
+                "session": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "vv_session",
+                    "description": "The session cookie set by POST /api/auth/login: "
+                    "`vv_session`, or `__Host-vv_session` when the server runs behind TLS "
+                    "(VV_BEHIND_TLS). State changes also need the X-CSRF-Token header.",
+                },
                 "device": {"type": "http", "scheme": "bearer"},
             },
         },

@@ -173,7 +173,9 @@ async def create_kiosk(ctx: RequestContext, body: KioskIn) -> KioskCredentialOut
 async def list_kiosks(ctx: RequestContext) -> list[KioskOut]:
     """The facility's kiosks: enabled flag, online now, and when each was last seen."""
     rows = await kiosks.list_kiosks(ctx.services, ctx.require(), path_id(ctx, "facility_id"))
-    return [KioskOut.of(k, online=ctx.services.kiosks_online.is_online(k.id)) for k in rows]
+    online = ctx.services.kiosks_online
+    # A disabled kiosk is offline even in the moment before its socket has closed.
+    return [KioskOut.of(k, online=k.enabled and online.is_online(k.id)) for k in rows]
 
 
 @router.route("POST", "/api/kiosks/{kiosk_id}/rotate", roles=ADMINS, response=KioskCredentialOut)
