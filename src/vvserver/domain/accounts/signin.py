@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vvserver.db.models import Account, LoginFailures, Session
@@ -122,7 +123,16 @@ async def _unknown_address_failed(
     record: Callable[..., AuditRecord],
 ) -> Locked | Unauthenticated:
     """Count a failure for an address without an active account, as for an account."""
-    key = token_hash(email)
+    try:
+        return await _count_unknown_failure(services, token_hash(email), now, record)
+    except IntegrityError:
+        # The first failure of this address, twice at once (PostgreSQL): the row exists now.
+        return await _count_unknown_failure(services, token_hash(email), now, record)
+
+
+async def _count_unknown_failure(
+    services: Services, key: str, now: datetime, record: Callable[..., AuditRecord]
+) -> Locked | Unauthenticated:
     async with services.write() as session:
         await session.execute(
             delete(LoginFailures).where(
@@ -134,6 +144,7 @@ async def _unknown_address_failed(
         if row is None:
             row = LoginFailures(email_hash=key, failures=0, locked_until=None, last_failed_at=now)
             session.add(row)
+            await session.flush()
         if row.locked_until is not None and row.locked_until > now:
             await services.audit.append(session, record("failure", reason="locked"), now)
             return _locked(row.locked_until, now)
