@@ -6,12 +6,20 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 from aiohttp import ClientWebSocketResponse, WSCloseCode
 from sqlalchemy import delete, select, update
 
 from tests.factories import ApiUser, World, add_visit
-from tests.signaling.conftest import CallLog, Client, closed_with, receive, still_answers
+from tests.signaling.conftest import (
+    REPLY_TIMEOUT_S,
+    CallLog,
+    Client,
+    closed_with,
+    receive,
+    still_answers,
+)
 from tests.store_helpers import mail_to
 from vvserver.db.models import AuditEntry, Kiosk, Session
 from vvserver.domain.accounts.secrets import token_hash
@@ -19,6 +27,16 @@ from vvserver.domain.services import Services
 from vvserver.domain.visits.bus import CredentialsRevokedEvent
 
 TERMINATE = {"type": "terminate", "v": 1, "reason": "threats against staff"}
+
+
+async def closes(ws: ClientWebSocketResponse) -> tuple[int | None, list[dict[str, Any]]]:
+    """The close code and the messages before it; fails unless the socket closes in time."""
+    try:
+        async with asyncio.timeout(REPLY_TIMEOUT_S):
+            return await closed_with(ws)
+    except TimeoutError:
+        await ws.close()  # so the server's teardown need not wait for it
+        raise AssertionError("the socket stayed open") from None
 
 
 def cookie_of(user: ApiUser) -> dict[str, str]:
@@ -50,7 +68,7 @@ async def test_a_deactivated_officers_live_view_closes_at_once_and_cannot_end_a_
     assert resp.status == 200, await resp.text()
     # Right after the deactivation the officer still tries to end the visit.
     await live.send_json({**TERMINATE, "visit_id": visit_id})
-    code, seen = await closed_with(live)
+    code, seen = await closes(live)
 
     assert code == WSCloseCode.POLICY_VIOLATION
     assert seen[-1]["type"] == "error"
@@ -69,7 +87,7 @@ async def test_signing_out_closes_that_sessions_sockets_and_no_other(
     on_desk = await live_view(ws_client, desk)
 
     assert (await laptop.post("/api/auth/logout")).status == 204
-    code, seen = await closed_with(on_laptop)
+    code, seen = await closes(on_laptop)
 
     assert (code, seen[-1]["code"]) == (WSCloseCode.POLICY_VIOLATION, "credentials_revoked")
     await still_answers(on_desk)
@@ -108,7 +126,7 @@ async def test_changing_the_password_ends_the_other_sessions_and_their_visitor_s
     )
     assert resp.status == 204, await resp.text()
 
-    code, seen = await closed_with(on_phone)
+    code, seen = await closes(on_phone)
     assert (code, seen[-1]["code"]) == (WSCloseCode.POLICY_VIOLATION, "credentials_revoked")
     assert (await phone.get("/api/auth/session")).status == 401
     assert (await home.get("/api/auth/session")).status == 200
@@ -133,7 +151,7 @@ async def test_a_password_reset_closes_every_socket_of_the_account(
     )
     assert resp.status == 204, await resp.text()
 
-    code, seen = await closed_with(live)
+    code, seen = await closes(live)
     assert (code, seen[-1]["code"]) == (WSCloseCode.POLICY_VIOLATION, "credentials_revoked")
 
 
@@ -150,7 +168,7 @@ async def test_signing_out_everywhere_ends_every_session_and_socket_of_the_accou
     assert "Max-Age=0" in resp.headers["Set-Cookie"]
 
     for ws in sockets[:2]:
-        code, seen = await closed_with(ws)
+        code, seen = await closes(ws)
         assert (code, seen[-1]["code"]) == (WSCloseCode.POLICY_VIOLATION, "credentials_revoked")
     assert (await first.get("/api/auth/session")).status == 401
     assert (await second.get("/api/auth/session")).status == 401
@@ -175,7 +193,7 @@ async def test_disabling_a_kiosk_closes_its_socket_and_it_shows_offline(
     resp = await admin.patch(f"/api/kiosks/{kiosk_id}", json={"enabled": False})
     assert resp.status == 200
     await kiosk.send_json({"type": "get_schedule", "v": 1})
-    code, seen = await closed_with(kiosk)
+    code, seen = await closes(kiosk)
 
     assert code == WSCloseCode.POLICY_VIOLATION
     assert [m["type"] for m in seen] == ["error"]
@@ -198,10 +216,10 @@ async def test_rotating_a_kiosk_token_closes_the_old_tokens_socket(
     resp = await admin.post(f"/api/kiosks/{kiosk_id}/rotate")
     new_token = (await resp.json())["token"]
 
-    code, seen = await closed_with(kiosk)
+    code, seen = await closes(kiosk)
     assert (code, seen[-1]["code"]) == (WSCloseCode.POLICY_VIOLATION, "credentials_revoked")
     async with ws_client.ws_connect("/ws/kiosk", headers=old) as again:
-        code, seen = await closed_with(again)
+        code, seen = await closes(again)
         assert (code, seen[-1]["code"]) == (WSCloseCode.POLICY_VIOLATION, "invalid_device_token")
     new = {"Authorization": f"Bearer {new_token}"}
     async with ws_client.ws_connect("/ws/kiosk", headers=new) as replaced:
@@ -222,7 +240,7 @@ async def test_a_request_sent_before_the_revocation_event_arrives_is_not_acted_o
     services.sessions.forget(key)  # as after the cache's few seconds
 
     await live.send_json({**TERMINATE, "visit_id": visit_id})
-    code, seen = await closed_with(live)
+    code, seen = await closes(live)
 
     assert (code, seen[-1]["code"]) == (WSCloseCode.POLICY_VIOLATION, "session_expired")
     assert media.terminations == []
@@ -239,7 +257,7 @@ async def test_a_kiosk_disabled_elsewhere_gets_no_schedule(
         await s.execute(update(Kiosk).where(Kiosk.id == world.kiosks["a1-1"]).values(enabled=False))
 
     await kiosk.send_json({"type": "get_schedule", "v": 1})
-    code, seen = await closed_with(kiosk)
+    code, seen = await closes(kiosk)
 
     assert (code, seen) == (
         WSCloseCode.POLICY_VIOLATION,
@@ -269,7 +287,7 @@ async def test_a_revocation_from_another_node_closes_the_sockets_here(
     services.events.publish(
         CredentialsRevokedEvent(account_id=world.accounts["officer_a"], reason="deactivated")
     )
-    code, seen = await closed_with(live)
+    code, seen = await closes(live)
 
     assert (code, seen[-1]["code"]) == (WSCloseCode.POLICY_VIOLATION, "credentials_revoked")
     assert services.sessions.get(key) is None
