@@ -5,14 +5,17 @@ is limited per account (ASVS 6.3.8, 6.3.5, 6.4.x)."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
+from tests.conftest import AiohttpClient, fast_passwords, make_settings
 from tests.factories import PASSWORD, ApiUser, World
 from tests.store_helpers import ManualClock, mail_to
+from vvserver.app import build_services, create_app
 from vvserver.db.models import Account, Approval, AuditEntry
 from vvserver.domain.people.directory_handles import issue_handle
 from vvserver.domain.services import Services
@@ -203,3 +206,15 @@ async def test_reset_links_are_limited_per_account_whoever_asks(
     async with services.read() as s:
         actions = list(await s.scalars(select(AuditEntry.action)))
     assert actions.count("account.password_reset_throttled") == 2
+
+
+async def test_unknown_addresses_lock_on_both_database_engines(
+    aiohttp_client: AiohttpClient, tmp_path: Path, db_url: str
+) -> None:
+    settings = make_settings(tmp_path / "data", db_url)
+    services = build_services(settings, passwords=fast_passwords())
+    try:
+        client = await aiohttp_client(create_app(settings, services=services, workers=[]))
+        assert await failing_logins(client, "nobody-here@example.org", 6) == [401] * 5 + [423]
+    finally:
+        await services.db.close()
