@@ -103,6 +103,8 @@ async def populate(services: Services, world: World) -> Objects:
             visitor_ids[place] = account.id
             approvals[place] = approval.id
         ids["visitor_id"] = visitor_ids
+        # Not a path parameter: the signed-in visitor's own account (directory handles bind it).
+        ids["signed_in_visitor"] = {"mine": world.accounts["visitor"]}
         mine = await s.scalar(
             select(Approval.id).where(
                 Approval.visitor_id == world.accounts["visitor"],

@@ -51,11 +51,14 @@ async def _drop_postgres_database(name: str) -> None:
         await conn.close()
 
 
+TEST_SECRET_KEY = "test-secret-key-0123456789-abcdefghijkl"
+
+
 def make_settings(data_dir: Path, database_url: str | None = None, **extra: object) -> Settings:
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
-        secret_key="test-secret-key-0123456789-abcdefghijkl",
+        secret_key=TEST_SECRET_KEY,
         public_url="http://127.0.0.1:8080",
         rate_login_per_min=10_000,
         rate_signup_per_min=10_000,

@@ -297,6 +297,22 @@ class ApiUser:
         return await self.request("DELETE", path, **kwargs)
 
 
+BOOKING_NUMBERS = {"pa1": "A-1001", "pa2": "A-1002", "pb1": "B-2001", "pc1": "C-3001"}
+
+
+async def directory_handle(visitor: ApiUser, world: World, person: str) -> str:
+    """Find a person of the world in the directory, as a visitor does; the handle to ask with."""
+    facility = {"pa": world.facility_a, "pb": world.facility_b, "pc": world.facility_c}[person[:2]]
+    resp = await visitor.get(
+        f"/api/facilities/{facility}/directory",
+        params={"last_name": "Doe", "booking_number": BOOKING_NUMBERS[person]},
+    )
+    assert resp.status == 200, await resp.text()
+    [entry] = await resp.json()
+    handle: str = entry["handle"]
+    return handle
+
+
 async def add_visit(
     services: Services,
     world: World,

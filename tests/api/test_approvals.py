@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from tests.conftest import AiohttpClient, fast_passwords, make_settings
-from tests.factories import ApiUser, World, add_visit, build_world
+from tests.factories import ApiUser, World, add_visit, build_world, directory_handle
 from tests.store_helpers import mail_to, visit_reason, visit_states
 from vvserver.app import build_services, create_app
 from vvserver.db.models import Account, Approval, AuditEntry
@@ -31,21 +31,19 @@ async def test_request_is_emailed_to_admins_decided_and_the_visitor_is_told(
     client: Client, world: World, services: Services
 ) -> None:
     visitor = await ApiUser.sign_in(client, world.emails["visitor2"])
-    resp = await visitor.post(
-        "/api/approvals", json={"person_id": world.persons["pa2"], "relationship": "cousin"}
-    )
+    handle = await directory_handle(visitor, world, "pa2")
+    resp = await visitor.post("/api/approvals", json={"handle": handle, "relationship": "cousin"})
     assert resp.status == 201, await resp.text()
     request = await resp.json()
     assert request["status"] == "requested"
     assert request["professional"] == "none"
     assert request["person"]["booking_number"] == "A-1002"
+    assert request["person"]["first_name"] is None  # not before approval
     [mail] = await mail_to(services, world.emails["admin_a"], "approval_requested")
     assert "Visitor2" in mail.body
     assert "A-1002" in mail.body
     assert await mail_to(services, world.emails["admin_b"]) == []
-    resp = await visitor.post(
-        "/api/approvals", json={"person_id": world.persons["pa2"], "relationship": "cousin"}
-    )
+    resp = await visitor.post("/api/approvals", json={"handle": handle, "relationship": "cousin"})
     assert resp.status == 409
     # The queue shows what the admin needs to decide.
     admin = await ApiUser.sign_in(client, world.emails["admin_a"])
@@ -88,9 +86,8 @@ async def test_approval_is_refused_while_the_visitor_is_banned(
     client: Client, world: World, services: Services
 ) -> None:
     visitor = await ApiUser.sign_in(client, world.emails["visitor2"])
-    resp = await visitor.post(
-        "/api/approvals", json={"person_id": world.persons["pa2"], "relationship": "friend"}
-    )
+    handle = await directory_handle(visitor, world, "pa2")
+    resp = await visitor.post("/api/approvals", json={"handle": handle, "relationship": "friend"})
     approval_id = (await resp.json())["id"]
     admin = await ApiUser.sign_in(client, world.emails["admin_a"])
     ends_at = (services.clock.now() + timedelta(days=30)).isoformat()
@@ -110,9 +107,7 @@ async def test_approval_is_refused_while_the_visitor_is_banned(
         row = await s.scalar(select(Approval).where(Approval.id == approval_id))
         assert row is not None
         await s.delete(row)
-    resp = await visitor.post(
-        "/api/approvals", json={"person_id": world.persons["pa2"], "relationship": "friend"}
-    )
+    resp = await visitor.post("/api/approvals", json={"handle": handle, "relationship": "friend"})
     assert resp.status == 409
     assert (await resp.json())["error"]["code"] == "visitor_banned"
 
@@ -121,12 +116,13 @@ async def test_unverified_visitors_cannot_be_approved_and_denials_carry_a_reason
     client: Client, world: World, services: Services
 ) -> None:
     newcomer = await ApiUser.sign_in(client, world.emails["newcomer"])
-    body = {"person_id": world.persons["pa2"], "relationship": "brother"}
+    body = {"handle": await directory_handle(newcomer, world, "pa2"), "relationship": "brother"}
     resp = await newcomer.post("/api/approvals", json=body)
     assert resp.status == 409
     assert (await resp.json())["error"]["code"] == "email_unverified"
     await set_id_status(services, world, "visitor2", "pending")
     visitor = await ApiUser.sign_in(client, world.emails["visitor2"])
+    body = {"handle": await directory_handle(visitor, world, "pa2"), "relationship": "brother"}
     approval_id = (await (await visitor.post("/api/approvals", json=body)).json())["id"]
     admin = await ApiUser.sign_in(client, world.emails["admin_a"])
     path = f"/api/approvals/{approval_id}/decision"
@@ -162,7 +158,7 @@ async def test_attorneys_give_a_bar_number_and_get_professional_approvals(
 ) -> None:
     visitor = await ApiUser.sign_in(client, world.emails["visitor2"])
     body = {
-        "person_id": world.persons["pa2"],
+        "handle": await directory_handle(visitor, world, "pa2"),
         "relationship": "counsel",
         "professional": "attorney",
     }
@@ -176,9 +172,11 @@ async def test_attorneys_give_a_bar_number_and_get_professional_approvals(
     approval = await resp.json()
     assert approval["professional"] == "attorney"
     assert approval["bar_number"] == "NY-123456"
-    resp = await visitor.post(
-        "/api/approvals", json={"person_id": world.persons["pc1"] + 1000, "relationship": "x"}
-    )
+    # A person released since the search cannot be asked for.
+    handle = await directory_handle(visitor, world, "pa1")
+    admin = await ApiUser.sign_in(client, world.emails["admin_a"])
+    assert (await admin.post(f"/api/persons/{world.persons['pa1']}/release", json={})).status == 200
+    resp = await visitor.post("/api/approvals", json={"handle": handle, "relationship": "x"})
     assert resp.status == 404
 
 
@@ -227,9 +225,8 @@ async def test_the_roster_and_approval_story_runs_on_both_database_engines(
         found = await admin.get(f"/api/facilities/{world.facility_a}/persons", params={"q": "do"})
         assert len(await found.json()) == 2
         visitor = await ApiUser.sign_in(client, world.emails["visitor2"])
-        resp = await visitor.post(
-            "/api/approvals", json={"person_id": world.persons["pa2"], "relationship": "aunt"}
-        )
+        handle = await directory_handle(visitor, world, "pa2")
+        resp = await visitor.post("/api/approvals", json={"handle": handle, "relationship": "aunt"})
         assert resp.status == 201
         queue = await (await admin.get("/api/approvals", params={"status": "requested"})).json()
         assert len(queue) == 1

@@ -13,6 +13,7 @@ import asyncio
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import pytest
 from aiohttp import web
 
 from tests.authz_world import PNG, Objects, populate
-from tests.conftest import AiohttpClient, fast_passwords, make_settings
+from tests.conftest import TEST_SECRET_KEY, AiohttpClient, fast_passwords, make_settings
 from tests.factories import PASSWORD, authenticator_code, build_world, complete_sign_in
 from tests.recording_support import record_visit
 from tests.schema_examples import example
@@ -29,6 +30,7 @@ from vvserver.api.openapi import build_openapi
 from vvserver.app import ROUTERS, build_services, create_app
 from vvserver.app_keys import ENDPOINTS
 from vvserver.db.migrate import upgrade
+from vvserver.domain.people.directory_handles import issue_handle
 from vvserver.settings import Settings
 
 PUBLIC = frozenset({"public"})
@@ -62,6 +64,16 @@ def _at(objects: Objects, param: str, place: str) -> int:
     return by_place.get(place, by_place["A"])
 
 
+def _handle(objects: Objects, person_id: int) -> str:
+    """What the directory hands the signed-in visitor for this person."""
+    return issue_handle(
+        TEST_SECRET_KEY.encode(),
+        person_id=person_id,
+        visitor_id=objects.ids["signed_in_visitor"]["mine"],
+        now=datetime.now(UTC),
+    )
+
+
 def _future(days: int, hour: int = 15) -> str:
     return f"2031-01-{days:02d}T{hour:02d}:00:00+00:00"
 
@@ -86,6 +98,8 @@ MATRIX: dict[tuple[str, str], Access] = {
         PUBLIC, body=lambda o, p: {"email": "visitor@example.net", "password": PASSWORD}
     ),
     ("POST", "/api/auth/logout"): Access(ACCOUNTS, scoped=False),
+    ("POST", "/api/auth/logout-everywhere"): Access(ACCOUNTS, scoped=False),
+    ("POST", "/api/auth/unlock"): Access(PUBLIC, body=lambda o, p: {"token": "x" * 20}),
     ("GET", "/api/auth/session"): Access(ACCOUNTS, scoped=False),
     ("POST", "/api/auth/verify-email"): Access(PUBLIC, body=lambda o, p: {"token": "x" * 20}),
     ("POST", "/api/auth/resend-verification"): Access(VISITOR, scoped=False),
@@ -194,7 +208,7 @@ MATRIX: dict[tuple[str, str], Access] = {
         VISITOR,
         scoped=False,
         body=lambda o, p: {
-            "person_id": o.ids["person_id"]["theirs"],
+            "handle": _handle(o, o.ids["person_id"]["theirs"]),
             "relationship": "cousin",
             "professional": "none",
         },

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from playwright.async_api import Browser, Page, expect
 
-from tests.browser.support import WebServer, check_page, open_page, page_strings
+from tests.browser.support import WebServer, check_page, open_page, page_strings, wait_for_link
 from tests.factories import PASSWORD, add_visit
 from vvserver.db.models import Visit
 from vvserver.domain.visits.join_links import issue_join_token
@@ -55,6 +55,43 @@ async def test_too_many_wrong_passwords_lock_the_account_even_for_the_right_one(
     await expect(alert).to_have_text(locked)
     assert page.url == f"{web.url}/signin"
     await check_page(page, "refusal-locked")
+
+
+async def test_an_address_without_an_account_is_locked_the_same_way(
+    web: WebServer, browser: Browser
+) -> None:
+    page = await open_page(browser, web, "/signin")
+    alert = page.get_by_role("alert")
+    for _ in range(web.settings.lockout_failures):
+        await sign_in_on_page(page, "nobody.here@example.org", WRONG_PASSWORD)
+        await expect(alert).to_have_text(page_strings("auth")["signin.wrong"])
+        await expect(page.get_by_role("button", name="Sign in")).to_be_enabled()
+
+    await sign_in_on_page(page, "nobody.here@example.org", WRONG_PASSWORD)
+    locked = page_strings("auth")["signin.locked"].format(minutes=web.settings.lockout_minutes)
+    await expect(alert).to_have_text(locked)
+
+
+async def test_the_owner_lifts_a_lock_with_the_emailed_link(
+    web: WebServer, browser: Browser
+) -> None:
+    page = await open_page(browser, web, "/signin")
+    email = web.world.emails["visitor2"]
+    for _ in range(web.settings.lockout_failures):
+        await sign_in_on_page(page, email, WRONG_PASSWORD)
+        await expect(page.get_by_role("button", name="Sign in")).to_be_enabled()
+    link = await wait_for_link(web, email, "/unlock-account")
+
+    await page.goto(link.removeprefix(web.url))
+    strings = page_strings("auth")
+    await expect(page.locator("#unlock-ok")).to_have_text(strings["unlock.ok"])
+    await check_page(page, "refusal-unlocked")
+    await page.goto(link.removeprefix(web.url))  # a used link says so
+    await expect(page.locator("#unlock-error")).to_have_text(strings["unlock.invalid"])
+
+    await page.goto("/signin")
+    await sign_in_on_page(page, email, PASSWORD)
+    await page.wait_for_url(f"{web.url}/visitor/")
 
 
 async def expired_join_link(web: WebServer) -> str:

@@ -63,6 +63,19 @@ async def test_a_new_visitor_signs_up_confirms_the_email_and_lands_at_home(
     await page.get_by_label("Date of birth").fill("1990-04-02")
     await page.get_by_role("button", name="Create account").click()
     await expect(page.get_by_role("heading", name="Check your e-mail")).to_be_focused()
+    await check_page(page, "auth-signup-done")
+
+    # The same address again (someone who wants to know whether Rosa has an account): the page
+    # says the same, and Rosa is told by e-mail.
+    again = await open_page(browser, web, "/signup")
+    await again.get_by_label("Full name").fill("Not Rosa")
+    await again.get_by_role("textbox", name="E-mail").fill("rosa@example.net")
+    await again.get_by_label("Password").fill("another long password")
+    await again.get_by_label("Date of birth").fill("1980-01-01")
+    await again.get_by_label("Phone number").fill("+1 555 010 0199")
+    await again.get_by_role("button", name="Create account").click()
+    await expect(again.get_by_role("heading", name="Check your e-mail")).to_be_focused()
+    await wait_for_link(web, "rosa@example.net", "/reset-password")
 
     link = await wait_for_link(web, "rosa@example.net", "/verify-email")
     await page.goto(link.removeprefix(web.url))
@@ -93,11 +106,11 @@ async def test_sign_in_explains_a_wrong_password_then_the_lockout(
     for _ in range(web.settings.lockout_failures):
         await sign_in_on_page(page, email, "still not the password")
     await expect(page.get_by_role("alert")).to_contain_text(
-        re.compile(r"this account is locked\. Try again in 1[45] min")
+        re.compile(r"this address is locked\. Try again in 1[45] min")
     )
     # The right password does not get through while the lock lasts.
     await sign_in_on_page(page, email, PASSWORD)
-    await expect(page.get_by_role("alert")).to_contain_text("this account is locked")
+    await expect(page.get_by_role("alert")).to_contain_text("this address is locked")
     await expect(page).to_have_url(re.compile(r"/signin$"))
 
 
@@ -139,6 +152,19 @@ async def test_a_forgotten_password_is_reset_from_the_emailed_link(
     await expect(page).to_have_url(re.compile(r"/visitor/$"))
 
 
+async def test_a_visitor_signs_out_everywhere_from_the_profile(
+    web: WebServer, browser: Browser
+) -> None:
+    phone = await open_page(browser, web, "/visitor/", account="visitor2")
+    page = await open_page(browser, web, "/visitor/profile", account="visitor2")
+    await check_page(page, "visitor-profile-sessions")
+    await page.get_by_role("button", name="Sign out everywhere").click()
+    await expect(page).to_have_url(re.compile(r"/signin$"))
+    # The other device is signed out too: its next page load goes to the sign-in page.
+    await phone.goto("/visitor/visits")
+    await expect(phone).to_have_url(re.compile(r"/signin\?next="))
+
+
 async def test_a_visitor_uploads_a_photo_of_their_id(web: WebServer, browser: Browser) -> None:
     page = await open_page(browser, web, "/visitor/profile", account="newcomer")
     await expect(page.get_by_text("Not uploaded")).to_be_visible()
@@ -172,14 +198,17 @@ async def test_a_visitor_finds_a_person_and_asks_to_be_approved(
 
     await page.get_by_label("Booking number").fill("A-1002")
     await page.get_by_role("button", name="Find").click()
-    await expect(page.get_by_role("heading", name=re.compile("Found: PA2 Doe"))).to_be_focused()
+    # Only what the visitor typed comes back (no first name) until the facility approves.
+    found = page.get_by_role("heading", name="Found: Doe (booking number A-1002)")
+    await expect(found).to_be_focused()
     await page.get_by_label("I am visiting as").select_option("attorney")
     await page.get_by_label("Your relationship to them").fill("attorney")
     await page.get_by_role("button", name="Send the request").click()
     await expect(page.get_by_text("Attorneys give their bar number.")).to_be_visible()
     await page.get_by_label("Bar number").fill("NY-123456")
     await page.get_by_role("button", name="Send the request").click()
-    request = page.locator("#approval-list li").filter(has_text="PA2 Doe")
+    request = page.locator("#approval-list li").filter(has_text="A-1002")
+    await expect(request.get_by_role("heading")).to_have_text("Doe")
     await expect(request).to_contain_text("Waiting for the facility")
     await check_page(page, "visitor-approvals")
 

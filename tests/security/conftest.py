@@ -1,4 +1,5 @@
-"""Security test fixtures: the app behind TLS, and the app served by vvserver's own runner."""
+"""Security test fixtures: the app behind TLS, the app served by vvserver's own runner, and the
+signaling fixtures (the app with its sockets and a media stand-in)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import AiohttpClient, fast_passwords, make_settings
+from tests.signaling.conftest import media, ws_client
 from vvserver.app import build_services, create_app
 from vvserver.serving import AppRunner
 from vvserver.settings import Settings
 
 Client = TestClient[web.Request, web.Application]
+
+__all__ = ["media", "ws_client"]
 
 
 @pytest.fixture

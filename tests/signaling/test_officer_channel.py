@@ -147,12 +147,12 @@ async def test_an_open_live_view_keeps_the_session_and_ends_with_it(
             await asyncio.sleep(0.02)
         else:
             raise AssertionError("the session was never touched")
-        # Signing out (e.g. in another tab) ends the live channel too.
+        # Signing out (e.g. in another tab) ends the live channel too, at once.
         resp = await officer_user.post("/api/auth/logout")
         assert resp.status in (200, 204)
         code, seen = await closed_with(officer)
     assert code == WSCloseCode.POLICY_VIOLATION
-    assert seen[-1]["code"] == "session_expired"
+    assert seen[-1]["code"] == "credentials_revoked"
 
 
 async def test_officers_in_scope_are_alerted_when_a_visit_starts_with_its_kiosk_offline(

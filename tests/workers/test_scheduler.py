@@ -386,7 +386,9 @@ async def test_start_up_repairs_visits_and_recordings_left_live(jail: Jail) -> N
     events = bus.subscribe()
     await scheduler_pass(jail.services, jail.now + MIN, bus)
     assert (await jail.get(running)).state == "ready"
-    assert events.get_nowait().visit_id == running
+    started = events.get_nowait()
+    assert isinstance(started, VisitStartEvent)
+    assert started.visit_id == running
     await scheduler_pass(jail.services, jail.now + 21 * MIN)
     resumed = await jail.get(running)
     assert (resumed.state, resumed.credit_flag) == ("failed", True)
@@ -417,6 +419,7 @@ async def test_the_worker_loop_opens_a_due_visit_and_stops_when_cancelled(jail: 
     task = asyncio.create_task(run_scheduler(jail.services, events=bus))
     try:
         event = await asyncio.wait_for(events.get(), timeout=10)
+        assert isinstance(event, VisitStartEvent)
         assert event.visit_id == visit_id
         assert (await jail.get(visit_id)).state == "ready"
         assert not task.done()

@@ -308,6 +308,13 @@ function navLinks(role) {
   return links[role] || (role === "facility_admin" || role === "agency_admin" ? admin : []);
 }
 
+/** End every session of this account (every device), this one too; then the sign-in page. */
+export async function signOutEverywhere() {
+  await api("POST", "/api/auth/logout-everywhere", {});
+  setSession(null);
+  location.href = "/signin";
+}
+
 function renderHeader(area) {
   const header = document.querySelector("header.vv-header") || el("header", { class: "vv-header" });
   header.replaceChildren();
@@ -347,6 +354,21 @@ function renderHeader(area) {
         t("nav.signout"),
       ),
     );
+    // Staff have no profile page: the header offers signing out of every device.
+    if (role && role !== "visitor") {
+      tools.append(
+        el(
+          "button",
+          {
+            type: "button",
+            class: "link",
+            id: "vv-signout-everywhere",
+            onclick: () => signOutEverywhere().catch((error) => announce(errorText(error))),
+          },
+          t("nav.signout_everywhere"),
+        ),
+      );
+    }
   }
   header.append(el("a", { class: "vv-skip", href: "#main" }, t("nav.skip")), brand);
   const links = navLinks(role);

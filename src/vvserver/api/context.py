@@ -9,7 +9,11 @@ from typing import Any
 from aiohttp import web
 
 from vvserver.app_keys import REQUEST_ID, SERVICES
-from vvserver.domain.accounts.credentials import SESSION_COOKIE, kiosk_principal, session_principal
+from vvserver.domain.accounts.credentials import (
+    kiosk_principal,
+    session_cookie_name,
+    session_principal,
+)
 from vvserver.domain.accounts.mfa import MFA_COOKIE, pending_principal
 from vvserver.domain.accounts.principal import MFA_PENDING, Principal
 from vvserver.domain.accounts.secrets import constant_time_equal
@@ -80,7 +84,9 @@ async def resolve_context(
         principal = await kiosk_principal(services, auth.removeprefix("Bearer ").strip())
         if principal is None:
             raise Unauthenticated("invalid device token")
-    elif (cookie := request.cookies.get(SESSION_COOKIE)) and len(cookie) <= 128:
+    elif (cookie := request.cookies.get(session_cookie_name(services.settings))) and len(
+        cookie
+    ) <= 128:
         principal = await session_principal(services, cookie)
         from_cookie = principal is not None
     ctx = RequestContext(request, services, principal, request[REQUEST_ID])

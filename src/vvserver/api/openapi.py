@@ -175,9 +175,10 @@ def build_openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
                     "type": "apiKey",
                     "in": "cookie",
                     "name": SESSION_COOKIE,
-                    "description": "Set by POST /api/auth/login (staff: after POST /api/auth/mfa); "
-                    "unsafe methods also need the X-CSRF-Token header with the csrf_token of the "
-                    "login answer.",
+                    "description": "Set by POST /api/auth/login (staff: after POST /api/auth/mfa): "
+                    "`vv_session`, or `__Host-vv_session` when the server runs behind TLS "
+                    "(VV_BEHIND_TLS). Unsafe methods also need the X-CSRF-Token header with the "
+                    "csrf_token of the login answer.",
                 },
                 "device": {
                     "type": "http",

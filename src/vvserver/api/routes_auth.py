@@ -1,4 +1,8 @@
-"""Routes: sign-up, sign-in/out, session, e-mail verification, password reset and change."""
+"""Routes: sign-up, sign-in/out (here or everywhere), session, e-mail verification, unlock,
+password reset and change.
+
+The session cookie is ``vv_session``, or ``__Host-vv_session`` behind TLS (``behind_tls``).
+"""
 
 from __future__ import annotations
 
@@ -12,13 +16,15 @@ from vvserver.api.schemas_auth import (
     ResetConfirmIn,
     ResetRequestIn,
     SessionOut,
+    SignUpAcceptedOut,
     SignUpIn,
     TokenIn,
 )
 from vvserver.api.schemas_mfa import MfaPendingOut
 from vvserver.db.models import Account
-from vvserver.domain.accounts import signin
-from vvserver.domain.accounts.credentials import SESSION_COOKIE
+from vvserver.domain.accounts import password_change, signin, signup
+from vvserver.domain.accounts.credentials import session_cookie_name
+from vvserver.domain.accounts.email_links import normalise_email
 from vvserver.domain.accounts.mfa import MFA_COOKIE, MFA_COOKIE_PATH, PENDING_TTL, PendingLogin
 from vvserver.domain.errors import NotFound
 
@@ -40,27 +46,33 @@ def account_out(account: Account) -> AccountOut:
 
 
 @router.route(
-    "POST", "/api/auth/signup", roles=PUBLIC, body=SignUpIn, response=AccountOut, status=201
+    "POST", "/api/auth/signup", roles=PUBLIC, body=SignUpIn, response=SignUpAcceptedOut, status=202
 )
-async def sign_up(ctx: RequestContext, body: SignUpIn) -> AccountOut:
-    """Create a visitor account (18+); a verification link is e-mailed."""
+async def sign_up(ctx: RequestContext, body: SignUpIn) -> SignUpAcceptedOut:
+    """Create a visitor account (18+): a verification link is e-mailed.
+
+    The answer is the same when the address already has an account: its owner is told by
+    e-mail instead, so sign-up does not reveal which addresses have accounts.
+    """
     settings = ctx.services.settings
     ctx.services.rate_limiter.hit("signup", ctx.client_ip, settings.rate_signup_per_min)
-    account = await signin.sign_up_visitor(
+    await signup.sign_up_visitor(
         ctx.services,
         email=body.email,
         password=body.password,
         name=body.name,
         date_of_birth=body.date_of_birth,
         phone=body.phone,
+        client=ctx.client_ip,
         request_id=ctx.request_id,
     )
-    return account_out(account)
+    return SignUpAcceptedOut(email=normalise_email(body.email))
 
 
 def set_session_cookie(response: web.Response, ctx: RequestContext, cookie: str) -> None:
+    # Behind TLS the name has the __Host- prefix: Secure, Path=/ and no Domain are required.
     response.set_cookie(
-        SESSION_COOKIE,
+        session_cookie_name(ctx.services.settings),
         cookie,
         httponly=True,
         samesite="Lax",
@@ -95,6 +107,10 @@ async def login(ctx: RequestContext, body: LoginIn) -> web.Response:
     ``enrol``: set up an authenticator app first), and a pending login is set in the
     ``vv_mfa`` cookie (HttpOnly, SameSite=Strict, path /api/auth/mfa, valid 10 minutes, used
     once) that only the /api/auth/mfa endpoints accept.
+
+    After ``lockout_failures`` wrong passwords (or second-step codes) in a row the address is
+    locked (423) for ``lockout_minutes``, whether or not it has an account; the owner of an
+    account is e-mailed an unlock link.
     """
     settings = ctx.services.settings
     ctx.services.rate_limiter.hit("login", ctx.client_ip, settings.rate_login_per_min)
@@ -119,15 +135,40 @@ async def login(ctx: RequestContext, body: LoginIn) -> web.Response:
     return response
 
 
+def _signed_out(ctx: RequestContext) -> web.Response:
+    settings = ctx.services.settings
+    response = web.Response(status=204)
+    response.del_cookie(
+        session_cookie_name(settings), path="/", secure=settings.behind_tls, httponly=True
+    )
+    return response
+
+
 @router.route("POST", "/api/auth/logout", roles=ACCOUNT_ROLES)
 async def logout(ctx: RequestContext) -> web.Response:
-    """End this session."""
+    """End this session; sockets opened with it close at once (1008)."""
     principal = ctx.require()
     if principal.session_hash is not None:
-        await signin.sign_out(ctx.services, principal.session_hash, ctx.record("auth.logout"))
-    response = web.Response(status=204)
-    response.del_cookie(SESSION_COOKIE, path="/")
-    return response
+        await signin.sign_out(
+            ctx.services, principal.account_id, principal.session_hash, ctx.record("auth.logout")
+        )
+    return _signed_out(ctx)
+
+
+@router.route("POST", "/api/auth/logout-everywhere", roles=ACCOUNT_ROLES)
+async def logout_everywhere(ctx: RequestContext) -> web.Response:
+    """End every session of this account, this one included (every device, every browser).
+
+    All sockets opened with them close at once (1008).
+    """
+    principal = ctx.require()
+    account_id = principal.require_account_id()
+    await signin.sign_out_everywhere(
+        ctx.services,
+        account_id,
+        ctx.record("auth.logout_everywhere", target=f"account:{account_id}"),
+    )
+    return _signed_out(ctx)
 
 
 @router.route("GET", "/api/auth/session", roles=ACCOUNT_ROLES, response=SessionOut)
@@ -145,7 +186,14 @@ async def current_session(ctx: RequestContext) -> SessionOut:
 async def verify_email(ctx: RequestContext, body: TokenIn) -> None:
     """Confirm an e-mail address with the token from the link."""
     ctx.services.rate_limiter.hit("reset", ctx.client_ip, ctx.services.settings.rate_reset_per_min)
-    await signin.verify_email(ctx.services, body.token, ctx.request_id)
+    await signup.verify_email(ctx.services, body.token, ctx.request_id)
+
+
+@router.route("POST", "/api/auth/unlock", roles=PUBLIC, body=TokenIn)
+async def unlock(ctx: RequestContext, body: TokenIn) -> None:
+    """Lift a sign-in lock with the token of the unlock link e-mailed to the account's owner."""
+    ctx.services.rate_limiter.hit("reset", ctx.client_ip, ctx.services.settings.rate_reset_per_min)
+    await signin.unlock_account(ctx.services, body.token, ctx.request_id)
 
 
 @router.route("POST", "/api/auth/resend-verification", roles="visitor")
@@ -157,32 +205,40 @@ async def resend_verification(ctx: RequestContext) -> None:
         account = await session.get(Account, ctx.require().require_account_id())
         assert account is not None
         if account.email_verified_at is None:
-            await signin.queue_verification(ctx.services, session, account, now)
+            await signup.queue_verification(ctx.services, session, account, now)
 
 
 @router.route("POST", "/api/auth/password-reset", roles=PUBLIC, body=ResetRequestIn, status=202)
 async def password_reset(ctx: RequestContext, body: ResetRequestIn) -> web.Response:
-    """E-mail a reset link if the account exists (same answer either way)."""
+    """E-mail a reset link if the account exists (same answer either way).
+
+    At most 3 links an hour go to one account, whoever asks; further requests answer the same.
+    """
     ctx.services.rate_limiter.hit("reset", ctx.client_ip, ctx.services.settings.rate_reset_per_min)
-    await signin.request_password_reset(ctx.services, body.email, ctx.request_id)
+    await password_change.request_password_reset(ctx.services, body.email, ctx.request_id)
     return web.Response(status=202)
 
 
 @router.route("POST", "/api/auth/password-reset/confirm", roles=PUBLIC, body=ResetConfirmIn)
 async def password_reset_confirm(ctx: RequestContext, body: ResetConfirmIn) -> None:
-    """Set a new password with the token from the reset link; ends all sessions."""
+    """Set a new password with the token from the reset link; ends all sessions.
+
+    Refused (422) with ``weak_password`` (length) or ``weak_password_context`` (it contains
+    "vvserver", the e-mail's local part or domain, or the facility's or agency's name).
+    """
     ctx.services.rate_limiter.hit("reset", ctx.client_ip, ctx.services.settings.rate_reset_per_min)
-    await signin.reset_password(ctx.services, body.token, body.password, ctx.request_id)
+    await password_change.reset_password(ctx.services, body.token, body.password, ctx.request_id)
 
 
 @router.route("POST", "/api/auth/password", roles=ACCOUNT_ROLES, body=ChangePasswordIn)
 async def change_password(ctx: RequestContext, body: ChangePasswordIn) -> None:
-    """Change the signed-in account's password."""
+    """Change the signed-in account's password; its other sessions end (this one goes on)."""
     principal = ctx.require()
-    await signin.change_password(
+    await password_change.change_password(
         ctx.services,
         principal.require_account_id(),
         body.current_password,
         body.new_password,
         ctx.record("account.change_password", target=f"account:{principal.account_id}"),
+        session_hash=principal.session_hash,
     )

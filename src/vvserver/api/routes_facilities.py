@@ -174,19 +174,21 @@ async def create_kiosk(ctx: RequestContext, body: KioskIn) -> KioskCredentialOut
 async def list_kiosks(ctx: RequestContext) -> list[KioskOut]:
     """The facility's kiosks: enabled flag, online now, and when each was last seen."""
     rows = await kiosks.list_kiosks(ctx.services, ctx.require(), path_id(ctx, "facility_id"))
-    return [KioskOut.of(k, online=ctx.services.kiosks_online.is_online(k.id)) for k in rows]
+    online = ctx.services.kiosks_online
+    # A disabled kiosk is offline even in the moment before its socket has closed.
+    return [KioskOut.of(k, online=k.enabled and online.is_online(k.id)) for k in rows]
 
 
 @router.route("POST", "/api/kiosks/{kiosk_id}/rotate", roles=ADMINS, response=KioskCredentialOut)
 async def rotate_kiosk(ctx: RequestContext) -> KioskCredentialOut:
-    """Issue a new device token; the old one stops working."""
+    """Issue a new device token; the old one stops working and its open socket closes (1008)."""
     kiosk, token = await kiosks.rotate_kiosk(ctx.services, caller(ctx), path_id(ctx, "kiosk_id"))
     return KioskCredentialOut(kiosk=KioskOut.of(kiosk), token=token)
 
 
 @router.route("PATCH", "/api/kiosks/{kiosk_id}", roles=ADMINS, body=KioskPatch, response=KioskOut)
 async def update_kiosk(ctx: RequestContext, body: KioskPatch) -> KioskOut:
-    """Rename, enable or disable a kiosk."""
+    """Rename, enable or disable a kiosk; disabling closes its open socket at once (1008)."""
     kiosk = await kiosks.update_kiosk(
         ctx.services, caller(ctx), path_id(ctx, "kiosk_id"), name=body.name, enabled=body.enabled
     )

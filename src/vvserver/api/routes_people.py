@@ -26,6 +26,7 @@ from vvserver.api.schemas_people import (
 )
 from vvserver.domain.accounts import staff
 from vvserver.domain.people import persons
+from vvserver.domain.people.directory_handles import issue_handle
 from vvserver.domain.people.persons import PersonChange
 
 router = ApiRouter("people")
@@ -96,7 +97,10 @@ async def list_persons(ctx: RequestContext, query: PersonQuery) -> list[PersonOu
     response=list[DirectoryEntryOut],
 )
 async def directory(ctx: RequestContext, query: DirectoryQuery) -> list[DirectoryEntryOut]:
-    """Find an active person by exact booking number AND last name (at most one result)."""
+    """Find an active person by exact booking number AND last name (at most one result).
+
+    The result carries an opaque ``handle`` to ask for approval with, not the person's id.
+    """
     principal = ctx.require()
     ctx.services.rate_limiter.hit("directory", principal.actor, DIRECTORY_LOOKUPS_PER_MIN)
     person = await persons.find_in_directory(
@@ -107,11 +111,16 @@ async def directory(ctx: RequestContext, query: DirectoryQuery) -> list[Director
     )
     if person is None:
         return []
+    handle = issue_handle(
+        ctx.services.secret,
+        person_id=person.id,
+        visitor_id=principal.require_account_id(),
+        now=ctx.services.clock.now(),
+    )
     return [
         DirectoryEntryOut(
-            id=person.id,
+            handle=handle,
             facility_id=person.facility_id,
-            first_name=person.first_name,
             last_name=person.last_name,
             booking_number=person.booking_number,
         )
@@ -236,6 +245,6 @@ async def list_staff(ctx: RequestContext, query: StaffQuery) -> list[StaffOut]:
 
 @router.route("POST", "/api/staff/{account_id}/deactivate", roles=ADMINS, response=StaffOut)
 async def deactivate_staff(ctx: RequestContext) -> StaffOut:
-    """Switch a staff account off and end its sessions."""
+    """Switch a staff account off and end its sessions; its open sockets close at once (1008)."""
     account = await staff.deactivate_staff(ctx.services, caller(ctx), path_id(ctx, "account_id"))
     return StaffOut.of(account)

@@ -195,16 +195,20 @@ async def lift_ban(ctx: RequestContext, body: LiftIn) -> BanOut:
     "POST", "/api/approvals", roles="visitor", body=ApprovalIn, response=ApprovalOut, status=201
 )
 async def request_approval(ctx: RequestContext, body: ApprovalIn) -> ApprovalOut:
-    """Ask to be approved to visit a person; the facility's administrators are e-mailed."""
+    """Ask to be approved to visit a person found in the directory (by its ``handle``).
+
+    The facility's administrators are e-mailed. Until approved, the answer shows the person's
+    last name and booking number only (``person.id`` and ``person.first_name`` are null).
+    """
     row = await approvals.request_approval(
         ctx.services,
         caller(ctx),
-        person_id=body.person_id,
+        handle=body.handle,
         relationship=body.relationship,
         professional=body.professional,
         bar_number=body.bar_number,
     )
-    return ApprovalOut.of(row)
+    return ApprovalOut.of(row, for_visitor=True)
 
 
 @router.route(
@@ -215,7 +219,9 @@ async def request_approval(ctx: RequestContext, body: ApprovalIn) -> ApprovalOut
     response=list[ApprovalOut],
 )
 async def list_approvals(ctx: RequestContext, query: ApprovalQuery) -> list[ApprovalOut]:
-    """Visitors: their own requests. Staff: approvals in scope (``status=requested``: queue)."""
+    """Visitors: their own requests (the person's id and first name once approved). Staff:
+    approvals in scope (``status=requested``: the queue)."""
+    principal = ctx.require()
     rows = await approvals.list_approvals(
         ctx.services,
         ctx.require(),
@@ -225,7 +231,8 @@ async def list_approvals(ctx: RequestContext, query: ApprovalQuery) -> list[Appr
         limit=query.limit,
         offset=query.offset,
     )
-    return [ApprovalOut.of(row) for row in rows]
+    visitor = principal.role == "visitor"
+    return [ApprovalOut.of(row, for_visitor=visitor) for row in rows]
 
 
 @router.route(

@@ -52,6 +52,12 @@ class AccountOut(BaseModel):
     id_status: str
 
 
+class SignUpAcceptedOut(BaseModel):
+    """The same answer whether or not the address already had an account."""
+
+    email: str = Field(description="the address, normalised; a message is on its way to it")
+
+
 class SessionOut(BaseModel):
     account: AccountOut
     csrf_token: str

@@ -110,9 +110,11 @@ class DirectoryQuery(ApiModel):
 class DirectoryEntryOut(BaseModel):
     """What a visitor learns about a person they found: nothing beyond what they typed."""
 
-    id: int
+    handle: str = Field(
+        description="opaque; name the person by it in POST /api/approvals (valid 30 minutes, "
+        "for this visitor only)"
+    )
     facility_id: int
-    first_name: str
     last_name: str
     booking_number: str
 

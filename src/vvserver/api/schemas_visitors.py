@@ -113,7 +113,12 @@ class BanCreatedOut(BaseModel):
 
 
 class ApprovalIn(ApiModel):
-    person_id: Id
+    handle: str = Field(
+        min_length=20,
+        max_length=200,
+        description="the person's handle from GET /api/facilities/{facility_id}/directory "
+        "(valid 30 minutes, for the visitor who searched)",
+    )
     relationship: Annotated[PersonName, Field(max_length=100)]
     professional: Literal["none", "attorney", "clergy"] = "none"
     bar_number: Annotated[PersonName, Field(max_length=64)] | None = None
@@ -149,8 +154,10 @@ class RevokeIn(ApiModel):
 
 
 class ApprovalPersonOut(BaseModel):
-    id: int
-    first_name: str
+    """For the visitor, ``id`` and ``first_name`` are null until the request is approved."""
+
+    id: int | None
+    first_name: str | None
     last_name: str
     booking_number: str
 
@@ -179,8 +186,10 @@ class ApprovalOut(BaseModel):
     decided_at: datetime | None
 
     @classmethod
-    def of(cls, row: ApprovalRow) -> ApprovalOut:
+    def of(cls, row: ApprovalRow, *, for_visitor: bool = False) -> ApprovalOut:
+        """``for_visitor``: the person's id and first name only once the visitor was approved."""
         a, p, v = row.approval, row.person, row.visitor
+        hidden = for_visitor and not row.person_known_to_visitor
         return cls(
             id=a.id,
             status=a.status,
@@ -191,8 +200,8 @@ class ApprovalOut(BaseModel):
             facility_id=row.facility.id,
             facility_name=row.facility.name,
             person=ApprovalPersonOut(
-                id=p.id,
-                first_name=p.first_name,
+                id=None if hidden else p.id,
+                first_name=None if hidden else p.first_name,
                 last_name=p.last_name,
                 booking_number=p.booking_number,
             ),

@@ -160,8 +160,22 @@ class Session(Base):
     last_seen_at: Mapped[datetime]
 
 
+class LoginFailures(Base):
+    """Failed sign-ins for an e-mail address that has no active account (SHA-256 of it only).
+
+    They count and lock exactly like ``Account.failed_logins``/``locked_until``, so the answers
+    to sign-in attempts do not tell whether an account exists.
+    """
+
+    __tablename__ = "login_failures"
+    email_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+    last_failed_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class EmailToken(Base):
-    """Single-use e-mail link tokens (verify, reset), stored as SHA-256 only."""
+    """Single-use e-mail link tokens (verify, reset, unlock), stored as SHA-256 only."""
 
     __tablename__ = "email_tokens"
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -16,7 +16,12 @@ from vvserver.domain.accounts.session_cache import SessionCache
 from vvserver.domain.audit.chain import AuditLog, AuditRecord
 from vvserver.domain.clock import Clock
 from vvserver.domain.facilities.presence import KioskPresence
-from vvserver.domain.visits.bus import VisitEndedEvent, VisitEventBus
+from vvserver.domain.visits.bus import (
+    AFTER_COMMIT_EVENTS_KEY,
+    CredentialsRevokedEvent,
+    VisitEndedEvent,
+    VisitEventBus,
+)
 from vvserver.domain.visits.states import ENDED_VISITS_KEY
 from vvserver.settings import Settings
 
@@ -45,6 +50,11 @@ class Services:
         self.wakeups.after_commit(session)
         for visit_id, state, reason in session.info.pop(ENDED_VISITS_KEY, []):
             self.events.publish(VisitEndedEvent(visit_id, state, reason))
+        for event in session.info.pop(AFTER_COMMIT_EVENTS_KEY, []):
+            if isinstance(event, CredentialsRevokedEvent):
+                # This process's API sees the revocation before the caller hears it is done.
+                self.sessions.forget_revoked(event)
+            self.events.publish(event)
 
     def read(self) -> AbstractAsyncContextManager[AsyncSession]:
         return self.db.read()

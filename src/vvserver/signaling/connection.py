@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from aiohttp import WSCloseCode, web
 
 from vvserver.domain.errors import Forbidden
+from vvserver.domain.visits.bus import CredentialsRevokedEvent
 from vvserver.signaling.protocol import AnyServerMessage, ErrorMessage, dump
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,12 @@ class TokenBucket:
 
 
 class Connection:
-    """A WebSocket as the channels see it: sends never raise, closing is idempotent."""
+    """A WebSocket as the channels see it: sends never raise, closing is idempotent.
+
+    The channel notes the credential it authenticated with (``account_id`` and
+    ``session_hash`` for a session cookie, ``kiosk_id`` for a device token); once a
+    revocation matches it, ``revoked`` is set and nothing the socket sends is acted on.
+    """
 
     def __init__(self, ws: web.WebSocketResponse, request_id: str, role: str) -> None:
         self.ws = ws
@@ -51,14 +57,29 @@ class Connection:
         self.role = role
         self.rate = TokenBucket()
         self.rate_strikes = 0
+        self.account_id: int | None = None
+        self.session_hash: str | None = None
+        self.kiosk_id: int | None = None
+        self.revoked = False
+
+    def revoked_by(self, event: CredentialsRevokedEvent) -> bool:
+        """Whether ``event`` revokes the credential this socket authenticated with."""
+        if self.kiosk_id is not None and event.kiosk_id == self.kiosk_id:
+            return True
+        return self.session_hash is not None and event.matches_session(
+            self.account_id, self.session_hash
+        )
 
     @property
     def closed(self) -> bool:
         return self.ws.closed
 
     async def send(self, message: AnyServerMessage) -> bool:
-        """Send one message; False when the socket is gone (the caller need not care)."""
-        if self.ws.closed:
+        """Send one message; False when the socket is gone (the caller need not care).
+
+        A revoked socket gets nothing more but the error that says why it closes.
+        """
+        if self.ws.closed or (self.revoked and not isinstance(message, ErrorMessage)):
             return False
         try:
             await self.ws.send_str(dump(message))

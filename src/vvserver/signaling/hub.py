@@ -9,7 +9,9 @@
   participant states, quality) go to its visitor and kiosk sockets, and feed the live list.
 * ``run_events`` consumes ``services.events``: when a visit's slot starts the kiosk gets
   ``visit_start``; when it starts or ends the visitor gets ``visit_status`` and live lists
-  refresh.
+  refresh. When credentials are revoked (sign-out, deactivation, password change or reset,
+  kiosk disabled or rotated), the process's session cache drops them and every socket that
+  authenticated with them gets ``error`` ``credentials_revoked`` and close 1008 at once.
 """
 
 from __future__ import annotations
@@ -23,7 +25,12 @@ from sqlalchemy import update
 from vvserver.aio import TaskSet
 from vvserver.db.models import Kiosk, Visit
 from vvserver.domain.services import Services
-from vvserver.domain.visits.bus import LiveListChangedEvent, VisitEvent, VisitStartEvent
+from vvserver.domain.visits.bus import (
+    CredentialsRevokedEvent,
+    LiveListChangedEvent,
+    VisitEvent,
+    VisitStartEvent,
+)
 from vvserver.domain.visits.kiosk_day import pin_required_for
 from vvserver.signaling.connection import Connection
 from vvserver.signaling.kiosk_pin import KioskPins
@@ -46,6 +53,8 @@ class SignalingHub:
         self._kiosks: dict[int, set[Connection]] = {}
         self._visitors: dict[int, set[Connection]] = {}
         self._joined: dict[tuple[int, ParticipantRole], set[Connection]] = {}
+        # Every authenticated socket, to find those whose credentials are revoked.
+        self._sockets: set[Connection] = set()
         self._watchers: set[asyncio.Event] = set()
         # Chat feeds wake only for chat: room events (quality every 5 s per side) must not make
         # every socket's feed query the store.
@@ -117,6 +126,28 @@ class SignalingHub:
             self._joined[key].discard(conn)
             if not self._joined[key]:
                 del self._joined[key]
+
+    # --- credentials ---------------------------------------------------------------------
+
+    def track(self, conn: Connection) -> None:
+        """An authenticated socket (its credential noted on ``conn``)."""
+        self._sockets.add(conn)
+
+    def untrack(self, conn: Connection) -> None:
+        self._sockets.discard(conn)
+
+    def revoke(self, event: CredentialsRevokedEvent) -> int:
+        """Close (1008) every socket whose credential ``event`` revoked; how many."""
+        self.services.sessions.forget_revoked(event)
+        matched = [conn for conn in self._sockets if not conn.revoked and conn.revoked_by(event)]
+        for conn in matched:
+            conn.revoked = True  # from now on nothing it sends is acted on
+            self.tasks.create(
+                _close_revoked(conn, event.reason), name=f"close revoked socket {conn.request_id}"
+            )
+        if matched:
+            logger.info("closed %d socket(s): %s", len(matched), event.reason)
+        return len(matched)
 
     # --- watchers -------------------------------------------------------------------------
 
@@ -211,6 +242,9 @@ class SignalingHub:
 
     async def deliver(self, event: VisitEvent) -> None:
         """A visit started (kiosk: ``visit_start``) or ended; its visitor gets the new status."""
+        if isinstance(event, CredentialsRevokedEvent):
+            self.revoke(event)
+            return
         if isinstance(event, LiveListChangedEvent):
             self.changed()
             return
@@ -266,3 +300,10 @@ class SignalingHub:
                 await listener(alert, facility_id)
             except Exception:
                 logger.exception("could not deliver alert %s", alert.code)
+
+
+async def _close_revoked(conn: Connection, reason: str) -> None:
+    try:
+        await conn.refuse("credentials_revoked", f"these credentials were revoked ({reason})")
+    except Exception:
+        logger.exception("socket %s: could not close it after revocation", conn.request_id)

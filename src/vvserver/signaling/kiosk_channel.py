@@ -14,8 +14,9 @@ import logging
 
 from vvserver.app_keys import HUB
 from vvserver.db.models import Visit
-from vvserver.domain.accounts.credentials import kiosk_principal
+from vvserver.domain.accounts.credentials import kiosk_principal, kiosk_token_current
 from vvserver.domain.accounts.principal import Principal
+from vvserver.domain.accounts.secrets import token_hash
 from vvserver.domain.errors import NotFound
 from vvserver.domain.visits.chat import live_visit_of_kiosk, messages_of_kiosk, post_message
 from vvserver.signaling.chat_feed import ChatFeed
@@ -45,6 +46,7 @@ class KioskChannel(ParticipantChannel):
     participant = "kiosk"
     heartbeat_s = HEARTBEAT_S
     kiosk_id: int | None = None
+    credential_hash: str = ""
     chat: ChatFeed | None = None
 
     async def _by_token(self, token: str) -> None:
@@ -52,6 +54,13 @@ class KioskChannel(ParticipantChannel):
         if principal is None or principal.kiosk_id is None:
             raise AuthRefused("invalid_device_token", "invalid device token")
         self.kiosk_id = principal.kiosk_id
+        self.credential_hash = token_hash(token)
+
+    async def check_credentials(self) -> None:
+        """The kiosk must still be enabled and its token not replaced (rotated)."""
+        assert self.kiosk_id is not None
+        if not await kiosk_token_current(self.services, self.kiosk_id, self.credential_hash):
+            raise AuthRefused("invalid_device_token", "this device token no longer works")
 
     async def authenticate_upgrade(self) -> bool:
         header = self.request.headers.get("Authorization", "")

@@ -4,7 +4,9 @@ On connect: ``welcome`` and a ``live_snapshot`` of the visits in scope; afterwar
 ``live_update`` with the rows that changed, whenever the hub reports a change (kiosk online or
 offline, a participant joining, a visit starting) and at least every ``REFRESH_S``. Every
 ``SESSION_CHECK_S`` the session is resolved again: that counts as activity (an open live view
-keeps the officer signed in) and closes the socket (1008) once the session is gone.
+keeps the officer signed in) and closes the socket (1008) once the session is gone. Each request
+is checked against the session first, and a revoked session (sign-out, deactivation, password
+change or reset) closes the socket at once through the hub.
 Alerts (``alert``, e.g. a visit starting while its kiosk is offline) go to staff in scope.
 Requests: ``monitor``, ``stop_monitor``, ``terminate`` go to the media service; ``flag``
 stores a flagged moment (``vvserver.domain.visits.flags``) and answers ``flagged``.
@@ -20,7 +22,7 @@ import time
 from vvserver.aio import stop_task, wait_event
 from vvserver.app_keys import HUB
 from vvserver.db.models import Facility
-from vvserver.domain.accounts.credentials import SESSION_COOKIE, session_principal
+from vvserver.domain.accounts.credentials import session_cookie_name, session_principal
 from vvserver.domain.accounts.principal import Principal
 from vvserver.domain.visits.chat import messages_for_staff
 from vvserver.domain.visits.flags import FlagRequest, flag_visit
@@ -70,7 +72,7 @@ class OfficerChannel(Channel):
     chat: ChatFeed | None = None
 
     async def authenticate_upgrade(self) -> bool:
-        cookie = self.request.cookies.get(SESSION_COOKIE)
+        cookie = self.request.cookies.get(session_cookie_name(self.services.settings))
         if not cookie or len(cookie) > 128:
             raise AuthRefused("unauthenticated", "sign in first")
         principal = await session_principal(self.services, cookie)
@@ -79,7 +81,14 @@ class OfficerChannel(Channel):
         if not principal.is_staff:
             raise AuthRefused("wrong_role", "this socket is for facility staff")
         self.principal, self.cookie = principal, cookie
+        self.account_id, self.session_hash = principal.account_id, principal.session_hash
         return True
+
+    async def check_credentials(self) -> None:
+        principal = await session_principal(self.services, self.cookie)
+        if principal is None or not principal.is_staff:
+            raise AuthRefused("session_expired", "sign in again")
+        self.principal = principal
 
     async def authenticate_message(self, message: AuthMessage) -> None:
         raise AuthRefused("unauthenticated", "sign in first")  # never reached: cookie only
@@ -144,11 +153,11 @@ class OfficerChannel(Channel):
                     return
                 if time.monotonic() >= next_check:
                     next_check = time.monotonic() + SESSION_CHECK_S
-                    principal = await session_principal(self.services, self.cookie)
-                    if principal is None or not principal.is_staff:
-                        await conn.refuse("session_expired", "sign in again")
+                    try:
+                        await self.check_credentials()
+                    except AuthRefused as refused:
+                        await conn.refuse(refused.code, refused.message)
                         return
-                    self.principal = principal
                 rows = await self._rows()
                 added_or_changed, removed = diff_rows(self.rows, rows)
                 self.rows = rows

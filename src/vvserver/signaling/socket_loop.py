@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 
 from aiohttp import WSMsgType, web
 
-from vvserver.app_keys import REQUEST_ID, SERVICES, SOCKETS
+from vvserver.app_keys import HUB, REQUEST_ID, SERVICES, SOCKETS
 from vvserver.domain.errors import DomainError
 from vvserver.domain.services import Services
 from vvserver.signaling.connection import (
@@ -55,6 +55,11 @@ class Channel(ABC):
 
     role: str
     heartbeat_s: float | None = None
+    # The credential the socket authenticated with, set by ``authenticate_*``: a session
+    # cookie's account and session key, or a kiosk's id.
+    account_id: int | None = None
+    session_hash: str | None = None
+    kiosk_id: int | None = None
 
     def __init__(self, request: web.Request, services: Services) -> None:
         self.request = request
@@ -72,6 +77,10 @@ class Channel(ABC):
     @abstractmethod
     async def opened(self, conn: Connection) -> None:
         """Authenticated: send the initial messages, register with the hub."""
+
+    async def check_credentials(self) -> None:
+        """Raise AuthRefused when the socket's credential no longer holds (before each request)."""
+        return None
 
     @abstractmethod
     async def handle(self, conn: Connection, message: AnyClientMessage) -> None:
@@ -103,9 +112,19 @@ async def serve(request: web.Request, channel: Channel) -> web.StreamResponse:
     await ws.prepare(request)
     conn = Connection(ws, request.get(REQUEST_ID, "-"), channel.role)
     request.app[SOCKETS].add(ws)
+    hub = request.app[HUB]
     opened = False
     try:
         if not await _authenticate(channel, conn):
+            return ws
+        conn.account_id, conn.session_hash = channel.account_id, channel.session_hash
+        conn.kiosk_id = channel.kiosk_id
+        hub.track(conn)
+        # A revocation between the credential check and ``track`` would go unseen: check again.
+        try:
+            await channel.check_credentials()
+        except AuthRefused as refused:
+            await conn.refuse(refused.code, refused.message)
             return ws
         await channel.opened(conn)
         opened = True
@@ -116,6 +135,7 @@ async def serve(request: web.Request, channel: Channel) -> web.StreamResponse:
         logger.exception("socket %s (%s) failed", conn.request_id, channel.role)
         await conn.error("internal_error", "the server could not go on with this socket")
     finally:
+        hub.untrack(conn)
         if opened:
             try:
                 await channel.closed(conn)
@@ -169,6 +189,8 @@ async def _message_loop(channel: Channel, conn: Connection) -> None:
 
 
 async def _one_message(channel: Channel, conn: Connection, text: str) -> None:
+    if conn.revoked:
+        return  # its credential was revoked: the hub is closing it
     if not conn.rate.take():
         conn.rate_strikes += 1
         if conn.rate_strikes >= MAX_RATE_STRIKES:
@@ -188,6 +210,9 @@ async def _one_message(channel: Channel, conn: Connection, text: str) -> None:
         elif isinstance(message, AuthMessage):
             raise ProtocolError("already_authenticated", "this socket is already authenticated")
         else:
+            await channel.check_credentials()
+            if conn.revoked:
+                return
             await channel.handle(conn, message)
     except ProtocolError as exc:
         await conn.error(exc.code, exc.message, ref)

@@ -13,7 +13,7 @@ import time
 
 from vvserver.app_keys import HUB
 from vvserver.db.models import Visit
-from vvserver.domain.accounts.credentials import SESSION_COOKIE, session_principal
+from vvserver.domain.accounts.credentials import session_cookie_name, session_principal
 from vvserver.domain.errors import DomainError, NotFound
 from vvserver.domain.ids import parse_id
 from vvserver.domain.visits.chat import messages_of_visit, post_message
@@ -67,6 +67,7 @@ class VisitorChannel(ParticipantChannel):
     visit_id: int | None = None
     next_status: float = 0.0
     chat: ChatFeed | None = None
+    cookie: str | None = None  # set when the socket authenticated with the session cookie
 
     async def _by_token(self, token: str) -> None:
         if len(token) > MAX_TOKEN_CHARS:
@@ -82,7 +83,7 @@ class VisitorChannel(ParticipantChannel):
         if token:
             await self._by_token(token)
             return True
-        cookie = self.request.cookies.get(SESSION_COOKIE)
+        cookie = self.request.cookies.get(session_cookie_name(self.services.settings))
         if not cookie or len(cookie) > 128:
             return False
         principal = await session_principal(self.services, cookie)
@@ -98,7 +99,17 @@ class VisitorChannel(ParticipantChannel):
         if visit is None or visit.visitor_id != principal.account_id:
             raise AuthRefused("not_found", "no such visit")
         self.visit_id = visit.id
+        self.cookie = cookie
+        self.account_id, self.session_hash = principal.account_id, principal.session_hash
         return True
+
+    async def check_credentials(self) -> None:
+        """A socket opened with the session cookie lives only as long as that session."""
+        if self.cookie is None:
+            return  # a join link: it holds for its visit's window
+        principal = await session_principal(self.services, self.cookie)
+        if principal is None or principal.account_id != self.account_id:
+            raise AuthRefused("session_expired", "sign in again")
 
     async def authenticate_message(self, message: AuthMessage) -> None:
         await self._by_token(message.token)

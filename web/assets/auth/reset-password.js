@@ -57,6 +57,9 @@ confirmForm.addEventListener("submit", async (event) => {
     if (error instanceof ApiError && error.code === "weak_password") {
       setFieldError(password, t("signup.error.password"));
       password.focus();
+    } else if (error instanceof ApiError && error.code === "weak_password_context") {
+      setFieldError(password, t("signup.error.password_context"));
+      password.focus();
     } else if (error instanceof ApiError && (error.code === "invalid_token" || error.code === "invalid")) {
       showFormError(confirmForm, t("reset.invalid"));
     } else {

@@ -42,10 +42,10 @@ function checkLocally() {
 
 function showServerError(error) {
   const byCode = {
-    email_taken: ["email", "signup.error.email_taken"],
     underage: ["date_of_birth", "signup.error.underage"],
     invalid_date_of_birth: ["date_of_birth", "signup.error.dob_future"],
     weak_password: ["password", "signup.error.password"],
+    weak_password_context: ["password", "signup.error.password_context"],
   };
   const known = error instanceof ApiError ? byCode[error.code] : null;
   if (known) {

@@ -284,7 +284,7 @@ function onState(status, refusal) {
   if (status === "refused") {
     setConnection("closed");
     const target = `/signin?next=${encodeURIComponent(location.pathname)}`;
-    if (refusal?.code === "session_expired" || refusal?.code === "unauthenticated") {
+    if (["session_expired", "unauthenticated", "credentials_revoked"].includes(refusal?.code)) {
       location.replace(target);
     }
     return;

@@ -20,7 +20,8 @@ async function showRequests() {
   const list = document.getElementById("approval-list");
   const approvals = await api("GET", "/api/approvals");
   list.replaceChildren(...approvals.map((a) => el("li", {},
-    el("h3", {}, `${a.person.first_name} ${a.person.last_name}`),
+    // Until approved the server shows only what the visitor typed: last name, booking number.
+    el("h3", {}, [a.person.first_name, a.person.last_name].filter(Boolean).join(" ")),
     el("p", {}, t("approvals.at", { facility: a.facility_name,
       booking: a.person.booking_number }), " ", badge("approval", a.status)),
     el("p", { class: "muted" }, t(`approval.${a.status}.long`)),
@@ -67,7 +68,7 @@ findForm.addEventListener("submit", async (event) => {
       return;
     }
     const title = document.getElementById("request-title");
-    title.textContent = t("approvals.found", { name: `${found.first_name} ${found.last_name}`,
+    title.textContent = t("approvals.found", { name: found.last_name,
       booking: found.booking_number });
     requestForm.hidden = false;
     title.focus();
@@ -86,7 +87,8 @@ requestForm.addEventListener("submit", async (event) => {
     focusFirstProblem(requestForm);
     return;
   }
-  const body = { person_id: found.id, relationship: relationship.value.trim(),
+  // The directory's handle names the person (valid 30 minutes, for this visitor only).
+  const body = { handle: found.handle, relationship: relationship.value.trim(),
     professional: professional.value };
   if (attorney) body.bar_number = barNumber.value.trim();
   try {
@@ -100,6 +102,12 @@ requestForm.addEventListener("submit", async (event) => {
   } catch (error) {
     if (error instanceof ApiError && invalidFields(error).includes("relationship")) {
       setFieldError(relationship, t("approvals.error.relationship"));
+    }
+    if (error instanceof ApiError && error.code.startsWith("directory_handle_")) {
+      requestForm.hidden = true;
+      showFormError(findForm, t("approvals.search_again"));
+      lastName.focus();
+      return;
     }
     showFormError(requestForm, error);
   }

@@ -1,5 +1,6 @@
-// /visitor/profile: ID photo upload with a preview, name and phone, e-mail confirmation.
-import { ApiError, announce, api, apiRaw, fmtDate, initPage, showError, t } from "/assets/core.js";
+// /visitor/profile: ID photo upload with a preview, name and phone, e-mail confirmation, and
+// signing out everywhere.
+import { ApiError, announce, api, apiRaw, fmtDate, initPage, showError, signOutEverywhere, t } from "/assets/core.js";
 import { clearErrors, focusFirstProblem, setFieldError, showFormError } from "/assets/auth/forms.js";
 import { badge } from "/assets/visitor/common.js";
 
@@ -102,6 +103,14 @@ document.getElementById("resend-button").addEventListener("click", async () => {
   try {
     await api("POST", "/api/auth/resend-verification", {});
     announce(t("profile.resent"));
+  } catch (error) {
+    showError("profile-error", error);
+  }
+});
+
+document.getElementById("signout-everywhere").addEventListener("click", async () => {
+  try {
+    await signOutEverywhere();
   } catch (error) {
     showError("profile-error", error);
   }

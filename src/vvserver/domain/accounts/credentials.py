@@ -15,8 +15,12 @@ from vvserver.domain.accounts.principal import STAFF_ROLES, Principal, Role
 from vvserver.domain.accounts.secrets import constant_time_equal, token_hash
 from vvserver.domain.ids import parse_id
 from vvserver.domain.services import Services
+from vvserver.settings import Settings
 
 SESSION_COOKIE = "vv_session"
+# Behind TLS the cookie carries the ``__Host-`` prefix: browsers then accept it only with
+# ``Secure``, ``Path=/`` and no ``Domain``, so no sibling host or plain-http page can set it.
+SECURE_SESSION_COOKIE = "__Host-vv_session"
 _TOUCH_EVERY = timedelta(seconds=60)
 # Every cookie request runs this: only the columns needed, one driver round trip on SQLite.
 _SESSION_LOOKUP = Prepared(
@@ -35,6 +39,11 @@ _SESSION_LOOKUP = Prepared(
 )
 
 
+def session_cookie_name(settings: Settings) -> str:
+    """The session cookie's name: ``__Host-vv_session`` behind TLS, else ``vv_session``."""
+    return SECURE_SESSION_COOKIE if settings.behind_tls else SESSION_COOKIE
+
+
 async def kiosk_principal(services: Services, token: str) -> Principal | None:
     """Resolve a kiosk device token (``k<id>.<secret>``); None unless it is the enabled kiosk's."""
     kiosk_part, _, _secret = token.partition(".")
@@ -50,6 +59,17 @@ async def kiosk_principal(services: Services, token: str) -> Principal | None:
         return Principal(role="kiosk", kiosk_id=kiosk.id, facility_id=kiosk.facility_id)
 
 
+async def kiosk_token_current(services: Services, kiosk_id: int, credential_hash: str) -> bool:
+    """Whether the kiosk is still enabled and ``credential_hash`` is still its token's hash."""
+    async with services.read() as session:
+        kiosk = await session.get(Kiosk, kiosk_id, populate_existing=True)
+        return (
+            kiosk is not None
+            and kiosk.enabled
+            and constant_time_equal(kiosk.credential_hash, credential_hash)
+        )
+
+
 async def session_principal(services: Services, cookie: str) -> Principal | None:
     """Resolve a session cookie; expire idle sessions (staff after ``staff_idle_minutes``)."""
     key = token_hash(cookie)
@@ -62,6 +82,7 @@ async def session_principal(services: Services, cookie: str) -> Principal | None
                 cached.last_seen_at = now
             return cached.principal
         services.sessions.forget(key)
+    generation = services.sessions.generation
     async with services.read() as session:
         row = await _SESSION_LOOKUP.first(session, key=key)
     if row is None:
@@ -91,7 +112,7 @@ async def session_principal(services: Services, cookie: str) -> Principal | None
         session_hash=key,
         csrf_token=csrf_token,
     )
-    services.sessions.put(key, principal, last_seen, idle)
+    services.sessions.put(key, principal, last_seen, idle, generation)
     return principal
 
 

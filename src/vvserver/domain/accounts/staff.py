@@ -13,11 +13,13 @@ from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vvserver.db.models import Account, Facility, MfaRecoveryCode, Session
+from vvserver.db.models import Account, Agency, Facility, MfaRecoveryCode
+from vvserver.domain.accounts.email_links import normalise_email
 from vvserver.domain.accounts.mfa import drop_pending_logins
+from vvserver.domain.accounts.password_policy import check_password_policy, context_words
 from vvserver.domain.accounts.principal import STAFF_ROLES, Principal
+from vvserver.domain.accounts.revocation import end_sessions
 from vvserver.domain.accounts.scope import Caller, administered_facility
-from vvserver.domain.accounts.signin import check_password_policy, normalise_email
 from vvserver.domain.audit.chain import AuditRecord
 from vvserver.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from vvserver.domain.services import Services
@@ -49,9 +51,19 @@ async def create_staff(
             )
     elif facility_id is None:
         raise InvalidInput("officers and facility admins need a facility", code="facility_required")
-    check_password_policy(password)
-    password_hash = await asyncio.to_thread(services.passwords.hash, password)
     email = normalise_email(email)
+    async with services.read() as session:
+        agency_id = principal.agency_id
+        names: list[str] = []
+        if facility_id is not None:
+            facility = await administered_facility(session, principal, facility_id)
+            agency_id = facility.agency_id
+            names.append(facility.name)
+        agency = await session.get(Agency, agency_id) if agency_id is not None else None
+        if agency is not None:
+            names.append(agency.name)
+    check_password_policy(password, context_words(email=email, names=names))
+    password_hash = await asyncio.to_thread(services.passwords.hash, password)
     now = services.clock.now()
     conflict = Conflict("an account with this e-mail already exists", code="email_taken")
     async with services.write() as session:
@@ -137,8 +149,7 @@ async def deactivate_staff(services: Services, caller: Caller, account_id: int) 
         if not account.active:
             raise Conflict("this account is already inactive", code="already_inactive")
         account.active = False
-        await session.execute(delete(Session).where(Session.account_id == account.id))
-        services.sessions.forget_account(account.id)
+        await end_sessions(session, account.id, reason="deactivated")
         await caller.audit(services, session, "staff.deactivate", f"account:{account.id}", now)
     return account
 
@@ -198,8 +209,7 @@ async def _clear_factor(services: Services, session: AsyncSession, account: Acco
     account.locked_until = None
     await session.execute(delete(MfaRecoveryCode).where(MfaRecoveryCode.account_id == account.id))
     await drop_pending_logins(session, account.id)
-    await session.execute(delete(Session).where(Session.account_id == account.id))
-    services.sessions.forget_account(account.id)
+    await end_sessions(session, account.id, reason="mfa_reset")
     return had_factor
 
 

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from vvserver.domain.accounts.signin import age_on
+from vvserver.domain.accounts.signup import age_on
 from vvserver.domain.booking.availability import (
     AvailabilityQuery,
     Interval,

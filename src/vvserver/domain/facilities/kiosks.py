@@ -12,6 +12,7 @@ from vvserver.db.models import (
     Kiosk,
 )
 from vvserver.domain.accounts.principal import Principal
+from vvserver.domain.accounts.revocation import revoke_kiosk_token
 from vvserver.domain.accounts.scope import (
     Caller,
     administered_facility,
@@ -21,9 +22,6 @@ from vvserver.domain.accounts.scope import (
 from vvserver.domain.accounts.secrets import new_token, token_hash
 from vvserver.domain.errors import NotFound
 from vvserver.domain.services import Services
-
-logger = logging.getLogger(__name__)
-
 
 logger = logging.getLogger(__name__)
 
@@ -80,11 +78,12 @@ async def _administered_kiosk(session: AsyncSession, principal: Principal, kiosk
 
 
 async def rotate_kiosk(services: Services, caller: Caller, kiosk_id: int) -> tuple[Kiosk, str]:
-    """Issue a new device token; the old one stops working at once."""
+    """Issue a new device token; the old one stops working at once (its sockets close)."""
     now = services.clock.now()
     async with services.write() as session:
         kiosk = await _administered_kiosk(session, caller.principal, kiosk_id)
         token = _kiosk_token(kiosk)
+        revoke_kiosk_token(session, kiosk.id, reason="kiosk_token_rotated")
         await caller.audit(services, session, "kiosk.rotate", f"kiosk:{kiosk.id}", now)
     return kiosk, token
 
@@ -100,5 +99,7 @@ async def update_kiosk(
             kiosk.name = changes["name"] = name
         if enabled is not None and enabled != kiosk.enabled:
             kiosk.enabled = changes["enabled"] = enabled
+            if not enabled:  # its open sockets close at once; it shows offline
+                revoke_kiosk_token(session, kiosk.id, reason="kiosk_disabled")
         await caller.audit(services, session, "kiosk.update", f"kiosk:{kiosk.id}", now, **changes)
     return kiosk

@@ -3,6 +3,8 @@
 Statuses: requested -> approved | denied; approved -> revoked. A denied or revoked visitor may ask
 again ``REQUEST_AGAIN_AFTER`` after the decision (the same row is reused: one per person+visitor).
 Professional approvals (attorney with bar number, clergy) make the visits privileged.
+A visitor names the person by the handle the directory gave them (``directory_handles``), never
+by a database id, and learns nothing of the person before approval beyond what they typed.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from vvserver.domain.accounts.staff import facility_admin_emails
 from vvserver.domain.errors import Conflict, InvalidInput, NotFound
 from vvserver.domain.notices.outbox import queue_email
 from vvserver.domain.people.bans import active_ban
+from vvserver.domain.people.directory_handles import open_handle
 from vvserver.domain.services import Services
 
 logger = logging.getLogger(__name__)
@@ -36,6 +39,10 @@ PROFESSIONAL_KINDS = ("none", "attorney", "clergy")
 REQUEST_AGAIN_AFTER = timedelta(days=30)
 
 
+# Once approved, the visitor may know who the person is (name, id to book with).
+PERSON_SHOWN_TO_VISITOR = ("approved", "revoked")
+
+
 @dataclass(frozen=True, slots=True)
 class ApprovalRow:
     approval: Approval
@@ -43,6 +50,10 @@ class ApprovalRow:
     visitor: Account
     facility: Facility
     banned: bool
+
+    @property
+    def person_known_to_visitor(self) -> bool:
+        return self.approval.status in PERSON_SHOWN_TO_VISITOR
 
 
 async def _row(
@@ -87,7 +98,7 @@ async def request_approval(
     services: Services,
     caller: Caller,
     *,
-    person_id: int,
+    handle: str,
     relationship: str,
     professional: str,
     bar_number: str | None,
@@ -100,6 +111,7 @@ async def request_approval(
         raise InvalidInput("a bar number is only for attorneys", code="bar_number_not_allowed")
     visitor_id = caller.principal.require_account_id()
     now = services.clock.now()
+    person_id = open_handle(services.secret, handle, visitor_id=visitor_id, now=now)
     conflict = Conflict("you already asked to visit this person", code="approval_exists")
     async with services.write() as session:
         visitor = await session.get(Account, visitor_id, with_for_update=True)

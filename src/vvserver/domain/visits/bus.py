@@ -2,6 +2,8 @@
 
 The scheduler publishes after its database change has committed; each subscriber gets its own
 bounded queue. A subscriber that falls behind loses events (logged), never blocks the publisher.
+Domain code inside a write transaction queues its events with ``publish_after_commit``:
+``Services.write`` publishes them once the transaction has committed (never for a rollback).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +56,47 @@ class LiveListChangedEvent:
     kind: Literal["live_list_changed"] = "live_list_changed"
 
 
-VisitEvent = VisitStartEvent | VisitEndedEvent | LiveListChangedEvent
+@dataclass(frozen=True, slots=True)
+class CredentialsRevokedEvent:
+    """Credentials stopped working (committed): nothing may act on them any more.
+
+    * ``session_hash`` alone: that one session ended (sign-out).
+    * ``account_id``: every session of the account ended (deactivation, password reset, sign
+      out everywhere), except ``keep_session_hash`` when given (a password change keeps the
+      session it was made from).
+    * ``kiosk_id``: the kiosk's device token was disabled or replaced.
+
+    Signaling closes the matching sockets (1008) and the in-process session cache drops the
+    matching entries; in a cluster every node gets this event from the bus.
+    """
+
+    account_id: int | None = None
+    kiosk_id: int | None = None
+    session_hash: str | None = None
+    keep_session_hash: str | None = None
+    reason: str = "credentials_revoked"
+    kind: Literal["credentials_revoked"] = "credentials_revoked"
+
+    def matches_session(self, account_id: int | None, session_hash: str | None) -> bool:
+        """Whether a session (of ``account_id``, key ``session_hash``) is revoked by this event."""
+        if session_hash is not None and session_hash == self.session_hash:
+            return True
+        return (
+            self.account_id is not None
+            and account_id == self.account_id
+            and self.session_hash is None
+            and (self.keep_session_hash is None or session_hash != self.keep_session_hash)
+        )
+
+
+VisitEvent = VisitStartEvent | VisitEndedEvent | LiveListChangedEvent | CredentialsRevokedEvent
+# ``session.info`` key under which a write transaction keeps the events it publishes on commit.
+AFTER_COMMIT_EVENTS_KEY = "vv_after_commit_events"
+
+
+def publish_after_commit(session: AsyncSession, event: VisitEvent) -> None:
+    """Queue ``event`` for the bus; ``Services.write`` publishes it after the commit."""
+    session.info.setdefault(AFTER_COMMIT_EVENTS_KEY, []).append(event)
 
 
 class VisitEvents(Protocol):
