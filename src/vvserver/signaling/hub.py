@@ -165,11 +165,12 @@ class SignalingHub:
             async for event in room.events():
                 self.figures.record(event)
                 message = event_message(event)
-                targets = list(self._visitors.get(visit_id, ()))
-                if kiosk_id is not None:
-                    targets.extend(self._kiosks.get(kiosk_id, ()))
-                for conn in targets:
-                    await conn.send(message)
+                if message is not None:
+                    targets = list(self._visitors.get(visit_id, ()))
+                    if kiosk_id is not None:
+                        targets.extend(self._kiosks.get(kiosk_id, ()))
+                    for conn in targets:
+                        await conn.send(message)
                 self.changed()
         finally:
             if self._relays.get(visit_id) is asyncio.current_task():

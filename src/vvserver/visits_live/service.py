@@ -13,7 +13,7 @@ import asyncio
 import logging
 from typing import get_args
 
-from vvserver.aio import TaskSet
+from vvserver.aio import TaskSet, cancel_and_wait
 from vvserver.domain.accounts.principal import Principal
 from vvserver.domain.audit.chain import AuditRecord
 from vvserver.domain.errors import Conflict, Forbidden, InvalidInput
@@ -30,6 +30,7 @@ from vvserver.visits_live.figures import (
     VisitQuality,
     visit_quality,
 )
+from vvserver.visits_live.ledger_store import persist_every
 from vvserver.visits_live.live_visit import (
     LiveVisit,
     ensure_joinable,
@@ -69,6 +70,9 @@ class VisitMedia:
         self._watches: dict[int, RoomWatch] = {}
         self._watch_tasks: dict[int, asyncio.Task[None]] = {}
         self._tasks = TaskSet()
+        # Every write of the calls' ledgers, by the watches and the periodic writer.
+        self._ledger_lock = asyncio.Lock()
+        self._ledger_writer: asyncio.Task[None] | None = None
         self._rooms_opened = 0
         self._went_live = 0
         self._recordings_finished = 0
@@ -117,8 +121,19 @@ class VisitMedia:
                 on_monitor_dropped=lambda monitor_id: self._monitor_dropped(watch_box, monitor_id),
             ),
         )
-        watch = RoomWatch(self.services, room, recording_id=recording_id)
+        watch = RoomWatch(
+            self.services,
+            room,
+            recording_id=recording_id,
+            ledger_lock=self._ledger_lock,
+            resume_from=live.visit,
+        )
         watch_box.append(watch)
+        if self._ledger_writer is None:
+            self._ledger_writer = asyncio.create_task(
+                persist_every(self.services, self._watches.values, self._ledger_lock),
+                name="call ledgers writer",
+            )
         self._watches[live.id] = watch
         self._watch_tasks[live.id] = self._tasks.create(
             self._run_watch(watch), name=f"visit {live.id} media watch"
@@ -371,6 +386,8 @@ class VisitMedia:
 
     async def close(self) -> None:
         """At shutdown: close every room, let the watches record the ends, then stop."""
+        if self._ledger_writer is not None:
+            await cancel_and_wait(self._ledger_writer)
         await self.rooms.close_all()
         pending = list(self._tasks.tasks)  # the watches, and monitor-stop audits
         if pending:
