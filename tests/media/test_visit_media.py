@@ -329,7 +329,8 @@ async def test_a_server_stop_mid_call_leaves_the_visit_resumable_and_its_recordi
     assert first_connected > 0.5
     # The call stays open in the row: both sides lose the time until their media returns.
     assert visit.ledger_at is not None
-    assert visit.visitor_in_call and visit.kiosk_in_call
+    assert visit.visitor_in_call
+    assert visit.kiosk_in_call
     stopped_at = loop.time()
     [recording] = await recordings_of(services, visit_id)
     assert recording.state == "finished"
