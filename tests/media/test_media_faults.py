@@ -5,6 +5,7 @@ an outage with retransmissions, reordered audio forwarded in order."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -140,7 +141,7 @@ async def test_after_an_outage_with_retransmissions_the_recording_decodes_withou
     ]
     decoded, errors, video_ms = decode_errors(visitor_file)
     complaints = ffmpeg_errors(visitor_file)
-    gaps = [b - a for a, b in zip(video_ms, video_ms[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(video_ms)]
     print(
         f"\n{retransmitted} retransmissions after the outage; {decoded} frames decoded, "
         f"{errors} PyAV errors, ffmpeg: {complaints.count(chr(10)) + bool(complaints)} lines, "
@@ -156,7 +157,7 @@ async def test_after_an_outage_with_retransmissions_the_recording_decodes_withou
 def out_of_order(indices: list[int | None], loop_length: int) -> int:
     """How many received clip packets do not follow the one before (the clip loops)."""
     known = [i for i in indices if i is not None]
-    return sum(1 for a, b in zip(known, known[1:], strict=False) if b != (a + 1) % loop_length)
+    return sum(1 for a, b in itertools.pairwise(known) if b != (a + 1) % loop_length)
 
 
 async def test_audio_reordered_by_jitter_is_all_forwarded_in_order(

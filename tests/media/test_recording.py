@@ -4,6 +4,7 @@ never exist for a privileged visit."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import signal
 import sys
@@ -111,7 +112,7 @@ def test_a_burst_of_late_frames_after_a_stall_keeps_the_video_timestamps_increas
     with av.open(str(recorded.path)) as container:
         stamps = [p.pts for p in container.demux() if p.pts is not None and p.size]
     assert len(stamps) == 90
-    assert all(b > a for a, b in zip(stamps, stamps[1:], strict=False)), stamps
+    assert all(b > a for a, b in itertools.pairwise(stamps)), stamps
     assert decoded_counts(recorded.path) == {"video": 90, "audio": 0}
 
 
