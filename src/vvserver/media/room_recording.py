@@ -40,6 +40,7 @@ class RoomRecording:
         self.result: RecordingResult | None = None
         self.failures: list[str] = []  # recording problems, for staff to see
         self._finished = asyncio.Event()
+        self._remux: asyncio.Task[None] | None = None
         self._recorders = [
             ParticipantRecorder(
                 directory, visit_id=visit_id, role=role, feeds=feeds_of(role), now=now
@@ -57,7 +58,13 @@ class RoomRecording:
         self.failures = [r.failure for r in self._recorders if r.failure]
 
     async def finish(self) -> None:
-        """Remux the logs into WebM files and the manifest, in a thread of its own."""
+        """Remux the logs into WebM files and the manifest, in a thread of its own; the remux
+        goes on when the caller is cancelled (`finished()` waits for it)."""
+        if self._remux is None:
+            self._remux = asyncio.create_task(self._finish(), name="recording remux")
+        await asyncio.shield(self._remux)
+
+    async def _finish(self) -> None:
         try:
             if self.directory is None or self._finished.is_set():
                 return
