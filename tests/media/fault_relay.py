@@ -17,6 +17,7 @@ is all the relay reads), so the call is end-to-end encrypted through it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import re
 from collections.abc import Awaitable, Callable
@@ -67,6 +68,10 @@ class _Endpoint(asyncio.DatagramProtocol):
         self.on_datagram(data, addr)
 
 
+def _same(endpoint: _Endpoint) -> _Endpoint:
+    return endpoint
+
+
 class FaultRelay:
     def __init__(self) -> None:
         self.toward_server = _Endpoint(self._from_server)
@@ -86,7 +91,7 @@ class FaultRelay:
         relay = cls()
         for endpoint in (relay.toward_server, relay.toward_peer):
             await relay._loop.create_datagram_endpoint(
-                lambda endpoint=endpoint: endpoint, local_addr=("127.0.0.1", 0)
+                functools.partial(_same, endpoint), local_addr=("127.0.0.1", 0)
             )
         return relay
 
