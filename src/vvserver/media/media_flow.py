@@ -14,11 +14,14 @@ the last packet before a silence and the first one after it, however late the ti
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
-from vvserver.media.room_events import Role
+from vvserver.media.room_events import MediaFlowChanged, Role
+
+logger = logging.getLogger(__name__)
 
 SILENCE_AFTER = 2.0  # s without any packet from a side: its media stopped
 FLOW_CHECK_INTERVAL = 0.5  # s between checks of a room's sides
@@ -84,15 +87,20 @@ class MediaFlowWatch:
 
 
 async def watch_media_flow(
+    visit_id: int,
     flows: Mapping[Role, MediaFlowWatch],
     now: Callable[[], datetime],
-    on_change: Callable[[Role, bool, datetime], None],
+    publish: Callable[[MediaFlowChanged], None],
     interval: float = FLOW_CHECK_INTERVAL,
 ) -> None:
-    """A room's ticker (run as a task): `on_change(role, flowing, at)` with wall-clock `at`."""
+    """A room's ticker (run as a task): publishes each side's changes, dated on `now`'s clock."""
     loop = asyncio.get_running_loop()
     while True:
         await asyncio.sleep(interval)
         for role, flow in flows.items():
             for flowing, at in flow.check(loop.time()):
-                on_change(role, flowing, now() - timedelta(seconds=loop.time() - at))
+                logger.info(
+                    "[visit %s] %s media %s", visit_id, role, "flows" if flowing else "stopped"
+                )
+                when = now() - timedelta(seconds=loop.time() - at)
+                publish(MediaFlowChanged(visit_id, role, flowing, when))

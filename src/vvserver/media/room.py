@@ -29,7 +29,6 @@ from vvserver.media.room_events import (
     EndReason,
     EventBroadcaster,
     EventSubscription,
-    MediaFlowChanged,
     ParticipantStateChanged,
     QualityReport,
     Role,
@@ -136,7 +135,7 @@ class VisitRoom:
         # Whether each side's media reaches the relay (lost time is counted from it).
         self._flows = {role: MediaFlowWatch() for role in ROLES}
         self._tasks.create(
-            watch_media_flow(self._flows, now, self._media_flow_changed),
+            watch_media_flow(visit_id, self._flows, now, self._events.publish),
             name=f"visit {visit_id} media flow",
         )
         self.clock: VisitClock | None = None
@@ -308,10 +307,6 @@ class VisitRoom:
             self._close_done.set()
 
     # --- internals ----------------------------------------------------------------------------
-
-    def _media_flow_changed(self, role: Role, flowing: bool, at: datetime) -> None:
-        self.log.info("%s media %s", role, "flows" if flowing else "stopped")
-        self._events.publish(MediaFlowChanged(self.visit_id, role, flowing, at))
 
     def _ensure_open(self) -> None:
         if self.closed:
