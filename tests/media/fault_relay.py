@@ -20,12 +20,15 @@ import asyncio
 import functools
 import random
 import re
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import cast
 
 Address = tuple[str, int]
 Answerer = Callable[[str], Awaitable[str]]
+RECEIVE_BUFFER_BYTES = 8 * 1024 * 1024
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # Linux
 _CANDIDATE = re.compile(r"a=candidate:\S+ 1 udp \d+ 127\.0\.0\.1 (\d+) typ host")
 
 
@@ -72,6 +75,20 @@ def _same(endpoint: _Endpoint) -> _Endpoint:
     return endpoint
 
 
+def _roomy_socket() -> socket.socket:
+    """A UDP socket on 127.0.0.1 whose receive buffer holds a burst of retransmissions (the
+    default ~200 KB overflows when a busy test loop falls behind, and a lost NACK means no
+    retransmissions at all). Raising it past `net.core.rmem_max` needs root."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER_BYTES)
+    except OSError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    return sock
+
+
 class FaultRelay:
     def __init__(self) -> None:
         self.toward_server = _Endpoint(self._from_server)
@@ -91,7 +108,7 @@ class FaultRelay:
         relay = cls()
         for endpoint in (relay.toward_server, relay.toward_peer):
             await relay._loop.create_datagram_endpoint(
-                functools.partial(_same, endpoint), local_addr=("127.0.0.1", 0)
+                functools.partial(_same, endpoint), sock=_roomy_socket()
             )
         return relay
 
