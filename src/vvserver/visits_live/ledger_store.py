@@ -10,6 +10,7 @@ and this one) runs under one lock, so two writers never split a checkpoint.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -94,12 +95,43 @@ async def persist_every(
     services: Services,
     watches: Callable[[], Iterable[OpenLedger]],
     lock: asyncio.Lock,
+    stop: asyncio.Event,
     interval: float = LEDGER_PERSIST_S,
 ) -> None:
-    """Runs for the life of the media service (as a task)."""
-    while True:
-        await asyncio.sleep(interval)
+    """Runs for the life of the media service (as a task) until `stop` is set. It is stopped,
+    not cancelled: a write cancelled half-way could leave a pooled connection in a
+    transaction."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+        if stop.is_set():
+            return
         try:
             await persist_open_ledgers(services, watches(), lock)
         except Exception:
             logger.exception("writing the open calls' ledgers failed; retrying")
+
+
+class LedgerWriter:
+    """The periodic writer of a media service: started with its first room, stopped (not
+    cancelled) at shutdown. `lock` is the one every ledger write takes."""
+
+    def __init__(self, services: Services, watches: Callable[[], Iterable[OpenLedger]]) -> None:
+        self.lock = asyncio.Lock()
+        self._services = services
+        self._watches = watches
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None and not self._stop.is_set():
+            self._task = asyncio.create_task(
+                persist_every(self._services, self._watches, self.lock, self._stop),
+                name="call ledgers writer",
+            )
+
+    async def close(self) -> None:
+        """Safe to call twice."""
+        self._stop.set()
+        if self._task is not None:
+            await self._task

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from typing import get_args
 
-from vvserver.aio import TaskSet, cancel_and_wait
+from vvserver.aio import TaskSet
 from vvserver.domain.accounts.principal import Principal
 from vvserver.domain.audit.chain import AuditRecord
 from vvserver.domain.errors import Conflict, Forbidden, InvalidInput
@@ -30,7 +30,7 @@ from vvserver.visits_live.figures import (
     VisitQuality,
     visit_quality,
 )
-from vvserver.visits_live.ledger_store import persist_every
+from vvserver.visits_live.ledger_store import LedgerWriter
 from vvserver.visits_live.live_visit import (
     LiveVisit,
     ensure_joinable,
@@ -70,9 +70,8 @@ class VisitMedia:
         self._watches: dict[int, RoomWatch] = {}
         self._watch_tasks: dict[int, asyncio.Task[None]] = {}
         self._tasks = TaskSet()
-        # Every write of the calls' ledgers, by the watches and the periodic writer.
-        self._ledger_lock = asyncio.Lock()
-        self._ledger_writer: asyncio.Task[None] | None = None
+        # Writes the calls' ledgers every second; its lock is every ledger write's.
+        self._ledgers = LedgerWriter(services, self._watches.values)
         self._rooms_opened = 0
         self._went_live = 0
         self._recordings_finished = 0
@@ -125,15 +124,11 @@ class VisitMedia:
             self.services,
             room,
             recording_id=recording_id,
-            ledger_lock=self._ledger_lock,
+            ledger_lock=self._ledgers.lock,
             resume_from=live.visit,
         )
         watch_box.append(watch)
-        if self._ledger_writer is None:
-            self._ledger_writer = asyncio.create_task(
-                persist_every(self.services, self._watches.values, self._ledger_lock),
-                name="call ledgers writer",
-            )
+        self._ledgers.start()
         self._watches[live.id] = watch
         self._watch_tasks[live.id] = self._tasks.create(
             self._run_watch(watch), name=f"visit {live.id} media watch"
@@ -386,8 +381,7 @@ class VisitMedia:
 
     async def close(self) -> None:
         """At shutdown: close every room, let the watches record the ends, then stop."""
-        if self._ledger_writer is not None:
-            await cancel_and_wait(self._ledger_writer)
+        await self._ledgers.close()
         await self.rooms.close_all()
         pending = list(self._tasks.tasks)  # the watches, and monitor-stop audits
         if pending:
