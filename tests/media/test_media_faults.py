@@ -155,10 +155,11 @@ async def test_after_an_outage_with_retransmissions_the_recording_decodes_withou
     assert 4500 <= max(gaps) <= 7000  # the outage shows as one gap in the video
 
 
-def out_of_order(indices: list[int | None], loop_length: int) -> int:
-    """How many received clip packets do not follow the one before (the clip loops)."""
+def backward_steps(indices: list[int | None], loop_length: int) -> int:
+    """How often a received clip packet comes before the one received ahead of it (the clip
+    loops; a step forward past a missing packet is a loss, not disorder)."""
     known = [i for i in indices if i is not None]
-    return sum(1 for a, b in itertools.pairwise(known) if b != (a + 1) % loop_length)
+    return sum(1 for a, b in itertools.pairwise(known) if (b - a) % loop_length > loop_length // 2)
 
 
 async def test_audio_reordered_by_jitter_is_all_forwarded_in_order(
@@ -181,7 +182,7 @@ async def test_audio_reordered_by_jitter_is_all_forwarded_in_order(
         await asyncio.sleep(0.5)  # the delayed ones are in, and forwarded
         sent_during = len(sent) - sent_before
         heard_during = heard.frames - heard_before
-        disorder = out_of_order(heard.clip_indices[heard_before:], len(clip.frames("audio")))
+        disorder = backward_steps(heard.clip_indices[heard_before:], len(clip.frames("audio")))
         delayed = relay.counters.delayed
     finally:
         await visitor.close()
@@ -191,7 +192,7 @@ async def test_audio_reordered_by_jitter_is_all_forwarded_in_order(
         f"{heard_during}, {disorder} out of order"
     )
     assert delayed >= 0.2 * sent_during  # the jitter was real
-    # All of them: the window's edges aside, and a packet or two a starved test loop may
-    # lose on loopback (the old gate dropped a fifth: 182 of 225).
-    assert sent_during - heard_during <= max(2, 0.02 * sent_during)
+    # All of them, but for what a starved test loop costs: when the loop stalls past the 60 ms
+    # window, the gate gives a late packet up (the old gate dropped a fifth: 182 of 225).
+    assert sent_during - heard_during <= 0.03 * sent_during
     assert disorder == 0
