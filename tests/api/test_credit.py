@@ -79,7 +79,7 @@ async def end_call(services: Services, visit_id: int, *, visitor_lost: timedelta
     and never came back, so the ledger's last accounting adds that much lost time."""
     visit = await stored(services, visit_id)
     room = VisitRoom(visit_id, quality_interval=None)
-    watch = RoomWatch(services, room, recording_id=None)
+    watch = RoomWatch(services, room, recording_id=None, ledger_lock=asyncio.Lock())
     watch.ledger.connected("visitor", visit.start_at)
     watch.ledger.connected("kiosk", visit.start_at)
     watch.ledger.disconnected("visitor", visit.end_at - visitor_lost)

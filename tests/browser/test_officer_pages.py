@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import zipfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -92,6 +93,7 @@ async def test_an_officer_watches_a_live_visit_listens_flags_it_and_ends_it(
         card = tile(page, "PA1 Doe with Visitor")
         await expect(card).to_contain_text("visitor in the call, kiosk in the call", timeout=20_000)
         await expect(card).to_contain_text("Kiosk online")
+        await expect(card).to_contain_text(re.compile(r"Time lost\s*visitor 0:0\d, kiosk 0:0\d"))
         await expect(page.locator("#connection")).to_have_text("Live feed connected")
         await check_page(page, "officer-live")
 

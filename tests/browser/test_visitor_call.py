@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 from playwright.async_api import Browser, Page, expect
+from sqlalchemy import update
 
 from tests.browser.support import (
     CHROMIUM,
@@ -233,11 +234,21 @@ async def test_the_visitor_hears_the_time_warning_and_sees_a_summary_when_it_end
         warning = page.get_by_role("alert").filter(has_text="minutes left in this visit")
         await expect(warning).to_be_visible(timeout=15_000)
         await check_page(page, "visitor-call-warning")
+        async with web.services.write() as session:  # the kiosk lost 75 s earlier in the call
+            await session.execute(
+                update(Visit)
+                .where(Visit.id == visit_id)
+                .values(kiosk_lost_s=Visit.kiosk_lost_s + 75)
+            )
         await officer_terminates(web, visit_id, "testing the end of a call")
         await expect(page.get_by_role("heading", name="Visit summary")).to_be_visible()
     await expect(page.locator("#summary-reason")).to_have_text(
         "The visit was ended by the facility."
     )
     await expect(page.locator("#summary-connected")).to_have_text(re.compile(r"^\d+ min$"))
+    await expect(page.locator("#summary-lost")).to_have_text("1 min")
+    await expect(page.locator("#summary-lost-sides")).to_have_text(
+        re.compile(r"^your side 0:0\d, the facility's side 1:1\d$")
+    )
     await expect(page.get_by_role("button", name="Rejoin the visit")).to_be_hidden()
     await check_page(page, "visitor-call-ended")

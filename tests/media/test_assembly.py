@@ -94,15 +94,85 @@ def test_vp8_keyframes_are_recognised_from_the_frame_header() -> None:
     assert not vp8_is_keyframe(b"")
 
 
-def opus(seq: int, data: bytes = b"opus") -> RtpSlice:
-    return RtpSlice(seq, seq * 960, True, 99, 111, data, data)
+def opus(seq: int, data: bytes = b"opus", ssrc: int = 99) -> RtpSlice:
+    return RtpSlice(seq, seq * 960, True, ssrc, 111, data, data)
 
 
-def test_audio_packets_pass_at_once_and_late_or_duplicate_ones_are_dropped() -> None:
+def released(gate: AudioPacketGate, seq: int, at: float, **kwargs: object) -> list[int]:
+    """The sequence numbers (timestamp / 960) of what one packet releases."""
+    return [f.rtp_timestamp // 960 for f in gate.add(opus(seq, **kwargs), at)]  # type: ignore[arg-type]
+
+
+def test_audio_in_order_passes_at_once_across_wraparound_and_duplicates_are_dropped() -> None:
     gate = AudioPacketGate()
-    assert [f.rtp_timestamp for f in gate.add(opus(65535), 0.0)] == [65535 * 960]
-    assert len(gate.add(opus(0), 0.02)) == 1  # wrap-around is not "late"
-    assert gate.add(opus(0), 0.02) == []  # duplicate
-    assert len(gate.add(opus(2), 0.06)) == 1  # a gap: forward at once, no waiting
-    assert gate.add(opus(1), 0.07) == []  # too late to be useful
-    assert gate.add(opus(3, b""), 0.08) == []  # empty payload
+    assert released(gate, 65535, 0.0) == [65535]
+    assert released(gate, 0, 0.02) == [0]  # wrap-around is not "late"
+    assert released(gate, 0, 0.02) == []  # duplicate
+    assert released(gate, 1, 0.04, data=b"") == []  # empty payload: nothing to forward
+
+
+def test_reordered_audio_is_released_in_sequence_order_within_the_window() -> None:
+    gate = AudioPacketGate(window=0.06)
+    assert released(gate, 10, 0.0) == [10]
+    assert released(gate, 12, 0.04) == []  # 11 is late: 12 waits for it
+    assert released(gate, 13, 0.06) == []
+    assert released(gate, 11, 0.07) == [11, 12, 13]  # in order, nothing dropped
+    assert released(gate, 11, 0.08) == []  # a duplicate of a released packet
+    assert gate.held_packets == 0
+
+
+def test_a_lost_audio_packet_is_given_up_after_the_window_and_late_arrivals_dropped() -> None:
+    gate = AudioPacketGate(window=0.06)
+    assert released(gate, 10, 0.0) == [10]
+    assert released(gate, 12, 0.04) == []
+    assert released(gate, 13, 0.06) == []
+    assert released(gate, 14, 0.11) == [12, 13, 14]  # 12 waited 70 ms: 11 is lost
+    assert released(gate, 11, 0.12) == []  # too late now
+
+
+def test_a_jump_after_an_outage_and_a_new_source_pass_at_once() -> None:
+    gate = AudioPacketGate()
+    assert released(gate, 10, 0.0) == [10]
+    assert released(gate, 300, 6.0) == [300]  # the sender went on during an outage
+    assert released(gate, 5, 6.1, ssrc=7) == [5]  # a new SSRC starts over
+
+
+def test_audio_far_behind_is_late_not_a_restart_unless_nothing_else_comes() -> None:
+    gate = AudioPacketGate()
+    assert released(gate, 1000, 0.0) == [1000]
+    assert released(gate, 800, 0.01) == []  # far behind: dropped, the stream goes on
+    assert released(gate, 1001, 0.02) == [1001]
+    # A source that really restarted its numbers (same SSRC) is followed after a second.
+    assert released(gate, 5, 0.1) == []
+    assert released(gate, 6, 0.6) == []
+    assert released(gate, 7, 1.2) == [7]
+    assert released(gate, 8, 1.22) == [8]
+
+
+def test_late_retransmissions_after_an_outage_are_not_released_as_stale_frames() -> None:
+    """A receiver NACKs the last packets of an outage; their late copies must not come out
+    as old frames between the new ones, nor be taken for a restarted source."""
+    assembler = VideoFrameAssembler()
+    out: list[tuple[int, bool]] = []
+
+    def feed(packets: list[RtpSlice], at: float) -> None:
+        for packet in packets:
+            frames, _ = assembler.add(packet, at)
+            out.extend((f.rtp_timestamp, f.after_loss) for f in frames)
+
+    feed(vp8_packets(0, 0, KEYFRAME, 2), 0.0)
+    feed(vp8_packets(2, 3000, DELTA, 2), 0.033)
+    # A 5 s outage: packets 4..303 (150 frames) never arrive. Then new packets come...
+    feed(vp8_packets(304, 3000 * 152, DELTA, 2), 5.1)
+    # ...and the NACKed retransmissions of the outage's last frames and of its first ones.
+    for old in range(300, 4, -2):
+        feed(vp8_packets(old, 3000 * (old // 2), DELTA, 2), 5.11)
+    feed(vp8_packets(306, 3000 * 153, KEYFRAME, 2), 5.2)
+    feed(vp8_packets(308, 3000 * 154, DELTA, 2), 5.23)
+    assert out == [
+        (0, False),
+        (3000, False),
+        (3000 * 152, True),
+        (3000 * 153, False),
+        (3000 * 154, False),
+    ]

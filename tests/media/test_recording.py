@@ -4,6 +4,7 @@ never exist for a privileged visit."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import signal
 import sys
@@ -92,6 +93,27 @@ def test_audio_that_goes_on_after_the_camera_stops_is_kept(tmp_path: Path, clip:
     [recorded] = finalize_recording(tmp_path).files
     assert abs(recorded.duration_s - 4.0) <= 0.1
     assert decoded_counts(recorded.path) == {"video": 30, "audio": 200}
+
+
+def test_a_burst_of_late_frames_after_a_stall_keeps_the_video_timestamps_increasing(
+    tmp_path: Path, clip: Clip
+) -> None:
+    """After a 0.8 s stall the frames held up arrive together, then the stream goes on: the
+    late ones re-anchor to their arrival, and the next ones must not be dated before them."""
+    writer = PacketLogWriter(
+        tmp_path / "visitor-001.vvlog", SegmentInfo(7, "visitor", 1, STARTED), origin=100.0
+    )
+    for n in range(90):
+        arrival = 100 + n / 30 if not 30 <= n < 54 else 100 + 54 / 30  # 30..53 come late
+        source = clip.video[n % len(clip.video)]
+        writer.write(EncodedFrame("video", source.data, n * 3000, source.keyframe, 1, arrival))
+    writer.close()
+    [recorded] = finalize_recording(tmp_path).files
+    with av.open(str(recorded.path)) as container:
+        stamps = [p.pts for p in container.demux() if p.pts is not None and p.size]
+    assert len(stamps) == 90
+    assert all(b > a for a, b in itertools.pairwise(stamps)), stamps
+    assert decoded_counts(recorded.path) == {"video": 90, "audio": 0}
 
 
 def test_leftover_logs_are_recovered_at_start_up(tmp_path: Path, clip: Clip) -> None:

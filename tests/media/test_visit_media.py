@@ -304,6 +304,7 @@ async def peers_and_tasks_back_to(baseline: Resources, within: float = 5.0) -> N
 async def test_a_server_stop_mid_call_leaves_the_visit_resumable_and_its_recording_finished(
     services: Services, world: World, clip: Clip
 ) -> None:
+    loop = asyncio.get_running_loop()
     visit_id = await add_visit(services, world, ends_in=60.0)
     baseline = Resources.now()
     first = VisitMedia(services, RoomRegistry(), quality_interval=None)
@@ -326,6 +327,11 @@ async def test_a_server_stop_mid_call_leaves_the_visit_resumable_and_its_recordi
     assert (visit.state, visit.end_reason, visit.start_pushed_at) == ("ready", None, None)
     first_connected = visit.visitor_connected_s
     assert first_connected > 0.5
+    # The call stays open in the row: both sides lose the time until their media returns.
+    assert visit.ledger_at is not None
+    assert visit.visitor_in_call
+    assert visit.kiosk_in_call
+    stopped_at = loop.time()
     [recording] = await recordings_of(services, visit_id)
     assert recording.state == "finished"
     assert_files_match_disk(recording, services.settings.recordings_dir)
@@ -336,6 +342,13 @@ async def test_a_server_stop_mid_call_leaves_the_visit_resumable_and_its_recordi
         await join(second, visit_id, "visitor", visitor)
         await join(second, visit_id, "kiosk", kiosk)
         await visit_is(services, visit_id, "live")
+        await kiosk.received_media("video").wait_for_frames(30, within=10)
+        back_at = loop.time()
+
+        async def connected_again() -> bool:
+            return (await get_visit(services, visit_id)).visitor_connected_s > first_connected
+
+        await eventually(connected_again)  # media flows: connected time counts again
         await media_terminates(second, visit_id, world)
     finally:
         await second.close()
@@ -344,6 +357,11 @@ async def test_a_server_stop_mid_call_leaves_the_visit_resumable_and_its_recordi
     visit = await get_visit(services, visit_id)
     assert visit.state == "terminated"
     assert visit.visitor_connected_s > first_connected  # both calls count
+    # From the stop to the media's return (the second join took about a second of that).
+    downtime = back_at - stopped_at
+    for lost in (visit.visitor_lost_s, visit.kiosk_lost_s):
+        assert downtime - 2.0 <= lost <= downtime + 1.0, (lost, downtime)
+    assert visit.ledger_at is None  # the end closed the call's ledger
     recordings = await recordings_of(services, visit_id)
     assert [r.directory for r in recordings] == [f"visit-{visit_id}", f"visit-{visit_id}-2"]
     assert all(r.state == "finished" for r in recordings)

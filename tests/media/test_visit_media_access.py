@@ -1,9 +1,9 @@
-"""Who may reach a visit's call and when; recordings a crash left; connection-time ledger."""
+"""Who may reach a visit's call and when; recordings a crash left."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -26,7 +26,6 @@ from vvserver.media.remux import finalize_recording
 from vvserver.media.room_events import Role
 from vvserver.media.room_registry import RoomRegistry
 from vvserver.visits_live import VisitMedia, adopt_recovered_recordings
-from vvserver.visits_live.ledger import ConnectionLedger
 
 
 @pytest.fixture
@@ -176,44 +175,3 @@ async def test_recordings_a_crash_left_behind_are_adopted_at_start_up(
     assert not list(logs_left.glob("*.vvlog"))
     assert found["empty"].files == []
     assert (found["in_call"].state, found["in_call"].files) == ("recording", [])
-
-
-def test_the_ledger_counts_connected_and_lost_time_from_the_first_connection() -> None:
-    t0 = datetime(2026, 5, 1, 14, 0, tzinfo=UTC)
-
-    def at(seconds: float) -> datetime:
-        return t0 + timedelta(seconds=seconds)
-
-    ledger = ConnectionLedger()
-    ledger.disconnected("kiosk", at(0))  # never connected: nothing lost
-    ledger.connected("visitor", at(10))
-    ledger.connected("kiosk", at(20))
-    assert ledger.both_connected
-    first = ledger.checkpoint(at(30))
-    assert (first["visitor"].connected_s, first["kiosk"].connected_s) == (20.0, 10.0)
-    ledger.disconnected("kiosk", at(40))
-    ledger.connected("kiosk", at(40))  # a duplicate event changes nothing
-    ledger.disconnected("kiosk", at(40))
-    assert not ledger.both_connected
-    ledger.connected("kiosk", at(70))
-    ledger.disconnected("visitor", at(80))
-    last = ledger.finish(at(100))
-    assert (last["visitor"].connected_s, last["visitor"].lost_s) == (50.0, 20.0)
-    assert (last["kiosk"].connected_s, last["kiosk"].lost_s) == (40.0, 30.0)
-    assert ledger.finish(at(200))["kiosk"].connected_s == 0.0
-
-
-def test_hanging_up_on_purpose_is_not_lost_time_but_a_drop_after_rejoining_is() -> None:
-    t0 = datetime(2026, 5, 1, 14, 0, tzinfo=UTC)
-
-    def at(seconds: float) -> datetime:
-        return t0 + timedelta(seconds=seconds)
-
-    ledger = ConnectionLedger()
-    ledger.connected("visitor", at(0))
-    ledger.expect_leave("visitor")
-    ledger.disconnected("visitor", at(60))  # the visitor pressed "leave"
-    ledger.connected("visitor", at(300))  # ... and came back
-    ledger.disconnected("visitor", at(400))  # then the network dropped
-    last = ledger.finish(at(500))
-    assert (last["visitor"].connected_s, last["visitor"].lost_s) == (160.0, 100.0)

@@ -342,7 +342,14 @@ async def test_start_up_repairs_visits_and_recordings_left_live(jail: Jail) -> N
         "visitor_joined_at": jail.now - 40 * MIN,
         "kiosk_joined_at": jail.now - 40 * MIN,
     }
-    ended = await jail.visit(jail.now - 40 * MIN, state="live", **joined)
+    # The calls' ledgers were last written before the crash: who was in the call, and when.
+    ended = await jail.visit(
+        jail.now - 40 * MIN,
+        state="live",
+        ledger_at=jail.now - 11 * MIN,
+        visitor_in_call=True,
+        **joined,
+    )
     running = await jail.visit(
         jail.now - 10 * MIN,
         state="live",
@@ -350,6 +357,9 @@ async def test_start_up_repairs_visits_and_recordings_left_live(jail: Jail) -> N
         person="pa2",
         unit="a2",
         start_pushed_at=jail.now - 10 * MIN,
+        ledger_at=jail.now - timedelta(seconds=30),
+        visitor_in_call=True,
+        kiosk_in_call=True,
         **joined,
     )
     async with jail.services.write() as s:
@@ -373,8 +383,13 @@ async def test_start_up_repairs_visits_and_recordings_left_live(jail: Jail) -> N
         "server interrupted",
         True,
     )
+    # Its call was down until its end: the visitor, in the call then, lost that minute.
+    assert (failed.visitor_lost_s, failed.kiosk_lost_s, failed.ledger_at) == (60.0, 0.0, None)
     resumed = await jail.get(running)
     assert (resumed.state, resumed.start_pushed_at) == ("ready", None)
+    # The downtime so far is lost by both sides; the ledger stays open until media returns.
+    assert (resumed.visitor_lost_s, resumed.kiosk_lost_s) == (30.0, 30.0)
+    assert (resumed.ledger_at, resumed.visitor_in_call) == (jail.now, True)
     async with jail.services.read() as s:
         recording = await s.get(Recording, rec_id)
         assert recording is not None
@@ -392,6 +407,9 @@ async def test_start_up_repairs_visits_and_recordings_left_live(jail: Jail) -> N
     await scheduler_pass(jail.services, jail.now + 21 * MIN)
     resumed = await jail.get(running)
     assert (resumed.state, resumed.credit_flag) == ("failed", True)
+    # Never resumed: both sides lost the call until its end (20 minutes after the restart).
+    assert (resumed.visitor_lost_s, resumed.kiosk_lost_s) == (30.0 + 1200, 30.0 + 1200)
+    assert resumed.ledger_at is None
 
 
 async def test_one_failing_visit_does_not_stop_the_others(jail: Jail) -> None:

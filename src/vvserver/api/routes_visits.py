@@ -85,6 +85,8 @@ def _visit_fields(view: VisitView, rebooked_as: int | None = None) -> dict[str, 
         "end_reason": visit.end_reason,
         "credit_flag": visit.credit_flag,
         "lost_seconds": round(lost_seconds(visit)),
+        "visitor_lost_seconds": round(visit.visitor_lost_s),
+        "kiosk_lost_seconds": round(visit.kiosk_lost_s),
         "connected_seconds": round(connected_seconds(visit)),
         "rebooked_as": rebooked_as,
     }

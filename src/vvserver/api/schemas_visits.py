@@ -145,6 +145,11 @@ class VisitOut(BaseModel):
         description="Credited by the facility (failed, or too much time lost): free rebooking"
     )
     lost_seconds: int = Field(description="Seconds the call was not two-way (both sides' losses)")
+    visitor_lost_seconds: int = Field(
+        description="Seconds the visitor's side lost: its media stopped reaching the server "
+        "for more than 2 s, or it dropped, until its media returned (or the end)"
+    )
+    kiosk_lost_seconds: int = Field(description="The same for the facility's (kiosk's) side")
     connected_seconds: int = Field(description="Seconds both sides were connected, at most")
     rebooked_as: int | None = Field(description="The make-up visit booked for this credit")
 

@@ -25,6 +25,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from vvserver.media.forwarding import Feed
 from vvserver.media.frames import MediaKind
+from vvserver.media.media_flow import MediaPresence
 from vvserver.media.offers import CheckedOffer, answer_direction
 from vvserver.media.participant import ParticipantConnection, StateListener, codec_preferences
 from vvserver.media.room import KINDS, ROLES, VisitRoom
@@ -111,6 +112,7 @@ class StockConnection(ParticipantConnection):
         *,
         publish_to: Sequence[Feed | None],
         play_from: Sequence[Feed | None],
+        presence: MediaPresence | None = None,  # not watched: the baseline counts no lost time
     ) -> str:
         publishing: dict[Any, StockSource] = {}
         for index, section in enumerate(offer.media):

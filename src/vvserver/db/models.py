@@ -271,6 +271,12 @@ class Visit(Base):
     kiosk_lost_s: Mapped[float] = mapped_column(default=0.0)
     visitor_joined_at: Mapped[datetime | None]
     kiosk_joined_at: Mapped[datetime | None]
+    # The call ledger while a call is open: connected/lost seconds above are accounted up to
+    # `ledger_at` (written every second), and a side "in call" (connected, or losing time)
+    # at that moment loses the time until its media returns if the server stops or crashes.
+    ledger_at: Mapped[datetime | None]
+    visitor_in_call: Mapped[bool] = mapped_column(Boolean, default=False)
+    kiosk_in_call: Mapped[bool] = mapped_column(Boolean, default=False)
     credit_flag: Mapped[bool] = mapped_column(Boolean, default=False)
     # Timed-work bookkeeping for the durable scheduler (set once the job ran).
     reminder_sent_at: Mapped[datetime | None]

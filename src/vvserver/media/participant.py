@@ -30,6 +30,7 @@ from vvserver.media.aiortc_hooks import (
 from vvserver.media.assembly import AudioPacketGate, VideoFrameAssembler
 from vvserver.media.forwarding import Feed, ForwardedTrack, MediaCounters
 from vvserver.media.frames import MediaKind
+from vvserver.media.media_flow import SILENCE_AFTER, MediaPresence
 from vvserver.media.offers import CheckedOffer, answer_direction
 
 logger = logging.getLogger(__name__)
@@ -101,8 +102,14 @@ class ParticipantConnection:
         *,
         publish_to: Sequence[Feed | None],
         play_from: Sequence[Feed | None],
+        presence: MediaPresence | None = None,
     ) -> str:
-        """Answer `offer`; media section i publishes to publish_to[i], plays play_from[i]."""
+        """Answer `offer`; media section i publishes to publish_to[i], plays play_from[i].
+
+        Every packet published is noted in `presence` (when the participant was last heard).
+        """
+        if presence is None:
+            presence = MediaPresence()
         for index, section in enumerate(offer.media):
             source, feed = publish_to[index], play_from[index]
             # Only a section that publishes may receive: an untapped receiver would decode.
@@ -117,7 +124,7 @@ class ParticipantConnection:
             on_keyframe_request(transceiver.sender, track.request_keyframe)
             on_remb(transceiver.sender, self._remb_reporter(track))
             if source is not None and section.direction in ("sendrecv", "sendonly"):
-                self._publish(transceiver.receiver, source)
+                self._publish(transceiver.receiver, source, presence)
             if feed is not None and section.direction in ("sendrecv", "recvonly"):
                 feed.subscribe(track)
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type="offer"))
@@ -133,18 +140,23 @@ class ParticipantConnection:
         loop = asyncio.get_running_loop()
         return lambda bitrate: track.report_remb(bitrate, loop.time())
 
-    def _publish(self, receiver: RTCRtpReceiver, feed: Feed) -> None:
+    def _publish(self, receiver: RTCRtpReceiver, feed: Feed, presence: MediaPresence) -> None:
         segment = feed.attach_publisher(lambda ssrc: self._send_pli(receiver, ssrc))
         self._publications.append((feed, segment))
         loop = asyncio.get_running_loop()
         sink: Callable[[RtpSlice], bool]
+        # Each sink notes the packet in `presence` (MediaPresence.heard, inlined: per packet).
         if feed.kind == "video":
             # A subscriber on a weak link lowers the publisher's bitrate instead of freezing.
             cap_receiver_remb(receiver, feed.lowest_subscriber_remb)
             assembler = VideoFrameAssembler()
 
             def sink(rtp: RtpSlice) -> bool:
-                frames, want_keyframe = assembler.add(rtp, loop.time())
+                now = loop.time()
+                if now - presence.heard_at > SILENCE_AFTER:
+                    presence.gap_from, presence.resumed_at = presence.heard_at, now
+                presence.heard_at = now
+                frames, want_keyframe = assembler.add(rtp, now)
                 for frame in frames:
                     feed.publish(frame, segment)
                 if want_keyframe:
@@ -155,7 +167,11 @@ class ParticipantConnection:
             gate = AudioPacketGate()
 
             def sink(rtp: RtpSlice) -> bool:
-                for frame in gate.add(rtp, loop.time()):
+                now = loop.time()
+                if now - presence.heard_at > SILENCE_AFTER:
+                    presence.gap_from, presence.resumed_at = presence.heard_at, now
+                presence.heard_at = now
+                for frame in gate.add(rtp, now):
                     feed.publish(frame, segment)
                 return False
 

@@ -62,8 +62,13 @@ class RecordingResult:
 
 
 def _timed(frames: Iterator[LoggedFrame]) -> Iterator[TimedFrame]:
-    """Arrival-anchored timestamps (ms), in timestamp order within a small window."""
+    """Arrival-anchored timestamps (ms), in timestamp order within a small window.
+
+    Each track's timestamps only ever increase: a frame released late (a burst after a stall)
+    re-anchors to its arrival, and would otherwise be dated before frames already written.
+    """
     anchors: dict[MediaKind, tuple[float, int]] = {}
+    last_ms: dict[MediaKind, int] = {}
     pending: list[tuple[int, int, TimedFrame]] = []
     order = itertools.count()
     for frame in frames:
@@ -77,7 +82,9 @@ def _timed(frames: Iterator[LoggedFrame]) -> Iterator[TimedFrame]:
         if anchor is None or abs(seconds - frame.arrival) > REANCHOR_AFTER:
             anchors[frame.kind] = (frame.arrival, frame.rtp_timestamp)
             seconds = frame.arrival
-        timed = TimedFrame(frame.kind, max(0, round(seconds * 1000)), frame.keyframe, frame.data)
+        ms = max(round(seconds * 1000), last_ms.get(frame.kind, -1) + 1, 0)
+        last_ms[frame.kind] = ms
+        timed = TimedFrame(frame.kind, ms, frame.keyframe, frame.data)
         heapq.heappush(pending, (timed.timestamp_ms, next(order), timed))
         while pending and pending[0][0] < timed.timestamp_ms - REORDER_WINDOW_MS:
             yield heapq.heappop(pending)[2]

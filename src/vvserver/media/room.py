@@ -6,7 +6,6 @@ import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, get_args
@@ -16,6 +15,7 @@ from aiortc import RTCIceServer
 from vvserver.aio import TaskSet, cancel_and_wait
 from vvserver.media.forwarding import DEFAULT_KEYFRAME_INTERVAL, Feed, MediaCounters
 from vvserver.media.frames import MediaKind
+from vvserver.media.media_flow import MediaFlowWatch, MediaPresence, watch_media_flow
 from vvserver.media.offers import CheckedOffer, OfferRejected, check_offer
 from vvserver.media.participant import (
     FORWARDED_CODECS,
@@ -24,8 +24,7 @@ from vvserver.media.participant import (
     visit_log,
 )
 from vvserver.media.quality import QualityMeter
-from vvserver.media.recorder import ParticipantRecorder
-from vvserver.media.remux import RecordingResult, finalize_recording
+from vvserver.media.remux import RecordingResult
 from vvserver.media.room_events import (
     EndReason,
     EventBroadcaster,
@@ -37,6 +36,7 @@ from vvserver.media.room_events import (
     VisitEnded,
     VisitWarning,
 )
+from vvserver.media.room_recording import RoomRecording
 from vvserver.media.visit_clock import DEFAULT_WARNINGS, VisitClock
 
 logger = logging.getLogger(__name__)
@@ -103,7 +103,6 @@ class VisitRoom:
     ) -> None:
         self.visit_id = visit_id
         self._counters = counters  # the registry's running totals (metrics)
-        # Told when a monitor's connection fails or closes by itself (for the caller's audit).
         self.privileged = privileged
         self.log = visit_log(logger, f"visit {visit_id}")
         self._ice_servers = tuple(ice_servers)
@@ -131,22 +130,22 @@ class VisitRoom:
                 self._measure_quality(quality_interval), name=f"visit {visit_id} quality"
             )
         # Recording: from the first media to the end; never for a privileged visit.
-        self._recording_dir = None if privileged else recording_dir
         if privileged:
             self.log.info("privileged visit: not recorded, monitors refused")
-        self.recording: RecordingResult | None = None
-        self.recording_failures: list[str] = []  # recording problems, for staff to see
-        self._recorders = [
-            ParticipantRecorder(
-                self._recording_dir,
-                visit_id=visit_id,
-                role=role,
-                feeds=(self.feed(role, "audio"), self.feed(role, "video")),
-                now=now,
-            )
-            for role in ROLES
-            if self._recording_dir is not None
-        ]
+        self._recording = RoomRecording(
+            None if privileged else recording_dir,
+            visit_id=visit_id,
+            roles=ROLES,
+            feeds_of=lambda role: (self.feed(role, "audio"), self.feed(role, "video")),
+            now=now,
+            log=self.log,
+        )
+        # Whether each side's media reaches the relay (lost time is counted from it).
+        self._flows = {role: MediaFlowWatch() for role in ROLES}
+        self._tasks.create(
+            watch_media_flow(visit_id, self._flows, now, self._events.publish),
+            name=f"visit {visit_id} media flow",
+        )
         self.clock: VisitClock | None = None
         if ends_at is not None:
             self.clock = VisitClock(
@@ -187,6 +186,20 @@ class VisitRoom:
     def monitor_ids(self) -> tuple[str, ...]:
         return tuple(self._monitors)
 
+    @property
+    def recording(self) -> RecordingResult | None:
+        """The finished recording (after `close()`); None when not recorded or it failed."""
+        return self._recording.result
+
+    @property
+    def recording_failures(self) -> list[str]:
+        """Recording problems (disk full...), for staff to see: the call went on."""
+        return self._recording.failures
+
+    async def recording_finished(self) -> None:
+        """Wait until the recording is remuxed (after the end has been told)."""
+        await self._recording.finished()
+
     def quality(self, role: Role) -> QualityReport | None:
         """The latest quality report for a participant, if one was measured."""
         return self._latest_quality.get(role)
@@ -221,11 +234,13 @@ class VisitRoom:
                 await previous.close()
             connection = self._connection(role)
             self._participants[role] = connection
+            self._flows[role].reset()  # its first packet starts (or resumes) its media
             answer = await self._answer(
                 connection,
                 offer,
                 publish_to=[self.feed(role, s.kind) for s in offer.media],
                 play_from=[self.feed(other_side(role), s.kind) for s in offer.media],
+                presence=self._flows[role].presence,
             )
         self._events.publish(ParticipantStateChanged(self.visit_id, role, "joined"))
         return answer
@@ -273,11 +288,12 @@ class VisitRoom:
         connection = self._participants.pop(role, None)
         if connection is not None:
             await connection.close()
+            self._flows[role].reset()  # no media is expected from a side that is not there
             self._events.publish(ParticipantStateChanged(self.visit_id, role, "disconnected"))
 
     async def close(self, reason: EndReason = "closed", message: str = "") -> None:
-        """End the room: every connection closed, tasks awaited, the recording finished; safe
-        to call twice.
+        """End the room: every connection closed, tasks awaited, then `VisitEnded` published
+        and the recording remuxed (nobody waits for that to be told); safe to call twice.
 
         The closing runs to its end even when the caller is cancelled while it waits (a
         recording must never be left unfinished because whoever hung up went away).
@@ -298,29 +314,14 @@ class VisitRoom:
                 await asyncio.gather(*(c.close() for c in connections), return_exceptions=True)
             # The clock may be the caller: it ends by itself once this returns.
             await cancel_and_wait(*(t for t in self._tasks.tasks if t is not caller))
-            await self._finish_recording()
+            self._recording.stop()
         finally:
+            # Told at once: the remux below takes seconds on a long visit.
             self._events.publish(self._ended)
             self._events.close()
+        await self._recording.finish()
 
     # --- internals ----------------------------------------------------------------------------
-
-    async def _finish_recording(self) -> None:
-        for recorder in self._recorders:
-            recorder.close()
-        self.recording_failures = [r.failure for r in self._recorders if r.failure]
-        if self._recording_dir is not None:
-            directory = self._recording_dir
-            try:
-                directory.mkdir(parents=True, exist_ok=True)
-                # A thread of its own (remuxing is blocking I/O), ended when done.
-                with ThreadPoolExecutor(1, thread_name_prefix="remux") as pool:
-                    loop = asyncio.get_running_loop()
-                    self.recording = await loop.run_in_executor(pool, finalize_recording, directory)
-            except (OSError, ValueError) as exc:
-                # Logs left on disk are picked up by recover_recordings at the next start.
-                self.recording_failures.append(f"{type(exc).__name__}: {exc}")
-                self.log.error("finishing the recording failed: %s", exc)
 
     def _ensure_open(self) -> None:
         if self.closed:
@@ -342,11 +343,14 @@ class VisitRoom:
         *,
         publish_to: Sequence[Feed | None],
         play_from: Sequence[Feed | None],
+        presence: MediaPresence | None = None,
     ) -> str:
         """Answer through `connection`; on failure forget and close it, raise OfferRejected."""
         failure: str | None = None
         try:
-            return await connection.answer(offer, publish_to=publish_to, play_from=play_from)
+            return await connection.answer(
+                offer, publish_to=publish_to, play_from=play_from, presence=presence
+            )
         except (ValueError, RuntimeError, AttributeError, KeyError, IndexError) as exc:
             # aiortc's SDP parser and negotiation raise these on offers it cannot use.
             failure = f"the offer could not be answered: {exc!r}"

@@ -6,6 +6,7 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 Role = Literal["visitor", "kiosk"]
@@ -39,6 +40,21 @@ class ParticipantStateChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class MediaFlowChanged:
+    """A side's media reaches the relay again (`flowing`), or it stopped for more than 2 s.
+
+    `at` is when (aware UTC): its first packet, or its last packet before the silence. A
+    side's first media after it joins is a change to flowing too; a side that leaves or
+    drops simply stops being watched (its connection state says so).
+    """
+
+    visit_id: int
+    role: Role
+    flowing: bool
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class QualityReport:
     """What one participant sends and receives, from the relay's point of view."""
 
@@ -59,7 +75,14 @@ class MonitorDropped:
     monitor_id: str
 
 
-RoomEvent = VisitWarning | VisitEnded | ParticipantStateChanged | QualityReport | MonitorDropped
+RoomEvent = (
+    VisitWarning
+    | VisitEnded
+    | ParticipantStateChanged
+    | MediaFlowChanged
+    | QualityReport
+    | MonitorDropped
+)
 
 
 class EventSubscription:

@@ -18,6 +18,7 @@ from vvserver.db.models import Kiosk, Visit, VisitTransition
 from vvserver.domain.booking.credit import credit_ended_visit
 from vvserver.domain.services import Services
 from vvserver.domain.visits.bus import VisitEvents, VisitStartEvent
+from vvserver.domain.visits.call_downtime import count_downtime
 from vvserver.domain.visits.states import transition
 from vvserver.scheduling.base import ACTOR, BATCH_SIZE, SchedulerReport, each_locked_visit
 from vvserver.scheduling.rulebook import RuleBook, UnitGroup
@@ -148,6 +149,7 @@ async def end_unattended(
                 # Back in ready after a disconnect or restart: rejoin is possible until the end.
                 if visit.end_at + OVERRUN_GRACE > now:
                     return None
+                count_downtime(visit, min(now, visit.end_at), keep_open=False)
                 transition(
                     session,
                     visit,

@@ -92,6 +92,10 @@ async def live_rows(
             visitor_quality=hub.figures.quality(visit.id, "visitor"),
             kiosk_quality=hub.figures.quality(visit.id, "kiosk"),
             flags=flag_count,
+            visitor_lost_seconds=round(visit.visitor_lost_s),
+            kiosk_lost_seconds=round(visit.kiosk_lost_s),
+            visitor_losing=hub.figures.losing(visit.id, "visitor"),
+            kiosk_losing=hub.figures.losing(visit.id, "kiosk"),
         )
         for visit, unit_name, kiosk_name, first, last, visitor_name, flag_count in rows
     }

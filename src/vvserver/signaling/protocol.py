@@ -223,6 +223,12 @@ class LiveVisitOut(BaseModel):
     kiosk_quality: QualityOut | None
     # Moments officers flagged so far (0 for privileged visits: they cannot be flagged).
     flags: int = 0
+    # The call ledger per side: seconds lost so far (media stopped or dropped, until its
+    # media returned; written every second), and whether the side is losing time now.
+    visitor_lost_seconds: int = 0
+    kiosk_lost_seconds: int = 0
+    visitor_losing: bool = False
+    kiosk_losing: bool = False
 
 
 class LiveSnapshotMessage(ServerMessage):

@@ -2,7 +2,8 @@
 
 The hub runs one relay per visit, started when a participant's offer has been answered. Warnings,
 the end (with its reason), participant media states and quality reports go to the visitor's
-and the kiosk's sockets; states and quality also feed the live list (through the hub).
+and the kiosk's sockets; states, quality and whether a side's media reaches the relay (a side
+losing time) also feed the live list (through the hub).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from vvserver.media.room_events import (
+    MediaFlowChanged,
     MonitorDropped,
     ParticipantStateChanged,
     QualityReport,
@@ -41,8 +43,9 @@ def quality_out(report: QualityReport) -> QualityOut:
 
 
 def event_message(event: RoomEvent) -> AnyServerMessage | None:
-    """The participants' message for a room event; None for staff-side events (monitors)."""
-    if isinstance(event, MonitorDropped):
+    """The participants' message for a room event; None for staff-side events (monitors, the
+    live list's media flow)."""
+    if isinstance(event, MonitorDropped | MediaFlowChanged):
         return None
     if isinstance(event, VisitWarning):
         return VisitWarningMessage(visit_id=event.visit_id, seconds_left=event.seconds_left)
@@ -63,9 +66,15 @@ class MediaFigures:
     def __init__(self) -> None:
         self._states: dict[tuple[int, str], MediaState] = {}
         self._quality: dict[tuple[int, str], QualityOut] = {}
+        self._silent: set[tuple[int, str]] = set()
 
     def state(self, visit_id: int, role: str) -> MediaState:
         return self._states.get((visit_id, role), "none")
+
+    def losing(self, visit_id: int, role: str) -> bool:
+        """The side's media stopped reaching the relay (for more than 2 s) and has not
+        returned: it is losing time now."""
+        return (visit_id, role) in self._silent
 
     def quality(self, visit_id: int, role: str) -> QualityOut | None:
         return self._quality.get((visit_id, role))
@@ -75,6 +84,11 @@ class MediaFigures:
             self._states[(event.visit_id, event.role)] = event.state
         elif isinstance(event, QualityReport):
             self._quality[(event.visit_id, event.role)] = quality_out(event)
+        elif isinstance(event, MediaFlowChanged):
+            if event.flowing:
+                self._silent.discard((event.visit_id, event.role))
+            else:
+                self._silent.add((event.visit_id, event.role))
         elif isinstance(event, VisitEnded):
             self.forget(event.visit_id)
 
@@ -82,3 +96,4 @@ class MediaFigures:
         for table in (self._states, self._quality):
             for key in [key for key in table if key[0] == visit_id]:
                 del table[key]
+        self._silent = {key for key in self._silent if key[0] != visit_id}

@@ -1,11 +1,13 @@
 """One open room's events turned into database changes, in a task the service owns.
 
-* `ParticipantStateChanged`: connected/lost seconds on the visit row; the visit goes `live`
-  when both sides are connected. A participant dropping does not end the visit: it stays
-  `live` and the lost time accrues until they reconnect or the visit ends.
-* `VisitEnded`: the visit's end state (by the end reason), the last accounting, the
-  `Recording` row filled from `room.recording`, recording failures and monitors still
-  watching at the end audited.
+* `ParticipantStateChanged` and `MediaFlowChanged`: the call ledger (connected and lost
+  seconds per side, written to the visit row at once and every second by `ledger_store`);
+  the visit goes `live` when both sides are connected. A participant dropping does not end
+  the visit: it stays `live` and the lost time accrues until its media returns or the visit
+  ends.
+* `VisitEnded`: the visit's end state (by the end reason), the last accounting, credit and
+  the audit of monitors still watching, committed at once; then, once the room has remuxed
+  it, the `Recording` row and recording failures.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,10 +25,17 @@ from vvserver.domain.booking.credit import credit_ended_visit
 from vvserver.domain.services import Services
 from vvserver.domain.visits.states import transition
 from vvserver.media.room import VisitRoom
-from vvserver.media.room_events import MonitorDropped, ParticipantStateChanged, Role, VisitEnded
+from vvserver.media.room_events import (
+    MediaFlowChanged,
+    MonitorDropped,
+    ParticipantStateChanged,
+    Role,
+    VisitEnded,
+)
 from vvserver.visits_live.handoff import DRAIN_REASON
-from vvserver.visits_live.ledger import Accrued, ConnectionLedger
-from vvserver.visits_live.live_visit import LiveVisit, load_live_visit
+from vvserver.visits_live.ledger import CallLedger
+from vvserver.visits_live.ledger_store import add_time, record_checkpoint
+from vvserver.visits_live.live_visit import load_live_visit
 from vvserver.visits_live.recording_rows import (
     ACTOR,
     audit_recording_failures,
@@ -37,6 +46,7 @@ from vvserver.visits_live.recording_rows import (
 logger = logging.getLogger(__name__)
 
 NOT_STARTED = ("scheduled", "ready")
+ROLES: tuple[Role, ...] = get_args(Role)
 
 
 async def audit_monitor(
@@ -67,15 +77,13 @@ async def audit_monitor(
     )
 
 
-def _add_time(visit: Visit, accrued: dict[Role, Accrued]) -> None:
-    visit.visitor_connected_s += accrued["visitor"].connected_s
-    visit.visitor_lost_s += accrued["visitor"].lost_s
-    visit.kiosk_connected_s += accrued["kiosk"].connected_s
-    visit.kiosk_lost_s += accrued["kiosk"].lost_s
-
-
 class RoomWatch:
-    """Subscribes to `room` at once (no event is missed); `run()` consumes until the end."""
+    """Subscribes to `room` at once (no event is missed); `run()` consumes until the end.
+
+    `resume_from`: the visit row of a call a server stop interrupted (`ledger_at` set): the
+    sides that were in it lose time from then until their media returns. `lost_since`: a call
+    handed off by a draining node: both sides lose time from then until their media returns.
+    """
 
     def __init__(
         self,
@@ -83,14 +91,25 @@ class RoomWatch:
         room: VisitRoom,
         *,
         recording_id: int | None,
+        ledger_lock: asyncio.Lock,
+        resume_from: Visit | None = None,
         lost_since: datetime | None = None,
     ) -> None:
         self.services = services
         self.room = room
         self.visit_id = room.visit_id
         self.recording_id = recording_id
-        # A call handed off by a draining node: both sides lost from then until they are back.
-        self.ledger = ConnectionLedger(lost_since=lost_since)
+        self.ledger = CallLedger()
+        self.ending = False  # the end is being written: no more periodic ledger writes
+        self._ledger_lock = ledger_lock
+        if resume_from is not None and resume_from.ledger_at is not None:
+            in_call = {"visitor": resume_from.visitor_in_call, "kiosk": resume_from.kiosk_in_call}
+            for role in ROLES:
+                if in_call[role]:
+                    self.ledger.resume_after_restart(role, resume_from.ledger_at)
+        elif lost_since is not None:
+            for role in ROLES:
+                self.ledger.resume_after_restart(role, lost_since)
         # Monitors (principal actors) whose start was audited and whose stop is not yet.
         self.monitors: set[str] = set()
         self.went_live = False
@@ -103,6 +122,8 @@ class RoomWatch:
             try:
                 if isinstance(event, ParticipantStateChanged):
                     await self._participant_changed(event)
+                elif isinstance(event, MediaFlowChanged):
+                    await self._media_changed(event)
                 elif isinstance(event, VisitEnded):
                     await self._ended(event)
                 elif isinstance(event, MonitorDropped):
@@ -113,21 +134,22 @@ class RoomWatch:
                 logger.exception("visit %s: handling %s failed", self.visit_id, event)
 
     async def _participant_changed(self, event: ParticipantStateChanged) -> None:
-        now = self.services.clock.now()
-        if event.state == "connected":
-            self.ledger.connected(event.role, now)
-        elif event.state == "disconnected":
-            self.ledger.disconnected(event.role, now)
-        else:
+        if event.state not in ("connected", "disconnected"):
             return  # "joined": join() records the first join itself
-        async with self.services.write() as session:
-            visit = (await load_live_visit(session, self.visit_id, lock=True)).visit
-            _add_time(visit, self.ledger.checkpoint(now))
-            if self.ledger.both_connected and visit.state in NOT_STARTED:
-                transition(
-                    session, visit, "live", actor=ACTOR, reason="both sides connected", now=now
-                )
-                self.went_live = True
+        async with self._ledger_lock:
+            now = self.services.clock.now()
+            if event.state == "connected":
+                self.ledger.connected(event.role, now)
+            else:
+                self.ledger.disconnected(event.role, now)
+            async with self.services.write() as session:
+                visit = (await load_live_visit(session, self.visit_id, lock=True)).visit
+                record_checkpoint(visit, self.ledger, now)
+                if self.ledger.both_connected and visit.state in NOT_STARTED:
+                    transition(
+                        session, visit, "live", actor=ACTOR, reason="both sides connected", now=now
+                    )
+                    self.went_live = True
         logger.info("visit %s: %s %s", self.visit_id, event.role, event.state)
 
     async def _monitor_dropped(self, event: MonitorDropped) -> None:
@@ -147,36 +169,55 @@ class RoomWatch:
                 reason="connection closed",
             )
 
+    async def _media_changed(self, event: MediaFlowChanged) -> None:
+        async with self._ledger_lock:
+            self.ledger.media(event.role, event.flowing, event.at)
+            now = self.services.clock.now()
+            async with self.services.write() as session:
+                visit = (await load_live_visit(session, self.visit_id, lock=True)).visit
+                record_checkpoint(visit, self.ledger, now)
+
     async def _ended(self, event: VisitEnded) -> None:
-        files: list[dict[str, Any]] | None = None
-        if self.recording_id is not None and self.room.recording is not None:
-            files = await asyncio.to_thread(recording_files, self.room.recording)
-        now = self.services.clock.now()
-        async with self.services.write() as session:
-            live = await load_live_visit(session, self.visit_id, lock=True)
-            visit = live.visit
-            until = min(now, visit.end_at) if event.reason == "time_up" else now
-            _add_time(visit, self.ledger.finish(until))
-            visit.updated_at = now
-            was_active = visit.state in ACTIVE_VISIT_STATES
-            self._settle_state(session, visit, event, now)
-            if was_active and visit.state not in ACTIVE_VISIT_STATES:
-                # Ended here, with its last time accounting: failed or too much lost time.
-                await credit_ended_visit(session, self.services, visit, now)
+        """The end state at once; the recording row once the room has remuxed it."""
+        self.ending = True
+        try:
+            await self._write_end(event)
+        finally:
             if self.recording_id is not None:
-                await self._finish_recording(session, live, files, now)
-            for monitor in sorted(self.monitors):
-                await audit_monitor(
-                    self.services,
-                    session,
-                    actor=monitor,
-                    visit_id=self.visit_id,
-                    started=False,
-                    outcome="success",
-                    now=now,
-                    reason="visit ended",
-                )
-            self.monitors.clear()
+                await self._finish_recording()
+
+    async def _write_end(self, event: VisitEnded) -> None:
+        async with self._ledger_lock:
+            now = self.services.clock.now()
+            async with self.services.write() as session:
+                visit = (await load_live_visit(session, self.visit_id, lock=True)).visit
+                until = min(now, visit.end_at) if event.reason == "time_up" else now
+                in_call = {role: self.ledger.in_call(role) for role in ROLES}
+                add_time(visit, self.ledger.finish(until))
+                visit.updated_at = now
+                was_active = visit.state in ACTIVE_VISIT_STATES
+                self._settle_state(session, visit, event, now)
+                # A call stopped before its end (server shutdown) stays open in the row: its
+                # sides lose the time until their media reaches a server again.
+                resumable = visit.state in ACTIVE_VISIT_STATES and any(in_call.values())
+                visit.visitor_in_call = resumable and in_call["visitor"]
+                visit.kiosk_in_call = resumable and in_call["kiosk"]
+                visit.ledger_at = until if resumable else None
+                if was_active and visit.state not in ACTIVE_VISIT_STATES:
+                    # Ended here, with its last time accounting: failed or too much lost time.
+                    await credit_ended_visit(session, self.services, visit, now)
+                for monitor in sorted(self.monitors):
+                    await audit_monitor(
+                        self.services,
+                        session,
+                        actor=monitor,
+                        visit_id=self.visit_id,
+                        started=False,
+                        outcome="success",
+                        now=now,
+                        reason="visit ended",
+                    )
+                self.monitors.clear()
         logger.info("visit %s: room ended (%s), visit %s", self.visit_id, event.reason, visit.state)
 
     def _settle_state(
@@ -213,26 +254,27 @@ class RoomWatch:
             transition(session, visit, "ready", actor=ACTOR, reason=reason, now=now)
             visit.start_pushed_at = None
 
-    async def _finish_recording(
-        self,
-        session: AsyncSession,
-        live: LiveVisit,
-        files: list[dict[str, Any]] | None,
-        now: datetime,
-    ) -> None:
-        recording = await session.get(Recording, self.recording_id, with_for_update=True)
-        if recording is None:
-            return
-        self.recording_failures = list(self.room.recording_failures)
-        if files is not None:
-            finish_recording_row(recording, files, now, live.rules.retention_days)
-            self.recording_finished = True
-        else:
-            # Logs stay on disk: the next start-up remuxes them and adopts this row.
-            recording.state = "interrupted"
-            recording.finished_at = now
-            logger.error("visit %s: the recording could not be finalized", self.visit_id)
-        if self.recording_failures:
-            await audit_recording_failures(
-                self.services, session, recording, self.recording_failures, now
-            )
+    async def _finish_recording(self) -> None:
+        await self.room.recording_finished()  # the remux, after the end was told and written
+        files: list[dict[str, Any]] | None = None
+        if self.room.recording is not None:
+            files = await asyncio.to_thread(recording_files, self.room.recording)
+        now = self.services.clock.now()
+        async with self.services.write() as session:
+            live = await load_live_visit(session, self.visit_id)
+            recording = await session.get(Recording, self.recording_id, with_for_update=True)
+            if recording is None:
+                return
+            self.recording_failures = list(self.room.recording_failures)
+            if files is not None:
+                finish_recording_row(recording, files, now, live.rules.retention_days)
+                self.recording_finished = True
+            else:
+                # Logs stay on disk: the next start-up remuxes them and adopts this row.
+                recording.state = "interrupted"
+                recording.finished_at = now
+                logger.error("visit %s: the recording could not be finalized", self.visit_id)
+            if self.recording_failures:
+                await audit_recording_failures(
+                    self.services, session, recording, self.recording_failures, now
+                )

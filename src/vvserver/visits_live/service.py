@@ -31,6 +31,7 @@ from vvserver.visits_live.figures import (
     visit_quality,
 )
 from vvserver.visits_live.handoff import DRAIN_MESSAGE, handed_off_at
+from vvserver.visits_live.ledger_store import LedgerWriter
 from vvserver.visits_live.live_visit import (
     LiveVisit,
     ensure_joinable,
@@ -71,6 +72,8 @@ class VisitMedia:
         self._watches: dict[int, RoomWatch] = {}
         self._watch_tasks: dict[int, asyncio.Task[None]] = {}
         self._tasks = TaskSet()
+        # Writes the calls' ledgers every second; its lock is every ledger write's.
+        self._ledgers = LedgerWriter(services, self._watches.values)
         self._rooms_opened = 0
         self._went_live = 0
         self._recordings_finished = 0
@@ -127,7 +130,15 @@ class VisitMedia:
                 counters=self.rooms.counters,
             ),
         )
-        watch = RoomWatch(self.services, room, recording_id=recording_id, lost_since=lost_since)
+        watch = RoomWatch(
+            self.services,
+            room,
+            recording_id=recording_id,
+            ledger_lock=self._ledgers.lock,
+            resume_from=live.visit,
+            lost_since=lost_since,
+        )
+        self._ledgers.start()
         self._watches[live.id] = watch
         self._watch_tasks[live.id] = self._tasks.create(
             self._run_watch(watch), name=f"visit {live.id} media watch"
@@ -402,6 +413,7 @@ class VisitMedia:
 
     async def close(self) -> None:
         """At shutdown: close every room, let the watches record the ends, then stop."""
+        await self._ledgers.close()
         await self.rooms.close_all()
         pending = list(self._tasks.tasks)  # the watches, and monitor-stop audits
         if pending:

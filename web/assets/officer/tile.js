@@ -22,6 +22,7 @@ export class VisitTile {
     this.timeLeftLabel = el("dt");
     this.timeLeft = el("dd", { class: "time-left" });
     this.quality = el("dd", { class: "quality" });
+    this.lost = el("dd", { class: "lost-time" });
     this.details = el(
       "dl",
       { class: "tile-facts" },
@@ -33,6 +34,8 @@ export class VisitTile {
       this.timeLeft,
       el("dt", {}, t("officer.tile.quality")),
       this.quality,
+      el("dt", {}, t("officer.tile.lost")),
+      this.lost,
     );
     this.videoVisitor = el("video", {
       playsinline: true,
@@ -125,6 +128,13 @@ export class VisitTile {
     if (row.flags > 0) {
       badges.push(el("span", { class: "badge warn" }, t("officer.tile.flagged", { count: row.flags })));
     }
+    // A side whose media stopped reaching the server: it is losing time now.
+    if (row.visitor_losing) {
+      badges.push(el("span", { class: "badge bad" }, t("officer.tile.losingVisitor")));
+    }
+    if (row.kiosk_losing) {
+      badges.push(el("span", { class: "badge bad" }, t("officer.tile.losingKiosk")));
+    }
     this.badges.replaceChildren(...badges);
     this.kiosk.textContent = `${row.kiosk_name} (${row.unit_name})`;
     this.state.textContent = `${stateText(row.state)} · ${t("officer.tile.sides", {
@@ -140,6 +150,10 @@ export class VisitTile {
       " ",
       qualityBadge(row.kiosk_quality, row.kiosk_connected),
     );
+    this.lost.textContent = t("officer.tile.lostSides", {
+      visitor: fmtDuration(row.visitor_lost_seconds ?? 0),
+      kiosk: fmtDuration(row.kiosk_lost_seconds ?? 0),
+    });
     // Privileged visits are never monitored or flagged: no such controls at all.
     this.watchButton.hidden = row.privileged;
     this.audioButton.hidden = row.privileged;

@@ -401,6 +401,7 @@ class CallScreen {
     let lost = local.lostSeconds;
     let credit = false;
     let rebookedAs = null;
+    let sides = null;
     if (this.visit && !left) {
       // The server's figures count both sides; they are final shortly after the end.
       await new Promise((resolve) => setTimeout(resolve, 1500));
@@ -408,6 +409,7 @@ class CallScreen {
         const fresh = await api("GET", `/api/visits/${this.visit.id}`);
         connected = fresh.connected_seconds;
         lost = fresh.lost_seconds;
+        sides = { visitor: fresh.visitor_lost_seconds, kiosk: fresh.kiosk_lost_seconds };
         credit = fresh.credit_flag;
         rebookedAs = fresh.rebooked_as;
       } catch (ignored) {
@@ -416,6 +418,15 @@ class CallScreen {
     }
     $("summary-connected").textContent = minutesText(connected);
     $("summary-lost").textContent = minutesText(lost);
+    // The server's ledger per side: which side's connection lost the time (to the second).
+    const lostSides = $("summary-lost-sides");
+    lostSides.hidden = !sides || !lost;
+    if (sides) {
+      lostSides.textContent = t("call.summary.lostSides", {
+        visitor: fmtDuration(sides.visitor ?? 0),
+        kiosk: fmtDuration(sides.kiosk ?? 0),
+      });
+    }
     const rebook = $("summary-rebook");
     rebook.replaceChildren();
     if (!left && credit && !rebookedAs && this.visit) {

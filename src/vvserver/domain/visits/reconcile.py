@@ -3,6 +3,9 @@
 * Visits left ``live``: the media sessions are gone. Past their end they become ``failed``
   ("server interrupted", credited); otherwise they go back to ``ready`` so both sides can rejoin,
   and ``start_pushed_at`` is cleared so the scheduler tells the kiosk again.
+* The downtime of every call that was open (``ledger_at`` set, see ``call_downtime``) is
+  counted as lost time of the sides that were in it: up to now, or up to the end of a visit
+  that is over.
 * Recordings left ``recording`` become ``interrupted`` (finished_at = now); the media layer
   remuxes their packet logs later.
 
@@ -15,18 +18,20 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from vvserver.db.models import Recording, Visit
 from vvserver.domain.audit.chain import AuditRecord
 from vvserver.domain.booking.credit import credit_ended_visit
 from vvserver.domain.services import Services
+from vvserver.domain.visits.call_downtime import count_downtime
 from vvserver.domain.visits.states import transition
 
 logger = logging.getLogger(__name__)
 
 ACTOR = "system:startup"
 BATCH_SIZE = 500
+NOT_STARTED = ("scheduled", "ready")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +53,13 @@ async def _reconcile_live_visits(services: Services, now: datetime) -> tuple[int
             visits = (
                 await session.scalars(
                     select(Visit)
-                    .where(Visit.state == "live", Visit.id > last_id)
+                    .where(
+                        or_(
+                            Visit.state == "live",
+                            and_(Visit.ledger_at.is_not(None), Visit.state.in_(NOT_STARTED)),
+                        ),
+                        Visit.id > last_id,
+                    )
                     .order_by(Visit.id)
                     .limit(BATCH_SIZE)
                     .with_for_update()
@@ -56,6 +67,9 @@ async def _reconcile_live_visits(services: Services, now: datetime) -> tuple[int
             ).all()
             for visit in visits:
                 last_id = visit.id
+                count_downtime(visit, min(now, visit.end_at), keep_open=visit.end_at > now)
+                if visit.state != "live":
+                    continue  # stopped before its end and back in ready: downtime only
                 if visit.end_at <= now:
                     transition(
                         session, visit, "failed", actor=ACTOR, reason="server interrupted", now=now
