@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -61,10 +62,27 @@ class Settings(BaseSettings):
     media_relay: Literal["passthrough", "stock"] = "passthrough"
     # The server's event loop: uvloop moves each relayed packet with less CPU than asyncio's.
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    # Scale-out (docs/scaling.md). Worker processes of this node (``--workers N|auto``).
+    workers: int = 1
+    # This node's name; each worker is the node ``<node_name>/<worker index>`` in the cluster.
+    node_name: str = Field(default_factory=socket.gethostname)
+    # The address put in this node's ICE candidates (becomes ``ice_host_addresses`` when set).
+    public_address: str | None = None
+    # Cluster mode: Redis is the shared state and message bus of all nodes (PostgreSQL needed).
+    redis_url: str | None = None
+    drain_timeout_s: float = 120
+    metrics_token: str | None = None
+    # Cluster: the prefix of every Redis key and channel (one cluster per prefix).
+    redis_key_prefix: str = "vv"
 
     @property
     def resolved_web_dir(self) -> Path:
         return self.web_dir or Path(__file__).resolve().parents[2] / "web"
+
+    @property
+    def resolved_ice_host_addresses(self) -> list[str]:
+        """This node's ICE host addresses: ``public_address`` when set, else the list."""
+        return [self.public_address] if self.public_address else list(self.ice_host_addresses)
 
     @property
     def recordings_dir(self) -> Path:

@@ -43,7 +43,7 @@ def account_out(account: Account) -> AccountOut:
 async def sign_up(ctx: RequestContext, body: SignUpIn) -> AccountOut:
     """Create a visitor account (18+); a verification link is e-mailed."""
     settings = ctx.services.settings
-    ctx.services.rate_limiter.hit("signup", ctx.client_ip, settings.rate_signup_per_min)
+    await ctx.services.rate_limiter.hit("signup", ctx.client_ip, settings.rate_signup_per_min)
     account = await signin.sign_up_visitor(
         ctx.services,
         email=body.email,
@@ -60,7 +60,7 @@ async def sign_up(ctx: RequestContext, body: SignUpIn) -> AccountOut:
 async def login(ctx: RequestContext, body: LoginIn) -> web.Response:
     """Sign in; sets the HttpOnly session cookie and returns the CSRF token."""
     settings = ctx.services.settings
-    ctx.services.rate_limiter.hit("login", ctx.client_ip, settings.rate_login_per_min)
+    await ctx.services.rate_limiter.hit("login", ctx.client_ip, settings.rate_login_per_min)
     signed = await signin.sign_in(
         ctx.services, body.email, body.password, client=ctx.client_ip, request_id=ctx.request_id
     )
@@ -102,14 +102,18 @@ async def current_session(ctx: RequestContext) -> SessionOut:
 @router.route("POST", "/api/auth/verify-email", roles=PUBLIC, body=TokenIn)
 async def verify_email(ctx: RequestContext, body: TokenIn) -> None:
     """Confirm an e-mail address with the token from the link."""
-    ctx.services.rate_limiter.hit("reset", ctx.client_ip, ctx.services.settings.rate_reset_per_min)
+    await ctx.services.rate_limiter.hit(
+        "reset", ctx.client_ip, ctx.services.settings.rate_reset_per_min
+    )
     await signin.verify_email(ctx.services, body.token, ctx.request_id)
 
 
 @router.route("POST", "/api/auth/resend-verification", roles="visitor")
 async def resend_verification(ctx: RequestContext) -> None:
     """Send the e-mail verification link again."""
-    ctx.services.rate_limiter.hit("reset", ctx.client_ip, ctx.services.settings.rate_reset_per_min)
+    await ctx.services.rate_limiter.hit(
+        "reset", ctx.client_ip, ctx.services.settings.rate_reset_per_min
+    )
     now = ctx.services.clock.now()
     async with ctx.services.write() as session:
         account = await session.get(Account, ctx.require().require_account_id())
@@ -121,7 +125,9 @@ async def resend_verification(ctx: RequestContext) -> None:
 @router.route("POST", "/api/auth/password-reset", roles=PUBLIC, body=ResetRequestIn, status=202)
 async def password_reset(ctx: RequestContext, body: ResetRequestIn) -> web.Response:
     """E-mail a reset link if the account exists (same answer either way)."""
-    ctx.services.rate_limiter.hit("reset", ctx.client_ip, ctx.services.settings.rate_reset_per_min)
+    await ctx.services.rate_limiter.hit(
+        "reset", ctx.client_ip, ctx.services.settings.rate_reset_per_min
+    )
     await signin.request_password_reset(ctx.services, body.email, ctx.request_id)
     return web.Response(status=202)
 
@@ -129,7 +135,9 @@ async def password_reset(ctx: RequestContext, body: ResetRequestIn) -> web.Respo
 @router.route("POST", "/api/auth/password-reset/confirm", roles=PUBLIC, body=ResetConfirmIn)
 async def password_reset_confirm(ctx: RequestContext, body: ResetConfirmIn) -> None:
     """Set a new password with the token from the reset link; ends all sessions."""
-    ctx.services.rate_limiter.hit("reset", ctx.client_ip, ctx.services.settings.rate_reset_per_min)
+    await ctx.services.rate_limiter.hit(
+        "reset", ctx.client_ip, ctx.services.settings.rate_reset_per_min
+    )
     await signin.reset_password(ctx.services, body.token, body.password, ctx.request_id)
 
 

@@ -98,7 +98,7 @@ async def list_persons(ctx: RequestContext, query: PersonQuery) -> list[PersonOu
 async def directory(ctx: RequestContext, query: DirectoryQuery) -> list[DirectoryEntryOut]:
     """Find an active person by exact booking number AND last name (at most one result)."""
     principal = ctx.require()
-    ctx.services.rate_limiter.hit("directory", principal.actor, DIRECTORY_LOOKUPS_PER_MIN)
+    await ctx.services.rate_limiter.hit("directory", principal.actor, DIRECTORY_LOOKUPS_PER_MIN)
     person = await persons.find_in_directory(
         ctx.services,
         path_id(ctx, "facility_id"),

@@ -34,6 +34,11 @@ class RoomRegistry:
     def __init__(self) -> None:
         self._rooms: dict[int, VisitRoom] = {}
         self._watchers: dict[int, asyncio.Task[None]] = {}
+        # Called with each room as it opens, before any event (a cluster relays its events).
+        self.on_open: list[Callable[[VisitRoom], None]] = []
+
+    def visit_ids(self) -> list[int]:
+        return list(self._rooms)
 
     def __len__(self) -> int:
         return len(self._rooms)
@@ -49,6 +54,8 @@ class RoomRegistry:
         if room.visit_id != visit_id:
             raise ValueError("the factory built a room for another visit")
         self._rooms[visit_id] = room
+        for listener in self.on_open:
+            listener(room)
         self._watchers[visit_id] = asyncio.create_task(
             self._forget_when_closed(room), name=f"registry watch {visit_id}"
         )
