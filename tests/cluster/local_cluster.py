@@ -186,6 +186,12 @@ class FailoverProxy:
             with contextlib.suppress(OSError, RuntimeError):
                 sink.close()
 
+    async def drop_connections(self) -> None:
+        """Cut every connection now (the clients reconnect, through the first node up)."""
+        for task in list(self._pipes):
+            task.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()

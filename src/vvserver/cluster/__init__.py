@@ -44,7 +44,7 @@ from vvserver.visits_live import VisitMedia
 logger = logging.getLogger(__name__)
 
 # A recording row this young may belong to a room another node is opening right now.
-YOUNG_RECORDING = timedelta(seconds=30)
+YOUNG_RECORDING = timedelta(seconds=10)
 
 __all__ = ["Cluster", "HostedElsewhere", "node_id_of"]
 
