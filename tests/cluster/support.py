@@ -36,7 +36,7 @@ def video_frames(participant: HeadlessParticipant) -> int:
 async def until(check: Any, within: float, what: str) -> None:
     try:
         async with asyncio.timeout(within):
-            while not check():
+            while not check():  # noqa: ASYNC110 - polls another process's effects
                 await asyncio.sleep(0.1)
     except TimeoutError:
         raise AssertionError(f"not within {within} s: {what}") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -32,9 +33,9 @@ from vvserver.domain.visits.bus import (
 from vvserver.domain.visits.pin_tries import PinState
 
 
-async def eventually(check: object, within: float = 5.0) -> None:
+async def eventually(check: Callable[[], bool], within: float = 5.0) -> None:
     async with asyncio.timeout(within):
-        while not check():  # type: ignore[operator]
+        while not check():  # noqa: ASYNC110 - the change arrives through Redis
             await asyncio.sleep(0.02)
 
 
