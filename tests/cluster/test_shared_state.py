@@ -180,3 +180,26 @@ async def test_two_sides_placing_one_visit_on_two_nodes_at_once_get_one_node(
     chosen = [await placements[0].place(v) for v in range(100, 120)]
     assert {chosen.count(node) for node in set(chosen)} <= {6, 7}
     assert len(set(chosen)) == 3
+
+
+async def test_a_node_that_restarts_under_the_same_id_starts_its_counts_afresh(
+    links: list[RedisLink],
+) -> None:
+    watcher = KioskPresence(ClusterCounts(links[1]))
+    old = KioskPresence(ClusterCounts(links[0]))
+    await links[0].start()
+    await links[1].start()
+    old.connected(5)
+    old.connected(6)
+    await eventually(lambda: watcher.is_online(5) and watcher.is_online(6))
+    await links[0].close()  # killed: no disconnects were sent
+    reborn_link = RedisLink(REDIS_URL, links[0].prefix, links[0].node_id)
+    reborn = KioskPresence(ClusterCounts(reborn_link))
+    try:
+        await reborn.counts.reset_own()  # type: ignore[attr-defined]
+        await reborn_link.start()
+        reborn.connected(6)
+        await eventually(lambda: not watcher.is_online(5))
+        assert watcher.is_online(6)
+    finally:
+        await reborn_link.close()

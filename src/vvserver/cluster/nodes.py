@@ -74,6 +74,7 @@ class NodeRegistry:
         self._cpu = CpuMeter()
         self.alive: dict[str, NodeInfo] = {}
         self._silent: dict[str, int] = {}
+        self._pids: dict[str, str] = {}  # a node id whose pid changed restarted: lost, then up
         self.lost_listeners: list[Callable[[str], None]] = []
         self.found_listeners: list[Callable[[str], None]] = []
         self.scans = 0
@@ -146,7 +147,12 @@ class NodeRegistry:
                 address=str(fields.get("address", "")),
             )
         lost = [node for node in self.alive if node not in alive]
-        found = [node for node in alive if node not in self.alive]
+        for node in alive:
+            pid = str(hashes[others.index(node)].get("pid", ""))
+            if self._pids.get(node, pid) != pid and node in self.alive:
+                lost.append(node)  # restarted between two scans: its old rooms are gone
+            self._pids[node] = pid
+        found = [node for node in alive if node not in self.alive or node in lost]
         self.alive = alive
         self.scans += 1
         for node in found:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
@@ -67,7 +68,9 @@ class ClusterCounts(SocketCounts):
         self.channel = link.key("presence")
         self._remote: dict[str, dict[str, int]] = {}
         self._seq = 0
-        self._seen: dict[str, int] = {}
+        # This process's life: a node id that restarts starts its counts (and sequence) anew.
+        self.incarnation = uuid.uuid4().hex[:12]
+        self._seen: dict[str, tuple[str, int]] = {}
         # Called when another node's counts change (live boards refresh).
         self.listeners: list[Callable[[], None]] = []
         link.on(self.channel, self._on_message)
@@ -79,7 +82,15 @@ class ClusterCounts(SocketCounts):
         super().add(key, delta)
         self._seq += 1
         count, seq, hash_key = super().total(key), self._seq, self.hash_key(self.link.node_id)
-        message = dumps({"node": self.link.node_id, "seq": seq, "key": key, "count": count})
+        message = dumps(
+            {
+                "node": self.link.node_id,
+                "inc": self.incarnation,
+                "seq": seq,
+                "key": key,
+                "count": count,
+            }
+        )
 
         async def write(redis: Redis) -> None:
             async with redis.pipeline(transaction=True) as pipe:
@@ -87,7 +98,7 @@ class ClusterCounts(SocketCounts):
                     pipe.hset(hash_key, key, count)
                 else:
                     pipe.hdel(hash_key, key)
-                pipe.hset(hash_key, "_seq", seq)
+                pipe.hset(hash_key, mapping={"_seq": seq, "_inc": self.incarnation})
                 pipe.pexpire(hash_key, int(NODE_TTL_S * 1000))
                 pipe.publish(self.channel, message)
                 await pipe.execute()
@@ -103,12 +114,21 @@ class ClusterCounts(SocketCounts):
             found.update(key for key, count in counts.items() if key.startswith(prefix) and count)
         return found
 
+    def _newer(self, node: str, incarnation: str, seq: int) -> bool:
+        """Whether (incarnation, seq) is news about ``node``; a new incarnation starts afresh."""
+        known = self._seen.get(node)
+        if known is not None and known[0] == incarnation and seq <= known[1]:
+            return False
+        if known is None or known[0] != incarnation:
+            self._remote[node] = {}
+        self._seen[node] = (incarnation, seq)
+        return True
+
     def _on_message(self, raw: str) -> None:
         data = json.loads(raw)
         node = str(data["node"])
-        if node == self.link.node_id or int(data["seq"]) <= self._seen.get(node, 0):
+        if node == self.link.node_id or not self._newer(node, str(data["inc"]), int(data["seq"])):
             return
-        self._seen[node] = int(data["seq"])
         counts = self._remote.setdefault(node, {})
         if int(data["count"]) > 0:
             counts[str(data["key"])] = int(data["count"])
@@ -128,9 +148,9 @@ class ClusterCounts(SocketCounts):
         """Read a node's counts (a node found up, or at start)."""
         fields = await self.link.redis.hgetall(self.hash_key(node))
         seq = int(fields.pop("_seq", 0))
-        if seq < self._seen.get(node, 0):
+        incarnation = str(fields.pop("_inc", ""))
+        if not self._newer(node, incarnation, seq):
             return
-        self._seen[node] = seq
         self._remote[node] = {str(key): int(value) for key, value in fields.items()}
         self._changed()
 
