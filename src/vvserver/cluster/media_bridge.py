@@ -95,7 +95,10 @@ class ClusterMedia:
         if room is not None:
             return room
         remote = self._remote.get(visit_id)
-        if remote is None or remote.closed:
+        if remote is None:
+            return None
+        if remote.closed:
+            del self._remote[visit_id]  # ended, or its node is gone
             return None
         return remote
 
@@ -110,11 +113,6 @@ class ClusterMedia:
             if remote is not None:
                 remote.lost()
             self._remote[visit_id] = RemoteRoom(visit_id, node)
-
-    def remote_rooms(self) -> list[RemoteRoom]:
-        for visit_id in [v for v, room in self._remote.items() if room.closed]:
-            del self._remote[visit_id]
-        return list(self._remote.values())
 
     # --- routing ---------------------------------------------------------------------------
 
@@ -247,7 +245,9 @@ class ClusterMedia:
 
     async def node_lost(self, node: str) -> None:
         """Rooms that were on ``node`` are gone: end their streams, tell their sockets here."""
-        for remote in [r for r in self._remote.values() if r.node == node and not r.closed]:
+        for visit_id in [v for v, r in self._remote.items() if r.closed]:
+            del self._remote[visit_id]
+        for remote in [r for r in self._remote.values() if r.node == node]:
             remote.lost()
             notify = self.media_lost
             if notify is not None:
