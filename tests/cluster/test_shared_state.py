@@ -203,3 +203,32 @@ async def test_a_node_that_restarts_under_the_same_id_starts_its_counts_afresh(
         assert watcher.is_online(6)
     finally:
         await reborn_link.close()
+
+
+async def test_a_draining_node_takes_no_new_room_and_a_lost_nodes_rooms_are_placed_again(
+    links: list[RedisLink],
+) -> None:
+    def load_of(node: str) -> Callable[[], NodeLoad]:
+        return lambda: NodeLoad(0, 0, node == "node0/0")  # node 0 is draining
+
+    registries = [NodeRegistry(link, load_of(link.node_id), address=None) for link in links]
+    placements = [Placement(link, r) for link, r in zip(links, registries, strict=True)]
+    for link in links:
+        await link.start()
+    for registry in registries:
+        await registry.beat()
+    for registry in registries:
+        await registry.scan()
+    # Joins arriving on the draining node 0 place their rooms on nodes 1 and 2.
+    chosen = {await placements[0].place(visit_id) for visit_id in range(200, 210)}
+    assert chosen == {"node1/0", "node2/0"}
+    # Node 1 is lost: a placement pointing at it is replaced, never by the draining node.
+    hosted_on_1 = [v for v in range(200, 210) if await placements[2].current(v) == "node1/0"]
+    assert hosted_on_1
+    await links[1].close()
+    for _ in range(3):  # its request channel is silent on two scans in a row
+        await registries[2].scan()
+    assert not registries[2].is_alive("node1/0")
+    for visit_id in hosted_on_1:
+        assert await placements[2].current(visit_id) is None
+        assert await placements[2].place(visit_id) == "node2/0"
