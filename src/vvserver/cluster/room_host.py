@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable
+from typing import get_args
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -26,12 +27,12 @@ from vvserver.cluster.media_bridge import ClusterMedia
 from vvserver.cluster.nodes import BEAT_S, NODE_TTL_S
 from vvserver.cluster.placement import Placement
 from vvserver.media.room import VisitRoom
-from vvserver.media.room_events import EventSubscription, RoomEvent, VisitEnded
+from vvserver.media.room_events import EventSubscription, Role, RoomEvent, VisitEnded
 from vvserver.visits_live import VisitMedia
 
 logger = logging.getLogger(__name__)
 
-HANDED_OVER = "the call moved to another media server"
+ROLES: tuple[Role, ...] = get_args(Role)
 
 
 class RoomHost:
@@ -46,6 +47,7 @@ class RoomHost:
         # Every room event of the cluster (the live boards' figures).
         self.event_listeners: list[Callable[[RoomEvent], None]] = []
         self._tasks = TaskSet()
+        self._let_go: set[int] = set()  # rooms here whose call was placed elsewhere
         self.events_published = 0
         link.on(self.channel, self._on_event)
         local.rooms.on_open.append(self._opened)
@@ -99,11 +101,19 @@ class RoomHost:
     async def beat(self) -> None:
         visit_ids = self.local.rooms.visit_ids()
         lost = await self.placement.renew(visit_ids)
+        self._let_go &= set(visit_ids)
         for visit_id in lost:
-            # This node stalled past the placement's lifetime and the call was placed again
-            # elsewhere (its clients re-offered there): this copy must not go on.
-            logger.error("visit %s: placed on another node meanwhile; closing it here", visit_id)
-            await self.local.hang_up(visit_id, HANDED_OVER)
+            if visit_id in self._let_go:
+                continue
+            self._let_go.add(visit_id)
+            # This node stalled past its registry lifetime and the call was placed again
+            # elsewhere (its clients re-offered there). This copy lets its participants go
+            # as if they had hung up (no lost time counted twice) but stays open, empty, to
+            # the slot's end: closing it now would tell the clients the visit ended and set
+            # the visit back to ready while it goes on elsewhere.
+            logger.error("visit %s: placed on another node meanwhile; letting it go", visit_id)
+            for role in ROLES:
+                await self.local.leave(visit_id, role)
         key = self.hosted_key(self.link.node_id)
         recordings = self.local.open_recordings()
         async with self.link.redis.pipeline(transaction=True) as pipe:
