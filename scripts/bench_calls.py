@@ -208,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     janus_note: str | None = None
     try:
         for relay, relay_steps in (("passthrough", steps), ("stock", stock_steps)):
+            if not relay_steps:
+                continue
             run_relay(
                 relay,
                 relay_steps,
