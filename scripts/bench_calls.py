@@ -296,7 +296,7 @@ def run_cluster(
             shutil.rmtree(work_dir, ignore_errors=True)
     print(table(results, pinning))
     print()
-    held_steps = [r for r in results if r.fps_ok]
+    summary = summarize("passthrough", results, pinning)
     for step in results:
         commands = step.figures.get("redis_commands")
         if commands is not None:
@@ -304,7 +304,7 @@ def run_cluster(
                 f"- N={step.n}: {commands} Redis commands during the step "
                 f"({commands / step.n:.0f} per call, joins and the measuring window included)"
             )
-    best = max(held_steps, key=lambda r: r.n, default=None)
+    best = summary.step if summary.held else None
     if best is None:
         print(f"{label}: no step held full rate")
         return 1
