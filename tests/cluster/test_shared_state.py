@@ -232,3 +232,21 @@ async def test_a_draining_node_takes_no_new_room_and_a_lost_nodes_rooms_are_plac
     for visit_id in hosted_on_1:
         assert await placements[2].current(visit_id) is None
         assert await placements[2].place(visit_id) == "node2/0"
+
+
+async def test_a_quiet_nodes_presence_stays_readable_while_the_node_lives(
+    links: list[RedisLink],
+) -> None:
+    counts = ClusterCounts(links[0])
+    registry = NodeRegistry(links[0], lambda: NodeLoad(0, 0, False), address=None)
+    registry.keep_alive.append(counts.hash_key(links[0].node_id))
+    await links[0].start()
+    KioskPresence(counts).connected(77)
+    await links[0].flush()
+    for _ in range(5):  # longer than a node's time to live, with nothing changing
+        await registry.beat()
+        await asyncio.sleep(1.0)
+    late = ClusterCounts(links[1])
+    await links[1].start()
+    await late.load(links[0].node_id)
+    assert KioskPresence(late).is_online(77)

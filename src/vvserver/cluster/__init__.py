@@ -80,6 +80,7 @@ class Cluster:
         self.rpc = Rpc(link)
         self._local: VisitMedia | None = None
         self.registry = NodeRegistry(link, self._load, address=settings.public_address)
+        self.registry.keep_alive.append(self.counts.hash_key(node_id))  # presence lives on
         self.placement = Placement(link, self.registry)
         self.media: ClusterMedia | None = None
         self.host: RoomHost | None = None

@@ -78,6 +78,8 @@ class NodeRegistry:
         self.lost_listeners: list[Callable[[str], None]] = []
         self.found_listeners: list[Callable[[str], None]] = []
         self.scans = 0
+        # Keys of this node that live as long as it does (renewed with every beat).
+        self.keep_alive: list[str] = []
 
     def hash_key(self, node_id: str) -> str:
         return self.link.key("node", node_id)
@@ -109,6 +111,8 @@ class NodeRegistry:
             )
             pipe.pexpire(key, int(NODE_TTL_S * 1000))
             pipe.zadd(self.nodes_key, {self.node_id: time.time()})
+            for other in self.keep_alive:
+                pipe.pexpire(other, int(NODE_TTL_S * 1000))
             await pipe.execute()
 
     async def leave(self) -> None:

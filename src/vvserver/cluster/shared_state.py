@@ -140,10 +140,6 @@ class ClusterCounts(SocketCounts):
         for listener in self.listeners:
             listener()
 
-    async def beat(self) -> None:
-        """Keep this node's hash alive (it expires with the node)."""
-        await self.link.redis.pexpire(self.hash_key(self.link.node_id), int(NODE_TTL_S * 1000))
-
     async def load(self, node: str) -> None:
         """Read a node's counts (a node found up, or at start)."""
         fields = await self.link.redis.hgetall(self.hash_key(node))
