@@ -179,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vcpu-hour-usd", type=float, default=DEFAULT_VCPU_HOUR_USD)
     parser.add_argument("--egress-gb-usd", type=float, default=DEFAULT_EGRESS_GB_USD)
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    parser.add_argument("--steps", help="exactly these N, e.g. 4 or 4,8 (paired comparisons)")
     parser.add_argument(
         "--skip-stock", action="store_true", help="passthrough only (a comparison run)"
     )
@@ -191,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     args.window = args.window or (3.0 if args.quick else 10.0)
     args.warmup = args.warmup or (1.0 if args.quick else 3.0)
     steps = QUICK_STEPS if args.quick else tuple(n for n in FULL_STEPS if n <= args.max_calls)
+    if args.steps:
+        steps = tuple(int(n) for n in args.steps.split(","))
     stock_steps = () if args.skip_stock else QUICK_STOCK_STEPS if args.quick else steps
     pinning = Pinning.choose(args.server_cpus, args.load_cpus)
     prices = Prices(args.vcpu_hour_usd, args.egress_gb_usd)
