@@ -123,6 +123,13 @@ class LocalCluster:
         process.send_signal(signal.SIGKILL)
         process.wait(10)
 
+    def freeze(self, index: int) -> None:
+        """SIGSTOP: the node stops answering but its connections stay open, as when its
+        machine loses power or its network (nothing tells Redis or the clients)."""
+        process = self.nodes[index].process
+        assert process is not None
+        process.send_signal(signal.SIGSTOP)
+
     async def stop(self) -> None:
         for node in self.nodes.values():
             if node.process is not None and node.process.poll() is None:

@@ -158,3 +158,56 @@ async def test_the_calls_of_a_killed_node_go_on_on_the_surviving_nodes(
                 path = n0.data_dir / "recordings" / dead.directory / entry["name"]
                 assert demuxed_duration(path) > 1.0
     await services.db.close()
+
+
+async def test_a_node_that_goes_silent_loses_its_calls_to_a_live_node(
+    cluster: LocalCluster, pg_url: str, tmp_path: Path, clip: Clip
+) -> None:
+    """Power or network lost: no connection closes; the node's registry entry expires."""
+    services, world = await world_in(pg_url, tmp_path / "setup")
+    visit_id = await add_visit(services, world, ends_in=600.0)
+    n0, n1 = cluster.node(0), cluster.node(1)
+    await cluster.start(0)
+    proxy = await FailoverProxy([n1, n0]).start()  # node 1 first, once it is up
+    participants = [
+        HeadlessParticipant(
+            proxy.url, role="visitor", token=await join_link(services, visit_id), clip=clip
+        ),
+        HeadlessParticipant(
+            proxy.url,
+            role="kiosk",
+            token=world.kiosk_tokens["a1-1"],
+            visit_id=visit_id,
+            clip=clip,
+        ),
+    ]
+    runs = [asyncio.create_task(p.run(max_seconds=180)) for p in participants]
+    redis: Redis = Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        await until(lambda: all(video_frames(p) > 20 for p in participants), 60, "media")
+        await cluster.start(1)
+        await proxy.drop_connections()  # both sockets move to node 1; the call stays on node 0
+        await until(lambda: all(p.report.joins >= 2 for p in participants), 30, "joined again")
+        await until(lambda: all(video_frames(p) > 10 for p in participants), 30, "media again")
+        assert await redis.get(f"{cluster.redis_prefix}:room:{visit_id}") == n0.node_id
+
+        before = {id(p): p.peer for p in participants}
+        frozen_at = time.monotonic()
+        cluster.freeze(0)
+        await until(
+            lambda: all(p.peer is not before[id(p)] and video_frames(p) > 5 for p in participants),
+            30,
+            "both sides have media again",
+        )
+        took = time.monotonic() - frozen_at
+        print(f"media again after the node went silent: {took:.1f} s")
+        assert took < FAILOVER_S
+        assert await redis.get(f"{cluster.redis_prefix}:room:{visit_id}") == n1.node_id
+    finally:
+        cluster.kill(0)
+        for run in runs:
+            run.cancel()
+        await asyncio.gather(*runs, return_exceptions=True)
+        await proxy.close()
+        await redis.aclose()
+        await services.db.close()
