@@ -2,6 +2,7 @@
 aiortc's stock relay path in the same run.
 
     python scripts/bench_calls.py [--quick] [--with-janus] [--no-docs] [--output-dir DIR]
+    python scripts/bench_calls.py --nodes 2 | --workers 2 [--quick] [--redis-single]
 
 The real server (recording on, an officer monitoring every 10th call, counting from the
 first) runs in its own process pinned to one core; a load-generator process pinned to the
@@ -15,6 +16,12 @@ delay rising) or the load generator is saturated (then the figure is bounded by 
 generator). The same steps run against ``VV_MEDIA_RELAY=stock`` (decode, MediaRelay,
 re-encode, MediaRecorder). ``--with-janus`` adds Janus Gateway (videocall plugin, recording
 on) as a C reference, where it can be installed and run.
+
+``--nodes N`` runs N server processes as one cluster (PostgreSQL, a private Redis; each call's
+visitor and kiosk signal through two different nodes) and ``--workers N`` one server with N
+worker processes (``VV_WORKERS``); ``--redis-single`` runs one node in cluster mode (the
+bridge's own cost against the plain figures). They measure the passthrough relay only and
+add the Redis commands per call (``scripts/benchcalls/cluster.py``).
 
 The table goes to stdout (progress on stderr); a full run also writes it with a plot into
 docs/performance.md and docs/bench_calls.png (``--no-docs``: don't). The last line is
@@ -34,6 +41,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 
+from scripts.benchcalls.cluster import ClusterRun
 from scripts.benchcalls.report import (
     SECURUS_PER_VISIT_USD,
     Prices,
@@ -78,8 +86,13 @@ def run_relay(
     results: list[StepResult],
     counter: list[int],
     total: int,
+    cluster: ClusterRun | None = None,
 ) -> None:
-    world = seed_world(work_dir / f"template-{relay}", world_calls)
+    world = seed_world(
+        work_dir / f"template-{relay}",
+        world_calls,
+        None if cluster is None else cluster.template_url,
+    )
     first: StepResult | None = None
     planned_end = counter[0] + len(steps)
     for n in steps:
@@ -92,6 +105,7 @@ def run_relay(
             work_dir=work_dir,
             warmup_s=args.warmup,
             window_s=args.window,
+            cluster=cluster,
         )
         results.append(step)
         counter[0] += 1
@@ -165,14 +179,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vcpu-hour-usd", type=float, default=DEFAULT_VCPU_HOUR_USD)
     parser.add_argument("--egress-gb-usd", type=float, default=DEFAULT_EGRESS_GB_USD)
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    parser.add_argument("--steps", help="exactly these N, e.g. 4 or 4,8 (paired comparisons)")
+    parser.add_argument(
+        "--skip-stock", action="store_true", help="passthrough only (a comparison run)"
+    )
+    parser.add_argument("--nodes", type=int, default=1, help="server processes in one cluster")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes of the server")
+    parser.add_argument(
+        "--redis-single", action="store_true", help="one node, in cluster mode (Redis bridge on)"
+    )
     args = parser.parse_args(argv)
     args.window = args.window or (3.0 if args.quick else 10.0)
     args.warmup = args.warmup or (1.0 if args.quick else 3.0)
     steps = QUICK_STEPS if args.quick else tuple(n for n in FULL_STEPS if n <= args.max_calls)
-    stock_steps = QUICK_STOCK_STEPS if args.quick else steps
+    if args.steps:
+        steps = tuple(int(n) for n in args.steps.split(","))
+    stock_steps = () if args.skip_stock else QUICK_STOCK_STEPS if args.quick else steps
     pinning = Pinning.choose(args.server_cpus, args.load_cpus)
     prices = Prices(args.vcpu_hour_usd, args.egress_gb_usd)
     work_dir = Path(tempfile.mkdtemp(prefix="vv-bench-calls-"))
+    if args.nodes > 1 or args.workers > 1 or args.redis_single:
+        return run_cluster(args, steps, pinning, work_dir)
     results: list[StepResult] = []
     counter = [0]
     total = len(steps) + len(stock_steps)
@@ -184,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     janus_note: str | None = None
     try:
         for relay, relay_steps in (("passthrough", steps), ("stock", stock_steps)):
+            if not relay_steps:
+                continue
             run_relay(
                 relay,
                 relay_steps,
@@ -232,6 +261,64 @@ def main(argv: list[str] | None = None) -> int:
         splice_docs(REPO_ROOT / "docs" / "performance.md", block)
         plot(results, REPO_ROOT / "docs" / "bench_calls.png")
     print(final, flush=True)
+    return 0
+
+
+def run_cluster(
+    args: argparse.Namespace, steps: tuple[int, ...], pinning: Pinning, work_dir: Path
+) -> int:
+    """The passthrough relay on a cluster; the figures and the Redis commands per call."""
+    cluster = ClusterRun(nodes=max(1, args.nodes), workers=max(1, args.workers))
+    label = f"{cluster.nodes} node(s) x {cluster.workers} worker(s), Redis bridge on"
+    print(
+        f"{label}; server on CPUs {pinning.server or 'any'}, load generator on "
+        f"{pinning.load or 'any'}; work dir {work_dir}",
+        file=sys.stderr,
+    )
+    results: list[StepResult] = []
+    counter = [0]
+    try:
+        cluster.create_template()
+        cluster.start_redis()
+        run_relay(
+            "passthrough",
+            steps,
+            args,
+            world_calls=max(steps),
+            pinning=pinning,
+            work_dir=work_dir,
+            results=results,
+            counter=counter,
+            total=len(steps),
+            cluster=cluster,
+        )
+        progress(len(steps), len(steps), "done")
+    finally:
+        cluster.close()
+        if not args.keep:
+            shutil.rmtree(work_dir, ignore_errors=True)
+    print(table(results, pinning))
+    print()
+    summary = summarize("passthrough", results, pinning)
+    for step in results:
+        commands = step.figures.get("redis_commands")
+        if commands is not None:
+            print(
+                f"- N={step.n}: {commands} Redis commands during the step "
+                f"({commands / step.n:.0f} per call, joins and the measuring window included)"
+            )
+    best = summary.step if summary.held else None
+    if best is None:
+        print(f"{label}: no step held full rate")
+        return 1
+    print(
+        f"{label}: {best.n} calls at full rate (largest N held), "
+        f"{best.cpu_pct_per_call:.2f}% of a core per call at that N"
+    )
+    print(
+        f"cluster_calls_full_rate={best.n} cluster_cpu_pct_per_call={best.cpu_pct_per_call:.2f}",
+        flush=True,
+    )
     return 0
 
 

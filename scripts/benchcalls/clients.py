@@ -164,11 +164,19 @@ class SocketClient:
 class RelayedCall:
     """One visit: the visitor and the kiosk join through the server's sockets."""
 
-    def __init__(self, call: BenchCall, server_url: str, session: aiohttp.ClientSession) -> None:
+    def __init__(
+        self,
+        call: BenchCall,
+        server_url: str,
+        session: aiohttp.ClientSession,
+        kiosk_url: str | None = None,
+    ) -> None:
+        """``kiosk_url``: the kiosk signals through another node (a cluster benchmark)."""
         self.call = call
         ws_base = server_url.replace("http://", "ws://", 1)
+        kiosk_base = (kiosk_url or server_url).replace("http://", "ws://", 1)
         self.visitor = SocketClient(session, f"{ws_base}/ws/visitor", "visitor", call.join_token)
-        self.kiosk = SocketClient(session, f"{ws_base}/ws/kiosk", "kiosk", call.kiosk_token)
+        self.kiosk = SocketClient(session, f"{kiosk_base}/ws/kiosk", "kiosk", call.kiosk_token)
         self.peers: list[TestPeer] = []
         self.probes: list[DelayProbe] = []
         self.started_at = 0.0

@@ -10,6 +10,7 @@ Run it pinned to its own cores (``taskset``); the server's CPU is read from /pro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import statistics
@@ -31,7 +32,7 @@ from scripts.benchcalls.clients import (
     traffic,
 )
 from scripts.benchcalls.janus_client import JanusCall
-from scripts.benchcalls.procstat import cpu_seconds, percentile, rss_kib
+from scripts.benchcalls.procstat import cpu_seconds, descendants, percentile, rss_kib
 from scripts.benchcalls.world import BenchCall
 
 from vvserver.client.peer import ReceivedMedia, TestPeer
@@ -61,11 +62,17 @@ class Plan:
     janus_url: str = ""
     record_prefix: str = ""  # janus: where its recordings go
     ice_host: str = "127.0.0.1"
+    # A cluster benchmark: every node's URL and process (call k: visitor on node k mod N,
+    # kiosk on node k+1 mod N); the server figures add up every node and its workers.
+    server_urls: tuple[str, ...] = ()
+    server_pids: tuple[int, ...] = ()
 
     @classmethod
     def read(cls, path: Path) -> Plan:
         data: dict[str, Any] = json.loads(path.read_text())
         data["calls"] = tuple(BenchCall.from_json(c) for c in data["calls"])
+        data["server_urls"] = tuple(data.get("server_urls", ()))
+        data["server_pids"] = tuple(data.get("server_pids", ()))
         return cls(**data)
 
 
@@ -120,6 +127,19 @@ async def _first_frames(calls: list[Call], within: float) -> None:
                 await media.wait_for_frames(1, within=within)
 
 
+def server_processes(plan: Plan) -> list[int]:
+    """The server's processes: each node (or the one server) and the workers under it."""
+    return [pid for top in plan.server_pids or (plan.server_pid,) for pid in descendants(top)]
+
+
+def server_cpu(plan: Plan) -> float:
+    total = 0.0
+    for pid in server_processes(plan):
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(pid)
+    return total
+
+
 async def measure(plan: Plan) -> dict[str, Any]:
     set_ice_host_addresses([plan.ice_host])
     clip = await asyncio.to_thread(load_clip)
@@ -132,7 +152,15 @@ async def measure(plan: Plan) -> dict[str, Any]:
             if plan.mode == "janus":
                 calls.append(JanusCall(number, plan.janus_url, session, plan.record_prefix))
             else:
-                calls.append(RelayedCall(booked, plan.server_url, session))
+                urls = plan.server_urls or (plan.server_url,)
+                calls.append(
+                    RelayedCall(
+                        booked,
+                        urls[number % len(urls)],
+                        session,
+                        kiosk_url=urls[(number + 1) % len(urls)],
+                    )
+                )
         officer = Officer(session, plan.server_url)
         direct = DirectPair(clip) if plan.direct else None
         monitors: list[TestPeer] = []
@@ -166,14 +194,14 @@ async def measure(plan: Plan) -> dict[str, Any]:
             traffic_before = await _traffic_of(participants)
             monitor_traffic_before = await _traffic_of(monitors)
             started = loop.time()
-            server_cpu0, own_cpu0 = cpu_seconds(plan.server_pid), time.process_time()
+            server_cpu0, own_cpu0 = server_cpu(plan), time.process_time()
             window.open = True
             await asyncio.sleep(plan.window_s)
             window.open = False
             elapsed = loop.time() - started
-            server_cpu = cpu_seconds(plan.server_pid) - server_cpu0
+            server_cpu_s = server_cpu(plan) - server_cpu0
             own_cpu = time.process_time() - own_cpu0
-            server_rss = rss_kib(plan.server_pid)
+            server_rss = sum(rss_kib(pid) for pid in server_processes(plan))
             fps = [
                 (p.received_media("video").frames - before) / elapsed
                 for p, before in zip(participants, frames_before, strict=True)
@@ -206,7 +234,7 @@ async def measure(plan: Plan) -> dict[str, Any]:
         "monitors": len(monitors),
         "failures": failures,
         "window_s": elapsed,
-        "server_cpu_pct": 100 * server_cpu / elapsed,
+        "server_cpu_pct": 100 * server_cpu_s / elapsed,
         "server_rss_kib": server_rss,
         "loadgen_cpu_pct": 100 * own_cpu / elapsed,
         "fps_min": min(fps) if fps else 0.0,

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scripts.benchcalls.procstat import cpu_seconds, rss_kib
+from scripts.benchcalls.cluster import ClusterRun, copy_data_dir
+from scripts.benchcalls.procstat import cpu_seconds, descendants, rss_kib
 from scripts.benchcalls.world import BenchWorld
 
 logger = logging.getLogger(__name__)
@@ -121,7 +122,16 @@ def _default_sigint() -> None:
 class ServerProcess:
     """`vvserver serve` in a child process, pinned; its log goes to a file."""
 
-    def __init__(self, data_dir: Path, relay: str, pinning: Pinning, log_path: Path) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        relay: str,
+        pinning: Pinning,
+        log_path: Path,
+        *,
+        extra_env: dict[str, str] | None = None,
+        cpus: str | None = None,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {
@@ -132,11 +142,12 @@ class ServerProcess:
             "VV_PUBLIC_URL": self.url,
             "VV_ICE_HOST_ADDRESSES": '["127.0.0.1"]',
             "VV_MEDIA_RELAY": relay,
+            **(extra_env or {}),
         }
         command = [sys.executable, "-m", "vvserver", "serve"]
         self._log = log_path.open("w")
         self.process = subprocess.Popen(
-            Pinning.wrap(pinning.server, command),
+            Pinning.wrap(cpus or pinning.server, command),
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -169,6 +180,42 @@ class ServerProcess:
         self._log.close()
 
 
+def _servers(
+    world: BenchWorld,
+    relay: str,
+    n: int,
+    pinning: Pinning,
+    step_dir: Path,
+    cluster: ClusterRun | None,
+) -> list[ServerProcess]:
+    if cluster is None:
+        data_dir = world.copy_data_dir(step_dir / "data")
+        return [ServerProcess(data_dir, relay, pinning, step_dir / "server.log")]
+    database_url = cluster.step_database(f"{relay}_{n}")
+    prefix = f"bench-{relay}-{n}"
+    cpus = (pinning.server or "").split(",") if pinning.server else []
+    servers = []
+    for index in range(cluster.nodes):
+        servers.append(
+            ServerProcess(
+                copy_data_dir(world.template_dir, step_dir / f"data{index}"),
+                relay,
+                pinning,
+                step_dir / f"server{index}.log",
+                extra_env=cluster.node_env(index, database_url, prefix),
+                # Several nodes: one server CPU each; one node with workers: all of them.
+                cpus=cpus[index % len(cpus)] if cpus and cluster.nodes > 1 else None,
+            )
+        )
+        if index == 0:
+            servers[0].wait_ready()  # the first node migrates; the others start after it
+    return servers
+
+
+def _all_cpu(servers: list[ServerProcess]) -> float:
+    return sum(cpu_seconds(pid) for s in servers for pid in descendants(s.pid))
+
+
 def run_step(
     world: BenchWorld,
     *,
@@ -178,24 +225,31 @@ def run_step(
     work_dir: Path,
     warmup_s: float,
     window_s: float,
+    cluster: ClusterRun | None = None,
 ) -> StepResult:
     step_dir = work_dir / f"{relay}-{n}"
-    data_dir = world.copy_data_dir(step_dir / "data")
+    step_dir.mkdir(parents=True, exist_ok=True)
     result = StepResult(relay, n)
-    server = ServerProcess(data_dir, relay, pinning, step_dir / "server.log")
+    servers: list[ServerProcess] = []
     try:
-        server.wait_ready()
-        time.sleep(0.5)
-        cpu0 = cpu_seconds(server.pid)
+        servers = _servers(world, relay, n, pinning, step_dir, cluster)
+        for server in servers:
+            server.wait_ready()
+        server = servers[0]
+        time.sleep(0.5 if cluster is None else 3.0)  # a cluster: the nodes find each other
+        cpu0 = _all_cpu(servers)
         time.sleep(IDLE_SAMPLE_S)
-        result.idle_cpu_pct = 100 * (cpu_seconds(server.pid) - cpu0) / IDLE_SAMPLE_S
-        result.idle_rss_kib = rss_kib(server.pid)
+        result.idle_cpu_pct = 100 * (_all_cpu(servers) - cpu0) / IDLE_SAMPLE_S
+        result.idle_rss_kib = sum(rss_kib(pid) for s in servers for pid in descendants(s.pid))
+        redis_before = cluster.redis_commands() if cluster is not None else 0
         plan_path = step_dir / "plan.json"
         plan_path.write_text(
             json.dumps(
                 {
                     "server_url": server.url,
                     "server_pid": server.pid,
+                    "server_urls": [s.url for s in servers],
+                    "server_pids": [s.pid for s in servers],
                     "calls": [c.to_json() for c in world.calls[:n]],
                     "officer_email": world.officer_email,
                     "officer_password": world.officer_password,
@@ -221,8 +275,11 @@ def run_step(
             result.error = f"load generator exited with {done.returncode} (see {log.name})"
         else:
             result.figures = json.loads(lines[-1])
+            if cluster is not None:
+                result.figures["redis_commands"] = cluster.redis_commands() - redis_before
     except (RuntimeError, OSError, subprocess.TimeoutExpired, ValueError) as exc:
         result.error = f"{type(exc).__name__}: {exc}"
     finally:
-        server.stop()
+        for server in servers:
+            server.stop()
     return result

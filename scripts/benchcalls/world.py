@@ -203,8 +203,8 @@ async def _seed(settings: Settings, calls: int) -> BenchWorld:
     )
 
 
-def seed_world(template_dir: Path, calls: int) -> BenchWorld:
-    """Migrate a new data directory and write `calls` live visits into it."""
-    settings = Settings(data_dir=template_dir)
+def seed_world(template_dir: Path, calls: int, database_url: str | None = None) -> BenchWorld:
+    """Migrate a new data directory (or ``database_url``) and write `calls` live visits."""
+    settings = Settings(data_dir=template_dir, database_url=database_url)
     settings.ensure_data_dir()
     return asyncio.run(_seed(settings, calls))

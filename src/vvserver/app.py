@@ -28,8 +28,9 @@ from vvserver.api import (
 from vvserver.api.endpoints import ApiRouter, install
 from vvserver.api.middleware import error_middleware, request_id_middleware
 from vvserver.api.prometheus import REFRESH_S, NodeMetrics
-from vvserver.app_keys import ENDPOINTS, METRICS, SERVICES, VISIT_MEDIA, WORKERS
+from vvserver.app_keys import CALLS, ENDPOINTS, HUB, METRICS, SERVICES, VISIT_MEDIA, WORKERS
 from vvserver.client.stock_relay import StockVisitRoom
+from vvserver.cluster import Cluster, HostedElsewhere
 from vvserver.db.engine import Database
 from vvserver.domain.accounts.secrets import PasswordHashing
 from vvserver.domain.audit.chain import AuditAnchor, AuditLog
@@ -39,12 +40,14 @@ from vvserver.domain.visits.reconcile import reconcile_at_startup
 from vvserver.media.aiortc_hooks import set_ice_host_addresses
 from vvserver.media.remux import recover_recordings
 from vvserver.media.room import VisitRoom
+from vvserver.media.room_events import QualityReport, RoomEvent
 from vvserver.media.room_registry import RoomRegistry
 from vvserver.notify.mailer import run_mailer
 from vvserver.scheduling.loop import run_scheduler
 from vvserver.serving import install_security_headers
 from vvserver.settings import Settings
 from vvserver.signaling import install_signaling
+from vvserver.signaling.hub import SignalingHub
 from vvserver.visits_live import VisitMedia, adopt_recovered_recordings
 from vvserver.visits_live.ended_elsewhere import hang_up_ended_visits
 from vvserver.web_pages import install_web
@@ -101,40 +104,78 @@ def default_workers() -> list[WorkerFactory]:
     return [run_mailer, run_scheduler]
 
 
+def wire_cluster(cluster: Cluster, hub: SignalingHub) -> None:
+    """The cluster tells this node's hub what happens on other nodes."""
+
+    def room_event(event: RoomEvent) -> None:
+        hub.figures.record(event)  # the live board's figures, whichever node hosts the call
+        if not isinstance(event, QualityReport):
+            hub.changed()
+
+    cluster.on_room_event(room_event)
+    cluster.counts.listeners.append(hub.changed)
+    if cluster.media is not None:
+        cluster.media.media_lost = hub.media_lost
+
+
 def create_app(
     settings: Settings,
     *,
     services: Services | None = None,
     workers: list[WorkerFactory] | None = None,
 ) -> web.Application:
-    """Build the app. The database must already be migrated (``vvserver migrate``)."""
+    """Build the app. The database must already be migrated (``vvserver migrate``).
+
+    With ``settings.redis_url`` the process is the cluster node ``<node_name>/<worker_index>``.
+    """
     services = services or build_services(settings)
     app = web.Application(
         client_max_size=max(settings.max_body_bytes, settings.max_upload_bytes),
         middlewares=[request_id_middleware, error_middleware],
     )
+    cluster = Cluster(settings, services, settings.node_id) if settings.redis_url else None
     install_security_headers(app, behind_tls=settings.behind_tls)
     app[SERVICES] = services
     app[WORKERS] = TaskSet()
     app[VISIT_MEDIA] = VisitMedia(services, RoomRegistry(), room_class=room_class(settings))
     app[METRICS] = NodeMetrics(settings)
-    install_signaling(app, media=app[VISIT_MEDIA])
+    app[CALLS] = app[VISIT_MEDIA] if cluster is None else cluster.attach(app[VISIT_MEDIA])
+    if cluster is not None:
+
+        async def cluster_up(app: web.Application) -> AsyncIterator[None]:
+            await cluster.start()
+            yield
+            await cluster.close()
+
+        app.cleanup_ctx.append(cluster_up)  # before signaling's: up first, down last
+    install_signaling(app, media=app[VISIT_MEDIA] if cluster is None else cluster.media)
+    if cluster is not None:
+        wire_cluster(cluster, app[HUB])
     app[ENDPOINTS] = install(app, list(ROUTERS))
     install_web(app, settings.resolved_web_dir)
     worker_factories = default_workers() if workers is None else workers
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        set_ice_host_addresses(settings.ice_host_addresses or None)
+        set_ice_host_addresses(settings.resolved_ice_host_addresses or None)
         app[WORKERS].create(
             hang_up_ended_visits(app[VISIT_MEDIA], services.events), name="hang_up_ended_visits"
         )
         app[WORKERS].create(refresh_metrics(app), name="refresh_metrics")
-        if worker_factories and not settings.cluster_mode:
-            # Only the process that runs the timed work repairs what a crash left behind. A
-            # cluster node must not: other nodes' calls are live (node-loss handling repairs).
-            report = await reconcile_at_startup(services)
+        if worker_factories:
+            # Only the process that runs the timed work repairs what a crash left behind; in a
+            # cluster it leaves alone the calls and recordings live nodes hold.
+            hosted = (
+                HostedElsewhere(frozenset(), frozenset(), frozenset())
+                if cluster is None
+                else await cluster.hosted_elsewhere()
+            )
+            report = await reconcile_at_startup(
+                services, leave_visits=hosted.visit_ids, leave_recordings=hosted.recording_ids
+            )
             logger.info("start-up reconciliation: %s", report)
-            recovered = await asyncio.to_thread(recover_recordings, settings.recordings_dir)
+            recovered = await asyncio.to_thread(
+                recover_recordings, settings.recordings_dir, hosted.directories
+            )
             logger.info("recovered %d recordings left by a crash", len(recovered))
             adopted = await adopt_recovered_recordings(services)
             logger.info("filled %d recording rows from recovered files", adopted)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from vvserver.domain.services import Services
     from vvserver.signaling.hub import SignalingHub
     from vvserver.visits_live import VisitMedia
+    from vvserver.visits_live.calls import LiveCalls
 
 SERVICES: web.AppKey[Services] = web.AppKey("services")
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
@@ -27,6 +28,8 @@ WORKERS: web.AppKey[TaskSet] = web.AppKey("workers")
 VISIT_MEDIA: web.AppKey[VisitMedia] = web.AppKey("visit_media")
 # ``GET /metrics``: this process's Prometheus series (others may register in its ``registry``).
 METRICS: web.AppKey[NodeMetrics] = web.AppKey("metrics")
+# Live-call actions wherever the visit's room is (``VISIT_MEDIA``, or the cluster's bridge).
+CALLS: web.AppKey[LiveCalls] = web.AppKey("calls")
 # The HTTP API's routes, as declared (the OpenAPI document and the authorization tests read them).
 ENDPOINTS: web.AppKey[list[Endpoint]] = web.AppKey("endpoints")
 # Signaling: its state (connections, presence, relays), its tasks, and every open socket.

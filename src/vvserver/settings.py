@@ -93,6 +93,8 @@ class Settings(BaseSettings):
     media_relay: Literal["passthrough", "stock"] = "passthrough"
     # The server's event loop: uvloop moves each relayed packet with less CPU than asyncio's.
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    # Cluster: the prefix of every Redis key and channel (one cluster per prefix).
+    redis_key_prefix: str = "vv"
 
     # --- the process model (docs/deployment.md) ------------------------------------------
     # Worker processes sharing the HTTP port (SO_REUSEPORT); "auto" = one per core. More than
@@ -162,6 +164,11 @@ class Settings(BaseSettings):
     @property
     def resolved_web_dir(self) -> Path:
         return self.web_dir or Path(__file__).resolve().parents[2] / "web"
+
+    @property
+    def resolved_ice_host_addresses(self) -> list[str]:
+        """This node's ICE host addresses: ``public_address`` when set, else the list."""
+        return [self.public_address] if self.public_address else list(self.ice_host_addresses)
 
     @property
     def recordings_dir(self) -> Path:

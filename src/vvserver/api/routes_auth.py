@@ -55,7 +55,7 @@ async def sign_up(ctx: RequestContext, body: SignUpIn) -> SignUpAcceptedOut:
     e-mail instead, so sign-up does not reveal which addresses have accounts.
     """
     settings = ctx.services.settings
-    ctx.services.rate_limiter.hit("signup", ctx.client_ip, settings.rate_signup_per_min)
+    await ctx.services.rate_limiter.hit("signup", ctx.client_ip, settings.rate_signup_per_min)
     await signup.sign_up_visitor(
         ctx.services,
         email=body.email,
@@ -113,7 +113,7 @@ async def login(ctx: RequestContext, body: LoginIn) -> web.Response:
     account is e-mailed an unlock link.
     """
     settings = ctx.services.settings
-    ctx.services.rate_limiter.hit("login", ctx.client_ip, settings.rate_login_per_min)
+    await ctx.services.rate_limiter.hit("login", ctx.client_ip, settings.rate_login_per_min)
     signed = await signin.sign_in(
         ctx.services, body.email, body.password, client=ctx.client_ip, request_id=ctx.request_id
     )
@@ -185,21 +185,27 @@ async def current_session(ctx: RequestContext) -> SessionOut:
 @router.route("POST", "/api/auth/verify-email", roles=PUBLIC, body=TokenIn)
 async def verify_email(ctx: RequestContext, body: TokenIn) -> None:
     """Confirm an e-mail address with the token from the link."""
-    ctx.services.rate_limiter.hit("reset", ctx.client_ip, ctx.services.settings.rate_reset_per_min)
+    await ctx.services.rate_limiter.hit(
+        "reset", ctx.client_ip, ctx.services.settings.rate_reset_per_min
+    )
     await signup.verify_email(ctx.services, body.token, ctx.request_id)
 
 
 @router.route("POST", "/api/auth/unlock", roles=PUBLIC, body=TokenIn)
 async def unlock(ctx: RequestContext, body: TokenIn) -> None:
     """Lift a sign-in lock with the token of the unlock link e-mailed to the account's owner."""
-    ctx.services.rate_limiter.hit("reset", ctx.client_ip, ctx.services.settings.rate_reset_per_min)
+    await ctx.services.rate_limiter.hit(
+        "reset", ctx.client_ip, ctx.services.settings.rate_reset_per_min
+    )
     await signin.unlock_account(ctx.services, body.token, ctx.request_id)
 
 
 @router.route("POST", "/api/auth/resend-verification", roles="visitor")
 async def resend_verification(ctx: RequestContext) -> None:
     """Send the e-mail verification link again."""
-    ctx.services.rate_limiter.hit("reset", ctx.client_ip, ctx.services.settings.rate_reset_per_min)
+    await ctx.services.rate_limiter.hit(
+        "reset", ctx.client_ip, ctx.services.settings.rate_reset_per_min
+    )
     now = ctx.services.clock.now()
     async with ctx.services.write() as session:
         account = await session.get(Account, ctx.require().require_account_id())
@@ -214,7 +220,9 @@ async def password_reset(ctx: RequestContext, body: ResetRequestIn) -> web.Respo
 
     At most 3 links an hour go to one account, whoever asks; further requests answer the same.
     """
-    ctx.services.rate_limiter.hit("reset", ctx.client_ip, ctx.services.settings.rate_reset_per_min)
+    await ctx.services.rate_limiter.hit(
+        "reset", ctx.client_ip, ctx.services.settings.rate_reset_per_min
+    )
     await password_change.request_password_reset(ctx.services, body.email, ctx.request_id)
     return web.Response(status=202)
 
@@ -226,7 +234,9 @@ async def password_reset_confirm(ctx: RequestContext, body: ResetConfirmIn) -> N
     Refused (422) with ``weak_password`` (length) or ``weak_password_context`` (it contains
     "vvserver", the e-mail's local part or domain, or the facility's or agency's name).
     """
-    ctx.services.rate_limiter.hit("reset", ctx.client_ip, ctx.services.settings.rate_reset_per_min)
+    await ctx.services.rate_limiter.hit(
+        "reset", ctx.client_ip, ctx.services.settings.rate_reset_per_min
+    )
     await password_change.reset_password(ctx.services, body.token, body.password, ctx.request_id)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from vvserver.api.endpoints import ADMINS, STAFF, ApiModel, ApiRouter, RequestContext
-from vvserver.app_keys import VISIT_MEDIA
+from vvserver.app_keys import CALLS, VISIT_MEDIA
 from vvserver.visits_live import MAX_REASON_CHARS, MediaMetrics, VisitQuality
 
 router = ApiRouter("live")
@@ -20,7 +20,7 @@ class TerminateIn(ApiModel):
 @router.route("POST", "/api/visits/{visit_id}/terminate", roles=STAFF, body=TerminateIn)
 async def terminate(ctx: RequestContext, body: TerminateIn) -> None:
     """End a visit now (rule violation): both sides are told "ended by the facility"."""
-    media = ctx.request.app[VISIT_MEDIA]
+    media = ctx.request.app[CALLS]
     await media.terminate(
         ctx.path_int("visit_id"), ctx.require(), body.reason, request_id=ctx.request_id
     )
@@ -41,7 +41,7 @@ async def start_monitor(ctx: RequestContext, body: SdpIn) -> SdpOut:
     The offer has up to two audio and two video recvonly sections: per kind the first plays
     the visitor, the second the kiosk. The answer carries all candidates (no trickle).
     """
-    media = ctx.request.app[VISIT_MEDIA]
+    media = ctx.request.app[CALLS]
     answer = await media.monitor(
         ctx.path_int("visit_id"), ctx.require(), body.sdp, request_id=ctx.request_id
     )
@@ -51,7 +51,7 @@ async def start_monitor(ctx: RequestContext, body: SdpIn) -> SdpOut:
 @router.route("DELETE", "/api/visits/{visit_id}/monitor", roles=STAFF)
 async def stop_monitor(ctx: RequestContext) -> None:
     """Stop watching (also happens by itself when the officer's connection closes)."""
-    await ctx.request.app[VISIT_MEDIA].stop_monitor(
+    await ctx.request.app[CALLS].stop_monitor(
         ctx.path_int("visit_id"), ctx.require(), request_id=ctx.request_id
     )
 
@@ -59,7 +59,7 @@ async def stop_monitor(ctx: RequestContext) -> None:
 @router.route("GET", "/api/visits/{visit_id}/quality", roles=STAFF, response=VisitQuality)
 async def quality(ctx: RequestContext) -> VisitQuality:
     """Each participant's latest call figures (fps, bitrate, loss, round-trip time)."""
-    return await ctx.request.app[VISIT_MEDIA].quality(ctx.path_int("visit_id"), ctx.require())
+    return await ctx.request.app[CALLS].quality(ctx.path_int("visit_id"), ctx.require())
 
 
 @router.route("GET", "/api/metrics", roles=ADMINS, response=MediaMetrics)

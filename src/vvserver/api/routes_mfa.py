@@ -86,7 +86,9 @@ async def verify_code(ctx: RequestContext, body: MfaCodeIn) -> web.Response:
     accepted once (a code of the same or an older 30-second step is refused); a recovery code
     works once. Wrong codes count toward the account lockout (401 ``bad_code``, then 423).
     """
-    ctx.services.rate_limiter.hit("login", ctx.client_ip, ctx.services.settings.rate_login_per_min)
+    await ctx.services.rate_limiter.hit(
+        "login", ctx.client_ip, ctx.services.settings.rate_login_per_min
+    )
     principal = ctx.require()
     verified = await mfa_factors.verify_pending_login(
         ctx.services,
@@ -113,7 +115,9 @@ async def begin_pending_enrolment(ctx: RequestContext) -> MfaEnrolmentOut:
 
     Calling it again replaces a secret that was not confirmed yet.
     """
-    ctx.services.rate_limiter.hit("login", ctx.client_ip, ctx.services.settings.rate_login_per_min)
+    await ctx.services.rate_limiter.hit(
+        "login", ctx.client_ip, ctx.services.settings.rate_login_per_min
+    )
     principal = ctx.require()
     enrolment = await mfa_enrolment.begin_enrolment(
         ctx.services,
@@ -134,7 +138,9 @@ async def begin_pending_enrolment(ctx: RequestContext) -> MfaEnrolmentOut:
 async def confirm_pending_enrolment(ctx: RequestContext, body: MfaTotpIn) -> web.Response:
     """Confirm enrolment with the app's first code: signs in (session cookie) and returns the
     10 recovery codes, shown only this once."""
-    ctx.services.rate_limiter.hit("login", ctx.client_ip, ctx.services.settings.rate_login_per_min)
+    await ctx.services.rate_limiter.hit(
+        "login", ctx.client_ip, ctx.services.settings.rate_login_per_min
+    )
     principal = ctx.require()
     codes, signed = await mfa_enrolment.confirm_enrolment(
         ctx.services,
@@ -176,7 +182,9 @@ async def my_mfa(ctx: RequestContext) -> MfaStatusOut:
 async def begin_enrolment(ctx: RequestContext, body: MfaPasswordIn) -> MfaEnrolmentOut:
     """Set up a second factor while signed in (where it is not required yet): needs the
     current password. Once confirmed, every later sign-in asks for a code."""
-    ctx.services.rate_limiter.hit("login", ctx.client_ip, ctx.services.settings.rate_login_per_min)
+    await ctx.services.rate_limiter.hit(
+        "login", ctx.client_ip, ctx.services.settings.rate_login_per_min
+    )
     enrolment = await mfa_enrolment.begin_enrolment(
         ctx.services, ctx.require().require_account_id(), attempt(ctx), password=body.password
     )
@@ -208,7 +216,9 @@ async def confirm_enrolment(ctx: RequestContext, body: MfaTotpIn) -> MfaEnrolled
 async def regenerate_recovery_codes(ctx: RequestContext, body: MfaRegenerateIn) -> RecoveryCodesOut:
     """New recovery codes after the current password and a code of the app; the old codes
     stop working. Wrong codes count toward the lockout."""
-    ctx.services.rate_limiter.hit("login", ctx.client_ip, ctx.services.settings.rate_login_per_min)
+    await ctx.services.rate_limiter.hit(
+        "login", ctx.client_ip, ctx.services.settings.rate_login_per_min
+    )
     codes = await mfa_enrolment.regenerate_recovery_codes(
         ctx.services, ctx.require().require_account_id(), body.password, body.code, attempt(ctx)
     )

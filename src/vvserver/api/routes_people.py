@@ -102,7 +102,7 @@ async def directory(ctx: RequestContext, query: DirectoryQuery) -> list[Director
     The result carries an opaque ``handle`` to ask for approval with, not the person's id.
     """
     principal = ctx.require()
-    ctx.services.rate_limiter.hit("directory", principal.actor, DIRECTORY_LOOKUPS_PER_MIN)
+    await ctx.services.rate_limiter.hit("directory", principal.actor, DIRECTORY_LOOKUPS_PER_MIN)
     person = await persons.find_in_directory(
         ctx.services,
         path_id(ctx, "facility_id"),

@@ -9,8 +9,10 @@ Each message received is printed as one JSON line; a summary line ends the run. 
 without ``--visit-id`` waits for ``visit_start``; where the facility asks for the person's
 PIN, a kiosk given ``--pin`` confirms it when its offer is refused with ``pin_required``.
 A peer connection that fails while the visit goes on is replaced by a new one (aiortc has no
-ICE restart); a dropped socket is reopened with backoff; the run ends at ``visit_ended``, on
-an authentication or PIN refusal, or after ``--seconds``. ``rejoin`` (the server holding
+ICE restart); a dropped socket is reopened with backoff and, as the web call page does, a
+participant that was in the call offers again at its ``welcome`` (in a cluster the call may
+now be on another node: docs/scaling.md); the run ends at ``visit_ended``, on an
+authentication or PIN refusal, or after ``--seconds``. ``rejoin`` (the server holding
 the call drains) opens a new socket at once and offers again.
 """
 
@@ -169,6 +171,8 @@ class HeadlessParticipant:
             ]
             if self.role == "kiosk" and self.report.visit_id is not None and self.peer is None:
                 await self._offer(ws)
+            elif self.peer is not None and not self._finished:
+                await self._offer(ws)  # a new socket while in the call: join again
         elif (kind == "visit_status" and self.peer is None) or (
             kind == "visit_start" and self.role == "kiosk" and not self._in_visit(message)
         ):

@@ -15,13 +15,14 @@ from vvserver.domain.accounts.secrets import PasswordHashing
 from vvserver.domain.accounts.session_cache import SessionCache
 from vvserver.domain.audit.chain import AuditLog, AuditRecord
 from vvserver.domain.clock import Clock
-from vvserver.domain.facilities.presence import KioskPresence
+from vvserver.domain.facilities.presence import KioskPresence, ParticipantPresence
 from vvserver.domain.visits.bus import (
     AFTER_COMMIT_EVENTS_KEY,
     CredentialsRevokedEvent,
     VisitEndedEvent,
     VisitEventBus,
 )
+from vvserver.domain.visits.pin_tries import PinStore, PinTries
 from vvserver.domain.visits.states import ENDED_VISITS_KEY
 from vvserver.settings import Settings
 
@@ -38,6 +39,10 @@ class Services:
     events: VisitEventBus = field(default_factory=VisitEventBus)
     sessions: SessionCache = field(default_factory=SessionCache)
     kiosks_online: KioskPresence = field(default_factory=KioskPresence)
+    # Which sides of which visits have a socket in the call (the live board shows it).
+    participants: ParticipantPresence = field(default_factory=ParticipantPresence)
+    # Kiosk PIN confirmations, wrong tries and locks per visit.
+    pin_tries: PinStore = field(default_factory=PinTries)
     # Commits that change the scheduler's or the mailer's input wake them (see wakeups.py).
     wakeups: WorkerWakeups = field(default_factory=WorkerWakeups)
 

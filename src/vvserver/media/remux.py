@@ -14,7 +14,7 @@ import itertools
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -176,12 +176,18 @@ def finalize_recording(directory: Path) -> RecordingResult:
     return RecordingResult(directory, tuple(files), manifest)
 
 
-def recover_recordings(root: Path) -> list[RecordingResult]:
-    """Finalize recordings left unfinished by a crash (directories still holding logs)."""
+def recover_recordings(root: Path, skip: Collection[str] = ()) -> list[RecordingResult]:
+    """Finalize recordings left unfinished by a crash (directories still holding logs).
+
+    ``skip``: directory names another live server is still recording into (a cluster with a
+    shared recordings directory).
+    """
     results: list[RecordingResult] = []
     if not root.is_dir():
         return results
     for directory in sorted(p for p in root.iterdir() if p.is_dir()):
+        if directory.name in skip:
+            continue
         if any(directory.glob(f"*{LOG_SUFFIX}")):
             logger.warning("recovering the unfinished recording in %s", directory)
             results.append(finalize_recording(directory))

@@ -42,6 +42,8 @@ class RoomRegistry:
         self._watchers: dict[int, asyncio.Task[None]] = {}
         # Pass to the rooms this registry opens (``counters=``): what their tracks forward.
         self.counters = MediaCounters()
+        # Called with each room as it opens, before any event (a cluster relays its events).
+        self.on_open: list[Callable[[VisitRoom], None]] = []
 
     def __len__(self) -> int:
         return len(self._rooms)
@@ -61,6 +63,8 @@ class RoomRegistry:
         if room.visit_id != visit_id:
             raise ValueError("the factory built a room for another visit")
         self._rooms[visit_id] = room
+        for listener in self.on_open:
+            listener(room)
         self._watchers[visit_id] = asyncio.create_task(
             self._forget_when_closed(room), name=f"registry watch {visit_id}"
         )

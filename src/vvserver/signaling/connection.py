@@ -22,6 +22,8 @@ MAX_RATE_STRIKES = 100
 
 CLOSE_POLICY = WSCloseCode.POLICY_VIOLATION  # 1008: authentication and abuse
 CLOSE_GOING_AWAY = WSCloseCode.GOING_AWAY  # 1001: server shutdown
+# 1012: the node that held the call is gone (cluster); reconnect and re-offer at once.
+CLOSE_SERVICE_RESTART = WSCloseCode.SERVICE_RESTART
 
 
 class TokenBucket:

@@ -9,9 +9,12 @@
   participant states, quality) go to its visitor and kiosk sockets, and feed the live list.
 * ``run_events`` consumes ``services.events``: when a visit's slot starts the kiosk gets
   ``visit_start``; when it starts or ends the visitor gets ``visit_status`` and live lists
-  refresh. When credentials are revoked (sign-out, deactivation, password change or reset,
-  kiosk disabled or rotated), the process's session cache drops them and every socket that
+  refresh; a stored chat message wakes the chat feeds; a staff alert goes to officers in scope.
+  When credentials are revoked (sign-out, deactivation, password change or reset, kiosk
+  disabled or rotated), the process's session cache drops them and every socket that
   authenticated with them gets ``error`` ``credentials_revoked`` and close 1008 at once.
+* In a cluster the bus, kiosk presence and participants are cluster-wide (``vvserver.cluster``):
+  this hub serves the sockets of its own process and reads who is connected anywhere.
 """
 
 from __future__ import annotations
@@ -26,13 +29,15 @@ from vvserver.aio import TaskSet
 from vvserver.db.models import Kiosk, Visit
 from vvserver.domain.services import Services
 from vvserver.domain.visits.bus import (
+    ChatPostedEvent,
     CredentialsRevokedEvent,
     LiveListChangedEvent,
+    StaffAlertEvent,
     VisitEvent,
     VisitStartEvent,
 )
 from vvserver.domain.visits.kiosk_day import pin_required_for
-from vvserver.signaling.connection import Connection
+from vvserver.signaling.connection import CLOSE_SERVICE_RESTART, Connection
 from vvserver.signaling.kiosk_pin import KioskPins
 from vvserver.signaling.media_port import MediaPort, ParticipantRole, RoomEvents
 from vvserver.signaling.protocol import AlertMessage, RejoinMessage, VisitStartMessage
@@ -62,7 +67,7 @@ class SignalingHub:
         # Set by the visitor channel: sends a visitor socket its visit's status.
         self.visitor_notifier: VisitorNotifier | None = None
         self.alert_listeners: set[AlertListener] = set()
-        self.pins = KioskPins(services, self._alert)
+        self.pins = KioskPins(services, self._raise_alert)
         self.figures = MediaFigures()
         self._relays: dict[int, asyncio.Task[None]] = {}
         self.tasks = TaskSet()
@@ -78,7 +83,7 @@ class SignalingHub:
         return [kiosk_id for kiosk_id, conns in self._kiosks.items() if conns]
 
     def participant_connected(self, visit_id: int, role: ParticipantRole) -> bool:
-        return any(not conn.closed for conn in self._joined.get((visit_id, role), ()))
+        return self.services.participants.is_joined(visit_id, role)
 
     async def kiosk_connected(self, kiosk_id: int, conn: Connection) -> None:
         self._kiosks.setdefault(kiosk_id, set()).add(conn)
@@ -110,22 +115,38 @@ class SignalingHub:
         self.changed()
 
     def joined(self, visit_id: int, role: ParticipantRole, conn: Connection) -> None:
-        self._joined.setdefault((visit_id, role), set()).add(conn)
+        conns = self._joined.setdefault((visit_id, role), set())
+        if conn not in conns:
+            conns.add(conn)
+            self.services.participants.joined(visit_id, role)
         self.changed()
 
     def left(self, visit_id: int, role: ParticipantRole, conn: Connection) -> None:
-        conns = self._joined.get((visit_id, role))
-        if conns is not None:
-            conns.discard(conn)
-            if not conns:
-                del self._joined[(visit_id, role)]
+        self._leave((visit_id, role), conn)
         self.changed()
+
+    def _leave(self, key: tuple[int, ParticipantRole], conn: Connection) -> None:
+        conns = self._joined.get(key)
+        if conns is None or conn not in conns:
+            return
+        conns.discard(conn)
+        self.services.participants.left(*key)
+        if not conns:
+            del self._joined[key]
 
     def _forget(self, conn: Connection) -> None:
         for key in [key for key, conns in self._joined.items() if conn in conns]:
-            self._joined[key].discard(conn)
-            if not self._joined[key]:
-                del self._joined[key]
+            self._leave(key, conn)
+
+    async def media_lost(self, visit_id: int) -> None:
+        """The node that held this visit's call is gone (cluster): the participants' sockets
+        here are closed with 1012 so that their clients reconnect and re-offer at once (the
+        answer comes from a room on a live node), instead of waiting ~30 s for ICE to fail."""
+        conns = {
+            conn for (v, _), joined in self._joined.items() if v == visit_id for conn in joined
+        }
+        for conn in conns:
+            await conn.close(CLOSE_SERVICE_RESTART, "media_node_lost")
 
     # --- credentials ---------------------------------------------------------------------
 
@@ -171,7 +192,7 @@ class SignalingHub:
     def unwatch_chat(self, event: asyncio.Event) -> None:
         self._chat_watchers.discard(event)
 
-    def chat_posted(self) -> None:
+    def chat_posted(self) -> None:  # (a ChatPostedEvent on the bus, from any node)
         """A chat message was stored: the chat feeds read what is new for them."""
         for event in self._chat_watchers:
             event.set()
@@ -248,6 +269,21 @@ class SignalingHub:
         if isinstance(event, LiveListChangedEvent):
             self.changed()
             return
+        if isinstance(event, ChatPostedEvent):
+            self.chat_posted()
+            return
+        if isinstance(event, StaffAlertEvent):
+            await self._alert(
+                AlertMessage(
+                    code=event.code,
+                    visit_id=event.visit_id,
+                    kiosk_id=event.kiosk_id,
+                    message=event.message,
+                    server_time=event.at,
+                ),
+                event.facility_id,
+            )
+            return
         if isinstance(event, VisitStartEvent):
             async with self.services.read() as session:
                 visit = await session.get(Visit, event.visit_id)
@@ -260,7 +296,7 @@ class SignalingHub:
                 pin_required=pin_required,
             )
             kiosks = list(self._kiosks.get(event.kiosk_id, ()))
-            if not kiosks:
+            if not kiosks and not self.kiosk_online(event.kiosk_id):  # (online: on any node)
                 logger.warning(
                     "visit %s starts but kiosk %s is offline", event.visit_id, event.kiosk_id
                 )
@@ -293,6 +329,19 @@ class SignalingHub:
         rejoin = RejoinMessage(visit_id=visit_id, message=message)
         sent = [await conn.send(rejoin) for conn in targets]
         return sum(sent)
+
+    async def _raise_alert(self, alert: AlertMessage, facility_id: int) -> None:
+        """An alert for staff on every node (through the visit event bus)."""
+        self.services.events.publish(
+            StaffAlertEvent(
+                code=alert.code,
+                visit_id=alert.visit_id,
+                kiosk_id=alert.kiosk_id,
+                facility_id=facility_id,
+                message=alert.message,
+                at=alert.server_time,
+            )
+        )
 
     async def _alert(self, alert: AlertMessage, facility_id: int) -> None:
         for listener in list(self.alert_listeners):

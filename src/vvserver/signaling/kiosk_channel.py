@@ -128,7 +128,6 @@ class KioskChannel(ParticipantChannel):
                 else await live_visit_of_kiosk(self.services, self.kiosk_id)
             )
             await post_message(self.services, visit_id, "kiosk", message.text)
-            self.app[HUB].chat_posted()  # the feeds of both sides (and officers) send it
             return
         await super().handle_other(conn, message)
 

@@ -3,8 +3,9 @@
 Where the visit's rules (facility rules, unit override) require it, the kiosk's ``offer`` for
 a visit is refused with ``pin_required`` until the person in custody has typed their PIN and
 the kiosk has sent it as ``pin_confirm``; the PIN is checked against ``Person.pin_hash``
-(argon2, off the event loop). A confirmed visit stays confirmed in this process until it ends,
-so a kiosk that reconnects mid-visit does not ask again.
+(argon2, off the event loop). A confirmed visit stays confirmed until it ends, so a kiosk that
+reconnects mid-visit does not ask again. The state (confirmed, wrong tries, lock) lives in
+``services.pin_tries``: in a cluster that is Redis, so it holds on every node.
 
 Wrong PINs: ``MAX_WRONG_PINS`` per visit, then ``pin_locked`` for ``PIN_LOCK`` (no PIN is
 checked meanwhile) and an officer alert. A person without a PIN is refused with
@@ -18,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from vvserver.db.models import ACTIVE_VISIT_STATES, Person, Visit
@@ -26,6 +27,7 @@ from vvserver.domain.audit.chain import AuditRecord
 from vvserver.domain.errors import Conflict, Forbidden, NotFound, TooManyRequests
 from vvserver.domain.services import Services
 from vvserver.domain.visits.kiosk_day import pin_required_for
+from vvserver.domain.visits.pin_tries import PinState
 from vvserver.signaling.protocol import AlertMessage
 
 logger = logging.getLogger(__name__)
@@ -37,15 +39,6 @@ PIN_LOCK = timedelta(minutes=15)
 AlertSink = Callable[[AlertMessage, int], Awaitable[None]]
 
 
-@dataclass
-class _VisitPin:
-    end_at: datetime
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    wrong: int = 0
-    locked_until: datetime | None = None
-    confirmed: bool = False
-
-
 @dataclass(frozen=True, slots=True)
 class _Attempt:
     visit: Visit
@@ -54,25 +47,15 @@ class _Attempt:
 
 
 class KioskPins:
-    """This process's PIN state per visit: confirmed or not, wrong tries, lock."""
+    """The PIN checks of kiosks; the state per visit is in ``services.pin_tries``."""
 
     def __init__(self, services: Services, alert: AlertSink) -> None:
         self.services = services
         self.alert = alert
-        self._visits: dict[int, _VisitPin] = {}
-
-    def _state(self, visit: Visit, now: datetime) -> _VisitPin:
-        for visit_id in [v for v, s in self._visits.items() if s.end_at + PIN_LOCK < now]:
-            del self._visits[visit_id]  # forget visits that are over
-        state = self._visits.get(visit.id)
-        if state is None:
-            state = self._visits[visit.id] = _VisitPin(end_at=visit.end_at)
-        return state
 
     async def check_offer(self, visit_id: int) -> None:
         """Refuse a kiosk's offer (``pin_required``) while the visit needs an unconfirmed PIN."""
-        state = self._visits.get(visit_id)
-        if state is not None and state.confirmed:
+        if (await self.services.pin_tries.get(visit_id)).confirmed:
             return
         async with self.services.read() as session:
             visit = await session.get(Visit, visit_id)
@@ -97,11 +80,13 @@ class KioskPins:
     ) -> None:
         """Check the PIN typed at the kiosk; raise a typed refusal when it is not accepted."""
         attempt = await self._load(visit_id, kiosk_id, self.services.clock.now())
-        state = self._state(attempt.visit, self.services.clock.now())
-        async with state.lock:  # one check at a time per visit, so the count is exact
+        tries = self.services.pin_tries
+        keep_until = attempt.visit.end_at + PIN_LOCK
+        async with tries.guard(visit_id):  # one check at a time per visit: the count is exact
             now = self.services.clock.now()
+            state = await tries.get(visit_id)
             if state.locked_until is not None and now >= state.locked_until:
-                state.locked_until, state.wrong = None, 0
+                state = PinState(confirmed=state.confirmed)
             if state.locked_until is not None:
                 await self._audit(kiosk_id, visit_id, "failure", "pin_locked", request_id)
                 wait_s = int((state.locked_until - now).total_seconds()) + 1
@@ -115,23 +100,29 @@ class KioskPins:
                 raise Conflict("no PIN is set for this person; ask staff", code="pin_not_set")
             ok = await asyncio.to_thread(self.services.passwords.verify, attempt.pin_hash, pin)
             if ok:
-                state.confirmed, state.wrong = True, 0
+                await tries.put(visit_id, PinState(confirmed=True), now=now, keep_until=keep_until)
                 await self._audit(kiosk_id, visit_id, "success", None, request_id)
                 return
-            state.wrong += 1
-            if state.wrong >= MAX_WRONG_PINS:
-                state.locked_until = now + PIN_LOCK
+            wrong = state.wrong + 1
+            locked_until = now + PIN_LOCK if wrong >= MAX_WRONG_PINS else None
+            await tries.put(
+                visit_id,
+                PinState(state.confirmed, wrong, locked_until),
+                now=now,
+                keep_until=keep_until,
+            )
+            if locked_until is not None:
                 await self._audit(
                     kiosk_id, visit_id, "failure", "pin_locked", request_id, lock_started=True
                 )
                 await self._alert(attempt, "pin_locked", "wrong kiosk PIN entered too often")
-                logger.warning("visit %s: kiosk PIN locked after %s tries", visit_id, state.wrong)
+                logger.warning("visit %s: kiosk PIN locked after %s tries", visit_id, wrong)
                 raise TooManyRequests(
                     f"too many wrong PINs; try again in {int(PIN_LOCK.total_seconds())} s",
                     code="pin_locked",
                 )
             await self._audit(kiosk_id, visit_id, "failure", "wrong_pin", request_id)
-            left = MAX_WRONG_PINS - state.wrong
+            left = MAX_WRONG_PINS - wrong
             raise Forbidden(
                 f"wrong PIN; {left} tries left", code="wrong_pin", details={"tries_left": left}
             )

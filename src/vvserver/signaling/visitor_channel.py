@@ -142,7 +142,6 @@ class VisitorChannel(ParticipantChannel):
         if isinstance(message, ChatMessage):
             visit_id = await self.allowed_visit(message.visit_id)
             await post_message(self.services, visit_id, "visitor", message.text)
-            self.app[HUB].chat_posted()  # the feeds of both sides (and officers) send it
             return
         await super().handle_other(conn, message)
 

@@ -364,6 +364,10 @@ class VisitMedia:
             draining=self.draining,
         )
 
+    def open_recordings(self) -> dict[int, int | None]:
+        """Visit id -> the recording row of each room open here (None: not recorded)."""
+        return {visit_id: watch.recording_id for visit_id, watch in self._watches.items()}
+
     # --- lifecycle --------------------------------------------------------------------------
 
     async def wait_settled(self, visit_id: int) -> None:

@@ -1,29 +1,67 @@
-"""Which kiosks are online: a kiosk is online while it has an open signaling socket.
+"""Who is connected: kiosks online (an open signaling socket) and participants in a call.
 
-Signaling reports sockets opening and closing; the HTTP API and the live board read it.
+Signaling reports sockets opening and closing; the HTTP API and the live board read it. The
+counts live in a ``SocketCounts``: this process's own by default; in a cluster one that also
+holds every other node's counts (``vvserver.cluster.presence``), so a kiosk connected to any
+node is online everywhere.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from typing import Literal
+
+ParticipantRole = Literal["visitor", "kiosk"]
+
+
+class SocketCounts:
+    """Open sockets counted per key (a kiosk may briefly have two while it reconnects)."""
+
+    def __init__(self) -> None:
+        self._local: Counter[str] = Counter()
+
+    def add(self, key: str, delta: int) -> None:
+        self._local[key] += delta
+        if self._local[key] <= 0:
+            del self._local[key]
+
+    def total(self, key: str) -> int:
+        return self._local[key]
+
+    def keys(self, prefix: str) -> set[str]:
+        return {key for key in self._local if key.startswith(prefix)}
 
 
 class KioskPresence:
-    """Open kiosk sockets counted per kiosk (a kiosk may briefly have two while it reconnects)."""
+    """A kiosk is online while it has an open socket (to any node of a cluster)."""
 
-    def __init__(self) -> None:
-        self._sockets: Counter[int] = Counter()
+    def __init__(self, counts: SocketCounts | None = None) -> None:
+        self.counts = counts or SocketCounts()
 
     def connected(self, kiosk_id: int) -> None:
-        self._sockets[kiosk_id] += 1
+        self.counts.add(f"kiosk:{kiosk_id}", 1)
 
     def disconnected(self, kiosk_id: int) -> None:
-        self._sockets[kiosk_id] -= 1
-        if self._sockets[kiosk_id] <= 0:
-            del self._sockets[kiosk_id]
+        self.counts.add(f"kiosk:{kiosk_id}", -1)
 
     def is_online(self, kiosk_id: int) -> bool:
-        return self._sockets[kiosk_id] > 0
+        return self.counts.total(f"kiosk:{kiosk_id}") > 0
 
     def online(self) -> list[int]:
-        return sorted(self._sockets)
+        return sorted(int(key.split(":")[1]) for key in self.counts.keys("kiosk:"))
+
+
+class ParticipantPresence:
+    """Which sides of which visits have a socket that joined the call."""
+
+    def __init__(self, counts: SocketCounts | None = None) -> None:
+        self.counts = counts or SocketCounts()
+
+    def joined(self, visit_id: int, role: ParticipantRole) -> None:
+        self.counts.add(f"joined:{visit_id}:{role}", 1)
+
+    def left(self, visit_id: int, role: ParticipantRole) -> None:
+        self.counts.add(f"joined:{visit_id}:{role}", -1)
+
+    def is_joined(self, visit_id: int, role: ParticipantRole) -> bool:
+        return self.counts.total(f"joined:{visit_id}:{role}") > 0

@@ -4,6 +4,9 @@ The scheduler publishes after its database change has committed; each subscriber
 bounded queue. A subscriber that falls behind loses events (logged), never blocks the publisher.
 Domain code inside a write transaction queues its events with ``publish_after_commit``:
 ``Services.write`` publishes them once the transaction has committed (never for a rollback).
+
+Every event is a frozen dataclass with a ``kind`` Literal, so a cluster (``vvserver.cluster``)
+can carry it to the other nodes as JSON and deliver it there (``deliver_remote``).
 """
 
 from __future__ import annotations
@@ -89,7 +92,35 @@ class CredentialsRevokedEvent:
         )
 
 
-VisitEvent = VisitStartEvent | VisitEndedEvent | LiveListChangedEvent | CredentialsRevokedEvent
+@dataclass(frozen=True, slots=True)
+class ChatPostedEvent:
+    """A chat message of the visit was stored: the sockets following it read what is new."""
+
+    visit_id: int
+    kind: Literal["chat_posted"] = "chat_posted"
+
+
+@dataclass(frozen=True, slots=True)
+class StaffAlertEvent:
+    """Something staff in the facility must see at once (a kiosk PIN locked, no PIN set)."""
+
+    code: str
+    visit_id: int
+    kiosk_id: int
+    facility_id: int
+    message: str
+    at: datetime
+    kind: Literal["staff_alert"] = "staff_alert"
+
+
+VisitEvent = (
+    VisitStartEvent
+    | VisitEndedEvent
+    | LiveListChangedEvent
+    | ChatPostedEvent
+    | StaffAlertEvent
+    | CredentialsRevokedEvent
+)
 # ``session.info`` key under which a write transaction keeps the events it publishes on commit.
 AFTER_COMMIT_EVENTS_KEY = "vv_after_commit_events"
 
@@ -126,6 +157,10 @@ class VisitEventBus:
         return len(self._subscribers)
 
     def publish(self, event: VisitEvent) -> None:
+        self.deliver_remote(event)
+
+    def deliver_remote(self, event: VisitEvent) -> None:
+        """Hand an event to this process's subscribers only (one that came from another node)."""
         for queue in list(self._subscribers):
             try:
                 queue.put_nowait(event)

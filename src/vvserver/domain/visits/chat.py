@@ -20,6 +20,7 @@ from vvserver.domain.accounts.principal import Principal
 from vvserver.domain.accounts.scope import Caller, reachable_facility_ids
 from vvserver.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from vvserver.domain.services import Services
+from vvserver.domain.visits.bus import ChatPostedEvent
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ async def post_message(services: Services, visit_id: int, sender: Sender, text: 
         await session.flush()
         line = _line(message)
     logger.info("visit %s: chat message %s from %s", visit_id, line.id, sender)
+    services.events.publish(ChatPostedEvent(visit_id))  # the feeds (any node's) send it
     return line
 
 

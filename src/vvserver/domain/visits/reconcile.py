@@ -9,12 +9,15 @@
 * Recordings left ``recording`` become ``interrupted`` (finished_at = now); the media layer
   remuxes their packet logs later.
 
-Assumes one server process owns the database (it runs before this process serves anything).
+Assumes one server process owns the database (it runs before this process serves anything);
+in a cluster the caller names the calls and recordings that live nodes still hold, which are
+left alone (``leave_visits``, ``leave_recordings``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -45,7 +48,9 @@ class ReconcileReport:
         return bool(self.visits_failed or self.visits_resumed or self.recordings_interrupted)
 
 
-async def _reconcile_live_visits(services: Services, now: datetime) -> tuple[int, int]:
+async def _reconcile_live_visits(
+    services: Services, now: datetime, leave: Collection[int]
+) -> tuple[int, int]:
     failed = resumed = 0
     last_id = 0
     while True:
@@ -67,6 +72,8 @@ async def _reconcile_live_visits(services: Services, now: datetime) -> tuple[int
             ).all()
             for visit in visits:
                 last_id = visit.id
+                if visit.id in leave:
+                    continue  # its call runs on a live node
                 count_downtime(visit, min(now, visit.end_at), keep_open=visit.end_at > now)
                 if visit.state != "live":
                     continue  # stopped before its end and back in ready: downtime only
@@ -86,7 +93,7 @@ async def _reconcile_live_visits(services: Services, now: datetime) -> tuple[int
             return failed, resumed
 
 
-async def _reconcile_recordings(services: Services, now: datetime) -> int:
+async def _reconcile_recordings(services: Services, now: datetime, leave: Collection[int]) -> int:
     count = 0
     last_id = 0
     while True:
@@ -102,18 +109,26 @@ async def _reconcile_recordings(services: Services, now: datetime) -> int:
             ).all()
             for recording in recordings:
                 last_id = recording.id
+                if recording.id in leave:
+                    continue  # a live node records into it
+                count += 1
                 recording.state = "interrupted"
                 recording.finished_at = recording.finished_at or now
-            count += len(recordings)
         if len(recordings) < BATCH_SIZE:
             return count
 
 
-async def reconcile_at_startup(services: Services, now: datetime | None = None) -> ReconcileReport:
+async def reconcile_at_startup(
+    services: Services,
+    now: datetime | None = None,
+    *,
+    leave_visits: Collection[int] = (),
+    leave_recordings: Collection[int] = (),
+) -> ReconcileReport:
     """Repair visits and recordings a crash left in flight; audit what was changed."""
     now = now or services.clock.now()
-    failed, resumed = await _reconcile_live_visits(services, now)
-    interrupted = await _reconcile_recordings(services, now)
+    failed, resumed = await _reconcile_live_visits(services, now, leave_visits)
+    interrupted = await _reconcile_recordings(services, now, leave_recordings)
     report = ReconcileReport(failed, resumed, interrupted)
     if report.changed:
         logger.warning(
