@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     media_relay: Literal["passthrough", "stock"] = "passthrough"
     # The server's event loop: uvloop moves each relayed packet with less CPU than asyncio's.
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    # Every signaling socket gets a ``heartbeat`` message and a WebSocket ping this often; a
+    # socket that sends nothing (not even the pong) for 3 of these is dead and is closed.
+    signaling_heartbeat_s: float = Field(default=2.0, ge=0.2, le=30.0)
+    # After the server starts, kiosks get this long to reconnect before a visit starting without
+    # its kiosk raises the ``kiosk_offline`` alert (their sockets were cut by the restart).
+    kiosk_offline_grace_s: float = Field(default=15.0, ge=0.0, le=600.0)
 
     @property
     def resolved_web_dir(self) -> Path:

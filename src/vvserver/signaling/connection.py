@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from urllib.parse import urlsplit
@@ -20,7 +22,9 @@ RATE_BURST = 40.0
 MAX_RATE_STRIKES = 100
 
 CLOSE_POLICY = WSCloseCode.POLICY_VIOLATION  # 1008: authentication and abuse
-CLOSE_GOING_AWAY = WSCloseCode.GOING_AWAY  # 1001: server shutdown
+CLOSE_GOING_AWAY = WSCloseCode.GOING_AWAY  # 1001: server shutdown, or a dead socket
+# Closing a dead socket sends the close frame but does not wait for the peer's.
+ABORT_WAIT_S = 0.5
 
 
 class TokenBucket:
@@ -51,6 +55,11 @@ class Connection:
         self.role = role
         self.rate = TokenBucket()
         self.rate_strikes = 0
+        # Monotonic time of the latest frame from the peer (a message, a ping or a pong).
+        self.last_heard = time.monotonic()
+
+    def heard(self) -> None:
+        self.last_heard = time.monotonic()
 
     @property
     def closed(self) -> bool:
@@ -66,6 +75,17 @@ class Connection:
             logger.debug("socket %s: send failed: %s", self.request_id, exc)
             return False
         return True
+
+    async def ping(self) -> None:
+        """A WebSocket ping (the peer's pong counts as hearing from it)."""
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            if not self.ws.closed:
+                await self.ws.ping()
+
+    async def pong(self, data: bytes) -> None:
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            if not self.ws.closed:
+                await self.ws.pong(data)
 
     async def error(
         self,
@@ -84,6 +104,14 @@ class Connection:
     async def close(self, code: int, reason: str) -> None:
         if not self.ws.closed:
             await self.ws.close(code=code, message=reason.encode()[:120])
+
+    async def abort(self, code: int, reason: str) -> None:
+        """Close a socket whose peer is gone: no waiting for its close frame or a full buffer."""
+        if self.ws.closed:
+            return
+        with contextlib.suppress(TimeoutError, ConnectionError, RuntimeError):
+            async with asyncio.timeout(ABORT_WAIT_S):
+                await self.ws.close(code=code, message=reason.encode()[:120], drain=False)
 
 
 def _origin_of(url: str) -> str:

@@ -9,13 +9,16 @@
   participant states, quality) go to its visitor and kiosk sockets, and feed the live list.
 * ``run_events`` consumes ``services.events``: when a visit's slot starts the kiosk gets
   ``visit_start``; when it starts or ends the visitor gets ``visit_status`` and live lists
-  refresh.
+  refresh. A visit that starts while its kiosk is offline raises the ``kiosk_offline`` alert,
+  except in the first ``kiosk_offline_grace_s`` after the server started (a restart cut every
+  kiosk's socket): then the alert comes at the grace's end, only if the kiosk is still away.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy import update
@@ -59,6 +62,8 @@ class SignalingHub:
         self.tasks = TaskSet()
         # The media service (``VisitMedia``); None on a server without calls.
         self.media: MediaPort | None = None
+        # Monotonic start of serving (set again when the background work starts).
+        self.started_at = time.monotonic()
 
     # --- presence -------------------------------------------------------------------------
 
@@ -227,19 +232,7 @@ class SignalingHub:
             )
             kiosks = list(self._kiosks.get(event.kiosk_id, ()))
             if not kiosks:
-                logger.warning(
-                    "visit %s starts but kiosk %s is offline", event.visit_id, event.kiosk_id
-                )
-                await self._alert(
-                    AlertMessage(
-                        code="kiosk_offline",
-                        visit_id=event.visit_id,
-                        kiosk_id=event.kiosk_id,
-                        message="the visit starts but its kiosk is offline",
-                        server_time=self.services.clock.now(),
-                    ),
-                    event.facility_id,
-                )
+                await self._kiosk_missing(event)
             for conn in kiosks:
                 await conn.send(message)
         notify = self.visitor_notifier
@@ -247,6 +240,49 @@ class SignalingHub:
             for conn in list(self._visitors.get(event.visit_id, ())):
                 await notify(conn, event.visit_id)
         self.changed()
+
+    async def _kiosk_missing(self, event: VisitStartEvent) -> None:
+        """The visit starts without its kiosk: alert now, or after the start-up grace."""
+        grace_left = (
+            self.started_at + self.services.settings.kiosk_offline_grace_s - time.monotonic()
+        )
+        if grace_left <= 0:
+            await self._kiosk_offline(event)
+            return
+        logger.info(
+            "visit %s starts before kiosk %s reconnected after the server's start; "
+            "waiting %.1f s before calling it offline",
+            event.visit_id,
+            event.kiosk_id,
+            grace_left,
+        )
+        self.tasks.create(
+            self._kiosk_offline_after(event, grace_left),
+            name=f"visit {event.visit_id} kiosk grace",
+        )
+
+    async def _kiosk_offline_after(self, event: VisitStartEvent, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if self._kiosks.get(event.kiosk_id):
+            return  # it came back in time (and found the visit in its schedule)
+        async with self.services.read() as session:
+            visit = await session.get(Visit, event.visit_id)
+        if visit is None or visit.state not in ("scheduled", "ready", "live"):
+            return  # ended (or cancelled) meanwhile
+        await self._kiosk_offline(event)
+
+    async def _kiosk_offline(self, event: VisitStartEvent) -> None:
+        logger.warning("visit %s starts but kiosk %s is offline", event.visit_id, event.kiosk_id)
+        await self._alert(
+            AlertMessage(
+                code="kiosk_offline",
+                visit_id=event.visit_id,
+                kiosk_id=event.kiosk_id,
+                message="the visit starts but its kiosk is offline",
+                server_time=self.services.clock.now(),
+            ),
+            event.facility_id,
+        )
 
     async def _alert(self, alert: AlertMessage, facility_id: int) -> None:
         for listener in list(self.alert_listeners):
