@@ -53,7 +53,7 @@ class PreparedVisit:
 
 async def prepare_visit(data_dir: Path, *, seconds: float) -> PreparedVisit:
     """A migrated SQLite data dir with the test world and a visit in progress for `seconds`."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
     url = f"sqlite+aiosqlite:///{data_dir / 'vvserver.sqlite3'}"
     await upgrade(url)
     settings = make_settings(data_dir, url)
