@@ -100,7 +100,7 @@ async def metrics(ctx: RequestContext) -> ServerMetrics:
     return ServerMetrics(
         **dataclasses.asdict(media),
         asyncio_tasks=len(asyncio.all_tasks()),
-        websockets_open=len(ctx.request.app[SOCKETS]),
+        websockets_open=sum(1 for ws in list(ctx.request.app[SOCKETS]) if not ws.closed),
         open_fds=_open_fds(),
         rss_bytes=_rss_bytes(),
     )
