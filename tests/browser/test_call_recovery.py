@@ -25,7 +25,7 @@ from playwright.async_api import Browser, expect
 
 from tests.browser.support import WebServer, browser_settings, new_page
 from tests.conftest import IN_CI, fast_passwords
-from tests.factories import add_visit, build_world
+from tests.factories import World, add_visit, build_world
 from vvserver.app import build_services, create_app
 from vvserver.client.headless import HeadlessParticipant
 from vvserver.db.migrate import upgrade
@@ -74,6 +74,7 @@ class RestartableServer:
         probe.close()
         self.url = f"http://127.0.0.1:{self.port}"
         self.runner: web.AppRunner | None = None
+        self.world: World | None = None
 
     async def start(self) -> WebServer:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -81,7 +82,7 @@ class RestartableServer:
         listener.bind(("127.0.0.1", self.port))
         settings = browser_settings(self.tmp_path / "data", self.database_url, self.url)
         services = build_services(settings, passwords=fast_passwords())
-        world = await build_world(services) if self.runner is None else self.world
+        world = self.world or await build_world(services)  # seeded once, on the first start
         self.world = world
         self.runner = web.AppRunner(create_app(settings, services=services), handle_signals=False)
         await self.runner.setup()

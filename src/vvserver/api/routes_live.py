@@ -97,10 +97,12 @@ async def metrics(ctx: RequestContext) -> ServerMetrics:
     """This server process: open calls, forwarded/dropped frames, recordings; event-loop
     tasks, signaling sockets, file descriptors and resident memory."""
     media = ctx.request.app[VISIT_MEDIA].metrics()
+    sockets = ctx.request.app[SOCKETS]
+    open_sockets = len([ws for ws in list(sockets) if not ws.closed])
     return ServerMetrics(
         **dataclasses.asdict(media),
         asyncio_tasks=len(asyncio.all_tasks()),
-        websockets_open=sum(1 for ws in list(ctx.request.app[SOCKETS]) if not ws.closed),
+        websockets_open=open_sockets,
         open_fds=_open_fds(),
         rss_bytes=_rss_bytes(),
     )
