@@ -12,7 +12,8 @@ given ``--pin`` confirms it when its offer is refused with ``pin_required``.
 
 Recovery: the socket is dead when nothing (not even a ``heartbeat``) came for 3 of the
 server's ``heartbeat_s``; it is dropped and a new one opened, every half second or so while a
-call is on (with backoff up to 30 s otherwise), each attempt given ``CONNECT_TIMEOUT_S``. On
+call is on (with backoff up to 30 s otherwise), each attempt given ``CONNECT_TIMEOUT_S`` to
+reach the server. On
 every ``welcome`` the client keeps its peer connection when the server still holds its media
 (``media_sessions``) and re-offers at once when it does not (a restarted server, a connection
 the relay dropped). A peer connection that fails while the visit goes on is replaced by a new
@@ -49,8 +50,10 @@ Role = Literal["visitor", "kiosk"]
 MAX_BACKOFF_S = 30.0
 # While a call is on, a lost socket is tried again this often at most (with jitter).
 IN_CALL_RETRY_S = 0.5
-# One attempt to open a socket (a cut network drops the SYN: no error comes back).
+# One attempt to reach the server (a cut network drops the SYN: no error comes back), and
+# the whole upgrade (a busy server may take a while to answer it).
 CONNECT_TIMEOUT_S = 1.5
+HANDSHAKE_TIMEOUT_S = 10.0
 CLOSE_WAIT_S = 0.5
 # Until `welcome` says otherwise; silence for DEAD_AFTER_HEARTBEATS of them: a dead socket.
 DEFAULT_HEARTBEAT_S = 2.0
@@ -132,7 +135,8 @@ class HeadlessParticipant:
 
     async def _run_sockets(self) -> None:
         backoff = 1.0
-        async with aiohttp.ClientSession() as session:
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_S)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
             while not self._finished:
                 ws = await self._connect(session)
                 if ws is not None:
@@ -157,7 +161,7 @@ class HeadlessParticipant:
         self, session: aiohttp.ClientSession
     ) -> aiohttp.ClientWebSocketResponse | None:
         try:
-            async with asyncio.timeout(CONNECT_TIMEOUT_S):
+            async with asyncio.timeout(HANDSHAKE_TIMEOUT_S):
                 return await session.ws_connect(
                     self._url(), heartbeat=None, timeout=aiohttp.ClientWSTimeout(ws_close=0.5)
                 )

@@ -113,7 +113,15 @@ async def serve(request: web.Request, channel: Channel) -> web.StreamResponse:
     ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, autoping=False, timeout=CLOSE_WAIT_S)
     if not ws.can_prepare(request).ok:
         raise web.HTTPBadRequest(reason="a WebSocket upgrade is required")
-    await ws.prepare(request)
+    try:
+        await ws.prepare(request)
+    except ConnectionError:  # the client gave up before the upgrade's answer went out
+        logger.info(
+            "socket %s (%s): client gone before the upgrade",
+            request.get(REQUEST_ID, "-"),
+            channel.role,
+        )
+        return ws
     conn = Connection(ws, request.get(REQUEST_ID, "-"), channel.role)
     request.app[SOCKETS].add(ws)
     opened = False
