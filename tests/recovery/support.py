@@ -348,6 +348,13 @@ class VisitorProcess:
     def welcomes_after(self, at: float) -> list[float]:
         return [when for when, m in self.messages if when > at and m.get("type") == "welcome"]
 
+    async def welcomed_after(self, at: float, within: float) -> float | None:
+        """Wall-clock time of the first `welcome` after `at` (a new socket), waiting `within`."""
+        deadline = time.monotonic() + within
+        while not (found := self.welcomes_after(at)) and time.monotonic() < deadline:
+            await asyncio.sleep(SAMPLE_EVERY_S)
+        return found[0] if found else None
+
     async def close(self) -> None:
         if self.process.returncode is None:
             self.process.send_signal(signal.SIGTERM)

@@ -84,17 +84,19 @@ async def test_media_is_back_within_seconds_after_the_visitors_network_returns(
 
             kiosk_hears = await kiosk_frames.video_back_after(back_at) - back_at
             visitor_hears = await visitor.frames.video_back_after(back_at) - back_at
-            signaling = visitor.welcomes_after(cut_at)
+            # The dead socket was replaced (not left to TCP's retransmission backoff); after a
+            # short cut media may come back before the new socket does.
+            welcomed = await visitor.welcomed_after(cut_at, within=GOAL_S + TOLERANCE_S + 1)
+            signaling = float("nan") if welcomed is None else welcomed - back_at
             print(
                 f"\ncut {cut_s:.0f} s: video back at the kiosk {kiosk_hears:.2f} s and at the "
                 f"visitor {visitor_hears:.2f} s after the network returned; new socket "
-                f"welcomed {signaling[0] - back_at if signaling else float('nan'):.2f} s after"
+                f"welcomed {signaling:.2f} s after"
             )
             assert kiosk_hears <= GOAL_S + TOLERANCE_S
             assert visitor_hears <= GOAL_S + TOLERANCE_S
-            # The dead socket was replaced (not left to TCP's retransmission backoff).
-            assert signaling
-            assert signaling[0] - back_at <= GOAL_S + TOLERANCE_S
+            assert welcomed is not None
+            assert signaling <= GOAL_S + TOLERANCE_S
             # The same visit: no end message, the kiosk never left.
             assert not any(m.get("type") == "visit_ended" for _, m in visitor.messages)
             assert kiosk.report.end_reason is None
