@@ -351,9 +351,11 @@ class VisitorProcess:
     async def welcomed_after(self, at: float, within: float) -> float | None:
         """Wall-clock time of the first `welcome` after `at` (a new socket), waiting `within`."""
         deadline = time.monotonic() + within
-        while not (found := self.welcomes_after(at)) and time.monotonic() < deadline:
+        while True:
+            found = self.welcomes_after(at)
+            if found or time.monotonic() >= deadline:
+                return found[0] if found else None
             await asyncio.sleep(SAMPLE_EVERY_S)
-        return found[0] if found else None
 
     async def close(self) -> None:
         if self.process.returncode is None:
