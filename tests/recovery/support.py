@@ -314,7 +314,9 @@ class VisitorProcess:
         command = network.command(
             sys.executable,
             "-m",
-            "vvserver.client.headless",
+            "vvserver",
+            "client",
+            "join",
             "--server",
             server_url,
             "--role",

@@ -2,8 +2,10 @@
 protocol (``docs/protocol.md``), sends the pre-encoded test pattern without re-encoding, and
 reports what it receives. Tests, benchmarks and kiosks without a browser use it.
 
-    python -m vvserver.client.headless --server http://127.0.0.1:8080 --role kiosk \\
+    vvserver client join --server http://127.0.0.1:8080 --role kiosk \\
         --token k3.SECRET [--visit-id 12] [--pin 2468] [--seconds 600] [--ice-host 127.0.0.1]
+
+(the command line is ``headless_cli``; ``python -m vvserver.client.headless`` runs it too).
 
 Each message received is printed as one JSON line (``--frames-every S`` adds a line with the
 media frames received so far every S seconds); a summary line ends the run. A kiosk without
@@ -13,34 +15,30 @@ given ``--pin`` confirms it when its offer is refused with ``pin_required``.
 Recovery: the socket is dead when nothing (not even a ``heartbeat``) came for 3 of the
 server's ``heartbeat_s``; it is dropped and a new one opened, every half second or so while a
 call is on (with backoff up to 30 s otherwise), each attempt given ``CONNECT_TIMEOUT_S`` to
-reach the server. On
-every ``welcome`` the client keeps its peer connection when the server still holds its media
-(``media_sessions``) and re-offers at once when it does not (a restarted server, a connection
-the relay dropped). A peer connection that fails while the visit goes on is replaced by a new
-one (aiortc has no ICE restart). Answers are matched to offers in order, per socket. The run
-ends at ``visit_ended``, on an authentication or PIN refusal, or after ``--seconds``.
+reach the server. On every ``welcome`` the client keeps its peer connection when the server
+still holds its media (``media_sessions``) and re-offers at once when it does not (a restarted
+server, a connection the relay dropped). A peer connection that fails while the visit goes on
+is replaced by a new one (aiortc has no ICE restart). Answers are matched to offers in order,
+per socket. The run ends at ``visit_ended``, on an authentication or PIN refusal, or after
+``--seconds``.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
 import logging
 import random
 import sys
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import aiohttp
 from aiortc import RTCIceServer
 
-from vvserver.client.file_clip import UnusableMediaFile, clip_from_file
 from vvserver.client.peer import TestPeer
 from vvserver.client.sample_clip import Clip, load_clip
 
@@ -348,75 +346,7 @@ async def _close_quietly(ws: aiohttp.ClientWebSocketResponse) -> None:
             await ws.close()
 
 
-async def _run_printing_frames(
-    participant: HeadlessParticipant, seconds: float | None, every: float | None
-) -> ParticipantReport:
-    """Run, printing the frames received so far every `every` seconds (wall-clock `at`)."""
-    if every is None:
-        return await participant.run(seconds)
-
-    async def print_frames() -> None:
-        while True:
-            await asyncio.sleep(every)
-            video, audio = participant.frames_received()
-            line = {"frames": {"video": video, "audio": audio}, "at": time.time()}
-            print(json.dumps(line), flush=True)
-
-    printer = asyncio.create_task(print_frames())
-    try:
-        return await participant.run(seconds)
-    finally:
-        printer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await printer
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="vvserver client join", description=__doc__)
-    parser.add_argument("--server", required=True, help="base URL, e.g. http://127.0.0.1:8080")
-    parser.add_argument("--role", choices=["visitor", "kiosk"], required=True)
-    parser.add_argument("--token", required=True, help="join-link token or kiosk device token")
-    parser.add_argument("--visit-id", type=int, help="kiosk: join this visit at once")
-    parser.add_argument("--pin", help="kiosk: the person's PIN, where the facility asks for it")
-    parser.add_argument("--seconds", type=float, help="stop after this long")
-    parser.add_argument("--ice-host", action="append", help="ICE host address (repeatable)")
-    parser.add_argument(
-        "--frames-every", type=float, help="print the media frames received every N seconds"
-    )
-    parser.add_argument(
-        "--media",
-        type=Path,
-        help="a WebM file (VP8 + Opus) to send, looped, without re-encoding; "
-        "default: a generated test pattern",
-    )
-    args = parser.parse_args(argv)
-    clip = None
-    if args.media is not None:
-        try:
-            clip = clip_from_file(args.media)
-        except (UnusableMediaFile, OSError) as exc:
-            parser.error(str(exc))
-    if args.ice_host:
-        from vvserver.media.aiortc_hooks import set_ice_host_addresses
-
-        set_ice_host_addresses(args.ice_host)
-
-    def show(message: dict[str, Any]) -> None:
-        print(json.dumps(message), flush=True)
-
-    participant = HeadlessParticipant(
-        args.server,
-        role=args.role,
-        token=args.token,
-        visit_id=args.visit_id,
-        on_message=show,
-        pin=args.pin,
-        clip=clip,
-    )
-    report = asyncio.run(_run_printing_frames(participant, args.seconds, args.frames_every))
-    print(json.dumps({"summary": report.__dict__}), flush=True)
-    return 1 if report.refused else 0
-
-
 if __name__ == "__main__":
+    from vvserver.client.headless_cli import main
+
     sys.exit(main())
