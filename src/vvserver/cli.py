@@ -201,7 +201,7 @@ async def _reset_mfa(settings: Settings, email: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:2] == ["client", "join"]:
-        from vvserver.client.headless import main as join_main
+        from vvserver.client.headless_cli import main as join_main
 
         return join_main(argv[2:])
     args = build_parser().parse_args(argv)

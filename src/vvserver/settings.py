@@ -114,6 +114,13 @@ class Settings(BaseSettings):
     # ``GET /metrics`` from other than loopback needs ``Authorization: Bearer <this>``.
     metrics_token: str | None = Field(default=None, min_length=16)
 
+    # Every signaling socket gets a ``heartbeat`` message and a WebSocket ping this often; a
+    # socket that sends nothing (not even the pong) for 3 of these is dead and is closed.
+    signaling_heartbeat_s: float = Field(default=2.0, ge=0.2, le=30.0)
+    # After the server starts, kiosks get this long to reconnect before a visit starting without
+    # its kiosk raises the ``kiosk_offline`` alert (their sockets were cut by the restart).
+    kiosk_offline_grace_s: float = Field(default=15.0, ge=0.0, le=600.0)
+
     @field_validator("workers", mode="before")
     @classmethod
     def _auto_workers(cls, value: object) -> object:

@@ -55,3 +55,8 @@ async def test_quality_of_a_visit_without_a_call_and_metrics(
     metrics = await (await admin.get("/api/metrics")).json()
     assert metrics["rooms_open"] == 0
     assert "frames_forwarded" in metrics
+    # The process's own figures, for leak checks (scripts/soak_calls.py).
+    assert metrics["asyncio_tasks"] > 0
+    assert metrics["websockets_open"] == 0
+    assert metrics["open_fds"] > 0
+    assert metrics["rss_bytes"] > 10 * 1024 * 1024

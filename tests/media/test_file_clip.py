@@ -51,7 +51,7 @@ def test_files_that_would_need_re_encoding_are_refused(tmp_path: Path) -> None:
 
 
 def test_the_headless_client_refuses_a_file_it_would_have_to_re_encode(tmp_path: Path) -> None:
-    from vvserver.client.headless import main
+    from vvserver.client.headless_cli import main
 
     path = tmp_path / "talk.mp3"
     path.write_bytes(b"ID3 not really audio")

@@ -42,6 +42,7 @@ class ScriptedRoom:
 
     def __init__(self) -> None:
         self.closed = False
+        self.participant_roles: tuple[ParticipantRole, ...] = ()
         self._queue: asyncio.Queue[RoomEvent | None] = asyncio.Queue()
 
     def publish(self, event: RoomEvent) -> None:
@@ -75,11 +76,15 @@ class CallLog:
         if "m=" not in offer_sdp:
             raise InvalidInput("the offer has no media", code="offer_no_media")
         self.joins.append((visit_id, role, offer_sdp))
-        self.rooms.setdefault(visit_id, ScriptedRoom())
+        room = self.rooms.setdefault(visit_id, ScriptedRoom())
+        room.participant_roles = (*(r for r in room.participant_roles if r != role), role)
         return f"answer for {role} of visit {visit_id}"
 
     async def leave(self, visit_id: int, role: ParticipantRole) -> None:
         self.leaves.append((visit_id, role))
+        room = self.rooms.get(visit_id)
+        if room is not None:
+            room.participant_roles = tuple(r for r in room.participant_roles if r != role)
 
     def _scope(self, visit_id: int, principal: Principal) -> None:
         if self.facilities.get(visit_id) != principal.facility_id:
@@ -137,10 +142,14 @@ async def visit_with_link(
 
 
 async def receive(ws: ClientWebSocketResponse) -> dict[str, Any]:
-    msg = await ws.receive(timeout=REPLY_TIMEOUT_S)
-    assert msg.type == WSMsgType.TEXT, (msg.type, msg.data, msg.extra)
-    data: dict[str, Any] = msg.json()
-    return data
+    """The next message, heartbeats left out (they come every couple of seconds)."""
+    async with asyncio.timeout(REPLY_TIMEOUT_S):
+        while True:
+            msg = await ws.receive()
+            assert msg.type == WSMsgType.TEXT, (msg.type, msg.data, msg.extra)
+            data: dict[str, Any] = msg.json()
+            if data["type"] != "heartbeat":
+                return data
 
 
 async def receive_until(ws: ClientWebSocketResponse, kind: str) -> dict[str, Any]:
@@ -158,7 +167,8 @@ async def closed_with(ws: ClientWebSocketResponse) -> tuple[int | None, list[dic
     while True:
         msg = await ws.receive(timeout=REPLY_TIMEOUT_S)
         if msg.type == WSMsgType.TEXT:
-            seen.append(msg.json())
+            if msg.json()["type"] != "heartbeat":
+                seen.append(msg.json())
             continue
         assert msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING), msg
         return ws.close_code, seen

@@ -187,8 +187,10 @@ async def test_a_visitor_who_drops_out_rejoins_the_same_visit_and_its_clock(
                 await join_by_socket(visitor, second)
                 await second.wait_connected()
                 await kiosk_peer.received_media("video").wait_for_keyframes(1, within=5)
-                for sock in (visitor, kiosk):
-                    ended = await receive_until(sock, "visit_ended")
+                # Both read at once: a socket left unread answers no pings and is dropped.
+                for ended in await asyncio.gather(
+                    *(receive_until(sock, "visit_ended") for sock in (visitor, kiosk))
+                ):
                     assert ended["reason"] == "time_up"
     finally:
         for peer in (kiosk_peer, first, second):

@@ -10,7 +10,8 @@ import pytest
 from tests.factories import World, add_visit
 from tests.signaling.conftest import Client, join_link, start_event
 from tests.signaling.test_full_visit import clip, live_client, loopback_ice
-from vvserver.client.headless import HeadlessParticipant, main
+from vvserver.client.headless import HeadlessParticipant
+from vvserver.client.headless_cli import main
 from vvserver.client.sample_clip import Clip
 from vvserver.db.models import Facility, Person, Visit
 from vvserver.domain.services import Services

@@ -156,8 +156,10 @@ async def test_an_open_live_view_keeps_the_session_and_ends_with_it(
 
 
 async def test_officers_in_scope_are_alerted_when_a_visit_starts_with_its_kiosk_offline(
-    ws_client: Client, services: Services, world: World
+    ws_client: Client, services: Services, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A server up for longer than the kiosks' grace after its start.
+    monkeypatch.setattr(services.settings, "kiosk_offline_grace_s", 0.0)
     visit_id, token = await visit_with_link(services, world, starts_in=timedelta(minutes=-1))
     async with (
         ws_client.ws_connect(

@@ -51,6 +51,9 @@ import {
 const NOT_OPEN_RETRY_MS = 5000;
 const GATHER_TIMEOUT_MS = 3000;
 const DISCONNECTED_GRACE_MS = 5000;
+// Back on a new socket with a peer connection the server still holds but that is not
+// connected (yet): give ICE this long to find its way back before offering anew.
+const RESUME_GRACE_MS = 2000;
 const STATS_EVERY_MS = 3000;
 const POOR_LOSS_RATIO = 0.08;
 const POOR_RTT_S = 0.8;
@@ -131,6 +134,7 @@ export class CallSession extends EventTarget {
       onMessage: (message) => this.received(message),
       onState: (state, refusal) => this.socketState(state, refusal),
       firstMessage: token ? () => ({ type: "auth", v: 1, token: this.token }) : null,
+      urgent: () => this.wantJoined && !this.ended, // in a call: back as fast as possible
     });
     this.authenticated = false;
     this.pc = null;
@@ -279,7 +283,7 @@ export class CallSession extends EventTarget {
       case "welcome":
         this.authenticated = true;
         this.iceServers = iceServersFrom(message.ice_servers);
-        if (this.wantJoined && !this.ended) this.sendOffer();
+        if (this.wantJoined && !this.ended) this.resume(message.media_sessions || []);
         else this.setState("waiting");
         break;
       case "visit_status":
@@ -338,6 +342,30 @@ export class CallSession extends EventTarget {
       }
     }
     this.emit("error", { code: message.code, message: message.message, ref: message.ref });
+  }
+
+  /**
+   * A new socket during a call: keep the peer connection when the server still holds its other
+   * end (`media_sessions` of `welcome`), else offer at once (e.g. the server restarted).
+   */
+  resume(mediaSessions) {
+    const pc = this.pc;
+    const held = pc && this.visitId !== null && mediaSessions.includes(this.visitId);
+    if (!held || ["failed", "closed"].includes(pc.connectionState) ||
+      pc.signalingState !== "stable") {
+      this.sendOffer();
+      return;
+    }
+    if (pc.connectionState === "connected") {
+      this.setState("connected");
+      return;
+    }
+    this.setState("reconnecting");
+    clearTimeout(this.disconnectTimer);
+    this.disconnectTimer = setTimeout(() => {
+      if (pc === this.pc && pc.connectionState !== "connected" && this.wantJoined &&
+        this.socketReady()) this.sendOffer();
+    }, RESUME_GRACE_MS);
   }
 
   visitEnded(reason, text) {

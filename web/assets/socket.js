@@ -1,10 +1,19 @@
 // ReconnectingSocket: a signaling WebSocket (docs/protocol.md) that reconnects by itself with
-// backoff (1 s, 2 s, 4 s ... 30 s, with jitter) and matches replies to requests. The server
-// answers one socket's requests in order, so a reply (or an `error` whose `ref` names the
-// request type) belongs to the oldest pending request of that type. Used by the call session
-// (visitor and kiosk) and the officer pages.
+// backoff (1 s, 2 s, 4 s ... 30 s, with jitter; at most URGENT_MAX_MS while `urgent()` says a
+// call is on) and matches replies to requests. The server answers one socket's requests in
+// order, so a reply (or an `error` whose `ref` names the request type) belongs to the oldest
+// pending request of that type. Used by the call session (visitor and kiosk) and the officer
+// pages.
+//
+// Dead sockets: the server sends `heartbeat` every `welcome.heartbeat_s`. A socket that brings
+// nothing for DEAD_AFTER_HEARTBEATS of them, or no `welcome` within CONNECT_TIMEOUT_MS, is
+// dropped at once (no waiting for TCP or the close handshake) and a new one is opened.
 
 const MAX_BACKOFF_MS = 30000;
+const URGENT_MAX_MS = 500;
+const CONNECT_TIMEOUT_MS = 4000;
+const DEFAULT_HEARTBEAT_MS = 2000;
+const DEAD_AFTER_HEARTBEATS = 3;
 const POLICY_CLOSE = 1008; // the server refused the socket's credentials
 // Which reply type answers which request type.
 const REPLY_OF = {
@@ -28,8 +37,8 @@ export class SocketRequestError extends Error {
 }
 
 /** Wait before reconnect number `attempt` (1, 2, ...): half the backoff fixed, half random. */
-function reconnectDelayMs(attempt) {
-  const backoff = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** (attempt - 1));
+function reconnectDelayMs(attempt, urgent) {
+  const backoff = Math.min(urgent ? URGENT_MAX_MS : MAX_BACKOFF_MS, 1000 * 2 ** (attempt - 1));
   return backoff / 2 + Math.random() * (backoff / 2);
 }
 
@@ -41,12 +50,18 @@ export class ReconnectingSocket {
    *   `welcome`) | "closed" (lost; a reconnect follows) | "refused" (closed for good with 1008
    *   after an authentication error, which comes as `refusal`).
    * `firstMessage()`: optional message sent at open (e.g. an `auth` with a token).
+   * `urgent()`: optional; true while a lost socket should come back as fast as possible (a
+   *   call is on): reconnect attempts at most URGENT_MAX_MS apart.
    */
-  constructor(url, { onMessage, onState, firstMessage } = {}) {
+  constructor(url, { onMessage, onState, firstMessage, urgent } = {}) {
     this.url = url;
     this.onMessage = onMessage || (() => {});
     this.onState = onState || (() => {});
     this.firstMessage = firstMessage || null;
+    this.urgent = urgent || (() => false);
+    this.heartbeatMs = DEFAULT_HEARTBEAT_MS;
+    this.lastHeard = 0;
+    this.watchdog = null;
     this.ws = null;
     this.pending = [];
     this.attempt = 0;
@@ -74,13 +89,19 @@ export class ReconnectingSocket {
       return;
     }
     this.ws = ws;
+    this.welcomed = false;
+    this.lastHeard = Date.now();
+    this.watch(500);
     ws.addEventListener("open", () => {
       if (this.firstMessage) ws.send(JSON.stringify(this.firstMessage()));
     });
-    ws.addEventListener("message", (event) => this.received(event.data));
+    ws.addEventListener("message", (event) => {
+      if (this.ws === ws) this.received(event.data);
+    });
     ws.addEventListener("close", (event) => {
       if (this.ws !== ws) return;
       this.ws = null;
+      clearInterval(this.watchdog);
       this.failPending(new SocketRequestError("disconnected", "the connection closed"));
       if (event.code === POLICY_CLOSE && this.refusal) {
         this.onState("refused", this.refusal);
@@ -94,7 +115,31 @@ export class ReconnectingSocket {
   scheduleReconnect() {
     if (this.stopped) return;
     this.attempt += 1;
-    this.timer = setTimeout(() => this.connect(), reconnectDelayMs(this.attempt));
+    this.timer = setTimeout(() => this.connect(), reconnectDelayMs(this.attempt, this.urgent()));
+  }
+
+  /** Check every `everyMs` that the socket is alive: welcomed in time, then heartbeats. */
+  watch(everyMs) {
+    clearInterval(this.watchdog);
+    this.watchdog = setInterval(() => {
+      const limit = this.welcomed ? this.heartbeatMs * DEAD_AFTER_HEARTBEATS : CONNECT_TIMEOUT_MS;
+      if (this.ws && Date.now() - this.lastHeard > limit) this.dropDead();
+    }, everyMs);
+  }
+
+  /** The socket went silent (a cut network): forget it and open a new one now. */
+  dropDead() {
+    const ws = this.ws;
+    this.ws = null;
+    clearInterval(this.watchdog);
+    try {
+      ws.close();
+    } catch (error) {
+      // already closing
+    }
+    this.failPending(new SocketRequestError("disconnected", "the connection went silent"));
+    this.onState("closed");
+    this.scheduleReconnect();
   }
 
   /** Reconnect now (e.g. the browser says it is back online). */
@@ -122,9 +167,14 @@ export class ReconnectingSocket {
     } catch (error) {
       return;
     }
+    this.lastHeard = Date.now();
+    if (msg.type === "heartbeat") return;
     if (msg.type === "welcome") {
       this.attempt = 0;
       this.refusal = null;
+      this.welcomed = true;
+      this.heartbeatMs = (msg.heartbeat_s || DEFAULT_HEARTBEAT_MS / 1000) * 1000;
+      this.watch(this.heartbeatMs / 2);
       this.onState("open");
     }
     if (msg.type === "error") {
@@ -192,6 +242,7 @@ export class ReconnectingSocket {
   close() {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearInterval(this.watchdog);
     const ws = this.ws;
     this.ws = null;
     this.failPending(new SocketRequestError("closed", "closed"));

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import os
+from dataclasses import dataclass
+
 from pydantic import BaseModel, Field
 
 from vvserver.api.endpoints import ADMINS, STAFF, ApiModel, ApiRouter, RequestContext
-from vvserver.app_keys import CALLS, VISIT_MEDIA
+from vvserver.app_keys import CALLS, SOCKETS, VISIT_MEDIA
 from vvserver.visits_live import MAX_REASON_CHARS, MediaMetrics, VisitQuality
 
 router = ApiRouter("live")
@@ -62,7 +67,42 @@ async def quality(ctx: RequestContext) -> VisitQuality:
     return await ctx.request.app[CALLS].quality(ctx.path_int("visit_id"), ctx.require())
 
 
-@router.route("GET", "/api/metrics", roles=ADMINS, response=MediaMetrics)
-async def metrics(ctx: RequestContext) -> MediaMetrics:
-    """Media totals of this server process: open calls, forwarded/dropped frames, recordings."""
-    return ctx.request.app[VISIT_MEDIA].metrics()
+@dataclass(frozen=True, slots=True)
+class ServerMetrics(MediaMetrics):
+    """The media totals, and the process's own figures (for leak checks such as a soak run)."""
+
+    asyncio_tasks: int = 0  # tasks alive in the event loop
+    websockets_open: int = 0  # signaling sockets (visitor, kiosk, officer)
+    open_fds: int | None = None  # file descriptors (None where /proc is not there)
+    rss_bytes: int | None = None  # resident memory
+
+
+def _open_fds() -> int | None:
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return None
+
+
+def _rss_bytes() -> int | None:
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+@router.route("GET", "/api/metrics", roles=ADMINS, response=ServerMetrics)
+async def metrics(ctx: RequestContext) -> ServerMetrics:
+    """This server process: open calls, forwarded/dropped frames, recordings; event-loop
+    tasks, signaling sockets, file descriptors and resident memory."""
+    media = ctx.request.app[VISIT_MEDIA].metrics()
+    sockets = ctx.request.app[SOCKETS]
+    open_sockets = len([ws for ws in list(sockets) if not ws.closed])
+    return ServerMetrics(
+        **dataclasses.asdict(media),
+        asyncio_tasks=len(asyncio.all_tasks()),
+        websockets_open=open_sockets,
+        open_fds=_open_fds(),
+        rss_bytes=_rss_bytes(),
+    )

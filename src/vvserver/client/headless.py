@@ -2,37 +2,45 @@
 protocol (``docs/protocol.md``), sends the pre-encoded test pattern without re-encoding, and
 reports what it receives. Tests, benchmarks and kiosks without a browser use it.
 
-    python -m vvserver.client.headless --server http://127.0.0.1:8080 --role kiosk \\
+    vvserver client join --server http://127.0.0.1:8080 --role kiosk \\
         --token k3.SECRET [--visit-id 12] [--pin 2468] [--seconds 600] [--ice-host 127.0.0.1]
 
-Each message received is printed as one JSON line; a summary line ends the run. A kiosk
-without ``--visit-id`` waits for ``visit_start``; where the facility asks for the person's
-PIN, a kiosk given ``--pin`` confirms it when its offer is refused with ``pin_required``.
-A peer connection that fails while the visit goes on is replaced by a new one (aiortc has no
-ICE restart); a dropped socket is reopened with backoff and, as the web call page does, a
-participant that was in the call offers again at its ``welcome`` (in a cluster the call may
-now be on another node: docs/scaling.md); the run ends at ``visit_ended``, on an
-authentication or PIN refusal, or after ``--seconds``. ``rejoin`` (the server holding
-the call drains) opens a new socket at once and offers again.
+(the command line is ``headless_cli``; ``python -m vvserver.client.headless`` runs it too).
+
+Each message received is printed as one JSON line (``--frames-every S`` adds a line with the
+media frames received so far every S seconds); a summary line ends the run. A kiosk without
+``--visit-id`` waits for ``visit_start``; where the facility asks for the person's PIN, a kiosk
+given ``--pin`` confirms it when its offer is refused with ``pin_required``.
+
+Recovery: the socket is dead when nothing (not even a ``heartbeat``) came for 3 of the
+server's ``heartbeat_s``; it is dropped and a new one opened, every half second or so while a
+call is on (with backoff up to 30 s otherwise), each attempt given ``CONNECT_TIMEOUT_S`` to
+reach the server. On every ``welcome`` the client keeps its peer connection when the server
+still holds its media (``media_sessions``) and re-offers at once when it does not (a restarted
+server, a connection the relay dropped). A peer connection that fails while the visit goes on
+is replaced by a new one (aiortc has no ICE restart). Answers are matched to offers in order,
+per socket. In a cluster the new socket may reach another node and the call another media
+server (docs/scaling.md); ``rejoin`` (the server holding the call drains) opens a new socket
+at once. The run ends at ``visit_ended``, on an authentication or PIN refusal, or after
+``--seconds``.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
 import logging
+import random
 import sys
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import aiohttp
 from aiortc import RTCIceServer
 
-from vvserver.client.file_clip import UnusableMediaFile, clip_from_file
 from vvserver.client.peer import TestPeer
 from vvserver.client.sample_clip import Clip, load_clip
 
@@ -40,6 +48,16 @@ logger = logging.getLogger(__name__)
 
 Role = Literal["visitor", "kiosk"]
 MAX_BACKOFF_S = 30.0
+# While a call is on, a lost socket is tried again this often at most (with jitter).
+IN_CALL_RETRY_S = 0.5
+# One attempt to reach the server (a cut network drops the SYN: no error comes back), and
+# the whole upgrade (a busy server may take a while to answer it).
+CONNECT_TIMEOUT_S = 1.5
+HANDSHAKE_TIMEOUT_S = 10.0
+CLOSE_WAIT_S = 0.5
+# Until `welcome` says otherwise; silence for DEAD_AFTER_HEARTBEATS of them: a dead socket.
+DEFAULT_HEARTBEAT_S = 2.0
+DEAD_AFTER_HEARTBEATS = 3
 RETRY_NOT_OPEN_S = 5.0
 # Kiosk PIN refusals that end the run: only a person (or staff) can fix them.
 PIN_REFUSALS = frozenset({"pin_required", "wrong_pin", "pin_locked", "pin_not_set"})
@@ -56,6 +74,7 @@ class ParticipantReport:
     refused: str | None = None  # the error code of an authentication or PIN refusal
     joins: int = 0  # offers answered (more than one: reconnects)
     rejoins: int = 0  # ``rejoin`` messages (the server drained; a new socket followed at once)
+    sockets: int = 0  # sockets welcomed (more than one: the socket was reopened)
     video_frames: int = 0
     audio_frames: int = 0
     received: list[str] = field(default_factory=list)  # message types, in order
@@ -85,7 +104,10 @@ class HeadlessParticipant:
         self._finished = False
         self._reopen = False  # ``rejoin``: a new socket now, without a backoff
         self._end_deadline: float | None = None
+        self._retry_offer_at: float | None = None
         self._peers: list[TestPeer] = []
+        # The peers whose offers this socket has sent and not yet seen answered, in order.
+        self._offers: deque[TestPeer] = deque()
 
     def _url(self) -> str:
         base = self.server_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
@@ -103,46 +125,88 @@ class HeadlessParticipant:
             self._count_media()
         return self.report
 
+    def frames_received(self) -> tuple[int, int]:
+        """(video, audio) frames received so far, over every peer connection."""
+        video, audio = self.report.video_frames, self.report.audio_frames
+        for media in self.peer.received if self.peer is not None else ():
+            if media is not None and media.kind == "video":
+                video += media.frames
+            elif media is not None:
+                audio += media.frames
+        return video, audio
+
     async def _run_sockets(self) -> None:
         backoff = 1.0
-        async with aiohttp.ClientSession() as session:
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_S)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
             while not self._finished:
-                try:
-                    async with session.ws_connect(self._url(), heartbeat=None) as ws:
-                        backoff = 1.0
-                        await self._serve(ws)
-                        if ws.close_code == POLICY_VIOLATION:
-                            return
-                except aiohttp.ClientError as exc:
-                    logger.warning(
-                        "%s: socket failed (%s); retrying in %.0f s", self.role, exc, backoff
-                    )
+                ws = await self._connect(session)
+                if ws is not None:
+                    try:
+                        if await self._serve(ws):
+                            backoff = 1.0  # it worked until it was lost
+                    finally:
+                        await _close_quietly(ws)
+                    if ws.close_code == POLICY_VIOLATION:
+                        return
                 if self._finished:
                     return
                 if self._reopen:
                     self._reopen = False
                     continue
-                await asyncio.sleep(backoff)
+                await asyncio.sleep(self._retry_delay(backoff))
                 backoff = min(MAX_BACKOFF_S, backoff * 2)
 
-    async def _serve(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    def _retry_delay(self, backoff: float) -> float:
+        if self.peer is not None:  # a call is on: come back as soon as the network does
+            return random.uniform(0.5, 1.0) * min(backoff, IN_CALL_RETRY_S)
+        return random.uniform(0.75, 1.0) * backoff
+
+    async def _connect(
+        self, session: aiohttp.ClientSession
+    ) -> aiohttp.ClientWebSocketResponse | None:
+        try:
+            async with asyncio.timeout(HANDSHAKE_TIMEOUT_S):
+                return await session.ws_connect(
+                    self._url(), heartbeat=None, timeout=aiohttp.ClientWSTimeout(ws_close=0.5)
+                )
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            logger.info("%s: socket not opened (%s)", self.role, exc or type(exc).__name__)
+            return None
+
+    async def _serve(self, ws: aiohttp.ClientWebSocketResponse) -> bool:
+        """Run one socket until it closes or goes silent; True when it was welcomed."""
         await ws.send_json({"type": "auth", "v": 1, "token": self.token})
+        self._offers.clear()  # answers to offers sent on an older socket never come
+        self._retry_offer_at = None
         watcher: asyncio.Task[None] | None = None
         loop = asyncio.get_running_loop()
+        dead_after = DEFAULT_HEARTBEAT_S * DEAD_AFTER_HEARTBEATS
+        heard = loop.time()
+        welcomed = False
         try:
             while not ws.closed:
-                deadline = self._end_deadline
-                timeout = None if deadline is None else max(0.05, deadline - loop.time())
+                deadlines = [heard + dead_after, self._end_deadline, self._retry_offer_at]
+                due = min(d for d in deadlines if d is not None)
                 try:
-                    msg = await ws.receive(timeout=timeout)
+                    msg = await ws.receive(timeout=max(0.05, due - loop.time()))
                 except TimeoutError:
-                    self._finished = True  # the visit is over; its end message never came
-                    await ws.close()
-                    break
+                    if not await self._timed(ws, loop.time() - heard >= dead_after):
+                        break
+                    continue
+                heard = loop.time()
                 if msg.type != aiohttp.WSMsgType.TEXT:
                     break
                 message: dict[str, Any] = json.loads(msg.data)
-                self.report.received.append(str(message.get("type")))
+                kind = message.get("type")
+                if kind == "heartbeat":
+                    continue
+                if kind == "welcome":
+                    welcomed = True
+                    self.report.sockets += 1
+                    beat = message.get("heartbeat_s") or DEFAULT_HEARTBEAT_S
+                    dead_after = float(beat) * DEAD_AFTER_HEARTBEATS
+                self.report.received.append(str(kind))
                 if self.on_message is not None:
                     self.on_message(message)
                 await self._handle(ws, message)
@@ -155,6 +219,21 @@ class HeadlessParticipant:
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
+        return welcomed
+
+    async def _timed(self, ws: aiohttp.ClientWebSocketResponse, silent: bool) -> bool:
+        """A deadline of the receive loop came; False when the socket is to be dropped."""
+        now = asyncio.get_running_loop().time()
+        if self._end_deadline is not None and now >= self._end_deadline:
+            self._finished = True  # the visit is over; its end message never came
+            return False
+        if silent:
+            logger.info("%s: nothing heard from the server; opening a new socket", self.role)
+            return False
+        if self._retry_offer_at is not None and now >= self._retry_offer_at:
+            self._retry_offer_at = None
+            await self._offer(ws)
+        return True
 
     async def _handle(self, ws: aiohttp.ClientWebSocketResponse, message: dict[str, Any]) -> None:
         kind = message.get("type")
@@ -169,7 +248,14 @@ class HeadlessParticipant:
                 RTCIceServer(urls=s["urls"], username=s["username"], credential=s["credential"])
                 for s in message["ice_servers"]
             ]
-            if self.role == "kiosk" and self.report.visit_id is not None and self.peer is None:
+            if self.peer is not None:
+                # Back on a new socket during a call: keep the peer connection only when the
+                # server still holds its other end (after a restart it does not).
+                held = self.report.visit_id in message.get("media_sessions", [])
+                if not held or self.peer.pc.connectionState in ("failed", "closed"):
+                    logger.info("%s: the server holds no media of ours; offering", self.role)
+                    await self._offer(ws)
+            elif self.role == "kiosk" and self.report.visit_id is not None:
                 await self._offer(ws)
             elif self.peer is not None and not self._finished:
                 await self._offer(ws)  # a new socket while in the call: join again
@@ -178,11 +264,16 @@ class HeadlessParticipant:
         ):
             self.report.visit_id = int(message["visit_id"])
             await self._offer(ws)
-        elif kind == "answer" and self.peer is not None:
-            if self.peer.pc.signalingState != "have-local-offer":
-                logger.info("visit=%s answer ignored: no offer waiting", self.report.visit_id)
+        elif kind == "answer":
+            offered = self._offers.popleft() if self._offers else None
+            if (
+                offered is None
+                or offered is not self.peer
+                or offered.pc.signalingState != "have-local-offer"
+            ):
+                logger.info("visit=%s answer ignored: not our latest offer", self.report.visit_id)
                 return
-            await self.peer.accept_answer(str(message["sdp"]))
+            await offered.accept_answer(str(message["sdp"]))
             self.report.joins += 1
         elif kind == "visit_ended":
             self.report.end_reason = str(message["reason"])
@@ -201,6 +292,8 @@ class HeadlessParticipant:
             await self._offer(ws)
         elif kind == "error":
             code = str(message.get("code"))
+            if message.get("ref") == "offer" and self._offers:
+                self._offers.popleft()  # this offer gets no answer
             if code == "pin_required" and self.pin is not None:
                 await ws.send_json(
                     {
@@ -223,8 +316,7 @@ class HeadlessParticipant:
                 if peer is not None:
                     await peer.close()
             elif code == "visit_not_open_yet":
-                await asyncio.sleep(RETRY_NOT_OPEN_S)
-                await self._offer(ws)
+                self._retry_offer_at = asyncio.get_running_loop().time() + RETRY_NOT_OPEN_S
             elif code in ("visit_over", "visit_ended", "visit_not_active"):
                 # The call is over; `visit_ended` (with the reason) may still be on its way.
                 self.report.end_reason = self.report.end_reason or code
@@ -250,7 +342,9 @@ class HeadlessParticipant:
         offer: dict[str, Any] = {"type": "offer", "v": 1, "sdp": sdp}
         if self.report.visit_id is not None:
             offer["visit_id"] = self.report.visit_id
-        await ws.send_json(offer)
+        self._offers.append(self.peer)
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await ws.send_json(offer)
 
     async def _rejoin_on_failure(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         """A failed peer connection is replaced while the visit goes on (no ICE restart)."""
@@ -277,49 +371,14 @@ class HeadlessParticipant:
                 self.report.audio_frames += media.frames
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="vvserver client join", description=__doc__)
-    parser.add_argument("--server", required=True, help="base URL, e.g. http://127.0.0.1:8080")
-    parser.add_argument("--role", choices=["visitor", "kiosk"], required=True)
-    parser.add_argument("--token", required=True, help="join-link token or kiosk device token")
-    parser.add_argument("--visit-id", type=int, help="kiosk: join this visit at once")
-    parser.add_argument("--pin", help="kiosk: the person's PIN, where the facility asks for it")
-    parser.add_argument("--seconds", type=float, help="stop after this long")
-    parser.add_argument("--ice-host", action="append", help="ICE host address (repeatable)")
-    parser.add_argument(
-        "--media",
-        type=Path,
-        help="a WebM file (VP8 + Opus) to send, looped, without re-encoding; "
-        "default: a generated test pattern",
-    )
-    args = parser.parse_args(argv)
-    clip = None
-    if args.media is not None:
-        try:
-            clip = clip_from_file(args.media)
-        except (UnusableMediaFile, OSError) as exc:
-            parser.error(str(exc))
-    if args.ice_host:
-        from vvserver.media.aiortc_hooks import set_ice_host_addresses
-
-        set_ice_host_addresses(args.ice_host)
-
-    def show(message: dict[str, Any]) -> None:
-        print(json.dumps(message), flush=True)
-
-    participant = HeadlessParticipant(
-        args.server,
-        role=args.role,
-        token=args.token,
-        visit_id=args.visit_id,
-        on_message=show,
-        pin=args.pin,
-        clip=clip,
-    )
-    report = asyncio.run(participant.run(args.seconds))
-    print(json.dumps({"summary": report.__dict__}), flush=True)
-    return 1 if report.refused else 0
+async def _close_quietly(ws: aiohttp.ClientWebSocketResponse) -> None:
+    """Close a socket without waiting long for a peer that may be gone."""
+    with contextlib.suppress(TimeoutError, ConnectionError, RuntimeError, aiohttp.ClientError):
+        async with asyncio.timeout(CLOSE_WAIT_S):
+            await ws.close()
 
 
 if __name__ == "__main__":
+    from vvserver.client.headless_cli import main
+
     sys.exit(main())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from urllib.parse import urlsplit
@@ -24,6 +26,9 @@ CLOSE_POLICY = WSCloseCode.POLICY_VIOLATION  # 1008: authentication and abuse
 CLOSE_GOING_AWAY = WSCloseCode.GOING_AWAY  # 1001: server shutdown
 # 1012: the node that held the call is gone (cluster); reconnect and re-offer at once.
 CLOSE_SERVICE_RESTART = WSCloseCode.SERVICE_RESTART
+CLOSE_GOING_AWAY = WSCloseCode.GOING_AWAY  # 1001: server shutdown, or a dead socket
+# Closing a dead socket sends the close frame but does not wait for the peer's.
+ABORT_WAIT_S = 0.5
 
 
 class TokenBucket:
@@ -63,6 +68,8 @@ class Connection:
         self.session_hash: str | None = None
         self.kiosk_id: int | None = None
         self.revoked = False
+        # Monotonic time of the latest frame from the peer (a message, a ping or a pong).
+        self.last_heard = time.monotonic()
 
     def revoked_by(self, event: CredentialsRevokedEvent) -> bool:
         """Whether ``event`` revokes the credential this socket authenticated with."""
@@ -71,6 +78,9 @@ class Connection:
         return self.session_hash is not None and event.matches_session(
             self.account_id, self.session_hash
         )
+
+    def heard(self) -> None:
+        self.last_heard = time.monotonic()
 
     @property
     def closed(self) -> bool:
@@ -90,6 +100,17 @@ class Connection:
             return False
         return True
 
+    async def ping(self) -> None:
+        """A WebSocket ping (the peer's pong counts as hearing from it)."""
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            if not self.ws.closed:
+                await self.ws.ping()
+
+    async def pong(self, data: bytes) -> None:
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            if not self.ws.closed:
+                await self.ws.pong(data)
+
     async def error(
         self,
         code: str,
@@ -107,6 +128,14 @@ class Connection:
     async def close(self, code: int, reason: str) -> None:
         if not self.ws.closed:
             await self.ws.close(code=code, message=reason.encode()[:120])
+
+    async def abort(self, code: int, reason: str) -> None:
+        """Close a socket whose peer is gone: no waiting for its close frame or a full buffer."""
+        if self.ws.closed:
+            return
+        with contextlib.suppress(TimeoutError, ConnectionError, RuntimeError):
+            async with asyncio.timeout(ABORT_WAIT_S):
+                await self.ws.close(code=code, message=reason.encode()[:120], drain=False)
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}

@@ -13,6 +13,9 @@
   When credentials are revoked (sign-out, deactivation, password change or reset, kiosk
   disabled or rotated), the process's session cache drops them and every socket that
   authenticated with them gets ``error`` ``credentials_revoked`` and close 1008 at once.
+  A visit that starts while its kiosk is offline raises the ``kiosk_offline`` alert,
+  except in the first ``kiosk_offline_grace_s`` after the server started (a restart cut every
+  kiosk's socket): then the alert comes at the grace's end, only if the kiosk is still away.
 * In a cluster the bus, kiosk presence and participants are cluster-wide (``vvserver.cluster``):
   this hub serves the sockets of its own process and reads who is connected anywhere.
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy import update
@@ -73,6 +77,8 @@ class SignalingHub:
         self.tasks = TaskSet()
         # The media service (``VisitMedia``); None on a server without calls.
         self.media: MediaPort | None = None
+        # Monotonic start of serving (set again when the background work starts).
+        self.started_at = time.monotonic()
 
     # --- presence -------------------------------------------------------------------------
 
@@ -297,19 +303,7 @@ class SignalingHub:
             )
             kiosks = list(self._kiosks.get(event.kiosk_id, ()))
             if not kiosks and not self.kiosk_online(event.kiosk_id):  # (online: on any node)
-                logger.warning(
-                    "visit %s starts but kiosk %s is offline", event.visit_id, event.kiosk_id
-                )
-                await self._alert(
-                    AlertMessage(
-                        code="kiosk_offline",
-                        visit_id=event.visit_id,
-                        kiosk_id=event.kiosk_id,
-                        message="the visit starts but its kiosk is offline",
-                        server_time=self.services.clock.now(),
-                    ),
-                    event.facility_id,
-                )
+                await self._kiosk_missing(event)
             for conn in kiosks:
                 await conn.send(message)
         notify = self.visitor_notifier
@@ -341,6 +335,49 @@ class SignalingHub:
                 message=alert.message,
                 at=alert.server_time,
             )
+        )
+
+    async def _kiosk_missing(self, event: VisitStartEvent) -> None:
+        """The visit starts without its kiosk: alert now, or after the start-up grace."""
+        grace_left = (
+            self.started_at + self.services.settings.kiosk_offline_grace_s - time.monotonic()
+        )
+        if grace_left <= 0:
+            await self._kiosk_offline(event)
+            return
+        logger.info(
+            "visit %s starts before kiosk %s reconnected after the server's start; "
+            "waiting %.1f s before calling it offline",
+            event.visit_id,
+            event.kiosk_id,
+            grace_left,
+        )
+        self.tasks.create(
+            self._kiosk_offline_after(event, grace_left),
+            name=f"visit {event.visit_id} kiosk grace",
+        )
+
+    async def _kiosk_offline_after(self, event: VisitStartEvent, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if self.kiosk_online(event.kiosk_id):  # on any node
+            return  # it came back in time (and found the visit in its schedule)
+        async with self.services.read() as session:
+            visit = await session.get(Visit, event.visit_id)
+        if visit is None or visit.state not in ("scheduled", "ready", "live"):
+            return  # ended (or cancelled) meanwhile
+        await self._kiosk_offline(event)
+
+    async def _kiosk_offline(self, event: VisitStartEvent) -> None:
+        logger.warning("visit %s starts but kiosk %s is offline", event.visit_id, event.kiosk_id)
+        await self._alert(
+            AlertMessage(
+                code="kiosk_offline",
+                visit_id=event.visit_id,
+                kiosk_id=event.kiosk_id,
+                message="the visit starts but its kiosk is offline",
+                server_time=self.services.clock.now(),
+            ),
+            event.facility_id,
         )
 
     async def _alert(self, alert: AlertMessage, facility_id: int) -> None:

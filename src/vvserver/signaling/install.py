@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -59,6 +60,7 @@ def install_signaling(app: web.Application, media: MediaPort | None = None) -> N
 
     async def background(app: web.Application) -> AsyncIterator[None]:
         tasks = app[SIGNALING_TASKS]
+        hub.started_at = time.monotonic()  # kiosks' grace to reconnect runs from here
         tasks.create(hub.run_events(), name="signaling visit events")
         tasks.create(hub.run_kiosks_seen(), name="signaling kiosks seen")
         yield

@@ -3,7 +3,8 @@
 Credentials: the device token, as ``Authorization: Bearer k<id>.<secret>`` on the upgrade or
 in a first ``auth`` message. On connect the kiosk is online (``last_seen_at`` written, officers
 see it) and gets today's schedule; at slot time it gets ``visit_start`` and joins with an
-``offer``. The server pings every ``HEARTBEAT_S`` and drops a kiosk that does not answer.
+``offer``. Like every socket it gets heartbeats and is dropped when it stops answering
+(``socket_loop``); ``welcome`` lists the visits whose call still holds the kiosk's media.
 Where the facility requires it, the person's PIN comes first (``pin_confirm``, see
 ``kiosk_pin``); until then the kiosk's offer for that visit is refused with ``pin_required``.
 """
@@ -31,6 +32,7 @@ from vvserver.signaling.protocol import (
     PinAcceptedMessage,
     PinConfirmMessage,
     ProtocolError,
+    ScheduleMessage,
     ScheduleRequest,
     WelcomeMessage,
 )
@@ -38,13 +40,10 @@ from vvserver.signaling.socket_loop import AuthRefused
 
 logger = logging.getLogger(__name__)
 
-HEARTBEAT_S = 20.0
-
 
 class KioskChannel(ParticipantChannel):
     role = "kiosk"
     participant = "kiosk"
-    heartbeat_s = HEARTBEAT_S
     kiosk_id: int | None = None
     credential_hash: str = ""
     chat: ChatFeed | None = None
@@ -83,14 +82,17 @@ class KioskChannel(ParticipantChannel):
             raise NotFound("no such visit")
         return visit.id
 
-    async def send_schedule(self, conn: Connection) -> None:
+    async def schedule(self) -> ScheduleMessage:
         assert self.kiosk_id is not None
         async with self.services.read() as session:
-            schedule = await kiosk_schedule(session, self.kiosk_id, self.services.clock.now())
-        await conn.send(schedule)
+            return await kiosk_schedule(session, self.kiosk_id, self.services.clock.now())
+
+    async def send_schedule(self, conn: Connection) -> None:
+        await conn.send(await self.schedule())
 
     async def opened(self, conn: Connection) -> None:
         assert self.kiosk_id is not None
+        schedule = await self.schedule()
         await conn.send(
             WelcomeMessage(
                 role="kiosk",
@@ -99,12 +101,13 @@ class KioskChannel(ParticipantChannel):
                     self.services.settings, f"kiosk-{self.kiosk_id}", self.services.clock.now()
                 ),
                 heartbeat_s=self.heartbeat_s,
+                media_sessions=self.media_sessions([visit.id for visit in schedule.visits]),
             )
         )
         await self.app[HUB].kiosk_connected(self.kiosk_id, conn)
         self.chat = ChatFeed(self.app[HUB], self.services, conn, messages_of_kiosk(self.kiosk_id))
         await self.chat.start()
-        await self.send_schedule(conn)
+        await conn.send(schedule)
 
     async def check_join(self, visit_id: int) -> None:
         await self.app[HUB].pins.check_offer(visit_id)

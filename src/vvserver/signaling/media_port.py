@@ -25,6 +25,11 @@ class RoomEvents(Protocol):
     @property
     def closed(self) -> bool: ...
 
+    @property
+    def participant_roles(self) -> tuple[ParticipantRole, ...]:
+        """The sides whose media connection the room holds now."""
+        ...
+
     def events(self) -> AsyncIterable[RoomEvent]:
         """A new subscription; it ends after ``VisitEnded``."""
         ...

@@ -103,7 +103,7 @@ class OfficerChannel(Channel):
                 ice_servers=client_ice_servers(
                     self.services.settings, f"staff-{account_id}", self.services.clock.now()
                 ),
-                heartbeat_s=None,
+                heartbeat_s=self.heartbeat_s,
             )
         )
         changed = self.changed = self.app[HUB].watch()

@@ -38,6 +38,23 @@ class ParticipantChannel(Channel):
     async def allowed_visit(self, visit_id: int | None) -> int:
         """The visit this socket may join (NotFound for another's, InvalidInput if missing)."""
 
+    def media_sessions(self, visit_ids: list[int]) -> list[int]:
+        """Of these visits, those whose call holds this side's media connection now.
+
+        Sent in ``welcome``: a client whose peer connection the server no longer has (a
+        restarted server, a connection the relay dropped) re-offers at once instead of waiting
+        for ICE to fail.
+        """
+        media = self.app[HUB].media
+        if media is None:
+            return []
+        active = []
+        for visit_id in visit_ids:
+            room = media.rooms.get(visit_id)
+            if room is not None and not room.closed and self.participant in room.participant_roles:
+                active.append(visit_id)
+        return active
+
     async def check_join(self, visit_id: int) -> None:
         """Refuse an offer for a visit this side may not join yet (e.g. kiosk PIN missing)."""
         return None

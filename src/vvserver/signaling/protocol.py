@@ -67,7 +67,18 @@ class WelcomeMessage(ServerMessage):
     role: Literal["visitor", "kiosk", "officer"]
     server_time: datetime
     ice_servers: list[IceServerOut]
-    heartbeat_s: float | None
+    # The server sends ``heartbeat`` this often; silence for 3 of these means a dead socket.
+    heartbeat_s: float
+    # Visits in which the server holds this side's media connection now (visitor, kiosk): a
+    # client with a peer connection for a visit not listed here re-offers at once.
+    media_sessions: list[int] = Field(default_factory=list)
+
+
+class HeartbeatMessage(ServerMessage):
+    """Every ``heartbeat_s`` on every socket: the server is there (clients watch for silence)."""
+
+    type: Literal["heartbeat"] = "heartbeat"
+    server_time: datetime
 
 
 class ErrorMessage(ServerMessage):
@@ -293,6 +304,7 @@ class ChatOutMessage(ServerMessage):
 
 AnyServerMessage = (
     WelcomeMessage
+    | HeartbeatMessage
     | ErrorMessage
     | PongMessage
     | AnswerMessage

@@ -6,6 +6,13 @@ message within ``AUTH_TIMEOUT_S``; failures close with 1008), then a loop that h
 message at a time, in order. Each text frame is validated once against the protocol union;
 a bad one, a refused request (DomainError) or a rate-limited one gets a typed ``error``
 reply and the socket stays usable. Nothing one socket sends reaches another visit's sockets.
+
+Heartbeat: every ``signaling_heartbeat_s`` the loop sends a ``heartbeat`` message and a
+WebSocket ping (browsers and WebSocket libraries answer pings by themselves). A socket from
+which nothing at all arrives (no message, no pong) for ``DEAD_AFTER_HEARTBEATS`` intervals is
+dead: it is closed without waiting for the peer, and the channel forgets it (a visitor's or
+kiosk's signaling is gone; its media connection is left to the relay). Clients watch the
+heartbeats the same way and open a new socket when they stop.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from vvserver.app_keys import HUB, REQUEST_ID, SERVICES, SOCKETS
 from vvserver.domain.errors import DomainError
 from vvserver.domain.services import Services
 from vvserver.signaling.connection import (
+    CLOSE_GOING_AWAY,
     CLOSE_POLICY,
     MAX_MESSAGE_BYTES,
     MAX_RATE_STRIKES,
@@ -30,6 +38,7 @@ from vvserver.signaling.connection import (
 from vvserver.signaling.protocol import (
     AnyClientMessage,
     AuthMessage,
+    HeartbeatMessage,
     PingMessage,
     PongMessage,
     ProtocolError,
@@ -39,6 +48,10 @@ from vvserver.signaling.protocol import (
 logger = logging.getLogger(__name__)
 
 AUTH_TIMEOUT_S = 10.0
+# A socket silent for this many heartbeat intervals is dead (clients use the same rule).
+DEAD_AFTER_HEARTBEATS = 3
+# How long closing a socket waits for the peer's close frame (a dead peer never sends one).
+CLOSE_WAIT_S = 3.0
 
 
 class AuthRefused(Exception):
@@ -54,7 +67,6 @@ class Channel(ABC):
     """One kind of client. A new instance serves each socket."""
 
     role: str
-    heartbeat_s: float | None = None
     # The credential the socket authenticated with, set by ``authenticate_*``: a session
     # cookie's account and session key, or a kiosk's id.
     account_id: int | None = None
@@ -65,6 +77,11 @@ class Channel(ABC):
         self.request = request
         self.services = services
         self.app = request.app
+
+    @property
+    def heartbeat_s(self) -> float:
+        """How often this socket gets a ``heartbeat`` (and a ping); told in ``welcome``."""
+        return self.services.settings.signaling_heartbeat_s
 
     @abstractmethod
     async def authenticate_upgrade(self) -> bool:
@@ -102,14 +119,19 @@ async def serve(request: web.Request, channel: Channel) -> web.StreamResponse:
     services = request.app[SERVICES]
     settings = services.settings
     check_origin(request, public_url=settings.public_url, behind_tls=settings.behind_tls)
-    ws = web.WebSocketResponse(
-        max_msg_size=MAX_MESSAGE_BYTES,
-        heartbeat=channel.heartbeat_s,
-        autoping=True,
-    )
+    # Pings and pongs come to the loop (autoping off): any frame shows the peer is alive.
+    ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, autoping=False, timeout=CLOSE_WAIT_S)
     if not ws.can_prepare(request).ok:
         raise web.HTTPBadRequest(reason="a WebSocket upgrade is required")
-    await ws.prepare(request)
+    try:
+        await ws.prepare(request)
+    except ConnectionError:  # the client gave up before the upgrade's answer went out
+        logger.info(
+            "socket %s (%s): client gone before the upgrade",
+            request.get(REQUEST_ID, "-"),
+            channel.role,
+        )
+        return ws
     conn = Connection(ws, request.get(REQUEST_ID, "-"), channel.role)
     request.app[SOCKETS].add(ws)
     hub = request.app[HUB]
@@ -149,10 +171,14 @@ async def _authenticate(channel: Channel, conn: Connection) -> bool:
     try:
         if await channel.authenticate_upgrade():
             return True
-        try:
-            msg = await conn.ws.receive(timeout=AUTH_TIMEOUT_S)
-        except TimeoutError:
-            raise AuthRefused("auth_timeout", "send an auth message first") from None
+        deadline = time.monotonic() + AUTH_TIMEOUT_S
+        while True:
+            try:
+                msg = await conn.ws.receive(timeout=max(0.01, deadline - time.monotonic()))
+            except TimeoutError:
+                raise AuthRefused("auth_timeout", "send an auth message first") from None
+            if not await _control_frame(conn, msg.type, msg.data):
+                break
         if msg.type != WSMsgType.TEXT:
             await conn.close(CLOSE_POLICY, "auth_required")
             return False
@@ -170,22 +196,76 @@ async def _authenticate(channel: Channel, conn: Connection) -> bool:
         return False
 
 
+async def _control_frame(conn: Connection, kind: WSMsgType, data: object) -> bool:
+    """Answer a ping, swallow a pong (both show the peer is alive); False for other frames."""
+    if kind == WSMsgType.PING:
+        conn.heard()
+        await conn.pong(data if isinstance(data, bytes) else b"")
+        return True
+    if kind == WSMsgType.PONG:
+        conn.heard()
+        return True
+    return False
+
+
+class _Beat:
+    """When the next heartbeat is due, and whether the peer has gone silent for too long."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.dead_after = interval * DEAD_AFTER_HEARTBEATS
+        self.next_at = time.monotonic() + interval
+
+    def deadline(self, conn: Connection, tick: float | None) -> float:
+        due = min(self.next_at, conn.last_heard + self.dead_after)
+        return due if tick is None else min(due, tick)
+
+
+async def _due_work(channel: Channel, conn: Connection, beat: _Beat) -> bool:
+    """Heartbeat, dead-peer check and the channel's timed work; False once the socket is dead."""
+    now = time.monotonic()
+    if now - conn.last_heard >= beat.dead_after:
+        logger.info(
+            "socket %s (%s): nothing heard for %.1f s; closing it as dead",
+            conn.request_id,
+            channel.role,
+            now - conn.last_heard,
+        )
+        await conn.abort(CLOSE_GOING_AWAY, "heartbeat_timeout")
+        return False
+    if now >= beat.next_at:
+        beat.next_at = now + beat.interval
+        await conn.send(HeartbeatMessage(server_time=channel.services.clock.now()))
+        await conn.ping()
+    tick = channel.next_tick()
+    if tick is not None and now >= tick:
+        await channel.tick(conn)
+    return True
+
+
 async def _message_loop(channel: Channel, conn: Connection) -> None:
     ws = conn.ws
+    beat = _Beat(channel.heartbeat_s)
     while not ws.closed:
-        deadline = channel.next_tick()
-        timeout = None if deadline is None else max(0.01, deadline - time.monotonic())
+        timeout = max(0.01, beat.deadline(conn, channel.next_tick()) - time.monotonic())
         try:
             msg = await ws.receive(timeout=timeout)
         except TimeoutError:
-            await channel.tick(conn)
+            if not await _due_work(channel, conn, beat):
+                return
             continue
-        if msg.type == WSMsgType.TEXT:
+        conn.heard()
+        if await _control_frame(conn, msg.type, msg.data):
+            pass
+        elif msg.type == WSMsgType.TEXT:
             await _one_message(channel, conn, msg.data)
         elif msg.type == WSMsgType.BINARY:
             await conn.error("binary_not_supported", "messages are JSON text frames")
         else:
             return  # CLOSE, CLOSING, CLOSED, ERROR (e.g. a frame over 64 KiB: closed with 1009)
+        # A busy socket still gets its heartbeats and timed work.
+        if not await _due_work(channel, conn, beat):
+            return
 
 
 async def _one_message(channel: Channel, conn: Connection, text: str) -> None:

@@ -130,6 +130,7 @@ class VisitorChannel(ParticipantChannel):
                     self.services.settings, f"visit-{self.visit_id}", self.services.clock.now()
                 ),
                 heartbeat_s=self.heartbeat_s,
+                media_sessions=self.media_sessions([self.visit_id]),
             )
         )
         hub.visitor_connected(self.visit_id, conn)
