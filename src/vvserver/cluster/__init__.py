@@ -142,26 +142,35 @@ class Cluster:
             self._tasks.create(self.media.node_lost(node), name=f"rooms of {node}")
 
     async def hosted_elsewhere(self) -> HostedElsewhere:
-        """What the live nodes (not this one) hold now, plus recordings just created."""
+        """What the live nodes (not this one) hold now, plus recordings just created.
+
+        A recording created in the last ``YOUNG_RECORDING`` may belong to a room a live node is
+        opening (its row exists before the node lists it), unless a live node already lists
+        another recording for that visit: then it is a dead node's, left for this start-up to
+        finish.
+        """
         redis = self.link.redis
-        visit_ids: set[int] = set()
-        recording_ids: set[int] = set()
+        hosted: dict[int, int] = {}
         for node in self.registry.alive:
-            hosted = await redis.hgetall(self.link.key("hosted", node))
-            for visit_id, recording_id in hosted.items():
-                visit_ids.add(int(visit_id))
-                if int(recording_id):
-                    recording_ids.add(int(recording_id))
+            for visit_id, recording_id in (
+                await redis.hgetall(self.link.key("hosted", node))
+            ).items():
+                hosted[int(visit_id)] = int(recording_id)
+        recording_ids = {r for r in hosted.values() if r}
         since = self.services.clock.now() - YOUNG_RECORDING
         async with self.services.read() as session:
             young = await session.execute(
-                select(Recording.id, Recording.directory).where(
+                select(Recording.id, Recording.directory, Recording.visit_id).where(
                     (Recording.created_at > since) | Recording.id.in_(recording_ids or {0})
                 )
             )
-            rows = young.all()
+            rows = [
+                row
+                for row in young.all()
+                if row[0] in recording_ids or hosted.get(row[2], 0) in (0, row[0])
+            ]
         return HostedElsewhere(
-            frozenset(visit_ids),
+            frozenset(hosted),
             frozenset(recording_ids | {row[0] for row in rows}),
             frozenset(str(row[1]) for row in rows),
         )
