@@ -94,7 +94,7 @@ class Placement:
     async def place(self, visit_id: int) -> str:
         """The node hosting the visit's room: where it is, or the least-loaded live node."""
         node = await self.link.redis.get(self.room_key(visit_id))
-        if node is not None and self.registry.is_alive(str(node)):
+        if node is not None and await self._registered(str(node)):
             return str(node)
         gone = "" if node is None else str(node)
         candidates = [self.registry.node_id, *self.registry.alive]
@@ -107,6 +107,13 @@ class Placement:
                 "visit %s: its node %s is gone; room placed on %s", visit_id, gone, chosen
             )
         return str(chosen)
+
+    async def _registered(self, node: str) -> bool:
+        """Whether ``node`` is alive: in this node's view, or (a node that has just started and
+        that this one has not seen yet) by its registration in Redis, which decides."""
+        if self.registry.is_alive(node):
+            return True
+        return bool(await self.link.redis.exists(self.registry.hash_key(node)))
 
     async def replace(self, visit_id: int, gone: str) -> str:
         """Place the room again: ``gone`` (its node) is lost or refuses it (draining)."""
