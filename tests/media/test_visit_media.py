@@ -315,6 +315,7 @@ async def test_a_server_stop_mid_call_leaves_the_visit_resumable_and_its_recordi
         await visit_is(services, visit_id, "live")
         await kiosk.received_media("video").wait_for_frames(30, within=10)
         await first.close()  # the server shuts down
+        stopped_at = loop.time()  # the ledger's last accounting is this stop
         for peer in (visitor, kiosk):
             await peer.wait_for_state({"closed", "failed"}, within=5)
     finally:
@@ -331,7 +332,6 @@ async def test_a_server_stop_mid_call_leaves_the_visit_resumable_and_its_recordi
     assert visit.ledger_at is not None
     assert visit.visitor_in_call
     assert visit.kiosk_in_call
-    stopped_at = loop.time()
     [recording] = await recordings_of(services, visit_id)
     assert recording.state == "finished"
     assert_files_match_disk(recording, services.settings.recordings_dir)
