@@ -94,6 +94,10 @@ class NodeRegistry:
     def is_alive(self, node_id: str) -> bool:
         return node_id == self.node_id or node_id in self.alive
 
+    def seen(self, node_id: str) -> bool:
+        """Whether a scan of this registry has ever found the node (alive then)."""
+        return node_id in self._pids
+
     async def beat(self) -> None:
         load = self._load()
         key = self.hash_key(self.node_id)

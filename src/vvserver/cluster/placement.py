@@ -110,9 +110,11 @@ class Placement:
 
     async def _registered(self, node: str) -> bool:
         """Whether ``node`` is alive: in this node's view, or (a node that has just started and
-        that this one has not seen yet) by its registration in Redis, which decides."""
+        that this one has not seen yet) by its registration in Redis."""
         if self.registry.is_alive(node):
             return True
+        if self.registry.seen(node):
+            return False  # seen alive before, gone now: this view decides
         return bool(await self.link.redis.exists(self.registry.hash_key(node)))
 
     async def replace(self, visit_id: int, gone: str) -> str:
