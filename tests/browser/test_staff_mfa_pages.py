@@ -53,7 +53,7 @@ async def test_an_officer_enrols_signs_in_with_a_recovery_code_and_is_reset(
     await expect(officer).to_have_url(re.compile(r"/officer/$"))
 
     # Signed out, then in again with a recovery code (the phone is at home).
-    await officer.get_by_role("button", name="Sign out").click()
+    await officer.get_by_role("button", name="Sign out", exact=True).click()
     await expect(officer).to_have_url(re.compile(r"/signin$"))
     await password_step(officer, web.world.emails["officer_a"])
     step = officer.get_by_role("heading", name=AUTH["mfa.step_title"])

@@ -280,6 +280,7 @@ async def test_my_visits_join_calendar_cancel_and_the_make_up_offer(
     )
     await expect(page.get_by_role("heading", name="Book your make-up visit")).to_be_visible()
     await page.locator("#slots button").nth(3).click()
+    await page.get_by_role("button", name="Book this time").click()
     await expect(page.get_by_role("heading", name="Your visit is booked")).to_be_visible()
     async with web.services.read() as session:
         makeup = await session.scalar(select(Visit.id).where(Visit.makeup_for_visit_id == failed))
