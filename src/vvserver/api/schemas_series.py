@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date as LocalDate
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,7 +36,7 @@ class SlotSpanOut(BaseModel):
 
 
 class OccurrenceOut(BaseModel):
-    date: date = Field(description="Facility-local date of the occurrence")
+    date: LocalDate = Field(description="Facility-local date of the occurrence")
     start_utc: datetime
     outcome: Literal["booked", "skipped"]
     visit_id: int | None = Field(description="The visit booked (booked only)")
@@ -66,7 +67,7 @@ class SeriesOut(BaseModel):
     weekday: int = Field(description="0 = Monday ... 6 = Sunday")
     time: str = Field(description="Facility-local HH:MM")
     minors: list[MinorOut]
-    next_date: date = Field(description="Facility-local date of the next occurrence to book")
+    next_date: LocalDate = Field(description="Facility-local date of the next occurrence to book")
     next_start_utc: datetime
     books_at: datetime | None = Field(
         description="When the next occurrence will be booked (its booking window opens); "
