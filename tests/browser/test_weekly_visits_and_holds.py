@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from playwright.async_api import Browser, expect
@@ -23,9 +24,11 @@ SUN_17_JAN = datetime(2027, 1, 17, 19, 0, tzinfo=UTC)
 SUN_24_JAN = datetime(2027, 1, 24, 19, 0, tzinfo=UTC)
 
 
-async def eventually(check: object, what: str, timeout_s: float = 10.0) -> None:
+async def eventually(
+    check: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 10.0
+) -> None:
     deadline = time.monotonic() + timeout_s
-    while not await check():  # type: ignore[operator]
+    while not await check():
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout_s} s: {what}")
         await asyncio.sleep(0.1)
