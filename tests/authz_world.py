@@ -22,6 +22,7 @@ from vvserver.db.models import (
     Person,
     Visit,
     VisitorBan,
+    VisitSeries,
 )
 from vvserver.domain.services import Services
 
@@ -169,4 +170,28 @@ async def populate(services: Services, world: World) -> Objects:
             visits[place] = visit.id
         visits["mine"] = visits["A"]
         ids["visit_id"] = visits
+        series: dict[str, int] = {}
+        for place, person_key, visitor_key in (
+            ("A", "pa1", "visitor"),
+            ("theirs", "pa1", "visitor2"),
+            ("B", "pb1", "visitor"),
+            ("C", "pc1", "visitor2"),
+        ):
+            weekly = VisitSeries(
+                visitor_id=world.accounts[visitor_key],
+                person_id=world.persons[person_key],
+                weekday=start.weekday(),
+                local_time="15:00",
+                minors=[],
+                state="active",
+                next_date=start.date() + timedelta(days=7),
+                next_start_at=start + timedelta(days=7),
+                created_at=now,
+                updated_at=now,
+            )
+            s.add(weekly)
+            await s.flush()
+            series[place] = weekly.id
+        series["mine"] = series["A"]
+        ids["series_id"] = series
     return objects

@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     # for every commit that changes their input.
     scheduler_interval_s: float = Field(default=30.0, gt=0)
     mailer_interval_s: float = Field(default=30.0, gt=0)
+    # A recording whose legal hold is lifted after its purge date is purged this many days after
+    # the lift, never at once (docs/security.md, "Legal hold").
+    hold_release_grace_days: int = Field(default=7, ge=0, le=365)
     ice_servers: list[dict[str, object]] = Field(default_factory=list)
     # ICE host candidate addresses; empty = the machine's interfaces. Tests use ["127.0.0.1"].
     ice_host_addresses: list[str] = Field(default_factory=list)

@@ -239,6 +239,17 @@ MATRIX: dict[tuple[str, str], Access] = {
         VISITOR, body=lambda o, p: {"start": _future(9)}
     ),
     ("GET", "/api/kiosk/schedule"): Access(KIOSK),
+    # Standing weekly visits: the visitor's own; staff see those of their people.
+    ("POST", "/api/series"): Access(
+        VISITOR,
+        scoped=False,
+        body=lambda o, p: {"person_id": o.ids["person_id"]["mine"], "weekday": 2, "time": "16:00"},
+    ),
+    ("GET", "/api/series"): Access(VISITOR_STAFF, scoped=False),
+    ("GET", "/api/series/{series_id}"): Access(VISITOR_STAFF),
+    ("POST", "/api/series/{series_id}/pause"): Access(VISITOR),
+    ("POST", "/api/series/{series_id}/resume"): Access(VISITOR),
+    ("POST", "/api/series/{series_id}/cancel"): Access(VISITOR),
     # Live calls.
     ("POST", "/api/visits/{visit_id}/terminate"): Access(
         STAFF, body=lambda o, p: {"reason": "contraband shown on camera"}
@@ -256,6 +267,14 @@ MATRIX: dict[tuple[str, str], Access] = {
     ("GET", "/api/visits/{visit_id}/recording"): Access(STAFF),
     ("GET", "/api/recordings/{recording_id}/files/{name}"): Access(STAFF),
     ("GET", "/api/visits/{visit_id}/evidence.zip"): Access(STAFF),
+    # Legal holds: administrators place and lift them; every staff member sees them.
+    ("POST", "/api/visits/{visit_id}/hold"): Access(
+        ADMINS, body=lambda o, p: {"reason": "subpoena 114"}
+    ),
+    ("POST", "/api/visits/{visit_id}/hold/lift"): Access(
+        ADMINS, body=lambda o, p: {"reason": "case closed"}
+    ),
+    ("GET", "/api/visits/{visit_id}/holds"): Access(STAFF),
     # Audit log.
     ("GET", "/api/audit"): Access(ADMINS, scoped=False),
     ("POST", "/api/audit/verify"): Access(ADMINS, scoped=False),

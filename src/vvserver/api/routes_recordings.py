@@ -18,9 +18,11 @@ from typing import IO
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 
-from vvserver.api.endpoints import STAFF, ApiRouter, RequestContext
+from vvserver.api.endpoints import ADMINS, STAFF, ApiRouter, RequestContext
 from vvserver.api.middleware import error_response
 from vvserver.api.schemas_recordings import (
+    HoldIn,
+    HoldOut,
     NamedOut,
     PersonRefOut,
     PlaybackFlagOut,
@@ -34,6 +36,7 @@ from vvserver.app_keys import REQUEST_ID
 from vvserver.domain.accounts.scope import Caller
 from vvserver.domain.errors import NotFound
 from vvserver.domain.recordings.evidence import export_evidence
+from vvserver.domain.recordings.holds import HoldView, lift_hold, place_hold, visit_holds
 from vvserver.domain.recordings.playback import playback_manifest, recording_file
 from vvserver.domain.recordings.search import RecordingSearch, search_recordings
 
@@ -172,6 +175,7 @@ async def list_recordings(ctx: RequestContext, query: RecordingSearchQuery) -> R
             person_id=query.person_id,
             visitor_id=query.visitor_id,
             kiosk_id=query.kiosk_id,
+            legal_hold=query.legal_hold,
             date_from=query.date_from,
             date_to=query.date_to,
             limit=query.limit,
@@ -196,6 +200,8 @@ async def list_recordings(ctx: RequestContext, query: RecordingSearchQuery) -> R
                 duration_s=item.duration_s,
                 size_bytes=item.size_bytes,
                 flags=item.flags,
+                legal_hold=item.legal_hold,
+                purge_after=item.purge_after,
             )
             for item in page.items
         ],
@@ -207,6 +213,7 @@ async def list_recordings(ctx: RequestContext, query: RecordingSearchQuery) -> R
 async def visit_recording(ctx: RequestContext) -> PlaybackOut:
     """Both participants' files on one timeline, with the flags (every playback is audited)."""
     playback = await playback_manifest(ctx.services, _caller(ctx), ctx.path_int("visit_id"))
+    holds = await visit_holds(ctx.services, ctx.require(), playback.visit_id)
     return PlaybackOut(
         visit_id=playback.visit_id,
         recording_id=playback.recording_id,
@@ -235,7 +242,59 @@ async def visit_recording(ctx: RequestContext) -> PlaybackOut:
             )
             for flag in playback.flags
         ],
+        legal_hold=any(hold.active for hold in holds),
+        holds=[hold_out(hold) for hold in holds],
     )
+
+
+def hold_out(hold: HoldView) -> HoldOut:
+    return HoldOut(
+        id=hold.id,
+        visit_id=hold.visit_id,
+        active=hold.active,
+        reason=hold.reason,
+        placed_by=hold.placed_by,
+        placed_at=hold.placed_at,
+        lifted_by=hold.lifted_by,
+        lifted_at=hold.lifted_at,
+        lift_reason=hold.lift_reason,
+    )
+
+
+@router.route(
+    "POST", "/api/visits/{visit_id}/hold", roles=ADMINS, body=HoldIn, response=HoldOut, status=201
+)
+async def place(ctx: RequestContext, body: HoldIn) -> HoldOut:
+    """Put the visit's recordings on legal hold (the purge skips them); audited with the reason.
+
+    409 ``privileged_not_recorded`` (privileged visits are never recorded), ``no_recording``,
+    ``recording_purged`` or ``hold_exists``.
+    """
+    return hold_out(
+        await place_hold(ctx.services, _caller(ctx), ctx.path_int("visit_id"), body.reason)
+    )
+
+
+@router.route(
+    "POST", "/api/visits/{visit_id}/hold/lift", roles=ADMINS, body=HoldIn, response=HoldOut
+)
+async def lift(ctx: RequestContext, body: HoldIn) -> HoldOut:
+    """Lift the hold (audited); nothing is deleted now: the purge runs on its normal schedule.
+
+    A purge date already past moves to ``VV_HOLD_RELEASE_GRACE_DAYS`` from now. 409 ``no_hold``.
+    """
+    return hold_out(
+        await lift_hold(ctx.services, _caller(ctx), ctx.path_int("visit_id"), body.reason)
+    )
+
+
+@router.route("GET", "/api/visits/{visit_id}/holds", roles=STAFF, response=list[HoldOut])
+async def holds_of_visit(ctx: RequestContext) -> list[HoldOut]:
+    """Every legal hold placed on the visit's recordings (who, when, why), newest first."""
+    return [
+        hold_out(h)
+        for h in await visit_holds(ctx.services, ctx.require(), ctx.path_int("visit_id"))
+    ]
 
 
 @router.route(

@@ -34,6 +34,9 @@ class RecordingSearchQuery(DateRangeQuery):
     person_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     visitor_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     kiosk_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    legal_hold: bool | None = Field(
+        default=None, description="true: only recordings on legal hold; false: only the others"
+    )
     limit: int = Field(default=50, ge=1, le=200)
     offset: int = Field(default=0, ge=0, le=1_000_000)
 
@@ -61,6 +64,10 @@ class RecordingItemOut(BaseModel):
     duration_s: float = Field(description="From the first file's start to the last one's end")
     size_bytes: int
     flags: int = Field(description="How many moments of the visit staff flagged")
+    legal_hold: bool = Field(description="On legal hold: the retention purge skips it")
+    purge_after: datetime | None = Field(
+        description="When the retention purge deletes it (not while on legal hold)"
+    )
 
 
 class RecordingListOut(BaseModel):
@@ -89,12 +96,30 @@ class PlaybackFlagOut(BaseModel):
     at: datetime
 
 
+class HoldIn(ApiModel):
+    reason: str = Field(min_length=3, max_length=500, description="Why (kept in the audit log)")
+
+
+class HoldOut(BaseModel):
+    id: int
+    visit_id: int
+    active: bool = Field(description="In force (not lifted)")
+    reason: str
+    placed_by: str = Field(description="The administrator's name")
+    placed_at: datetime
+    lifted_by: str | None
+    lifted_at: datetime | None
+    lift_reason: str | None
+
+
 class PlaybackOut(BaseModel):
     visit_id: int
     recording_id: int
     started_at: datetime = Field(description="Wall clock of the recording's time 0")
     tracks: list[TrackOut]
     flags: list[PlaybackFlagOut]
+    legal_hold: bool = Field(description="The visit's recording is on legal hold now")
+    holds: list[HoldOut] = Field(description="Every hold placed on it, newest first")
 
 
 class AuditQuery(DateRangeQuery):

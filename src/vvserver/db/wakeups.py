@@ -9,8 +9,9 @@ before the change is visible and go back to sleep.
 
 Marks come from two places:
 
-* ORM flushes, recognised here by the classes flushed (any ``Visit``, ``Facility`` or
-  ``HousingUnit`` change wakes the scheduler; a new or changed ``Notification`` the mailer).
+* ORM flushes, recognised here by the classes flushed (any ``Visit``, ``Facility``,
+  ``HousingUnit`` or ``VisitSeries`` change wakes the scheduler; a new or changed
+  ``Notification`` the mailer).
   ``Kiosk`` heartbeats and ``Recording`` rows deliberately wake nothing: no deadline depends on
   them soon (purge dates are days away and the safety-net pass finds them).
 * ``note_change(session, ...)``, for writes that bypass the ORM flush (prepared inserts):
@@ -27,13 +28,13 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from vvserver.aio import wait_event
-from vvserver.db.models import Facility, HousingUnit, Notification, Visit
+from vvserver.db.models import Facility, HousingUnit, Notification, Visit, VisitSeries
 
 logger = logging.getLogger(__name__)
 
 Worker = Literal["scheduler", "mailer"]
 WAKE_KEY = "vv_wake_workers"
-_SCHEDULER_INPUTS = (Visit, Facility, HousingUnit)
+_SCHEDULER_INPUTS = (Visit, Facility, HousingUnit, VisitSeries)
 _MAILER_INPUTS = (Notification,)
 
 

@@ -20,6 +20,7 @@ from vvserver.scheduling.next_due import next_due_at
 from vvserver.scheduling.recordings import purge_expired, set_purge_dates
 from vvserver.scheduling.reminders import send_reminders
 from vvserver.scheduling.rulebook import RuleBook
+from vvserver.scheduling.series_jobs import book_due_series
 from vvserver.scheduling.visit_jobs import (
     complete_overruns,
     end_unattended,
@@ -61,6 +62,7 @@ async def scheduler_pass(
         ("start_push", lambda: push_starts(services, now, bus, report)),
         ("purge_dates", lambda: set_purge_dates(services, book, now, report)),
         ("purge", lambda: purge_expired(services, now, report)),
+        ("series", lambda: book_due_series(services, book, now, report)),
     ]
     for name, job in jobs:
         try:

@@ -14,7 +14,8 @@ The deadlines mirror the jobs in ``visit_jobs``, ``reminders`` and ``recordings`
 * no-show: not started, ``start + no_show_minutes``; a visit that was live and is back in
   ready waits until ``end + OVERRUN_GRACE``;
 * overrun: live visits, ``end + OVERRUN_GRACE``;
-* purge: finished recordings, not held, ``purge_after``.
+* purge: finished recordings, not held, ``purge_after``;
+* standing weekly visits: active series, ``next_start_at - lead_max_days`` (``series_jobs``).
 
 Setting ``purge_after`` on a finished recording has no deadline: the next pass does it (it only
 dates a purge days away).
@@ -30,6 +31,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from vvserver.db.models import Recording, Visit
 from vvserver.domain.services import Services
 from vvserver.scheduling.rulebook import RuleBook, UnitGroup
+from vvserver.scheduling.series_jobs import series_deadlines
 from vvserver.scheduling.visit_jobs import NOT_STARTED, OVERRUN_GRACE
 
 
@@ -99,7 +101,11 @@ async def next_due_at(
     async with services.read() as session:
         if book is None:
             book = await RuleBook.load(session)
-        deadlines = [*_visit_deadlines(book, after), (_purge_deadline(after), timedelta(0))]
+        deadlines = [
+            *_visit_deadlines(book, after),
+            (_purge_deadline(after), timedelta(0)),
+            *series_deadlines(book, after),
+        ]
         row = (await session.execute(select(*(query for query, _ in deadlines)))).one()
     due = [
         found + offset

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vvserver.db.models import ACTIVE_VISIT_STATES, Recording, Visit
+from vvserver.db.models import ACTIVE_VISIT_STATES, Recording, RecordingHold, Visit
 from vvserver.domain.audit.chain import AuditRecord
 from vvserver.domain.services import Services
 from vvserver.media.packet_log import LOG_SUFFIX
@@ -35,7 +35,8 @@ UNFINISHED_STATES = ("interrupted", "recording")
 async def create_recording_row(
     session: AsyncSession, live: LiveVisit, root: Path, now: datetime
 ) -> Recording:
-    """A `recording` row with a directory name no earlier room of this visit used."""
+    """A `recording` row with a directory name no earlier room of this visit used (on legal
+    hold when the visit's recordings are)."""
     earlier = await session.scalar(
         select(func.count()).select_from(Recording).where(Recording.visit_id == live.id)
     )
@@ -45,13 +46,18 @@ async def create_recording_row(
         if not (root / name).exists():
             break
         n += 1
+    held = await session.scalar(
+        select(RecordingHold.id).where(
+            RecordingHold.visit_id == live.id, RecordingHold.lifted_at.is_(None)
+        )
+    )
     recording = Recording(
         visit_id=live.id,
         facility_id=live.visit.facility_id,
         directory=name,
         files=[],
         state="recording",
-        legal_hold=False,
+        legal_hold=held is not None,
         created_at=now,
     )
     session.add(recording)

@@ -3,6 +3,7 @@
 // flags as buttons on a timeline that seek to their moment, and the evidence export.
 
 import { api, el, fmtDateTime, fmtDuration, initPage, showError, t } from "/assets/core.js";
+import { holdControl, holdHistory, refreshHolds } from "./holds.js";
 import { STAFF_ROLES } from "./common.js";
 
 const SIDES = ["visitor", "kiosk"];
@@ -213,6 +214,23 @@ async function main() {
   $("export").setAttribute("download", `visit-${visitId}-evidence.zip`);
   renderFlags(recording.flags, player);
   showPosition(0, player.duration, false);
+  renderHold(visit, recording.legal_hold, recording.holds);
+}
+
+/** The hold badge, the administrators' place/lift form, and who held it when and why. */
+function renderHold(visit, active, holds) {
+  const label = `${visit.person_name}, ${fmtDateTime(visit.start_utc, visit.timezone)}`;
+  $("hold-box").replaceChildren(holdControl({
+    visitId: visit.id,
+    active,
+    label,
+    onChange: async () => {
+      const fresh = await refreshHolds(visit.id);
+      renderHold(visit, fresh.some((hold) => hold.active), fresh);
+      $("hold-title").focus();
+    },
+  }));
+  $("hold-history").replaceChildren(...holdHistory(holds, visit.timezone, fmtDateTime));
 }
 
 main();

@@ -2,6 +2,7 @@
 
 import { api, el, fmtDateTime, fmtDuration, initPage, showError, t } from "/assets/core.js";
 import { STAFF_ROLES, chooseFacility } from "./common.js";
+import { holdControl } from "./holds.js";
 
 const PAGE_SIZE = 50;
 const $ = (id) => document.getElementById(id);
@@ -43,6 +44,7 @@ function query() {
   }
   if ($("date-from").value) params.set("date_from", $("date-from").value);
   if ($("date-to").value) params.set("date_to", $("date-to").value);
+  if ($("hold-filter").value) params.set("legal_hold", $("hold-filter").value);
   params.set("limit", PAGE_SIZE);
   params.set("offset", state.offset);
   return params;
@@ -60,6 +62,12 @@ function resultRow(item) {
     el("td", {}, item.kiosk.name),
     el("td", {}, fmtDuration(item.duration_s)),
     el("td", {}, String(item.flags)),
+    el("td", {}, holdControl({
+      visitId: item.visit_id,
+      active: item.legal_hold,
+      label: `${who}, ${fmtDateTime(item.starts_at, state.timezone)}`,
+      onChange: () => search(),
+    })),
     el(
       "td",
       {},

@@ -61,6 +61,36 @@ async function load() {
   }
 }
 
+function seriesRow(series) {
+  const next = series.state === "active"
+    ? fmtDate(series.next_start_utc, series.timezone)
+    : "—";
+  return el(
+    "tr",
+    { dataset: { seriesId: String(series.id) } },
+    el("td", {}, t("officer.series.every", { day: t(`officer.series.day.${series.weekday}`), time: series.time })),
+    el("td", {}, series.person_name),
+    el("td", {}, series.visitor_name),
+    el("td", {}, t(`officer.series.state.${series.state}`)),
+    el("td", {}, next),
+  );
+}
+
+async function loadSeries() {
+  try {
+    const params = new URLSearchParams();
+    if (state.facilityId) params.set("facility_id", state.facilityId);
+    const list = await api("GET", `/api/series?${params}`);
+    $("series-rows").replaceChildren(...list.map(seriesRow));
+    $("series").hidden = list.length === 0;
+    $("series-count").textContent = list.length
+      ? t("officer.series.count", { count: list.length })
+      : t("officer.series.none");
+  } catch (error) {
+    showError("schedule-error", error);
+  }
+}
+
 async function main() {
   const session = await initPage({ area: "officer", titleKey: "officer.schedule.title", roles: STAFF_ROLES });
   try {
@@ -69,6 +99,7 @@ async function main() {
       state.timezone = state.facilities.find((f) => f.id === id)?.timezone;
       $("day").value = localToday(state.timezone);
       load();
+      loadSeries();
     });
     state.facilityId = choice.facilityId;
     state.facilities = choice.facilities;
@@ -82,6 +113,7 @@ async function main() {
     load();
   });
   await load();
+  await loadSeries();
 }
 
 main();

@@ -19,6 +19,7 @@ from vvserver.db.models import (
     Facility,
     HousingUnit,
     Person,
+    SeriesOccurrence,
     Visit,
 )
 from vvserver.domain.accounts.principal import STAFF_ROLES, Principal
@@ -136,6 +137,8 @@ async def cancel_visits(
     """Cancel the scheduled/ready visits matching ``conditions`` that have not ended yet.
 
     ``reason`` is shown to the visitor (stored on the visit and e-mailed). Returns the visit ids.
+    A visit booked by a standing weekly visit is cancelled alone: the e-mail says the series
+    goes on (while the person is still in custody here).
     """
     rows = (
         await session.execute(
@@ -148,9 +151,23 @@ async def cancel_visits(
             .with_for_update(of=Visit)
         )
     ).all()
+    from_series: set[int | None] = set()
+    if rows:
+        ids = [visit.id for visit, *_ in rows]
+        found = await session.scalars(
+            select(SeriesOccurrence.visit_id).where(SeriesOccurrence.visit_id.in_(ids))
+        )
+        from_series = set(found.all())
     for visit, visitor, person, facility in rows:
         transition(session, visit, "cancelled", actor=actor, reason=reason, now=now)
         when = local_time_text(visit.start_at, facility.timezone)
+        series_note = (
+            "\nThis visit was booked by your standing weekly visit. Only this visit is "
+            "cancelled: the weekly visit goes on, and its next visit is booked when its "
+            "booking window opens.\n"
+            if visit.id in from_series and person.status == "active"
+            else ""
+        )
         queue_email(
             session,
             now,
@@ -160,7 +177,7 @@ async def cancel_visits(
             body=(
                 f"Hello {visitor.name},\n\nyour video visit with {person.first_name} "
                 f"{person.last_name} at {facility.name} on {when} has been cancelled.\n\n"
-                f"Reason: {reason}\n"
+                f"Reason: {reason}\n{series_note}"
             ),
         )
     return [visit.id for visit, *_ in rows]

@@ -80,6 +80,34 @@ async def book_visit(
     return issued
 
 
+async def book_in_transaction(
+    session: AsyncSession,
+    services: Services,
+    now: datetime,
+    *,
+    visitor_id: int,
+    person_id: int,
+    start: datetime,
+    minors: list[Minor],
+    actor: str,
+) -> IssuedVisit:
+    """``book_visit`` inside the caller's write transaction (the standing weekly visits' job).
+
+    The same locks, rules, insert and confirmation e-mail, in a SAVEPOINT: a refusal (a
+    ``DomainError``) or a taken slot (409 ``slot_taken``) leaves the caller's transaction usable.
+    """
+    try:
+        async with session.begin_nested():
+            person, standing = await _lock_parties(session, person_id, visitor_id)
+            return await _place(
+                session, services, now, person, standing, start, minors, actor, makeup_for=None
+            )
+    except IntegrityError as exc:
+        raise Conflict(
+            "that slot has just been taken; pick another one", code="slot_taken"
+        ) from exc
+
+
 async def reschedule_visit(
     services: Services,
     *,
@@ -347,6 +375,7 @@ async def _place(
 __all__ = [
     "IssuedVisit",
     "Minor",
+    "book_in_transaction",
     "book_visit",
     "reissue_join_link",
     "reschedule_visit",

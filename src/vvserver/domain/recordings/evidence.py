@@ -2,7 +2,8 @@
 
 The zip holds every WebM file of the visit's finished recordings, ``manifest.json`` (the
 visit, its participants, each file with its SHA-256, size and offset on the recording's
-timeline, the flags, who exported it and when) and ``SHA256SUMS`` (``sha256sum -c`` format,
+timeline, the flags, ``legal_hold``: whether it was under legal hold and every hold's record,
+who exported it and when) and ``SHA256SUMS`` (``sha256sum -c`` format,
 covering the WebM files and the manifest). Each file is hashed again while it is copied into
 the zip; a file whose bytes no longer match the hash stored when the recording finished stops
 the export (audited as a failure), so an export never carries altered media unnoticed.
@@ -26,6 +27,7 @@ from typing import Any
 from vvserver.db.models import Account, Facility, Kiosk, Person, Recording, Visit
 from vvserver.domain.accounts.scope import Caller
 from vvserver.domain.errors import Conflict, NotFound
+from vvserver.domain.recordings.holds import hold_history
 from vvserver.domain.recordings.playback import (
     file_path,
     media_files,
@@ -131,6 +133,29 @@ async def _describe_visit(services: Services, visit: Visit) -> dict[str, Any]:
     }
 
 
+async def _hold_statement(
+    services: Services, visit_id: int, recordings: list[Recording]
+) -> dict[str, Any]:
+    """Whether the recording was under legal hold when exported, and every hold's record."""
+    async with services.read() as session:
+        holds = await hold_history(session, visit_id)
+    return {
+        "under_hold": any(r.legal_hold for r in recordings),
+        "holds": [
+            {
+                "id": hold.id,
+                "reason": hold.reason,
+                "placed_by": hold.placed_by,
+                "placed_at": hold.placed_at.isoformat(),
+                "lifted_by": hold.lifted_by,
+                "lifted_at": hold.lifted_at.isoformat() if hold.lifted_at else None,
+                "lift_reason": hold.lift_reason,
+            }
+            for hold in holds
+        ],
+    }
+
+
 def _arcnames(recordings: list[Recording]) -> dict[tuple[int, str], str]:
     """Plain file names for one recording; ``<directory>/<name>`` when the room reopened."""
     single = len(recordings) == 1
@@ -165,9 +190,11 @@ async def export_evidence(services: Services, caller: Caller, visit_id: int) -> 
                 "directory": r.directory,
                 "created_at": r.created_at.isoformat(),
                 "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+                "legal_hold": r.legal_hold,
             }
             for r in recordings
         ],
+        "legal_hold": await _hold_statement(services, visit.id, recordings),
         "started_at": origin.isoformat() if origin else None,
         "files": [
             {

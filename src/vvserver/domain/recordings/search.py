@@ -31,6 +31,7 @@ class RecordingSearch:
     person_id: int | None = None
     visitor_id: int | None = None
     kiosk_id: int | None = None
+    legal_hold: bool | None = None
     date_from: date | None = None  # facility-local dates of the visit's start, inclusive
     date_to: date | None = None
     limit: int = 50
@@ -63,6 +64,8 @@ class RecordingSummary:
     duration_s: float
     size_bytes: int
     flags: int
+    legal_hold: bool
+    purge_after: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +117,8 @@ def _filtered(stmt: Select[Any], principal: Principal, search: RecordingSearch) 
         stmt = stmt.where(Visit.visitor_id == search.visitor_id)
     if search.kiosk_id is not None:
         stmt = stmt.where(Visit.kiosk_id == search.kiosk_id)
+    if search.legal_hold is not None:
+        stmt = stmt.where(Recording.legal_hold.is_(search.legal_hold))
     return stmt
 
 
@@ -178,6 +183,8 @@ async def search_recordings(
                 duration_s=duration,
                 size_bytes=sum(f.size for f in files),
                 flags=int(flags or 0),
+                legal_hold=recording.legal_hold,
+                purge_after=recording.purge_after,
             )
         )
     criteria = {
@@ -187,6 +194,7 @@ async def search_recordings(
             ("person_id", search.person_id),
             ("visitor_id", search.visitor_id),
             ("kiosk_id", search.kiosk_id),
+            ("legal_hold", search.legal_hold),
             ("date_from", search.date_from),
             ("date_to", search.date_to),
         )
