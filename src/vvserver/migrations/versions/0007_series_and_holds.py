@@ -1,6 +1,6 @@
 """standing weekly visits (series and their occurrences) and legal holds on recordings
 
-Revision ID: 0009
+Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-10 00:10:00.000000
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 import vvserver.db.types
 
-revision = "0009"
+revision = "0007"
 down_revision = "0006"
 branch_labels = None
 depends_on = None
