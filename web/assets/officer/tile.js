@@ -19,6 +19,12 @@ function sideText(row, side) {
   return t("officer.tile.connecting");
 }
 
+/** A side's quality badge; none for a side whose media never connected (nothing to rate). */
+function sideQuality(row, side) {
+  const stuck = row[`${side}_cannot_connect`] && !row[`${side}_media_flowing`];
+  return qualityBadge(stuck ? null : row[`${side}_quality`], row[`${side}_connected`] && !stuck);
+}
+
 export class VisitTile {
   /** `actions`: {watch(tile), audio(tile), flag(tile), terminate(tile)}. */
   constructor(row, actions) {
@@ -164,11 +170,11 @@ export class VisitTile {
     this.quality.replaceChildren(
       t("officer.tile.visitorSide"),
       " ",
-      qualityBadge(row.visitor_quality, row.visitor_connected),
+      sideQuality(row, "visitor"),
       " ",
       t("officer.tile.kioskSide"),
       " ",
-      qualityBadge(row.kiosk_quality, row.kiosk_connected),
+      sideQuality(row, "kiosk"),
     );
     this.lost.textContent = t("officer.tile.lostSides", {
       visitor: fmtDuration(row.visitor_lost_seconds ?? 0),
