@@ -12,6 +12,9 @@ alone after 15 s and gets through.
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -47,6 +50,7 @@ from tests.browser.turn_support import (
 from tests.factories import add_visit
 from vvserver.client.headless import HeadlessParticipant, ParticipantReport
 from vvserver.db.models import AuditEntry, Recording, Visit
+from vvserver.domain.visits.join_links import reissue_join_link
 
 CONNECT_TIMEOUT_S = 15.0  # the default VV_MEDIA_CONNECT_TIMEOUT_S, as the issue states it
 # Chromium, the server, coturn and the kiosk's aiortc peer share a loaded 2-core machine; the
@@ -321,3 +325,53 @@ async def test_a_page_whose_first_try_fails_retries_through_turn_alone_and_gets_
     assert (pair["local_type"], pair["relay_protocol"]) == ("relay", "tcp"), pair
     assert "ALLOCATE processed, success" in log, log[-3000:]
     assert [m["role"] for m in told] == ["visitor"]
+
+
+async def test_the_headless_client_also_retries_through_turn_alone_and_gets_through(
+    tmp_path: Path,
+) -> None:
+    """``vvserver client join`` as the visitor, on the blocked address, with the TURN server
+    down at its first try: after 15 s it offers through TURN alone and receives the kiosk."""
+    secret = new_turn_secret()
+    port = free_tcp_port("127.0.0.1")
+    async with running_server(tmp_path, **turn_settings(secret, port)) as web:
+        visit_id = await add_visit(web.services, web.world, ends_in=300.0)
+        issued = await reissue_join_link(web.services, web.world.accounts["visitor"], visit_id)
+        token = issued.join_url.rsplit("/", 1)[-1]
+        heard: list[dict[str, Any]] = []
+        with UdpBlock(BROWSER_ADDRESS, SERVER_MEDIA_ADDRESS):
+            async with kiosk_joined(web, visit_id, heard):
+                process = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "vvserver",
+                    "client",
+                    "join",
+                    "--server",
+                    web.url,
+                    "--role",
+                    "visitor",
+                    "--token",
+                    token,
+                    "--ice-host",
+                    BROWSER_ADDRESS,
+                    "--seconds",
+                    str(CONNECT_TIMEOUT_S + 30),
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                )
+                deadline = time.monotonic() + 15
+                while not web.services.participants.is_joined(visit_id, "visitor"):
+                    assert time.monotonic() < deadline, "the visitor's offer was not answered"
+                    await asyncio.sleep(0.1)
+                async with running_coturn(tmp_path / "coturn", port, secret) as coturn:
+                    output, _ = await asyncio.wait_for(process.communicate(), 60)
+                    log = coturn.log_text()
+    lines = [json.loads(line) for line in output.decode().splitlines() if line.strip()]
+    summary = lines[-1]["summary"]
+    print(f"\nheadless visitor, blocked UDP, TURN down at first: {summary}")
+    assert summary["connect_timeouts"] == 1
+    assert summary["relay_offers"] == 1
+    assert summary["video_frames"] > 30, summary  # the kiosk's video, through TURN
+    assert "ALLOCATE processed, success" in log, log[-3000:]
+    assert [m["role"] for m in heard if m.get("type") == "media_not_connected"] == ["visitor"]

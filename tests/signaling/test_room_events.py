@@ -151,7 +151,7 @@ async def test_a_side_that_cannot_connect_is_told_to_both_and_shown_on_the_live_
         async def row_where(check: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
             for _ in range(20):
                 update = await receive_until(live, "live_update")
-                rows = {row["id"]: row for row in update["changed"]}
+                rows: dict[int, dict[str, Any]] = {row["id"]: row for row in update["changed"]}
                 if visit_id in rows and check(rows[visit_id]):
                     return rows[visit_id]
             raise AssertionError("the live list never showed it")

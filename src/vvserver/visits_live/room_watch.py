@@ -181,7 +181,7 @@ class RoomWatch:
         side = "visitor" if event.role == "visitor" else "kiosk"
         message = (
             f"the {side}'s media has not connected {event.waited_s:.0f} s after joining "
-            "(its network may block the call); the client retries through TURN"
+            "(its network may block the call)"
         )
         async with self.services.write() as session:
             visit = (await load_live_visit(session, self.visit_id)).visit
