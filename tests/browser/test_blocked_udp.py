@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +54,7 @@ from vvserver.db.models import AuditEntry, Recording, Visit
 from vvserver.domain.visits.join_links import reissue_join_link
 
 CONNECT_TIMEOUT_S = 15.0  # the default VV_MEDIA_CONNECT_TIMEOUT_S, as the issue states it
-# Chromium, the server, coturn and the kiosk's aiortc peer share a loaded 2-core machine; the
-# page's offer also waits for ICE gathering (up to 3 s) before the server answers it.
+# Chromium, the server, coturn and the kiosk's aiortc peer share a loaded 2-core machine.
 TOLERANCE_S = 4.0
 
 
@@ -102,6 +102,13 @@ async def officer_tile(browser: Browser, web: WebServer) -> tuple[Page, Locator]
     await page.goto("/officer/")
     await page.wait_for_load_state("networkidle")
     return page, page.get_by_role("article", name="PA1 Doe with Visitor")
+
+
+async def seconds_since_answer(page: Page) -> float:
+    """Seconds since the page applied its first answer (when its connect wait began)."""
+    answered_at = await page.evaluate("window.__vvFirstAnswerAt")
+    assert answered_at is not None, "the page never applied an answer"
+    return time.time() - answered_at / 1000
 
 
 async def remote_video_plays(page: Page) -> None:
@@ -167,7 +174,7 @@ async def test_with_udp_blocked_the_call_goes_through_coturn_over_tcp_and_counts
         running_coturn(tmp_path / "coturn", port, secret) as coturn,
         running_server(tmp_path, **turn_settings(secret, port)) as web,
     ):
-        visit_id = await add_visit(web.services, web.world, ends_in=32.0)
+        visit_id = await add_visit(web.services, web.world, ends_in=60.0)
         heard: list[dict[str, Any]] = []
         with UdpBlock(BROWSER_ADDRESS, SERVER_MEDIA_ADDRESS) as block:
             async with kiosk_joined(web, visit_id, heard) as kiosk_run:
@@ -175,9 +182,12 @@ async def test_with_udp_blocked_the_call_goes_through_coturn_over_tcp_and_counts
                 officer, card = await officer_tile(browser, web)
                 clicked = time.monotonic()
                 await page.get_by_role("button", name="Join the visit").click()
-                await remote_video_plays(page)
-                await expect(page.locator("#conn-status")).to_have_text("Connected.")
+                await expect(page.locator("#conn-status")).to_have_text(
+                    "Connected.", timeout=30_000
+                )
                 through_turn = time.monotonic() - clicked
+                in_call_since = time.time()
+                await remote_video_plays(page)
                 pair = await page.evaluate(SELECTED_PAIR)
                 # Through the TURN server over TCP, at once: no 15 s wait, no relay-only retry.
                 assert pair is not None
@@ -211,8 +221,13 @@ async def test_with_udp_blocked_the_call_goes_through_coturn_over_tcp_and_counts
     assert report.end_reason == "time_up", report
     assert "media_not_connected" not in [m["type"] for m in heard]
     assert visit.state == "completed"
-    assert visit.visitor_connected_s >= 15.0, visit.visitor_connected_s
-    assert visit.kiosk_connected_s >= 15.0, visit.kiosk_connected_s
+    # Counted from the moment the media flowed to the end of the slot, as for any call.
+    in_call = visit.end_at.replace(tzinfo=UTC).timestamp() - in_call_since
+    assert abs(visit.visitor_connected_s - in_call) <= TOLERANCE_S, (
+        visit.visitor_connected_s,
+        in_call,
+    )
+    assert visit.kiosk_connected_s >= visit.visitor_connected_s
     assert visit.visitor_lost_s == visit.kiosk_lost_s == 0.0
     assert await audited_not_connected(web, visit_id) == []
     media = [f for f in recording.files if f["kind"] == "media"]
@@ -235,16 +250,15 @@ async def test_with_udp_blocked_and_no_turn_both_sides_and_the_officer_are_told_
                 page = await visitor_page(browser, web, visit_id, "es")
                 officer, card = await officer_tile(browser, web)
                 await expect(card).to_contain_text("kiosk in the call", timeout=20_000)
-                clicked = time.monotonic()
                 await page.get_by_role("button", name=es["call.join"]).click()
                 await expect(card).to_contain_text(
-                    "visitor connecting, kiosk in the call", timeout=10_000
+                    "visitor connecting, kiosk in the call", timeout=15_000
                 )
                 problem = page.locator("#connect-problem")
                 await expect(problem).to_contain_text(
-                    es["call.connect.failed"], timeout=(CONNECT_TIMEOUT_S + TOLERANCE_S) * 1000
+                    es["call.connect.failed"], timeout=(CONNECT_TIMEOUT_S + 10) * 1000
                 )
-                told_after = time.monotonic() - clicked
+                told_after = await seconds_since_answer(page)
                 await expect(problem).to_contain_text(es["call.connect.tips"])
                 retry = problem.get_by_role("button", name=es["call.connect.retry"])
                 await expect(retry).to_be_visible()
@@ -255,9 +269,9 @@ async def test_with_udp_blocked_and_no_turn_both_sides_and_the_officer_are_told_
 
                 alert = officer.locator("#alert-list")
                 await expect(alert).to_contain_text(
-                    "The visitor of PA1 Doe cannot connect the call", timeout=5_000
+                    "The visitor of PA1 Doe cannot connect the call", timeout=10_000
                 )
-                alerted_after = time.monotonic() - clicked
+                alerted_after = await seconds_since_answer(page)
                 await expect(card).to_contain_text("Visitor cannot connect")
                 await expect(card).to_contain_text("visitor cannot connect, kiosk in the call")
                 await check_page(officer, "blocked-udp-officer-alert")
@@ -265,10 +279,10 @@ async def test_with_udp_blocked_and_no_turn_both_sides_and_the_officer_are_told_
         audited = await audited_not_connected(web, visit_id)
         visit = await visit_row(web, visit_id)
     print(
-        f"\nblocked UDP, no TURN: the visitor was told {told_after:.1f} s after Join, "
+        f"\nblocked UDP, no TURN: the visitor was told {told_after:.1f} s after the answer, "
         f"the officer alerted {alerted_after:.1f} s after it"
     )
-    # 15 s after the server answered: the answer came after Join, within the tolerance.
+    # 15 s after the answer (when ICE and DTLS began), within the tolerance.
     assert CONNECT_TIMEOUT_S <= told_after <= CONNECT_TIMEOUT_S + TOLERANCE_S
     assert CONNECT_TIMEOUT_S <= alerted_after <= CONNECT_TIMEOUT_S + TOLERANCE_S
     # The kiosk was told too (the kiosk page shows it in words), once.
@@ -294,7 +308,6 @@ async def test_a_page_whose_first_try_fails_retries_through_turn_alone_and_gets_
             async with kiosk_joined(web, visit_id, heard):
                 page = await visitor_page(browser, web, visit_id, "en")
                 strings = page_strings("call", "en")
-                clicked = time.monotonic()
                 await page.get_by_role("button", name="Join the visit").click()
                 # The first offer (no TURN candidate: the server is down) has been answered.
                 deadline = time.monotonic() + 10
@@ -305,19 +318,19 @@ async def test_a_page_whose_first_try_fails_retries_through_turn_alone_and_gets_
                     problem = page.locator("#connect-problem")
                     await expect(problem).to_contain_text(
                         strings["call.connect.relay"],
-                        timeout=(CONNECT_TIMEOUT_S + TOLERANCE_S) * 1000,
+                        timeout=(CONNECT_TIMEOUT_S + 10) * 1000,
                     )
-                    told_after = time.monotonic() - clicked
+                    told_after = await seconds_since_answer(page)
                     await screenshot(page, "blocked-udp-visitor-retrying-through-turn")
                     await remote_video_plays(page)
                     await expect(problem).to_be_hidden()
-                    connected_after = time.monotonic() - clicked
+                    connected_after = await seconds_since_answer(page)
                     pair = await page.evaluate(SELECTED_PAIR)
                     log = coturn.log_text()
         told = [m for m in heard if m.get("type") == "media_not_connected"]
     print(
-        f"\nblocked UDP, TURN down at first: told {told_after:.1f} s after Join, "
-        f"through TURN alone {connected_after:.1f} s after Join"
+        f"\nblocked UDP, TURN down at first: told {told_after:.1f} s after the first answer, "
+        f"through TURN alone {connected_after:.1f} s after it"
     )
     assert CONNECT_TIMEOUT_S <= told_after <= CONNECT_TIMEOUT_S + TOLERANCE_S
     assert pair is not None

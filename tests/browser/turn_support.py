@@ -31,14 +31,21 @@ RELAY_ADDRESS = "127.0.0.3"
 TURN_LISTEN_ADDRESS = "127.0.0.1"
 TURN_REALM = "vvserver.test"
 NFT_TABLE = "vv_udp_block"
-# Records every RTCPeerConnection a page makes, so a test can read its candidate pair.
+# Records every RTCPeerConnection a page makes, so a test can read its candidate pair, and
+# when (Date.now()) the first answer was applied: the moment ICE and DTLS start.
 RECORD_PEER_CONNECTIONS = """
 (() => {
   const Native = window.RTCPeerConnection;
   const made = [];
   window.__vvPeerConnections = made;
+  window.__vvFirstAnswerAt = null;
   window.RTCPeerConnection = class extends Native {
     constructor(...args) { super(...args); made.push(this); }
+    async setRemoteDescription(description) {
+      const result = await super.setRemoteDescription(description);
+      if (window.__vvFirstAnswerAt === null) window.__vvFirstAnswerAt = Date.now();
+      return result;
+    }
   };
 })();
 """
