@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     turn_urls: list[str] = Field(default_factory=list)
     turn_secret: str | None = None
     turn_ttl_s: int = Field(default=3600, ge=60, le=7 * 86400)
+    # A side whose media connection (ICE/DTLS) has not connected this long after it joined is
+    # told so (both sides), staff get an alert, and clients retry through TURN (relay only).
+    media_connect_timeout_s: float = Field(default=15.0, ge=3.0, le=120.0)
     # Folder of the web pages (HTML, JS, CSS); unset = the ``web/`` folder of this checkout.
     web_dir: Path | None = None
     # Bench-only: "stock" swaps the passthrough relay for aiortc's decode/re-encode path

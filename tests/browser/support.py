@@ -116,8 +116,11 @@ def browser_settings(data_dir: Path, database_url: str, url: str) -> Settings:
 
 
 @asynccontextmanager
-async def running_server(tmp_path: Path) -> AsyncIterator[WebServer]:
-    """Migrate a SQLite file, seed the World, serve the app with its workers on a free port."""
+async def running_server(tmp_path: Path, **overrides: Any) -> AsyncIterator[WebServer]:
+    """Migrate a SQLite file, seed the World, serve the app with its workers on a free port.
+
+    ``overrides``: settings other than the browser tests' own (e.g. ``turn_urls``).
+    """
     database_url = f"sqlite+aiosqlite:///{tmp_path / 'vv.sqlite3'}"
     await upgrade(database_url)
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -125,6 +128,8 @@ async def running_server(tmp_path: Path) -> AsyncIterator[WebServer]:
     listener.bind(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{listener.getsockname()[1]}"
     settings = browser_settings(tmp_path / "data", database_url, url)
+    if overrides:
+        settings = Settings.model_validate({**settings.model_dump(), **overrides})
     services = build_services(settings, passwords=fast_passwords())
     world = await build_world(services)
     app = create_app(settings, services=services)

@@ -15,7 +15,13 @@ from vvserver.client.sample_clip import Clip
 from vvserver.media.frames import MediaKind
 from vvserver.media.offers import OfferRejected
 from vvserver.media.room import RoomClosed, VisitRoom
-from vvserver.media.room_events import ParticipantStateChanged, QualityReport, Role, VisitEnded
+from vvserver.media.room_events import (
+    MediaNotConnected,
+    ParticipantStateChanged,
+    QualityReport,
+    Role,
+    VisitEnded,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -317,3 +323,59 @@ async def test_a_flood_of_garbage_datagrams_does_not_break_the_call(clip: Clip) 
         await room.close()
         await visitor.close()
         await kiosk.close()
+
+
+async def test_a_side_whose_media_never_connects_is_reported_once_after_the_timeout(
+    clip: Clip,
+) -> None:
+    """The visitor's answer never gets applied (its ICE never starts: as behind a network that
+    drops UDP): `connect_timeout` after it first joined the room publishes `MediaNotConnected`,
+    once, although it offered again meanwhile; the kiosk, connected, is never reported."""
+    room = VisitRoom(113, connect_timeout=1.0)
+    subscription = room.events()
+    reports: list[tuple[float, MediaNotConnected]] = []
+    reported = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    async def collect() -> None:
+        async for event in subscription:
+            if isinstance(event, MediaNotConnected):
+                reports.append((loop.time(), event))
+                reported.set()
+
+    collector = asyncio.create_task(collect())
+    stuck, again = TestPeer("visitor", clip), TestPeer("visitor", clip)
+    visitor, kiosk = TestPeer("visitor", clip), TestPeer("kiosk", clip)
+    try:
+        joined_at = loop.time()
+        await room.join("visitor", await stuck.create_offer())
+        await join(room, "kiosk", kiosk)
+        await asyncio.sleep(0.3)
+        await room.join("visitor", await again.create_offer())  # a re-offer: the wait goes on
+        await asyncio.wait_for(reported.wait(), 5)
+        assert [event for _, event in reports] == [MediaNotConnected(113, "visitor", 1.0)]
+        assert 1.0 <= reports[0][0] - joined_at < 1.5
+        # It gets through after all: no more reports (its next wait would start afresh).
+        await join(room, "visitor", visitor)
+        await asyncio.sleep(1.5)
+        assert len(reports) == 1
+    finally:
+        await room.close()
+        await collector
+        for peer in (stuck, again, visitor, kiosk):
+            await peer.close()
+
+
+async def test_a_side_that_hangs_up_while_waiting_is_not_reported(clip: Clip) -> None:
+    room = VisitRoom(114, connect_timeout=0.5)
+    subscription = room.events()
+    stuck = TestPeer("visitor", clip)
+    try:
+        await room.join("visitor", await stuck.create_offer())
+        await room.leave("visitor")
+        await asyncio.sleep(1.0)
+    finally:
+        await room.close()
+        await stuck.close()
+    events = [event async for event in subscription]
+    assert not [event for event in events if isinstance(event, MediaNotConnected)]

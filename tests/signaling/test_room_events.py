@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from tests.factories import ApiUser, World
 from tests.signaling.conftest import (
@@ -15,6 +17,8 @@ from tests.signaling.conftest import (
 )
 from vvserver.domain.services import Services
 from vvserver.media.room_events import (
+    MediaFlowChanged,
+    MediaNotConnected,
     ParticipantStateChanged,
     QualityReport,
     VisitEnded,
@@ -117,3 +121,66 @@ async def test_a_kiosk_joining_after_the_visitor_connected_is_told_the_visitor_i
             "role": "visitor",
             "state": "connected",
         }
+
+
+async def test_a_side_that_cannot_connect_is_told_to_both_and_shown_on_the_live_list(
+    ws_client: Client, services: Services, world: World, media: CallLog
+) -> None:
+    """Joined is not "in the call": the live list says a side is in it only while its media
+    flows, and that it cannot connect once the room says so; both sides are told."""
+    visit_id, token = await visit_with_link(services, world, starts_in=timedelta(minutes=-1))
+    officer = await ApiUser.sign_in(ws_client, world.emails["officer_a"])
+    async with (
+        ws_client.ws_connect(
+            "/ws/kiosk", headers={"Authorization": f"Bearer {world.kiosk_tokens['a1-1']}"}
+        ) as kiosk,
+        ws_client.ws_connect(f"/ws/visitor?token={token}") as visitor,
+        ws_client.ws_connect(
+            "/ws/officer", headers={"Cookie": f"vv_session={officer.cookies['vv_session']}"}
+        ) as live,
+    ):
+        welcome = await receive_until(visitor, "welcome")
+        assert welcome["connect_timeout_s"] == services.settings.media_connect_timeout_s == 15.0
+        await receive_until(kiosk, "schedule")
+        await receive_until(live, "live_snapshot")
+        await visitor.send_json({"type": "offer", "v": 1, "sdp": VALID_OFFER})
+        await receive_until(visitor, "answer")
+        await kiosk.send_json({"type": "offer", "v": 1, "visit_id": visit_id, "sdp": VALID_OFFER})
+        await receive_until(kiosk, "answer")
+
+        async def row_where(check: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+            for _ in range(20):
+                update = await receive_until(live, "live_update")
+                rows: dict[int, dict[str, Any]] = {row["id"]: row for row in update["changed"]}
+                if visit_id in rows and check(rows[visit_id]):
+                    return rows[visit_id]
+            raise AssertionError("the live list never showed it")
+
+        room = media.rooms[visit_id]
+        at = services.clock.now()
+        room.publish(ParticipantStateChanged(visit_id, "kiosk", "connected"))
+        room.publish(MediaFlowChanged(visit_id, "kiosk", True, at))
+        row = await row_where(lambda r: r["kiosk_media_flowing"])
+        # Both joined; only the kiosk's media reaches the relay.
+        assert (row["visitor_connected"], row["kiosk_connected"]) == (True, True)
+        assert (row["visitor_media_flowing"], row["visitor_cannot_connect"]) == (False, False)
+
+        room.publish(MediaNotConnected(visit_id, "visitor", 15.0))
+        for sock in (visitor, kiosk):
+            assert await receive_until(sock, "media_not_connected") == {
+                "v": 1,
+                "type": "media_not_connected",
+                "visit_id": visit_id,
+                "role": "visitor",
+                "waited_s": 15.0,
+                "message": "the visitor's media has not connected 15 s after joining; "
+                "its network may block the call (UDP)",
+            }
+        row = await row_where(lambda r: r["visitor_cannot_connect"])
+        assert (row["kiosk_cannot_connect"], row["kiosk_media_flowing"]) == (False, True)
+
+        # It gets through (e.g. through TURN): in the call, and no longer "cannot connect".
+        room.publish(ParticipantStateChanged(visit_id, "visitor", "connected"))
+        room.publish(MediaFlowChanged(visit_id, "visitor", True, at))
+        row = await row_where(lambda r: r["visitor_media_flowing"])
+        assert row["visitor_cannot_connect"] is False

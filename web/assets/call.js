@@ -31,7 +31,9 @@
 //
 // Events (CustomEvent, data in `detail`):
 //   "state"       {state}: connecting | waiting (socket ready, not in the call) | joining |
-//                 connected (media flowing) | reconnecting | ended | refused | closed
+//                 connected (media flowing) | reconnecting | unreachable (the media connection
+//                 did not come up, through TURN either: join() tries again) | ended | refused |
+//                 closed
 //   "remote_stream" {stream}  the MediaStream to show (fires again when tracks are added)
 //   "visit_status", "visit_start", "schedule", "pin_accepted", "participant", "quality",
 //   "welcome", "pong": the server message itself
@@ -41,15 +43,29 @@
 //   "error"       {code, message, ref}     a refused request (the socket goes on)
 //   "refused"     {code, message}          authentication refused: nothing more will happen
 //   "poor_connection" {poor: bool}         measured loss / round trip crossed the thresholds
+//   "connect_trouble" {stage}              this side's media did not connect within
+//                 `welcome.connect_timeout_s` (15 s): stage "relay" (trying again through
+//                 the TURN servers only) or "failed" (gave up: state "unreachable")
+//   "media_not_connected"                  the server message: a side's media (this one's or
+//                 the other side's) has not connected in time; staff were alerted
+//
+// Connecting: the first offer uses every `ice_servers` entry (host, STUN and TURN candidates).
+// If the peer connection is not connected `connect_timeout_s` after the first answer (re-offers
+// in between do not restart the clock), the session offers again through TURN alone
+// (`iceTransportPolicy: "relay"`, the `turn:`/`turns:` URLs: TURN over TCP/TLS gets through
+// networks that block UDP) and waits as long again before giving up.
 
 import { wsUrl } from "/assets/core.js";
 import { ReconnectingSocket } from "/assets/socket.js";
 import {
-  iceGatheringDone, iceServersFrom, relayPeerConnection, withoutMdnsCandidates,
+  iceGatheringDone, iceServersFrom, relayPeerConnection, turnServersOf, withoutMdnsCandidates,
 } from "/assets/webrtc.js";
 
 const NOT_OPEN_RETRY_MS = 5000;
 const GATHER_TIMEOUT_MS = 3000;
+// A TURN allocation over TCP/TLS takes a few round trips more than a host candidate.
+const RELAY_GATHER_TIMEOUT_MS = 5000;
+const DEFAULT_CONNECT_TIMEOUT_MS = 15000;
 const DISCONNECTED_GRACE_MS = 5000;
 // Back on a new socket with a peer connection the server still holds but that is not
 // connected (yet): give ICE this long to find its way back before offering anew.
@@ -60,7 +76,7 @@ const POOR_RTT_S = 0.8;
 const END_STATES = new Set(["completed", "cancelled", "no_show", "terminated", "failed"]);
 const FORWARDED = [
   "welcome", "visit_status", "visit_start", "schedule", "pin_accepted", "participant",
-  "quality", "pong",
+  "quality", "pong", "media_not_connected",
 ];
 
 /**
@@ -155,6 +171,9 @@ export class CallSession extends EventTarget {
     this.lastStats = null;
     this.statsTimer = null;
     this.disconnectTimer = null;
+    this.connectTimeoutMs = DEFAULT_CONNECT_TIMEOUT_MS;
+    this.connectTimer = null; // running while this side waits for its media to connect
+    this.relayOnly = false; // offering through TURN alone (after a timeout)
   }
 
   // ------------------------------------------------------------------ public API
@@ -170,11 +189,15 @@ export class CallSession extends EventTarget {
     if (endAt) this.endAt = Date.parse(endAt);
     this.ended = false;
     this.wantJoined = true;
+    // A new try starts with every candidate again (the network may have changed).
+    this.relayOnly = false;
+    this.stopConnectWait();
     if (this.socketReady()) this.sendOffer();
   }
 
   leave() {
     this.wantJoined = false;
+    this.stopConnectWait();
     if (this.pc && this.socketReady()) this.send({ type: "leave", visit_id: this.visitId });
     this.closePeer();
     if (!this.closed && this.socketReady()) this.setState("waiting");
@@ -225,6 +248,7 @@ export class CallSession extends EventTarget {
     this.wantJoined = false;
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
+    this.stopConnectWait();
     this.closePeer();
     this.socket.close();
     if (this.state !== "ended" && this.state !== "refused") this.setState("closed");
@@ -283,6 +307,7 @@ export class CallSession extends EventTarget {
       case "welcome":
         this.authenticated = true;
         this.iceServers = iceServersFrom(message.ice_servers);
+        if (message.connect_timeout_s > 0) this.connectTimeoutMs = message.connect_timeout_s * 1000;
         if (this.wantJoined && !this.ended) this.resume(message.media_sessions || []);
         else this.setState("waiting");
         break;
@@ -327,6 +352,7 @@ export class CallSession extends EventTarget {
   refusal(message) {
     if (message.ref === "offer") {
       // node_draining: the server is stopping; `rejoin` (or a new socket) follows.
+      this.stopConnectWait(); // no answer: nothing is trying to connect
       if (["visit_not_open_yet", "node_draining"].includes(message.code) && this.wantJoined) {
         this.closePeer();
         this.setState("waiting");
@@ -372,6 +398,7 @@ export class CallSession extends EventTarget {
     if (this.ended) return;
     this.ended = true;
     this.wantJoined = false;
+    this.stopConnectWait();
     this.closePeer();
     this.setState("ended");
     this.emit("ended", { reason, message: text, visit_id: this.visitId });
@@ -399,7 +426,8 @@ export class CallSession extends EventTarget {
   async offerOnce() {
     this.closePeer();
     this.setState("joining");
-    const pc = relayPeerConnection(this.iceServers);
+    const relayOnly = this.relayOnly;
+    const pc = relayPeerConnection(this.iceServers, { relayOnly });
     this.pc = pc;
     const audio = this.stream?.getAudioTracks()[0];
     const video = this.stream?.getVideoTracks()[0];
@@ -422,7 +450,7 @@ export class CallSession extends EventTarget {
     };
     pc.onconnectionstatechange = () => this.peerStateChanged(pc);
     await pc.setLocalDescription(await pc.createOffer());
-    await iceGatheringDone(pc, GATHER_TIMEOUT_MS);
+    await iceGatheringDone(pc, relayOnly ? RELAY_GATHER_TIMEOUT_MS : GATHER_TIMEOUT_MS);
     if (pc !== this.pc) return;
     const sdp = withoutMdnsCandidates(pc.localDescription.sdp);
     const offer = { type: "offer", sdp, candidates_complete: true };
@@ -430,11 +458,49 @@ export class CallSession extends EventTarget {
     this.send(offer);
   }
 
+  /** Start this side's wait for its media to connect (once per wait, not per answer). */
+  expectConnection() {
+    if (this.connectTimer || this.pc?.connectionState === "connected") return;
+    this.connectTimer = setTimeout(() => {
+      this.connectTimer = null;
+      this.connectTimedOut();
+    }, this.connectTimeoutMs);
+  }
+
+  stopConnectWait() {
+    clearTimeout(this.connectTimer);
+    this.connectTimer = null;
+  }
+
+  /** No media connection in time: through TURN alone next, or give up after that. */
+  connectTimedOut() {
+    if (this.closed || this.ended || !this.wantJoined) return;
+    if (this.pc?.connectionState === "connected") return;
+    if (!this.socketReady()) {
+      this.expectConnection(); // the socket is the problem: `welcome` takes it from here
+      return;
+    }
+    const canRelay = !this.relayOnly && turnServersOf(this.iceServers).length > 0;
+    if (canRelay) {
+      this.relayOnly = true;
+      this.emit("connect_trouble", { stage: "relay" });
+      this.sendOffer();
+      return;
+    }
+    this.emit("connect_trouble", { stage: "failed" });
+    // Hang up the connection that never came up (the server stops waiting on it).
+    if (this.pc) this.send({ type: "leave", visit_id: this.visitId });
+    this.wantJoined = false;
+    this.closePeer();
+    this.setState("unreachable");
+  }
+
   async applyAnswer(message) {
     const pc = this.pc;
     if (!pc || pc.signalingState !== "have-local-offer") return;
     if (this.visitId === null) this.visitId = message.visit_id;
     await pc.setRemoteDescription({ type: "answer", sdp: message.sdp });
+    this.expectConnection(); // ICE and DTLS start now
   }
 
   peerStateChanged(pc) {
@@ -443,6 +509,7 @@ export class CallSession extends EventTarget {
     const now = Date.now();
     if (state === "connected") {
       clearTimeout(this.disconnectTimer);
+      this.stopConnectWait();
       if (this.lostSince) this.lostMs += now - this.lostSince;
       this.lostSince = null;
       if (!this.connectedSince) this.connectedSince = now;

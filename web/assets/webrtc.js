@@ -1,9 +1,32 @@
 // Peer-connection helpers shared by the call session (visitor and kiosk) and the officer's
 // monitor: the server's relay wants one bundled transport and a complete offer (no trickle ICE).
 
-/** A peer connection to the server's media relay with the `ice_servers` from `welcome`. */
-export function relayPeerConnection(iceServers) {
-  return new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle" });
+/**
+ * A peer connection to the server's media relay with the `ice_servers` from `welcome`.
+ * `relayOnly`: through the TURN servers alone (`iceTransportPolicy: "relay"`): what a client
+ * tries when a direct connection did not come up in time (a network that blocks UDP).
+ */
+export function relayPeerConnection(iceServers, { relayOnly = false } = {}) {
+  if (!relayOnly) return new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle" });
+  return new RTCPeerConnection({
+    iceServers: turnServersOf(iceServers),
+    iceTransportPolicy: "relay",
+    bundlePolicy: "max-bundle",
+  });
+}
+
+function isTurnUrl(url) {
+  return /^turns?:/i.test(String(url));
+}
+
+/** The TURN entries of `ice_servers`, with their `turn:`/`turns:` URLs only (no STUN). */
+export function turnServersOf(iceServers) {
+  const servers = [];
+  for (const server of iceServers || []) {
+    const urls = (Array.isArray(server.urls) ? server.urls : [server.urls]).filter(isTurnUrl);
+    if (urls.length) servers.push({ ...server, urls });
+  }
+  return servers;
 }
 
 /** Wait until a peer connection has gathered all its ICE candidates (at most `ms`). */

@@ -18,7 +18,10 @@ call is on (with backoff up to 30 s otherwise), each attempt given ``CONNECT_TIM
 reach the server. On every ``welcome`` the client keeps its peer connection when the server
 still holds its media (``media_sessions``) and re-offers at once when it does not (a restarted
 server, a connection the relay dropped). A peer connection that fails while the visit goes on
-is replaced by a new one (aiortc has no ICE restart). Answers are matched to offers in order,
+is replaced by a new one (aiortc has no ICE restart). A peer connection not ``connected``
+``welcome.connect_timeout_s`` (15 s) after its first answer is offered again through the
+TURN servers alone (relay only), once; re-offers in between do not restart that clock.
+Answers are matched to offers in order,
 per socket. In a cluster the new socket may reach another node and the call another media
 server (docs/scaling.md); ``rejoin`` (the server holding the call drains) opens a new socket
 at once. The run ends at ``visit_ended``, on an authentication or PIN refusal, or after
@@ -59,6 +62,9 @@ CLOSE_WAIT_S = 0.5
 DEFAULT_HEARTBEAT_S = 2.0
 DEAD_AFTER_HEARTBEATS = 3
 RETRY_NOT_OPEN_S = 5.0
+# Until `welcome` says otherwise: a peer connection not connected this long after its first
+# answer is offered again through TURN alone.
+DEFAULT_CONNECT_TIMEOUT_S = 15.0
 # Kiosk PIN refusals that end the run: only a person (or staff) can fix them.
 PIN_REFUSALS = frozenset({"pin_required", "wrong_pin", "pin_locked", "pin_not_set"})
 POLICY_VIOLATION = 1008
@@ -74,6 +80,10 @@ class ParticipantReport:
     refused: str | None = None  # the error code of an authentication or PIN refusal
     joins: int = 0  # offers answered (more than one: reconnects)
     rejoins: int = 0  # ``rejoin`` messages (the server drained; a new socket followed at once)
+    # Media not connected within the connect timeout (each wait counted once), and offers
+    # made through TURN alone after one.
+    connect_timeouts: int = 0
+    relay_offers: int = 0
     sockets: int = 0  # sockets welcomed (more than one: the socket was reopened)
     video_frames: int = 0
     audio_frames: int = 0
@@ -105,6 +115,11 @@ class HeadlessParticipant:
         self._reopen = False  # ``rejoin``: a new socket now, without a backoff
         self._end_deadline: float | None = None
         self._retry_offer_at: float | None = None
+        self.connect_timeout_s = DEFAULT_CONNECT_TIMEOUT_S
+        # The running wait for this side's media to connect (loop time it ends), and whether
+        # offers go through TURN alone (after a wait ran out).
+        self._connect_deadline: float | None = None
+        self._relay_only = False
         self._peers: list[TestPeer] = []
         # The peers whose offers this socket has sent and not yet seen answered, in order.
         self._offers: deque[TestPeer] = deque()
@@ -186,7 +201,12 @@ class HeadlessParticipant:
         welcomed = False
         try:
             while not ws.closed:
-                deadlines = [heard + dead_after, self._end_deadline, self._retry_offer_at]
+                deadlines = [
+                    heard + dead_after,
+                    self._end_deadline,
+                    self._retry_offer_at,
+                    self._connect_deadline,
+                ]
                 due = min(d for d in deadlines if d is not None)
                 try:
                     msg = await ws.receive(timeout=max(0.05, due - loop.time()))
@@ -233,7 +253,40 @@ class HeadlessParticipant:
         if self._retry_offer_at is not None and now >= self._retry_offer_at:
             self._retry_offer_at = None
             await self._offer(ws)
+        if self._connect_deadline is not None and now >= self._connect_deadline:
+            self._connect_deadline = None
+            await self._connect_timed_out(ws)
         return True
+
+    async def _connect_timed_out(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """The wait for media ran out: offer through TURN alone (once), or say it failed."""
+        peer = self.peer
+        if peer is None or self._finished or peer.pc.connectionState == "connected":
+            return
+        self.report.connect_timeouts += 1
+        has_turn = any(
+            url.lower().startswith(("turn:", "turns:"))
+            for server in self.ice_servers
+            for url in ([server.urls] if isinstance(server.urls, str) else server.urls)
+        )
+        if self._relay_only or not has_turn:
+            logger.warning(
+                "visit=%s %s: media not connected after %.0f s%s",
+                self.report.visit_id,
+                self.role,
+                self.connect_timeout_s,
+                "" if has_turn else " (no TURN server to try)",
+            )
+            return
+        logger.warning(
+            "visit=%s %s: media not connected after %.0f s; offering through TURN only",
+            self.report.visit_id,
+            self.role,
+            self.connect_timeout_s,
+        )
+        self._relay_only = True
+        self.report.relay_offers += 1
+        await self._offer(ws)
 
     async def _handle(self, ws: aiohttp.ClientWebSocketResponse, message: dict[str, Any]) -> None:
         kind = message.get("type")
@@ -248,6 +301,9 @@ class HeadlessParticipant:
                 RTCIceServer(urls=s["urls"], username=s["username"], credential=s["credential"])
                 for s in message["ice_servers"]
             ]
+            timeout = message.get("connect_timeout_s")
+            if isinstance(timeout, int | float) and timeout > 0:
+                self.connect_timeout_s = float(timeout)
             if self.peer is not None:
                 # Back on a new socket during a call: keep the peer connection only when the
                 # server still holds its other end (after a restart it does not).
@@ -275,6 +331,10 @@ class HeadlessParticipant:
                 return
             await offered.accept_answer(str(message["sdp"]))
             self.report.joins += 1
+            if self._connect_deadline is None and offered.pc.connectionState != "connected":
+                # ICE and DTLS start now; one wait however often it offers again meanwhile.
+                loop = asyncio.get_running_loop()
+                self._connect_deadline = loop.time() + self.connect_timeout_s
         elif kind == "visit_ended":
             self.report.end_reason = str(message["reason"])
             self.report.end_message = str(message["message"])
@@ -334,7 +394,15 @@ class HeadlessParticipant:
             await old.close()
         clip = self.clip or await asyncio.to_thread(load_clip)
         self.clip = clip
-        peer = self.peer = TestPeer(self.role, clip, ice_servers=self.ice_servers)
+        peer = self.peer = TestPeer(
+            self.role, clip, ice_servers=self.ice_servers, relay_only=self._relay_only
+        )
+
+        @peer.pc.on("connectionstatechange")
+        def connected() -> None:
+            if peer is self.peer and peer.pc.connectionState == "connected":
+                self._connect_deadline = None  # the wait is over
+
         self._peers.append(peer)
         sdp = await peer.create_offer()
         if self.peer is not peer or self._reopen:

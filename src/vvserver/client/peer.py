@@ -188,10 +188,12 @@ class TestPeer:
         *,
         sections: Sequence[PeerSection] = DEFAULT_SECTIONS,
         ice_servers: Sequence[RTCIceServer] = (),
+        relay_only: bool = False,
     ) -> None:
         self.name = name
         self.clip = clip
-        self.pc = RTCPeerConnection(rtc_configuration(ice_servers))
+        self.relay_only = relay_only  # TURN candidates alone (iceTransportPolicy "relay")
+        self.pc = RTCPeerConnection(rtc_configuration(ice_servers, relay_only=relay_only))
         self._state_changed = asyncio.Event()
         self.pc.on("connectionstatechange", self._state_changed.set)
         self.sending: list[ClipTrack | None] = []

@@ -49,6 +49,7 @@ from aiortc import (
     RTCBundlePolicy,
     RTCConfiguration,
     RTCIceServer,
+    RTCIceTransportPolicy,
     RTCRtpReceiver,
     RTCRtpSender,
     clock,
@@ -385,15 +386,40 @@ def ice_host_addresses() -> list[str] | None:
     return None if _configured_host_addresses is None else list(_configured_host_addresses)
 
 
-def rtc_configuration(ice_servers: Sequence[RTCIceServer]) -> RTCConfiguration:
+def rtc_configuration(
+    ice_servers: Sequence[RTCIceServer], *, relay_only: bool = False
+) -> RTCConfiguration:
     """An RTCConfiguration with explicit ICE servers and max-bundle.
 
     aiortc's default (iceServers=None) is a public Google STUN server: never rely on it.
     With its default "balanced" bundle policy, transceivers created before the offer is set
     share one transport per kind, and applying a BUNDLE offer with two sections of one kind
     (a monitor's) stops the transport the second one still uses: max-bundle avoids that.
+    `relay_only`: TURN candidates alone (``iceTransportPolicy: "relay"``), with the TURN
+    entries of `ice_servers` (their ``turn:``/``turns:`` URLs).
     """
-    return RTCConfiguration(iceServers=list(ice_servers), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+    if not relay_only:
+        return RTCConfiguration(
+            iceServers=list(ice_servers), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE
+        )
+    return RTCConfiguration(
+        iceServers=turn_servers_of(ice_servers),
+        iceTransportPolicy=RTCIceTransportPolicy.RELAY,
+        bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
+    )
+
+
+def turn_servers_of(ice_servers: Sequence[RTCIceServer]) -> list[RTCIceServer]:
+    """The TURN entries of `ice_servers`, each with its ``turn:``/``turns:`` URLs only."""
+    servers: list[RTCIceServer] = []
+    for server in ice_servers:
+        urls = [server.urls] if isinstance(server.urls, str) else list(server.urls)
+        turn = [url for url in urls if url.lower().startswith(("turn:", "turns:"))]
+        if turn:
+            servers.append(
+                RTCIceServer(urls=turn, username=server.username, credential=server.credential)
+            )
+    return servers
 
 
 def aiortc_version() -> str:

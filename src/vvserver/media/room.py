@@ -29,6 +29,7 @@ from vvserver.media.room_events import (
     EndReason,
     EventBroadcaster,
     EventSubscription,
+    MediaNotConnected,
     MonitorDropped,
     ParticipantStateChanged,
     QualityReport,
@@ -83,7 +84,9 @@ class VisitRoom:
     clock warns before the end and closes the room at the end. With `recording_dir` (and not
     `privileged`), both participants are recorded into packet logs, remuxed to WebM files and
     a manifest on close (`recording`). Media is forwarded encoded: no frame is ever decoded
-    or encoded here.
+    or encoded here. With `connect_timeout`, a side whose peer connection has not connected
+    that many seconds after it first joined is published as `MediaNotConnected` (once per
+    wait: re-offers while it waits do not start the clock again).
     """
 
     def __init__(
@@ -100,6 +103,7 @@ class VisitRoom:
         quality_interval: float | None = DEFAULT_QUALITY_INTERVAL,
         recording_dir: Path | None = None,
         counters: MediaCounters | None = None,
+        connect_timeout: float | None = None,
     ) -> None:
         self.visit_id = visit_id
         self._counters = counters  # the registry's running totals (metrics)
@@ -113,6 +117,9 @@ class VisitRoom:
             for kind in KINDS
         }
         self._participants: dict[Role, ParticipantConnection] = {}
+        self._connect_timeout = connect_timeout
+        # Per side: when (event-loop time) it joined without a connected peer connection since.
+        self._connect_waits: dict[Role, float] = {}
         self._monitors: dict[str, ParticipantConnection] = {}
         self._events = EventBroadcaster()
         self._tasks = TaskSet()
@@ -243,6 +250,7 @@ class VisitRoom:
                 presence=self._flows[role].presence,
             )
         self._events.publish(ParticipantStateChanged(self.visit_id, role, "joined"))
+        self._expect_connection(role)
         return answer
 
     async def monitor(self, monitor_id: str, offer: CheckedOffer | str) -> str:
@@ -285,6 +293,10 @@ class VisitRoom:
 
     async def leave(self, role: Role) -> None:
         """Close one participant's connection (the room stays open for a reconnect)."""
+        self._connect_waits.pop(role, None)  # hung up: not a side that cannot connect
+        await self._remove(role)
+
+    async def _remove(self, role: Role) -> None:
         connection = self._participants.pop(role, None)
         if connection is not None:
             await connection.close()
@@ -384,6 +396,33 @@ class VisitRoom:
                     self._latest_quality[role] = report
                     self._events.publish(report)
 
+    def _expect_connection(self, role: Role) -> None:
+        """Start the side's wait to connect, unless it is waiting already."""
+        if self._connect_timeout is None or role in self._connect_waits:
+            return
+        connection = self._participants.get(role)
+        if connection is not None and connection.connection_state == "connected":
+            return
+        since = asyncio.get_running_loop().time()
+        self._connect_waits[role] = since
+        self._tasks.create(
+            self._connect_deadline(role, since, since + self._connect_timeout),
+            name=f"visit {self.visit_id} {role} connect deadline",
+        )
+
+    async def _connect_deadline(self, role: Role, since: float, deadline: float) -> None:
+        await asyncio.sleep(deadline - asyncio.get_running_loop().time())
+        if self.closed or self._connect_waits.get(role) != since:
+            return  # connected, or hung up, meanwhile
+        waited = asyncio.get_running_loop().time() - since
+        # The wait stays recorded: one event per wait, however often the side offers again.
+        self.log.warning(
+            "%s media not connected %.1f s after it joined (ICE/DTLS did not get through)",
+            role,
+            waited,
+        )
+        self._events.publish(MediaNotConnected(self.visit_id, role, round(waited, 1)))
+
     def _warn(self, seconds_left: int) -> None:
         self.log.info("warning: %d s left", seconds_left)
         self._events.publish(VisitWarning(self.visit_id, seconds_left))
@@ -392,6 +431,7 @@ class VisitRoom:
         role = next((r for r, c in self._participants.items() if c is connection), None)
         monitor = next((m for m, c in self._monitors.items() if c is connection), None)
         if role is not None and state == "connected":
+            self._connect_waits.pop(role, None)
             self._events.publish(ParticipantStateChanged(self.visit_id, role, "connected"))
         elif state in ("failed", "closed"):
             if role is not None:
@@ -404,7 +444,7 @@ class VisitRoom:
     async def _drop(self, role: Role, connection: ParticipantConnection) -> None:
         if self._participants.get(role) is connection:
             self.log.info("%s connection %s: dropping it", role, connection.connection_state)
-            await self.leave(role)
+            await self._remove(role)  # it may offer again: its wait to connect goes on
 
     async def _drop_monitor(self, monitor_id: str, connection: ParticipantConnection) -> None:
         if self._monitors.get(monitor_id) is connection:

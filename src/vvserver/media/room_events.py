@@ -55,6 +55,19 @@ class MediaFlowChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class MediaNotConnected:
+    """A side joined (its offer was answered) `waited_s` seconds ago and no peer connection of
+    it has connected since (ICE/DTLS does not get through: e.g. its network blocks UDP).
+
+    Published once per such wait; a side that connects (or leaves on purpose) starts afresh.
+    """
+
+    visit_id: int
+    role: Role
+    waited_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class QualityReport:
     """What one participant sends and receives, from the relay's point of view."""
 
@@ -80,6 +93,7 @@ RoomEvent = (
     | VisitEnded
     | ParticipantStateChanged
     | MediaFlowChanged
+    | MediaNotConnected
     | QualityReport
     | MonitorDropped
 )

@@ -101,6 +101,7 @@ class KioskChannel(ParticipantChannel):
                     self.services.settings, f"kiosk-{self.kiosk_id}", self.services.clock.now()
                 ),
                 heartbeat_s=self.heartbeat_s,
+                connect_timeout_s=self.services.settings.media_connect_timeout_s,
                 media_sessions=self.media_sessions([visit.id for visit in schedule.visits]),
             )
         )

@@ -96,6 +96,10 @@ async def live_rows(
             kiosk_lost_seconds=round(visit.kiosk_lost_s),
             visitor_losing=hub.figures.losing(visit.id, "visitor"),
             kiosk_losing=hub.figures.losing(visit.id, "kiosk"),
+            visitor_media_flowing=hub.figures.flowing(visit.id, "visitor"),
+            kiosk_media_flowing=hub.figures.flowing(visit.id, "kiosk"),
+            visitor_cannot_connect=hub.figures.cannot_connect(visit.id, "visitor"),
+            kiosk_cannot_connect=hub.figures.cannot_connect(visit.id, "kiosk"),
         )
         for visit, unit_name, kiosk_name, first, last, visitor_name, flag_count in rows
     }

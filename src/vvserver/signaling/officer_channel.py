@@ -104,6 +104,7 @@ class OfficerChannel(Channel):
                     self.services.settings, f"staff-{account_id}", self.services.clock.now()
                 ),
                 heartbeat_s=self.heartbeat_s,
+                connect_timeout_s=self.services.settings.media_connect_timeout_s,
             )
         )
         changed = self.changed = self.app[HUB].watch()

@@ -72,6 +72,9 @@ class WelcomeMessage(ServerMessage):
     # Visits in which the server holds this side's media connection now (visitor, kiosk): a
     # client with a peer connection for a visit not listed here re-offers at once.
     media_sessions: list[int] = Field(default_factory=list)
+    # A peer connection that is not ``connected`` this long after its first offer: tell the
+    # user, then offer again through TURN only (``iceTransportPolicy: "relay"``).
+    connect_timeout_s: float = 15.0
 
 
 class HeartbeatMessage(ServerMessage):
@@ -188,6 +191,17 @@ class ParticipantMessage(ServerMessage):
     state: Literal["joined", "connected", "disconnected"]
 
 
+class MediaNotConnectedMessage(ServerMessage):
+    """Participants: ``role``'s media connection (ICE/DTLS) has not connected ``waited_s``
+    seconds after it joined (its network may block UDP). Staff got an ``alert``."""
+
+    type: Literal["media_not_connected"] = "media_not_connected"
+    visit_id: int
+    role: Literal["visitor", "kiosk"]
+    waited_s: float
+    message: str
+
+
 class QualityOut(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -240,6 +254,13 @@ class LiveVisitOut(BaseModel):
     kiosk_lost_seconds: int = 0
     visitor_losing: bool = False
     kiosk_losing: bool = False
+    # The room's media flow: the side's media reaches the relay now (it is in the call).
+    visitor_media_flowing: bool = False
+    kiosk_media_flowing: bool = False
+    # The side joined but its media connection has not connected within the connect timeout
+    # (cleared once it connects).
+    visitor_cannot_connect: bool = False
+    kiosk_cannot_connect: bool = False
 
 
 class LiveSnapshotMessage(ServerMessage):
@@ -316,6 +337,7 @@ AnyServerMessage = (
     | VisitEndedMessage
     | RejoinMessage
     | ParticipantMessage
+    | MediaNotConnectedMessage
     | QualityMessage
     | LiveSnapshotMessage
     | LiveUpdateMessage

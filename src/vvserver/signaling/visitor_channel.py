@@ -130,6 +130,7 @@ class VisitorChannel(ParticipantChannel):
                     self.services.settings, f"visit-{self.visit_id}", self.services.clock.now()
                 ),
                 heartbeat_s=self.heartbeat_s,
+                connect_timeout_s=self.services.settings.media_connect_timeout_s,
                 media_sessions=self.media_sessions([self.visit_id]),
             )
         )

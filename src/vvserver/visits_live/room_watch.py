@@ -5,6 +5,9 @@
   the visit goes `live` when both sides are connected. A participant dropping does not end
   the visit: it stays `live` and the lost time accrues until its media returns or the visit
   ends.
+* `MediaNotConnected`: a side whose media could not connect in time: audited
+  (`visit.media_not_connected`) and raised to staff as the alert `visitor_cannot_connect` or
+  `kiosk_cannot_connect` (the visit event bus carries it to every node's officers).
 * `VisitEnded`: the visit's end state (by the end reason), the last accounting, credit and
   the audit of monitors still watching, committed at once; then, once the room has remuxed
   it, the `Recording` row and recording failures.
@@ -23,10 +26,12 @@ from vvserver.db.models import ACTIVE_VISIT_STATES, Recording, Visit
 from vvserver.domain.audit.chain import AuditRecord
 from vvserver.domain.booking.credit import credit_ended_visit
 from vvserver.domain.services import Services
+from vvserver.domain.visits.bus import StaffAlertEvent, publish_after_commit
 from vvserver.domain.visits.states import transition
 from vvserver.media.room import VisitRoom
 from vvserver.media.room_events import (
     MediaFlowChanged,
+    MediaNotConnected,
     MonitorDropped,
     ParticipantStateChanged,
     Role,
@@ -128,6 +133,8 @@ class RoomWatch:
                     await self._ended(event)
                 elif isinstance(event, MonitorDropped):
                     await self._monitor_dropped(event)
+                elif isinstance(event, MediaNotConnected):
+                    await self._not_connected(event)
             except Exception:
                 # The store may be briefly unavailable; the next event (or start-up
                 # reconciliation, for the end) puts things right.
@@ -168,6 +175,41 @@ class RoomWatch:
                 now=self.services.clock.now(),
                 reason="connection closed",
             )
+
+    async def _not_connected(self, event: MediaNotConnected) -> None:
+        """A side's media could not connect: audit it, and alert the facility's staff."""
+        side = "visitor" if event.role == "visitor" else "kiosk"
+        message = (
+            f"the {side}'s media has not connected {event.waited_s:.0f} s after joining "
+            "(its network may block the call)"
+        )
+        async with self.services.write() as session:
+            visit = (await load_live_visit(session, self.visit_id)).visit
+            now = self.services.clock.now()
+            await self.services.audit.append(
+                session,
+                AuditRecord(
+                    actor=ACTOR,
+                    action="visit.media_not_connected",
+                    outcome="failure",
+                    target=f"visit:{self.visit_id}",
+                    component="media",
+                    details={"role": event.role, "waited_s": event.waited_s},
+                ),
+                now,
+            )
+            publish_after_commit(
+                session,
+                StaffAlertEvent(
+                    code=f"{event.role}_cannot_connect",
+                    visit_id=self.visit_id,
+                    kiosk_id=visit.kiosk_id,
+                    facility_id=visit.facility_id,
+                    message=message,
+                    at=now,
+                ),
+            )
+        logger.warning("visit %s: %s", self.visit_id, message)
 
     async def _media_changed(self, event: MediaFlowChanged) -> None:
         async with self._ledger_lock:

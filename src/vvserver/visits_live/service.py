@@ -128,6 +128,7 @@ class VisitMedia:
                 quality_interval=self._quality_interval,
                 recording_dir=recording_dir,
                 counters=self.rooms.counters,
+                connect_timeout=self.services.settings.media_connect_timeout_s,
             ),
         )
         watch = RoomWatch(

@@ -30,6 +30,7 @@ const kiosk = {
   pinPad: null,
   connection: "connecting",
   visitorHere: false,
+  connectProblem: null, // the i18n key shown in #connect-problem
 };
 
 function show(section) {
@@ -92,6 +93,9 @@ function tick() {
 
 function setConnection(state) {
   kiosk.connection = state;
+  if (state === "connected" && kiosk.connectProblem !== "kiosk.connect.visitor") {
+    showConnectProblem(null);
+  }
   const idle = $("connection");
   idle.dataset.state = state;
   idle.textContent = t(`kiosk.state.${state}`);
@@ -163,6 +167,16 @@ function playRemote() {
   });
 }
 
+/** What keeps the media from connecting, in words; `retry` offers "Try again". */
+function showConnectProblem(key, { retry = false } = {}) {
+  kiosk.connectProblem = key;
+  $("connect-problem").hidden = !key;
+  $("connect-retry").hidden = !retry;
+  if (!key) return;
+  $("connect-problem-text").textContent = t(key);
+  announce(t(key));
+}
+
 function showWarning(text) {
   const node = $("warning");
   node.textContent = text;
@@ -177,6 +191,7 @@ function stopLocalMedia() {
 }
 
 function visitEnded(detail) {
+  showConnectProblem(null);
   stopLocalMedia();
   kiosk.visitorHere = false;
   kiosk.visit = null;
@@ -243,7 +258,22 @@ function connect(token) {
   session.addEventListener("participant", (event) => {
     if (event.detail.role !== "visitor") return;
     kiosk.visitorHere = event.detail.state === "connected";
+    if (kiosk.visitorHere && kiosk.connectProblem === "kiosk.connect.visitor") {
+      showConnectProblem(null);
+    }
     setConnection(kiosk.connection);
+  });
+  // This kiosk's media did not connect in time: trying TURN, or given up (an officer helps).
+  session.addEventListener("connect_trouble", (event) => {
+    if (kiosk.phase !== "call") return;
+    const failed = event.detail.stage === "failed";
+    showConnectProblem(failed ? "kiosk.connect.failed" : "kiosk.connect.relay", { retry: failed });
+  });
+  // The server: the visitor's media cannot connect (their network); they were told what to try.
+  session.addEventListener("media_not_connected", (event) => {
+    if (event.detail.role === "visitor" && kiosk.phase === "call") {
+      showConnectProblem("kiosk.connect.visitor");
+    }
   });
   session.addEventListener("pin_accepted", () => {
     if (kiosk.phase === "pin") joinCall();
@@ -287,6 +317,11 @@ async function main() {
   const token = takeTokenFromFragment() || savedToken();
   kiosk.pinPad = new PinPad($("pin-pad"), $("pin-entered"), $("pin-error"), (pin) => {
     kiosk.session.send({ type: "pin_confirm", visit_id: kiosk.visit.id, pin });
+  });
+  $("connect-retry").addEventListener("click", () => {
+    if (!kiosk.visit) return;
+    showConnectProblem(null);
+    kiosk.session.join(kiosk.visit.id, { endAt: kiosk.visit.endAt });
   });
   $("sound-on").addEventListener("click", () => {
     const video = $("remote-video");

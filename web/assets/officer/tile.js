@@ -6,6 +6,25 @@ import { qualityBadge, stateText } from "./common.js";
 
 const MAX_CHAT_LINES = 50;
 
+/**
+ * Where one side stands, from the server's view of its media: "in the call" only while its
+ * media reaches the server; joined without media yet is "connecting", and past the connect
+ * timeout "cannot connect".
+ */
+function sideText(row, side) {
+  if (row[`${side}_media_flowing`]) return t("officer.tile.in");
+  if (row[`${side}_cannot_connect`]) return t("officer.tile.cannotConnect");
+  if (!row[`${side}_connected`]) return t("officer.tile.out");
+  if (row[`${side}_media`] === "connected") return t("officer.tile.noMedia");
+  return t("officer.tile.connecting");
+}
+
+/** A side's quality badge; none for a side whose media never connected (nothing to rate). */
+function sideQuality(row, side) {
+  const stuck = row[`${side}_cannot_connect`] && !row[`${side}_media_flowing`];
+  return qualityBadge(stuck ? null : row[`${side}_quality`], row[`${side}_connected`] && !stuck);
+}
+
 export class VisitTile {
   /** `actions`: {watch(tile), audio(tile), flag(tile), terminate(tile)}. */
   constructor(row, actions) {
@@ -135,20 +154,27 @@ export class VisitTile {
     if (row.kiosk_losing) {
       badges.push(el("span", { class: "badge bad" }, t("officer.tile.losingKiosk")));
     }
+    // A side that joined but whose media never connected (e.g. its network blocks UDP).
+    if (row.visitor_cannot_connect && !row.visitor_media_flowing) {
+      badges.push(el("span", { class: "badge bad" }, t("officer.tile.cannotConnectVisitor")));
+    }
+    if (row.kiosk_cannot_connect && !row.kiosk_media_flowing) {
+      badges.push(el("span", { class: "badge bad" }, t("officer.tile.cannotConnectKiosk")));
+    }
     this.badges.replaceChildren(...badges);
     this.kiosk.textContent = `${row.kiosk_name} (${row.unit_name})`;
     this.state.textContent = `${stateText(row.state)} · ${t("officer.tile.sides", {
-      visitor: t(row.visitor_connected ? "officer.tile.in" : "officer.tile.out"),
-      kiosk: t(row.kiosk_connected ? "officer.tile.in" : "officer.tile.out"),
+      visitor: sideText(row, "visitor"),
+      kiosk: sideText(row, "kiosk"),
     })}`;
     this.quality.replaceChildren(
       t("officer.tile.visitorSide"),
       " ",
-      qualityBadge(row.visitor_quality, row.visitor_connected),
+      sideQuality(row, "visitor"),
       " ",
       t("officer.tile.kioskSide"),
       " ",
-      qualityBadge(row.kiosk_quality, row.kiosk_connected),
+      sideQuality(row, "kiosk"),
     );
     this.lost.textContent = t("officer.tile.lostSides", {
       visitor: fmtDuration(row.visitor_lost_seconds ?? 0),

@@ -58,6 +58,7 @@ class CallScreen {
     $("poor-audio-only").addEventListener("click", () => this.setAudioOnly(true));
     $("leave-button").addEventListener("click", () => this.leave());
     $("rejoin-button").addEventListener("click", () => this.rejoin());
+    $("connect-retry").addEventListener("click", () => this.retryConnect());
     $("chat-form").addEventListener("submit", (e) => this.sendChat(e));
     if (!this.signedIn) $("summary-home").href = "/signin?next=%2Fvisitor%2Fvisits";
     this.openSession();
@@ -111,6 +112,8 @@ class CallScreen {
       if (this.visit) this.loadChatHistory();
     });
     session.addEventListener("participant", (e) => this.participant(e.detail));
+    session.addEventListener("connect_trouble", (e) => this.connectTrouble(e.detail.stage));
+    session.addEventListener("media_not_connected", (e) => this.otherCannotConnect(e.detail));
     session.addEventListener("poor_connection", (e) => {
       $("poor-banner").hidden = !e.detail.poor || this.audioOnly;
       if (e.detail.poor && !this.audioOnly) announce(t("call.poor"));
@@ -211,6 +214,9 @@ class CallScreen {
   stateChanged(state) {
     const text = t(`call.state.${state}`);
     $("conn-status").textContent = text;
+    const ownProblem = this.connectProblem && this.connectProblem !== "call.connect.kiosk";
+    if ((state === "connected" && ownProblem) || state === "ended") this.showConnectProblem(null);
+    if (state === "unreachable") $("join-status").textContent = text;
     if (state === "connected") {
       $("waiting").hidden = true;
       $("summary").hidden = true;
@@ -222,6 +228,35 @@ class CallScreen {
     } else if (state === "joining") {
       $("join-status").textContent = t("call.joining");
     }
+  }
+
+  // ---------------------------------------------------------------- media that cannot connect
+
+  /** This side's media did not connect in time: "relay" (trying TURN) or "failed" (gave up). */
+  connectTrouble(stage) {
+    this.showConnectProblem(stage === "relay" ? "call.connect.relay" : "call.connect.failed",
+      { tips: true, retry: stage === "failed" });
+  }
+
+  /** The server: the kiosk's media cannot connect (this side's own trouble comes from above). */
+  otherCannotConnect(message) {
+    if (message.role !== "kiosk" || this.finished) return;
+    this.showConnectProblem("call.connect.kiosk");
+  }
+
+  showConnectProblem(key, { tips = false, retry = false } = {}) {
+    this.connectProblem = key;
+    $("connect-problem").hidden = !key;
+    $("connect-problem-tips").hidden = !tips;
+    $("connect-retry").hidden = !retry;
+    if (!key) return;
+    $("connect-problem-text").textContent = t(key);
+    announce(t(key));
+  }
+
+  retryConnect() {
+    this.showConnectProblem(null);
+    this.join();
   }
 
   remoteStream(stream) {
@@ -242,6 +277,9 @@ class CallScreen {
 
   participant(message) {
     if (message.role === "visitor") return;
+    if (message.state === "connected" && this.connectProblem === "call.connect.kiosk") {
+      this.showConnectProblem(null);
+    }
     this.otherGone = message.state === "disconnected";
     if (this.otherGone) announce(t("call.remote.gone"));
     this.updatePlaceholder();
