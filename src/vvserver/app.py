@@ -22,6 +22,7 @@ from vvserver.api import (
     routes_recordings,
     routes_reports,
     routes_system,
+    routes_visit_now,
     routes_visitors,
     routes_visits,
 )
@@ -64,6 +65,7 @@ ROUTERS: tuple[ApiRouter, ...] = (
     routes_people.router,
     routes_visitors.router,
     routes_visits.router,
+    routes_visit_now.router,
     routes_live.router,
     routes_flags.router,
     routes_recordings.router,

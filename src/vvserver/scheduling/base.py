@@ -37,6 +37,7 @@ class SchedulerReport:
     purge_after_set: int = 0
     recordings_purged: int = 0
     purges_refused: int = 0
+    rings_missed: int = 0
     errors: int = 0
     # Some job filled its batch: there may be more due work right now.
     more: bool = False
@@ -59,6 +60,7 @@ class SchedulerReport:
                 self.purge_after_set,
                 self.recordings_purged,
                 self.purges_refused,
+                self.rings_missed,
             )
         )
 

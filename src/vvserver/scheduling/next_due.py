@@ -14,7 +14,8 @@ The deadlines mirror the jobs in ``visit_jobs``, ``reminders`` and ``recordings`
 * no-show: not started, ``start + no_show_minutes``; a visit that was live and is back in
   ready waits until ``end + OVERRUN_GRACE``;
 * overrun: live visits, ``end + OVERRUN_GRACE``;
-* purge: finished recordings, not held, ``purge_after``.
+* purge: finished recordings, not held, ``purge_after``;
+* Visit now: ringing visits, ``ring_until`` (an unanswered ring ends as declined).
 
 Setting ``purge_after`` on a finished recording has no deadline: the next pass does it (it only
 dates a purge days away).
@@ -31,6 +32,8 @@ from vvserver.db.models import Recording, Visit
 from vvserver.domain.services import Services
 from vvserver.scheduling.rulebook import RuleBook, UnitGroup
 from vvserver.scheduling.visit_jobs import NOT_STARTED, OVERRUN_GRACE
+
+ZERO = timedelta(0)
 
 
 def _earliest(
@@ -75,6 +78,8 @@ def _visit_deadlines(
         found.append((_earliest(Visit.end_at, *conditions), OVERRUN_GRACE))
     conditions = (Visit.state == "live", Visit.end_at > after - OVERRUN_GRACE)
     found.append((_earliest(Visit.end_at, *conditions), OVERRUN_GRACE))
+    ring_until: InstrumentedAttribute[datetime] = Visit.ring_until  # type: ignore[assignment]
+    found.append((_earliest(ring_until, Visit.state == "ringing", ring_until > after), ZERO))
     return found
 
 

@@ -96,6 +96,7 @@ async def live_rows(
             kiosk_lost_seconds=round(visit.kiosk_lost_s),
             visitor_losing=hub.figures.losing(visit.id, "visitor"),
             kiosk_losing=hub.figures.losing(visit.id, "kiosk"),
+            on_demand=visit.on_demand,
         )
         for visit, unit_name, kiosk_name, first, last, visitor_name, flag_count in rows
     }
