@@ -155,15 +155,15 @@ async def _offer(
         counts = q.visitor_week_counts or {}
         if counts.get(week, 0) >= rules.max_visits_per_visitor_week:
             return no("visitor_weekly_limit", "you have no visits left this week")
-    last = await _last_on_demand_end(session, person.person_id)
-    if last is not None and last + timedelta(minutes=rules.on_demand_gap_minutes) > start:
-        return no("on_demand_too_soon", "this person had a visit without booking a short while ago")
     pad = timedelta(minutes=rules.buffer_minutes)
     widened = Interval(start - pad, end + pad)
     if any(iv.overlaps(widened) for iv in q.person_busy):
         return no("person_busy", "this person has another visit now")
     if any(iv.overlaps(widened) for iv in q.visitor_busy):
         return no("visitor_busy", "you have another visit now")
+    last = await _last_on_demand_end(session, person.person_id)
+    if last is not None and last + timedelta(minutes=rules.on_demand_gap_minutes) > start:
+        return no("on_demand_too_soon", "this person had a visit without booking a short while ago")
     candidates = [kiosk_id for kiosk_id in q.kiosk_ids if kiosk_ok(kiosk_id)]
     if not candidates:
         return no("kiosk_offline", "no kiosk of this housing unit is online")
