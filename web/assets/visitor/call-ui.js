@@ -208,6 +208,7 @@ class CallScreen {
     const wasRinging = this.ringing;
     this.ringing = ringing;
     $("ring-status").hidden = !ringing;
+    $("visit-countdown").hidden = ringing;
     $("join-button").disabled = ringing;
     if (ringing) {
       const who = this.visit?.person_name || t("call.chat.them");
