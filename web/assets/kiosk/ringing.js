@@ -229,7 +229,7 @@ class KioskTone {
     };
     burst();
     this.timer = setInterval(burst, 2500);
-    document.body.dataset.ringTone = "playing";
+    document.body.dataset.ringTone = this.context.state; // "running" when audible
   }
 
   stop() {

@@ -214,8 +214,13 @@ class CallScreen {
       const who = this.visit?.person_name || t("call.chat.them");
       $("ring-status-text").textContent = t("call.ring.calling", { person: who });
       if (!wasRinging) announce(t("call.ring.calling", { person: who }));
-    } else if (wasRinging && !this.joined && !this.finished) {
+    } else if (wasRinging && !this.finished) {
       announce(t("call.ring.answered"));
+    }
+    // A visit started now (either side rang) joins by itself once it is answered.
+    const answered = ["ready", "live"].includes(this.status?.state);
+    if (answered && this.visit?.on_demand && !this.joined && !this.finished && !this.autoJoined) {
+      this.autoJoined = true;
       this.join();
     }
   }

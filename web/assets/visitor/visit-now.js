@@ -165,7 +165,6 @@ class RingTone {
 
   start() {
     if (!this.context || this.timer) return;
-    this.context.resume().catch(() => {});
     const burst = () => {
       const now = this.context.currentTime;
       for (const [offset, freq] of [[0, 440], [0.4, 480], [0.8, 440], [1.2, 480]]) {
@@ -180,7 +179,11 @@ class RingTone {
     };
     burst();
     this.timer = setInterval(burst, 3000);
-    document.body.dataset.ringTone = "playing";
+    // "running": the tone is audible; "suspended": the browser holds sound back.
+    document.body.dataset.ringTone = this.context.state;
+    this.context.resume().then(() => {
+      if (this.timer) document.body.dataset.ringTone = this.context.state;
+    }, () => {});
   }
 
   stop() {
