@@ -71,6 +71,15 @@ export class KioskRinging {
     this.host.show("ring");
     if (incoming) this.tone.start();
     announce($("ring-who").textContent);
+    // The server ends an unanswered ring at `ring_until`; should its `ring_ended` not come
+    // (the ring was ended another way), stop ringing shortly after anyway.
+    clearTimeout(this.ringTimer);
+    const left = Date.parse(message.ring_until) - Date.parse(message.server_time);
+    this.ringTimer = setTimeout(() => {
+      if (this.ring?.visit_id === message.visit_id) {
+        this.ringEnded({ visit_id: message.visit_id, outcome: "missed" });
+      }
+    }, Math.max(0, left) + 3000);
     (incoming ? $("ring-accept") : $("ring-hangup")).focus();
   }
 
@@ -95,6 +104,7 @@ export class KioskRinging {
 
   ringEnded(message) {
     if (!this.ring || message.visit_id !== this.ring.visit_id) return;
+    clearTimeout(this.ringTimer);
     this.tone.stop();
     this.ring = null;
     if (message.outcome === "accepted") {
