@@ -23,6 +23,7 @@ from vvserver.api import (
     routes_reports,
     routes_series,
     routes_system,
+    routes_visit_now,
     routes_visitors,
     routes_visits,
 )
@@ -66,6 +67,7 @@ ROUTERS: tuple[ApiRouter, ...] = (
     routes_visitors.router,
     routes_visits.router,
     routes_series.router,
+    routes_visit_now.router,
     routes_live.router,
     routes_flags.router,
     routes_recordings.router,

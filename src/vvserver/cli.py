@@ -1,4 +1,4 @@
-"""Command line: ``vvserver serve | migrate | audit verify | staff reset-mfa | client join``."""
+"""Command line: ``vvserver serve | migrate | audit verify | staff reset-mfa | client ...``."""
 
 from __future__ import annotations
 
@@ -84,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     client_sub.add_parser(
         "join",
         help="join a visit as visitor or kiosk; see `vvserver client join --help`",
+        add_help=False,
+    )
+    client_sub.add_parser(
+        "ring",
+        help="Visit now: ring, accept or decline; see `vvserver client ring --help`",
         add_help=False,
     )
     staff = sub.add_parser("staff", help="staff account tools for the server operator")
@@ -204,6 +209,10 @@ def main(argv: list[str] | None = None) -> int:
         from vvserver.client.headless_cli import main as join_main
 
         return join_main(argv[2:])
+    if argv[:2] == ["client", "ring"]:
+        from vvserver.client.ringer import main as ring_main
+
+        return ring_main(argv[2:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO,

@@ -165,6 +165,8 @@ MATRIX: dict[tuple[str, str], Access] = {
     ("PATCH", "/api/persons/{person_id}"): Access(ADMINS),
     # A visitor found the person in the directory already; not being approved is said plainly.
     ("GET", "/api/persons/{person_id}/availability"): Access(VISITOR_STAFF, visitor_other=403),
+    ("GET", "/api/persons/{person_id}/visit-now"): Access(VISITOR, visitor_other=403),
+    ("POST", "/api/persons/{person_id}/visit-now"): Access(VISITOR, visitor_other=403),
     ("POST", "/api/persons/{person_id}/release"): Access(ADMINS),
     ("POST", "/api/persons/{person_id}/transfer"): Access(ADMINS),
     ("POST", "/api/persons/{person_id}/suspend"): Access(ADMINS),

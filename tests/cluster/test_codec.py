@@ -18,6 +18,7 @@ from vvserver.cluster.codec import (
 from vvserver.domain.visits.bus import (
     ChatPostedEvent,
     LiveListChangedEvent,
+    RingEvent,
     StaffAlertEvent,
     VisitEndedEvent,
     VisitEvent,
@@ -39,6 +40,7 @@ VISIT_EVENTS: list[VisitEvent] = [
     LiveListChangedEvent(1),
     ChatPostedEvent(1),
     StaffAlertEvent("pin_locked", 1, 4, 2, "wrong kiosk PIN entered too often", AT),
+    RingEvent(1, 4, 9, 2, "visitor", "ringing"),
 ]
 ROOM_EVENTS: list[RoomEvent] = [
     VisitWarning(1, 60),

@@ -23,7 +23,11 @@ from vvserver.cluster.shared_state import (
 from vvserver.db.wakeups import note_change
 from vvserver.domain.accounts.principal import Principal
 from vvserver.domain.errors import TooManyRequests
-from vvserver.domain.facilities.presence import KioskPresence, ParticipantPresence
+from vvserver.domain.facilities.presence import (
+    KioskPresence,
+    ParticipantPresence,
+    VisitorAvailability,
+)
 from vvserver.domain.visits.bus import (
     ChatPostedEvent,
     StaffAlertEvent,
@@ -89,6 +93,25 @@ async def test_a_kiosk_online_on_one_node_is_online_on_all_and_offline_when_its_
     assert not kiosks[1].is_online(42)
     kiosks[0].disconnected(42)
     await eventually(lambda: not kiosks[2].is_online(42))
+
+
+async def test_a_visitor_available_on_one_node_can_be_rung_from_every_node(
+    links: list[RedisLink],
+) -> None:
+    """Visit now: "available now" is per open visitor page (socket), counted cluster-wide."""
+    counts = [ClusterCounts(link) for link in links]
+    available = [VisitorAvailability(c) for c in counts]
+    for link in links:
+        await link.start()
+    available[0].available(5)  # two pages of visitor 5 on two nodes
+    available[1].available(5)
+    await eventually(lambda: all(a.is_available(5) for a in available))
+    assert not available[2].is_available(6)
+    available[0].unavailable(5)  # one page switched off: the other still counts
+    await asyncio.sleep(0.2)
+    assert available[2].is_available(5)
+    counts[2].node_lost("node1/0")  # the other page's node is lost
+    assert not available[2].is_available(5)
 
 
 async def test_signing_out_on_one_node_drops_the_cached_session_on_every_node(

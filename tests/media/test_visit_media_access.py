@@ -86,6 +86,8 @@ async def test_joining_a_visit_that_is_not_on_is_refused(
         services, world, ends_in=7200.0, started=-timedelta(hours=1), state="scheduled"
     )
     open_visit = await add_visit(services, world, ends_in=600.0, kiosk="a2-1", person="pa2")
+    # Visit now: a visit that still rings has no call until it is answered.
+    ringing = await add_visit(services, world, ends_in=900.0, started=timedelta(0), state="ringing")
     peer = TestPeer("visitor", clip)
     try:
         offer = await peer.create_offer()
@@ -93,6 +95,7 @@ async def test_joining_a_visit_that_is_not_on_is_refused(
             (cancelled, "visit_not_active"),
             (over, "visit_over"),
             (early, "visit_not_open_yet"),
+            (ringing, "ring_not_answered"),
         ):
             roles: tuple[Role, ...] = ("visitor", "kiosk")
             for role in roles:

@@ -36,7 +36,8 @@
 //                 closed
 //   "remote_stream" {stream}  the MediaStream to show (fires again when tracks are added)
 //   "visit_status", "visit_start", "schedule", "pin_accepted", "participant", "quality",
-//   "welcome", "pong": the server message itself
+//   "welcome", "pong", "ok", and Visit now's "ring", "ring_ended", "available_visitors":
+//   the server message itself
 //   "warning"     {seconds_left}           from `visit_warning`
 //   "ended"       {reason, message}        the visit is over (visit_ended or an end state)
 //   "chat"        {from, text, at, visit_id}
@@ -73,10 +74,12 @@ const RESUME_GRACE_MS = 2000;
 const STATS_EVERY_MS = 3000;
 const POOR_LOSS_RATIO = 0.08;
 const POOR_RTT_S = 0.8;
-const END_STATES = new Set(["completed", "cancelled", "no_show", "terminated", "failed"]);
+const END_STATES = new Set([
+  "completed", "cancelled", "no_show", "terminated", "failed", "declined",
+]);
 const FORWARDED = [
   "welcome", "visit_status", "visit_start", "schedule", "pin_accepted", "participant",
-  "quality", "pong", "media_not_connected",
+  "quality", "pong", "media_not_connected", "ring", "ring_ended", "available_visitors", "ok",
 ];
 
 /**

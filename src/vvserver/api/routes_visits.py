@@ -89,6 +89,8 @@ def _visit_fields(view: VisitView, rebooked_as: int | None = None) -> dict[str, 
         "kiosk_lost_seconds": round(visit.kiosk_lost_s),
         "connected_seconds": round(connected_seconds(visit)),
         "rebooked_as": rebooked_as,
+        "on_demand": visit.on_demand,
+        "ring_until": visit.ring_until,
     }
 
 

@@ -83,6 +83,8 @@ LostCreditSeconds = Annotated[int, Field(ge=0, le=3600)]
 ReminderMinutes = Annotated[int, Field(ge=0, le=7 * 24 * 60)]
 CancelLeadMinutes = Annotated[int, Field(ge=0, le=14 * 24 * 60)]
 RetentionDays = Annotated[int, Field(ge=1, le=3650)]
+OnDemandMinutes = Annotated[int, Field(ge=5, le=120)]
+OnDemandGapMinutes = Annotated[int, Field(ge=0, le=7 * 24 * 60)]
 
 
 class WindowIn(ApiModel):
@@ -128,10 +130,19 @@ class RulesIn(ApiModel):
     cancel_lead_minutes: CancelLeadMinutes = _DEFAULTS.cancel_lead_minutes
     retention_days: RetentionDays = _DEFAULTS.retention_days
     kiosk_pin_required: bool = _DEFAULTS.kiosk_pin_required
+    on_demand_enabled: bool = _DEFAULTS.on_demand_enabled
+    # Omitted: every day 08:00-20:00 (the built-in default).
+    on_demand_windows: Windows | None = None
+    on_demand_minutes: OnDemandMinutes = _DEFAULTS.on_demand_minutes
+    on_demand_counts_toward_limit: bool = _DEFAULTS.on_demand_counts_toward_limit
+    on_demand_gap_minutes: OnDemandGapMinutes = _DEFAULTS.on_demand_gap_minutes
+    on_demand_privileged: bool = _DEFAULTS.on_demand_privileged
 
     def to_rules(self) -> VisitingRules:
-        data: dict[str, Any] = self.model_dump(exclude={"windows"})
+        data: dict[str, Any] = self.model_dump(exclude={"windows", "on_demand_windows"})
         data["warning_seconds"] = tuple(self.warning_seconds)
+        if self.on_demand_windows is not None:
+            data["on_demand_windows"] = tuple(w.to_window() for w in self.on_demand_windows)
         return VisitingRules(windows=tuple(w.to_window() for w in self.windows), **data)
 
 
@@ -154,15 +165,23 @@ class UnitRulesIn(ApiModel):
     cancel_lead_minutes: CancelLeadMinutes | None = None
     retention_days: RetentionDays | None = None
     kiosk_pin_required: bool | None = None
+    on_demand_enabled: bool | None = None
+    on_demand_windows: Windows | None = None
+    on_demand_minutes: OnDemandMinutes | None = None
+    on_demand_counts_toward_limit: bool | None = None
+    on_demand_gap_minutes: OnDemandGapMinutes | None = None
+    on_demand_privileged: bool | None = None
 
     def changes(self) -> dict[str, Any]:
         """The fields sent, as rules JSON (``None`` = clear)."""
         dumped = self.model_dump(mode="json", include=self.model_fields_set)
-        if self.windows is not None:
-            dumped["windows"] = [
-                {"weekday": w.weekday, "start": f"{w.start:%H:%M}", "end": f"{w.end:%H:%M}"}
-                for w in self.windows
-            ]
+        for key in ("windows", "on_demand_windows"):
+            windows: list[WindowIn] | None = getattr(self, key)
+            if windows is not None:
+                dumped[key] = [
+                    {"weekday": w.weekday, "start": f"{w.start:%H:%M}", "end": f"{w.end:%H:%M}"}
+                    for w in windows
+                ]
         return dumped
 
 
@@ -188,6 +207,12 @@ class RulesOut(BaseModel):
     cancel_lead_minutes: int
     retention_days: int
     kiosk_pin_required: bool
+    on_demand_enabled: bool
+    on_demand_windows: list[WindowOut]
+    on_demand_minutes: int
+    on_demand_counts_toward_limit: bool
+    on_demand_gap_minutes: int
+    on_demand_privileged: bool
 
     @classmethod
     def of(cls, rules: VisitingRules) -> RulesOut:

@@ -18,7 +18,16 @@ LATEST_DATE = date(2199, 12, 31)
 MAX_ID = 2**31 - 1  # ids are 32-bit integers on PostgreSQL
 
 VisitState = Literal[
-    "scheduled", "ready", "live", "completed", "cancelled", "no_show", "terminated", "failed"
+    "ringing",
+    "scheduled",
+    "ready",
+    "live",
+    "completed",
+    "cancelled",
+    "no_show",
+    "terminated",
+    "failed",
+    "declined",
 ]
 
 
@@ -152,12 +161,34 @@ class VisitOut(BaseModel):
     kiosk_lost_seconds: int = Field(description="The same for the facility's (kiosk's) side")
     connected_seconds: int = Field(description="Seconds both sides were connected, at most")
     rebooked_as: int | None = Field(description="The make-up visit booked for this credit")
+    on_demand: Literal["visitor", "kiosk"] | None = Field(
+        default=None, description="Visit now: who started it; null for a booked visit"
+    )
+    ring_until: datetime | None = Field(
+        default=None, description="While ringing: when an unanswered ring ends as declined"
+    )
 
 
 class BookedVisitOut(VisitOut):
     join_url: str | None = Field(
         description="Shown only here, and only to the visitor: only a hash of the link is stored"
     )
+
+
+class VisitNowOut(BaseModel):
+    """Whether the visitor can start a visit with the person now (Visit now)."""
+
+    person_id: int
+    available: bool
+    code: str | None = Field(
+        description="Why not: on_demand_off, on_demand_privileged, outside_on_demand_hours, "
+        "person_unavailable, visitor_banned, blackout, person_weekly_limit, "
+        "visitor_weekly_limit, on_demand_too_soon, person_busy, visitor_busy, kiosk_offline, "
+        "kiosk_busy"
+    )
+    message: str | None
+    minutes: int = Field(description="The length of an on-demand visit in the person's unit")
+    ring_seconds: int = Field(description="How long the kiosk rings before it counts as declined")
 
 
 class KioskScheduleOut(BaseModel):

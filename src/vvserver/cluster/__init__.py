@@ -35,7 +35,11 @@ from vvserver.cluster.shared_state import (
     RedisRateLimiter,
 )
 from vvserver.db.models import Recording
-from vvserver.domain.facilities.presence import KioskPresence, ParticipantPresence
+from vvserver.domain.facilities.presence import (
+    KioskPresence,
+    ParticipantPresence,
+    VisitorAvailability,
+)
 from vvserver.domain.services import Services
 from vvserver.media.room_events import RoomEvent
 from vvserver.settings import Settings
@@ -69,6 +73,7 @@ class Cluster:
         services.events = ClusterEventBus(link)
         services.kiosks_online = KioskPresence(self.counts)
         services.participants = ParticipantPresence(self.counts)
+        services.available_visitors = VisitorAvailability(self.counts)
         services.sessions = ClusterSessionCache(link, ttl_s=services.sessions.ttl_s)
         services.wakeups = ClusterWakeups(link)
         services.rate_limiter = RedisRateLimiter(link)

@@ -2,7 +2,8 @@
 
 * ``ClusterEventBus``: a visit event published here goes to this process's subscribers and
   (as JSON by kind) to every other node, which delivers it to its own: each once.
-* ``ClusterCounts``: open sockets (kiosks online, participants in a call) per node; each node
+* ``ClusterCounts``: open sockets (kiosks online, participants in a call, visitors available
+  now for Visit now) per node; each node
   mirrors the others' counts (a hash per node plus a change message), and drops a lost node's.
 * ``ClusterSessionCache``: sign-out, password reset and deactivation drop the cached session on
   every node at once.

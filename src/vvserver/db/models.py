@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
     true,
 )
@@ -23,8 +24,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from vvserver.db.types import UTCDateTime
 
-ACTIVE_VISIT_STATES = ("scheduled", "ready", "live")
-_ACTIVE_SQL = "state IN ('scheduled', 'ready', 'live')"
+# ``ringing``: an on-demand visit waiting to be answered (see domain.visits.on_demand).
+ACTIVE_VISIT_STATES = ("ringing", "scheduled", "ready", "live")
+_ACTIVE_SQL = "state IN ('ringing', 'scheduled', 'ready', 'live')"
 
 
 class Base(DeclarativeBase):
@@ -283,6 +285,12 @@ class Visit(Base):
     start_pushed_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # Visit now: who started it ("visitor" or "kiosk"); null for a booked visit.
+    on_demand: Mapped[str | None] = mapped_column(String(8), default=None)
+    # While ``ringing``: when the unanswered ring ends the visit as ``declined``.
+    ring_until: Mapped[datetime | None] = mapped_column(default=None)
+    # Never counts against weekly limits (an on-demand visit where the rules say so).
+    limit_exempt: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class VisitTransition(Base):

@@ -15,7 +15,11 @@ from vvserver.domain.accounts.secrets import PasswordHashing
 from vvserver.domain.accounts.session_cache import SessionCache
 from vvserver.domain.audit.chain import AuditLog, AuditRecord
 from vvserver.domain.clock import Clock
-from vvserver.domain.facilities.presence import KioskPresence, ParticipantPresence
+from vvserver.domain.facilities.presence import (
+    KioskPresence,
+    ParticipantPresence,
+    VisitorAvailability,
+)
 from vvserver.domain.visits.bus import (
     AFTER_COMMIT_EVENTS_KEY,
     CredentialsRevokedEvent,
@@ -41,6 +45,8 @@ class Services:
     kiosks_online: KioskPresence = field(default_factory=KioskPresence)
     # Which sides of which visits have a socket in the call (the live board shows it).
     participants: ParticipantPresence = field(default_factory=ParticipantPresence)
+    # Visitors whose open page says "available now" (a kiosk's resident may ring them).
+    available_visitors: VisitorAvailability = field(default_factory=VisitorAvailability)
     # Kiosk PIN confirmations, wrong tries and locks per visit.
     pin_tries: PinStore = field(default_factory=PinTries)
     # Commits that change the scheduler's or the mailer's input wake them (see wakeups.py).

@@ -40,6 +40,7 @@ class SchedulerReport:
     series_booked: int = 0
     series_skipped: int = 0
     series_ended: int = 0
+    rings_missed: int = 0
     errors: int = 0
     # Some job filled its batch: there may be more due work right now.
     more: bool = False
@@ -65,6 +66,7 @@ class SchedulerReport:
                 self.series_booked,
                 self.series_skipped,
                 self.series_ended,
+                self.rings_missed,
             )
         )
 

@@ -15,7 +15,8 @@ from datetime import datetime
 
 from vvserver.domain.services import Services
 from vvserver.domain.visits.bus import VisitEventBus, VisitEvents
-from vvserver.scheduling.base import SchedulerReport
+from vvserver.domain.visits.ring_answer import end_missed_rings
+from vvserver.scheduling.base import ACTOR, SchedulerReport
 from vvserver.scheduling.next_due import next_due_at
 from vvserver.scheduling.recordings import purge_expired, set_purge_dates
 from vvserver.scheduling.reminders import send_reminders
@@ -55,6 +56,7 @@ async def scheduler_pass(
     if book is None:
         book = await load_rule_book(services)
     jobs: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+        ("rings", lambda: _missed_rings(services, now, report)),
         ("overruns", lambda: complete_overruns(services, now, report)),
         ("no_shows", lambda: end_unattended(services, book, now, report)),
         ("join_window", lambda: open_join_windows(services, book, now, report)),
@@ -73,6 +75,11 @@ async def scheduler_pass(
     if report.changed_anything() or report.errors:
         logger.info("scheduler pass at %s: %s", now.isoformat(), report)
     return report
+
+
+async def _missed_rings(services: Services, now: datetime, report: SchedulerReport) -> None:
+    """Visit now: rings nobody answered by their ``ring_until`` end as declined."""
+    report.rings_missed += len(await end_missed_rings(services, now, ACTOR))
 
 
 async def load_rule_book(services: Services) -> RuleBook:

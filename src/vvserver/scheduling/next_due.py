@@ -16,6 +16,7 @@ The deadlines mirror the jobs in ``visit_jobs``, ``reminders`` and ``recordings`
 * overrun: live visits, ``end + OVERRUN_GRACE``;
 * purge: finished recordings, not held, ``purge_after``;
 * standing weekly visits: active series, ``next_start_at - lead_max_days`` (``series_jobs``).
+* Visit now: ringing visits, ``ring_until`` (an unanswered ring ends as declined).
 
 Setting ``purge_after`` on a finished recording has no deadline: the next pass does it (it only
 dates a purge days away).
@@ -33,6 +34,8 @@ from vvserver.domain.services import Services
 from vvserver.scheduling.rulebook import RuleBook, UnitGroup
 from vvserver.scheduling.series_jobs import series_deadlines
 from vvserver.scheduling.visit_jobs import NOT_STARTED, OVERRUN_GRACE
+
+ZERO = timedelta(0)
 
 
 def _earliest(
@@ -77,6 +80,8 @@ def _visit_deadlines(
         found.append((_earliest(Visit.end_at, *conditions), OVERRUN_GRACE))
     conditions = (Visit.state == "live", Visit.end_at > after - OVERRUN_GRACE)
     found.append((_earliest(Visit.end_at, *conditions), OVERRUN_GRACE))
+    ring_until: InstrumentedAttribute[datetime] = Visit.ring_until  # type: ignore[assignment]
+    found.append((_earliest(ring_until, Visit.state == "ringing", ring_until > after), ZERO))
     return found
 
 

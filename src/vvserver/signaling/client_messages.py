@@ -23,6 +23,7 @@ MAX_CANDIDATE_CHARS = 1024
 MAX_NOTE_CHARS = 1000
 MAX_PIN_CHARS = 16
 MAX_CHAT_CHARS = 1000
+BOOKING_NUMBER_PATTERN = r"^[A-Za-z0-9][\w./-]*$"
 
 VisitId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
@@ -139,6 +140,62 @@ class ChatMessage(ClientMessage):
     visit_id: VisitId | None = None
 
 
+class AvailabilityMessage(ClientMessage):
+    """Visitor, on a page's socket without a visit: "available now" on or off (Visit now).
+
+    While on, the visitor's approved residents may ring this page from an idle kiosk.
+    """
+
+    type: Literal["availability"]
+    available: bool
+
+
+class RingAcceptMessage(ClientMessage):
+    """The side rung (kiosk or visitor) accepts the ring of an on-demand visit.
+
+    A kiosk whose unit asks for the PIN sends it here (or confirms it first with
+    ``pin_confirm``); visitors send no PIN.
+    """
+
+    type: Literal["ring_accept"]
+    visit_id: VisitId
+    pin: str | None = Field(default=None, min_length=1, max_length=MAX_PIN_CHARS)
+
+
+class RingDeclineMessage(ClientMessage):
+    """Decline a ring (the side rung) or withdraw it (the side that rang)."""
+
+    type: Literal["ring_decline"]
+    visit_id: VisitId
+
+
+class ResidentSignInMessage(ClientMessage):
+    """Kiosk: the resident who wants to ring a visitor (their PIN where the unit asks for it)."""
+
+    type: Literal["resident_sign_in"]
+    booking_number: str = Field(min_length=1, max_length=64, pattern=BOOKING_NUMBER_PATTERN)
+    pin: str | None = Field(default=None, min_length=1, max_length=MAX_PIN_CHARS)
+
+
+class AvailableRequest(ClientMessage):
+    """Kiosk: the signed-in resident's visitors available now, again."""
+
+    type: Literal["get_available"]
+
+
+class RingVisitorMessage(ClientMessage):
+    """Kiosk: the signed-in resident rings this approved visitor (from ``available_visitors``)."""
+
+    type: Literal["ring_visitor"]
+    approval_id: VisitId
+
+
+class ResidentSignOutMessage(ClientMessage):
+    """Kiosk: the resident is done (also after ``RESIDENT_IDLE_S`` without a request)."""
+
+    type: Literal["resident_sign_out"]
+
+
 AnyClientMessage = Annotated[
     AuthMessage
     | PingMessage
@@ -151,7 +208,14 @@ AnyClientMessage = Annotated[
     | TerminateMessage
     | FlagMessage
     | PinConfirmMessage
-    | ChatMessage,
+    | ChatMessage
+    | AvailabilityMessage
+    | RingAcceptMessage
+    | RingDeclineMessage
+    | ResidentSignInMessage
+    | AvailableRequest
+    | RingVisitorMessage
+    | ResidentSignOutMessage,
     Field(discriminator="type"),
 ]
 CLIENT_MESSAGE = TypeAdapter[AnyClientMessage](AnyClientMessage)
@@ -168,6 +232,13 @@ CLIENT_MESSAGE_TYPES: tuple[str, ...] = (
     "flag",
     "pin_confirm",
     "chat",
+    "availability",
+    "ring_accept",
+    "ring_decline",
+    "resident_sign_in",
+    "get_available",
+    "ring_visitor",
+    "resident_sign_out",
 )
 
 

@@ -16,6 +16,7 @@
   A visit that starts while its kiosk is offline raises the ``kiosk_offline`` alert,
   except in the first ``kiosk_offline_grace_s`` after the server started (a restart cut every
   kiosk's socket): then the alert comes at the grace's end, only if the kiosk is still away.
+* Visit now (``ringing``): rings to both sides' sockets; visitors' pages on standby.
 * In a cluster the bus, kiosk presence and participants are cluster-wide (``vvserver.cluster``):
   this hub serves the sockets of its own process and reads who is connected anywhere.
 """
@@ -36,15 +37,16 @@ from vvserver.domain.visits.bus import (
     ChatPostedEvent,
     CredentialsRevokedEvent,
     LiveListChangedEvent,
+    RingEvent,
     StaffAlertEvent,
     VisitEvent,
     VisitStartEvent,
 )
-from vvserver.domain.visits.kiosk_day import pin_required_for
 from vvserver.signaling.connection import CLOSE_SERVICE_RESTART, Connection
 from vvserver.signaling.kiosk_pin import KioskPins
 from vvserver.signaling.media_port import MediaPort, ParticipantRole, RoomEvents
 from vvserver.signaling.protocol import AlertMessage, RejoinMessage, VisitStartMessage
+from vvserver.signaling.ringing import Ringing
 from vvserver.signaling.room_relay import MediaFigures, event_message
 
 logger = logging.getLogger(__name__)
@@ -72,6 +74,8 @@ class SignalingHub:
         self.visitor_notifier: VisitorNotifier | None = None
         self.alert_listeners: set[AlertListener] = set()
         self.pins = KioskPins(services, self._raise_alert)
+        # Visit now: visitors' standby pages and ring delivery.
+        self.ringing = Ringing(services)
         self.figures = MediaFigures()
         self._relays: dict[int, asyncio.Task[None]] = {}
         self.tasks = TaskSet()
@@ -278,6 +282,9 @@ class SignalingHub:
         if isinstance(event, ChatPostedEvent):
             self.chat_posted()
             return
+        if isinstance(event, RingEvent):  # then the visitor's page gets the visit's status
+            kiosks = list(self._kiosks.get(event.kiosk_id, ()))
+            await self.ringing.deliver(event, kiosks, list(self._visitors.get(event.visit_id, ())))
         if isinstance(event, StaffAlertEvent):
             await self._alert(
                 AlertMessage(
@@ -291,15 +298,12 @@ class SignalingHub:
             )
             return
         if isinstance(event, VisitStartEvent):
-            async with self.services.read() as session:
-                visit = await session.get(Visit, event.visit_id)
-                pin_required = visit is not None and await pin_required_for(session, visit)
             message = VisitStartMessage(
                 visit_id=event.visit_id,
                 start_at=event.start_at,
                 end_at=event.end_at,
                 server_time=self.services.clock.now(),
-                pin_required=pin_required,
+                pin_required=await self.pins.still_required(event.visit_id),
             )
             kiosks = list(self._kiosks.get(event.kiosk_id, ()))
             if not kiosks and not self.kiosk_online(event.kiosk_id):  # (online: on any node)

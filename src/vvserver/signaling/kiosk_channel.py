@@ -7,6 +7,8 @@ see it) and gets today's schedule; at slot time it gets ``visit_start`` and join
 (``socket_loop``); ``welcome`` lists the visits whose call still holds the kiosk's media.
 Where the facility requires it, the person's PIN comes first (``pin_confirm``, see
 ``kiosk_pin``); until then the kiosk's offer for that visit is refused with ``pin_required``.
+Visit now (``kiosk_calls``): the kiosk answers rings, and a resident signed in at it may ring
+one of their visitors who is available now.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from vvserver.domain.visits.chat import live_visit_of_kiosk, messages_of_kiosk, 
 from vvserver.signaling.chat_feed import ChatFeed
 from vvserver.signaling.connection import Connection
 from vvserver.signaling.ice import client_ice_servers
+from vvserver.signaling.kiosk_calls import KioskCalls
 from vvserver.signaling.kiosk_schedule import kiosk_schedule
 from vvserver.signaling.participants import ParticipantChannel
 from vvserver.signaling.protocol import (
@@ -47,6 +50,7 @@ class KioskChannel(ParticipantChannel):
     kiosk_id: int | None = None
     credential_hash: str = ""
     chat: ChatFeed | None = None
+    calls: KioskCalls | None = None
 
     async def _by_token(self, token: str) -> None:
         principal: Principal | None = await kiosk_principal(self.services, token)
@@ -106,6 +110,7 @@ class KioskChannel(ParticipantChannel):
             )
         )
         await self.app[HUB].kiosk_connected(self.kiosk_id, conn)
+        self.calls = KioskCalls(self.app[HUB], self.kiosk_id)
         self.chat = ChatFeed(self.app[HUB], self.services, conn, messages_of_kiosk(self.kiosk_id))
         await self.chat.start()
         await conn.send(schedule)
@@ -114,6 +119,9 @@ class KioskChannel(ParticipantChannel):
         await self.app[HUB].pins.check_offer(visit_id)
 
     async def handle_other(self, conn: Connection, message: AnyClientMessage) -> None:
+        if self.calls is not None and self.calls.handles(message):
+            await self.calls.handle(conn, message)
+            return
         if isinstance(message, ScheduleRequest):
             await self.send_schedule(conn)
             return

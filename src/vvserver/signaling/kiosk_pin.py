@@ -53,15 +53,19 @@ class KioskPins:
         self.services = services
         self.alert = alert
 
-    async def check_offer(self, visit_id: int) -> None:
-        """Refuse a kiosk's offer (``pin_required``) while the visit needs an unconfirmed PIN."""
+    async def still_required(self, visit_id: int) -> bool:
+        """Whether the visit needs the PIN and it was not confirmed yet (e.g. to answer a
+        Visit-now ring, where it was given before the visit started)."""
         if (await self.services.pin_tries.get(visit_id)).confirmed:
-            return
+            return False
         async with self.services.read() as session:
             visit = await session.get(Visit, visit_id)
-            if visit is None or not await pin_required_for(session, visit):
-                return
-        raise Forbidden("the person's PIN is required first (pin_confirm)", code="pin_required")
+            return visit is not None and await pin_required_for(session, visit)
+
+    async def check_offer(self, visit_id: int) -> None:
+        """Refuse a kiosk's offer (``pin_required``) while the visit needs an unconfirmed PIN."""
+        if await self.still_required(visit_id):
+            raise Forbidden("the person's PIN is required first (pin_confirm)", code="pin_required")
 
     async def _load(self, visit_id: int, kiosk_id: int, now: datetime) -> _Attempt:
         async with self.services.read() as session:

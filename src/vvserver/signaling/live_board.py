@@ -100,6 +100,7 @@ async def live_rows(
             kiosk_media_flowing=hub.figures.flowing(visit.id, "kiosk"),
             visitor_cannot_connect=hub.figures.cannot_connect(visit.id, "visitor"),
             kiosk_cannot_connect=hub.figures.cannot_connect(visit.id, "kiosk"),
+            on_demand=visit.on_demand,
         )
         for visit, unit_name, kiosk_name, first, last, visitor_name, flag_count in rows
     }

@@ -27,6 +27,8 @@ from vvserver.signaling.client_messages import (
     PROTOCOL_VERSION,
     AnyClientMessage,
     AuthMessage,
+    AvailabilityMessage,
+    AvailableRequest,
     ChatMessage,
     ClientMessage,
     FlagMessage,
@@ -37,23 +39,29 @@ from vvserver.signaling.client_messages import (
     PinConfirmMessage,
     PingMessage,
     ProtocolError,
+    ResidentSignInMessage,
+    ResidentSignOutMessage,
+    RingAcceptMessage,
+    RingDeclineMessage,
+    RingVisitorMessage,
     ScheduleRequest,
     StopMonitorMessage,
     TerminateMessage,
     VisitId,
     parse_client_message,
 )
+from vvserver.signaling.message_base import ServerMessage
+from vvserver.signaling.ring_messages import (
+    AvailabilityStateMessage,
+    AvailableVisitorsMessage,
+    RingEndedMessage,
+    RingMessage,
+)
 
 logger = logging.getLogger(__name__)
 
 
 # --- server messages ---------------------------------------------------------------------
-
-
-class ServerMessage(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    v: Literal[1] = 1
 
 
 class IceServerOut(BaseModel):
@@ -111,7 +119,7 @@ class AckMessage(ServerMessage):
 
     type: Literal["ok"] = "ok"
     ref: str
-    visit_id: int
+    visit_id: int | None = None  # none only for a request about no visit (resident_sign_out)
 
 
 class ScheduleMessage(ServerMessage):
@@ -261,6 +269,9 @@ class LiveVisitOut(BaseModel):
     # (cleared once it connects).
     visitor_cannot_connect: bool = False
     kiosk_cannot_connect: bool = False
+    # Visit now: who started it ("visitor" or "kiosk"); null for a booked visit. A visit in
+    # state "ringing" is waiting for its answer.
+    on_demand: str | None = None
 
 
 class LiveSnapshotMessage(ServerMessage):
@@ -345,6 +356,10 @@ AnyServerMessage = (
     | FlaggedMessage
     | PinAcceptedMessage
     | ChatOutMessage
+    | RingMessage
+    | RingEndedMessage
+    | AvailabilityStateMessage
+    | AvailableVisitorsMessage
 )
 
 
@@ -365,6 +380,8 @@ __all__ = [
     "PROTOCOL_VERSION",
     "AnyClientMessage",
     "AuthMessage",
+    "AvailabilityMessage",
+    "AvailableRequest",
     "ChatMessage",
     "ClientMessage",
     "FlagMessage",
@@ -375,7 +392,13 @@ __all__ = [
     "PinConfirmMessage",
     "PingMessage",
     "ProtocolError",
+    "ResidentSignInMessage",
+    "ResidentSignOutMessage",
+    "RingAcceptMessage",
+    "RingDeclineMessage",
+    "RingVisitorMessage",
     "ScheduleRequest",
+    "ServerMessage",
     "StopMonitorMessage",
     "TerminateMessage",
     "VisitId",

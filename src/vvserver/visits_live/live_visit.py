@@ -65,10 +65,13 @@ async def load_live_visit(session: AsyncSession, visit_id: int, *, lock: bool = 
 
 
 def ensure_joinable(live: LiveVisit, now: datetime) -> None:
-    """Active (scheduled, ready, live) and inside its window: join window open, not over."""
+    """Active (scheduled, ready, live; a ringing visit once answered) and inside its window:
+    join window open, not over."""
     visit = live.visit
     if visit.state not in ACTIVE_VISIT_STATES:
         raise Conflict(f"this visit is {visit.state}", code="visit_not_active")
+    if visit.state == "ringing":
+        raise Conflict("this visit has not been answered yet", code="ring_not_answered")
     if now < live.opens_at:
         raise Conflict(
             f"the visit opens {live.rules.join_window_minutes} minutes before its start",

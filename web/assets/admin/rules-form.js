@@ -3,6 +3,7 @@
 
 import { el, t } from "/assets/core.js";
 import { field, localError } from "/assets/admin/common.js";
+import { onDemandEditor } from "/assets/admin/rules-on-demand.js";
 
 const WEEKDAYS = [0, 1, 2, 3, 4, 5, 6];
 
@@ -44,8 +45,10 @@ function weekdayName(day) {
 /** Describe a value for people: "300, 60" for warnings, "Yes"/"No" for the PIN. */
 export function describeRule(key, value) {
   if (key === "warning_seconds") return value.length ? value.join(", ") : t("rules.none");
-  if (key === "kiosk_pin_required") return value ? t("common.yes") : t("common.no");
-  if (key === "windows") return t("rules.windows_count", { count: value.length });
+  if (typeof value === "boolean") return value ? t("common.yes") : t("common.no");
+  if (key === "windows" || key === "on_demand_windows") {
+    return t("rules.windows_count", { count: value.length });
+  }
   return t(`rules.unit.${key}`, { value });
 }
 
@@ -182,6 +185,9 @@ export function rulesEditor({ prefix, rules, mode = "facility", inherited = null
     pin = { input: box };
   }
   fieldsets.push(kioskSet);
+  const onDemand = onDemandEditor({ prefix, rules: isUnit ? override : rules, isUnit, inherited,
+    windowsEditor });
+  fieldsets.push(onDemand.element);
 
   function readNumber(key, entry) {
     const raw = entry.input.value.trim();
@@ -226,6 +232,7 @@ export function rulesEditor({ prefix, rules, mode = "facility", inherited = null
     }
     if (isUnit) body.kiosk_pin_required = pin.input.value === "" ? null : pin.input.value === "true";
     else body.kiosk_pin_required = pin.input.checked;
+    first = first || onDemand.read(body);
     if (first) {
       first.focus();
       return null;
@@ -260,6 +267,7 @@ export function rulesEditor({ prefix, rules, mode = "facility", inherited = null
       windows.fill(fresh.windows);
       pin.input.checked = fresh.kiosk_pin_required;
     }
+    onDemand.fill(fresh);
   }
 
   return { element: el("div", { class: "rules-editor" }, fieldsets), read, showErrors, fill };

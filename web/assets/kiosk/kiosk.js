@@ -1,12 +1,14 @@
 // The housing-unit kiosk: today's schedule while idle, joins by itself at `visit_start`
 // (after the person's PIN where the facility asks for it), shows the visitor, the time left,
-// the warnings and the chat, and recovers by itself from network loss or a reload.
+// the warnings and the chat, and recovers by itself from network loss or a reload. Visit now
+// (./ringing.js): visitors' calls ring here, and a resident may call an available visitor.
 
 import { announce, el, fmtDuration, fmtTime, initPage, t } from "/assets/core.js";
 import { CallSession, getLocalMedia } from "/assets/call.js";
 import { savedToken, takeTokenFromFragment } from "./token.js";
 import { PinPad } from "./pin.js";
 import { ChatKeyboard } from "./keyboard.js";
+import { KioskRinging } from "./ringing.js";
 
 // What the person in custody can answer with a touch (chat for deaf and hard-of-hearing visitors).
 const QUICK_REPLIES = [
@@ -15,7 +17,7 @@ const QUICK_REPLIES = [
 ];
 const ENDED_SCREEN_MS = 10000;
 const SCHEDULE_REFRESH_MS = 60000;
-const SECTIONS = ["needs-setup", "idle", "pin", "call", "ended"];
+const SECTIONS = ["needs-setup", "idle", "pin", "call", "ended", "ring", "resident", "callees"];
 const RUNNING = new Set(["ready", "live"]);
 
 const $ = (id) => document.getElementById(id);
@@ -28,6 +30,8 @@ const kiosk = {
   stream: null,
   endedTimer: null,
   pinPad: null,
+  pinAction: null, // Visit now: what the PIN pad's digits are for (else the visit's pin_confirm)
+  ringing: null,
   connection: "connecting",
   visitorHere: false,
   connectProblem: null, // the i18n key shown in #connect-problem
@@ -117,6 +121,7 @@ function startVisit(visitId, { endAt, pinRequired }) {
 }
 
 function askPin(errorText = "") {
+  kiosk.pinAction = null;
   const visit = scheduledVisit(kiosk.visit.id);
   $("pin-who").textContent = whoText(visit);
   show("pin");
@@ -205,6 +210,7 @@ function visitEnded(detail) {
 }
 
 function backToIdle() {
+  kiosk.pinAction = null;
   show("idle");
   kiosk.session?.send({ type: "get_schedule" });
 }
@@ -228,6 +234,7 @@ function onSchedule(message) {
 }
 
 function onError(detail) {
+  if (kiosk.ringing?.handle("error", detail)) return;
   if (!kiosk.visit) return;
   if (detail.ref === "offer" && detail.code === "pin_required") {
     askPin();
@@ -306,6 +313,23 @@ function connect(token) {
       el("button", { type: "button", class: "quick-reply", onclick: () => session.sendChat(t(key)) }, t(key)),
     ),
   );
+  kiosk.ringing = new KioskRinging({
+    show,
+    phase: () => kiosk.phase,
+    send: (message) => session.send(message),
+    askPin: (who, onPin) => {
+      kiosk.pinAction = onPin;
+      $("pin-who").textContent = who;
+      show("pin");
+      kiosk.pinPad.reset();
+      kiosk.pinPad.focus();
+    },
+    pinRefused: (detail) => kiosk.pinPad.refused(detail.code, detail.message, detail.details),
+    idle: backToIdle,
+  });
+  for (const type of ["ring", "ring_ended", "available_visitors"]) {
+    session.addEventListener(type, (event) => kiosk.ringing.handle(type, event.detail));
+  }
   session.addEventListener("ended", (event) => visitEnded(event.detail));
   session.addEventListener("error", (event) => onError(event.detail));
   session.addEventListener("refused", () => needsSetup("kiosk.setup.refused"));
@@ -316,7 +340,8 @@ async function main() {
   await initPage({ area: "kiosk", titleKey: "kiosk.title", needsSession: false });
   const token = takeTokenFromFragment() || savedToken();
   kiosk.pinPad = new PinPad($("pin-pad"), $("pin-entered"), $("pin-error"), (pin) => {
-    kiosk.session.send({ type: "pin_confirm", visit_id: kiosk.visit.id, pin });
+    if (kiosk.pinAction) kiosk.pinAction(pin);
+    else kiosk.session.send({ type: "pin_confirm", visit_id: kiosk.visit.id, pin });
   });
   $("connect-retry").addEventListener("click", () => {
     if (!kiosk.visit) return;

@@ -137,6 +137,9 @@ export class VisitTile {
     if (row.privileged) {
       badges.push(el("span", { class: "badge warn" }, t("officer.tile.privileged")));
     }
+    if (row.on_demand) {
+      badges.push(el("span", { class: "badge" }, t(`officer.tile.onDemand.${row.on_demand}`)));
+    }
     badges.push(
       el(
         "span",

@@ -57,6 +57,7 @@ class CallScreen {
     $("audio-only-button").addEventListener("click", () => this.setAudioOnly(!this.audioOnly));
     $("poor-audio-only").addEventListener("click", () => this.setAudioOnly(true));
     $("leave-button").addEventListener("click", () => this.leave());
+    $("withdraw-button").addEventListener("click", () => this.withdraw());
     $("rejoin-button").addEventListener("click", () => this.rejoin());
     $("connect-retry").addEventListener("click", () => this.retryConnect());
     $("chat-form").addEventListener("submit", (e) => this.sendChat(e));
@@ -114,6 +115,9 @@ class CallScreen {
     session.addEventListener("participant", (e) => this.participant(e.detail));
     session.addEventListener("connect_trouble", (e) => this.connectTrouble(e.detail.stage));
     session.addEventListener("media_not_connected", (e) => this.otherCannotConnect(e.detail));
+    session.addEventListener("ring_ended", (e) => {
+      if (e.detail.outcome !== "accepted") this.ended({ reason: `ring_${e.detail.outcome}` });
+    });
     session.addEventListener("poor_connection", (e) => {
       $("poor-banner").hidden = !e.detail.poor || this.audioOnly;
       if (e.detail.poor && !this.audioOnly) announce(t("call.poor"));
@@ -174,6 +178,7 @@ class CallScreen {
 
   visitStatus(status) {
     this.status = status;
+    this.showRinging(status.state === "ringing");
     const kiosk = $("kiosk-status");
     const started = status.seconds_to_start <= 0;
     kiosk.hidden = !started || status.kiosk_online || this.finished;
@@ -199,6 +204,33 @@ class CallScreen {
     $("visit-countdown").textContent = toStart > 0
       ? t("call.starts_in", { time: fmtDuration(toStart) })
       : t("call.started", { time: fmtDuration(left ?? 0) });
+  }
+
+  /** Visit now: ringing until the other side answers; answered, the call starts by itself. */
+  showRinging(ringing) {
+    const wasRinging = this.ringing;
+    this.ringing = ringing;
+    $("ring-status").hidden = !ringing;
+    $("visit-countdown").hidden = ringing;
+    $("join-button").disabled = ringing;
+    if (ringing) {
+      const who = this.visit?.person_name || t("call.chat.them");
+      $("ring-status-text").textContent = t("call.ring.calling", { person: who });
+      if (!wasRinging) announce(t("call.ring.calling", { person: who }));
+    } else if (wasRinging && !this.finished) {
+      announce(t("call.ring.answered"));
+    }
+    // A visit started now (either side rang) joins by itself once it is answered.
+    const answered = ["ready", "live"].includes(this.status?.state);
+    if (answered && this.visit?.on_demand && !this.joined && !this.finished && !this.autoJoined) {
+      this.autoJoined = true;
+      this.join();
+    }
+  }
+
+  withdraw() {
+    if (!this.status) return;
+    this.session.send({ type: "ring_decline", visit_id: this.status.visit_id });
   }
 
   join() {
@@ -396,7 +428,9 @@ class CallScreen {
   // ---------------------------------------------------------------- the end
 
   ended({ reason, message }) {
+    if (this.finished) return;
     this.finished = true;
+    $("ring-status").hidden = true;
     $("call-alert").hidden = true;
     clearInterval(this.tickTimer);
     const key = `call.ended.${reason}`;

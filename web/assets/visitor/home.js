@@ -1,6 +1,7 @@
 // /visitor/: where the visitor stands — next steps, upcoming visits, requests, ID status.
 import { api, el, initPage, showError, t } from "/assets/core.js";
 import { ACTIVE_STATES, badge, bothTimes, facility, joinOpen } from "/assets/visitor/common.js";
+import { setUpVisitNow } from "/assets/visitor/visit-now.js";
 
 await initPage({ area: "visitor", titleKey: "vhome.title", roles: ["visitor"] });
 
@@ -26,6 +27,7 @@ try {
     steps.append(step(t("vhome.step.id_pending")));
   }
   const approved = approvals.filter((a) => a.status === "approved");
+  setUpVisitNow(approved);
   if (!approvals.length) {
     steps.append(step(t("vhome.step.request"), "/visitor/approvals", t("vhome.step.request_link")));
   } else if (!approved.length) {

@@ -343,6 +343,9 @@ async def _place(
         start_pushed_at=None,
         created_at=now,
         updated_at=now,
+        on_demand=None,
+        ring_until=None,
+        limit_exempt=False,
     )
     token = await _insert_visit(session, services, visit, facts.last_visit_id, rules)
     note_change(session, "scheduler")  # a prepared insert: the ORM flush hook cannot see it

@@ -1,4 +1,5 @@
-"""Who is connected: kiosks online (an open signaling socket) and participants in a call.
+"""Who is connected: kiosks online (an open signaling socket), participants in a call, and
+visitors "available now" (an open visitor page with availability switched on: Visit now).
 
 Signaling reports sockets opening and closing; the HTTP API and the live board read it. The
 counts live in a ``SocketCounts``: this process's own by default; in a cluster one that also
@@ -65,3 +66,23 @@ class ParticipantPresence:
 
     def is_joined(self, visit_id: int, role: ParticipantRole) -> bool:
         return self.counts.total(f"joined:{visit_id}:{role}") > 0
+
+
+class VisitorAvailability:
+    """A visitor is available now while one of their open pages has availability switched on.
+
+    Each such socket counts once (``available``/``unavailable`` in pairs, per socket), so a
+    second tab switching off does not hide the first; in a cluster the counts are every node's.
+    """
+
+    def __init__(self, counts: SocketCounts | None = None) -> None:
+        self.counts = counts or SocketCounts()
+
+    def available(self, visitor_id: int) -> None:
+        self.counts.add(f"available:{visitor_id}", 1)
+
+    def unavailable(self, visitor_id: int) -> None:
+        self.counts.add(f"available:{visitor_id}", -1)
+
+    def is_available(self, visitor_id: int) -> bool:
+        return self.counts.total(f"available:{visitor_id}") > 0

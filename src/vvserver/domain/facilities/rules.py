@@ -27,6 +27,9 @@ DEFAULT_WINDOWS: tuple[HourWindow, ...] = tuple(
 )
 
 
+_WINDOW_KEYS = ("windows", "on_demand_windows")
+
+
 @dataclass(frozen=True, slots=True)
 class VisitingRules:
     windows: tuple[HourWindow, ...] = DEFAULT_WINDOWS
@@ -44,17 +47,30 @@ class VisitingRules:
     cancel_lead_minutes: int = 24 * 60
     retention_days: int = 90
     kiosk_pin_required: bool = False
+    # Visit now (on-demand): visits that start at once when a kiosk and both people are free
+    # (see ``domain.visits.on_demand``). Off unless the facility or unit turns it on.
+    on_demand_enabled: bool = False
+    # When a visit may start on demand (weekly, facility-local, like ``windows``): the whole
+    # reserved span (ring time and visit) must lie inside one window.
+    on_demand_windows: tuple[HourWindow, ...] = DEFAULT_WINDOWS
+    on_demand_minutes: int = 15
+    on_demand_counts_toward_limit: bool = True
+    # Least time between the end of a person's on-demand visit and the start of the next one.
+    on_demand_gap_minutes: int = 60
+    # Attorney/clergy approvals may start on-demand visits (never recorded, as always).
+    on_demand_privileged: bool = False
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        data["windows"] = [
-            {
-                "weekday": w.weekday,
-                "start": w.start.isoformat("minutes"),
-                "end": w.end.isoformat("minutes"),
-            }
-            for w in self.windows
-        ]
+        for key in _WINDOW_KEYS:
+            data[key] = [
+                {
+                    "weekday": w.weekday,
+                    "start": w.start.isoformat("minutes"),
+                    "end": w.end.isoformat("minutes"),
+                }
+                for w in getattr(self, key)
+            ]
         data["warning_seconds"] = list(self.warning_seconds)
         return data
 
@@ -71,7 +87,7 @@ class VisitingRules:
         for key, value in override.items():
             if key not in known or value is None:
                 continue
-            if key == "windows":
+            if key in _WINDOW_KEYS:
                 changes[key] = tuple(
                     HourWindow(
                         int(w["weekday"]),

@@ -113,6 +113,25 @@ class StaffAlertEvent:
     kind: Literal["staff_alert"] = "staff_alert"
 
 
+@dataclass(frozen=True, slots=True)
+class RingEvent:
+    """Visit now: an on-demand visit rings, or its ring ended (committed).
+
+    ``state``: ``ringing``; or how the ring ended: ``accepted``, ``declined`` (by the side
+    rung), ``withdrawn`` (by the side that rang) or ``missed`` (nobody answered in time).
+    ``started_by``: who rang, ``visitor`` or ``kiosk``. Signaling rings the kiosk's sockets and
+    the visitor's open pages (on every node of a cluster) and tells both sides how it ended.
+    """
+
+    visit_id: int
+    kiosk_id: int
+    visitor_id: int
+    facility_id: int
+    started_by: str
+    state: str
+    kind: Literal["ring"] = "ring"
+
+
 VisitEvent = (
     VisitStartEvent
     | VisitEndedEvent
@@ -120,6 +139,7 @@ VisitEvent = (
     | ChatPostedEvent
     | StaffAlertEvent
     | CredentialsRevokedEvent
+    | RingEvent
 )
 # ``session.info`` key under which a write transaction keeps the events it publishes on commit.
 AFTER_COMMIT_EVENTS_KEY = "vv_after_commit_events"

@@ -38,6 +38,7 @@ class KioskVisit:
     minors_count: int
     privileged: bool
     pin_required: bool  # the resident enters their PIN before the call (the unit's rules)
+    on_demand: str | None = None  # Visit now: who started it ("visitor" or "kiosk")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +100,7 @@ async def load_kiosk_day(session: AsyncSession, kiosk_id: int, now: datetime) ->
             minors_count=len(visit.minors),
             privileged=visit.privileged,
             pin_required=await pin_required_for(session, visit),
+            on_demand=visit.on_demand,
         )
         for visit, first, last, visitor_name in rows
     ]

@@ -2,6 +2,10 @@
 
 scheduled -> ready (join window open) -> live (both sides connected) -> completed
 and from any active state: cancelled | no_show | terminated | failed.
+
+Visit now (``domain.visits.on_demand``): an on-demand visit starts as ``ringing`` (active: it
+holds its kiosk and counts like a booked visit) and becomes ``ready`` when it is answered, or
+``declined`` (refused, withdrawn, or unanswered in time: never a no-show, never counted).
 """
 
 from __future__ import annotations
@@ -17,8 +21,11 @@ from vvserver.domain.errors import Conflict
 logger = logging.getLogger(__name__)
 
 ENDED_VISITS_KEY = "vv_ended_visits"
-TERMINAL_STATES = frozenset({"completed", "cancelled", "no_show", "terminated", "failed"})
+TERMINAL_STATES = frozenset(
+    {"completed", "cancelled", "no_show", "terminated", "failed", "declined"}
+)
 ALLOWED: dict[str, frozenset[str]] = {
+    "ringing": frozenset({"ready", "declined", "cancelled", "terminated", "failed"}),
     "scheduled": frozenset({"ready", "live", "cancelled", "no_show", "failed", "terminated"}),
     "ready": frozenset({"scheduled", "live", "cancelled", "no_show", "failed", "terminated"}),
     "live": frozenset({"ready", "completed", "terminated", "failed", "no_show"}),
@@ -30,6 +37,7 @@ COUNTS_TOWARD_LIMIT = {
     "cancelled": False,
     "failed": False,
     "terminated": True,
+    "declined": False,
 }
 
 
@@ -51,7 +59,7 @@ def transition(
     visit.updated_at = now
     if to_state in TERMINAL_STATES:
         visit.end_reason = reason
-        if visit.makeup_for_visit_id is not None:
+        if visit.makeup_for_visit_id is not None or visit.limit_exempt:
             visit.counts_toward_limit = False
         elif counts_toward_limit is not None:
             visit.counts_toward_limit = counts_toward_limit
