@@ -41,11 +41,14 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 
-from scripts.benchcalls.cluster import ClusterRun
+from scripts.benchcalls.cluster import BASELINE, ClusterRun
+from scripts.benchcalls.procstat import perf_event_works
 from scripts.benchcalls.report import (
     SECURUS_PER_VISIT_USD,
     Prices,
     RelaySummary,
+    cluster_table,
+    compare_rounds,
     cost_per_visit,
     held,
     plot,
@@ -188,6 +191,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--redis-single", action="store_true", help="one node, in cluster mode (Redis bridge on)"
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=0,
+        help="with --nodes/--workers/--redis-single: R paired rounds per N of the one-process "
+        "baseline (same PostgreSQL, no Redis) and the cluster, compared round by round",
+    )
     args = parser.parse_args(argv)
     args.window = args.window or (3.0 if args.quick else 10.0)
     args.warmup = args.warmup or (1.0 if args.quick else 3.0)
@@ -269,10 +279,12 @@ def run_cluster(
 ) -> int:
     """The passthrough relay on a cluster; the figures and the Redis commands per call."""
     cluster = ClusterRun(nodes=max(1, args.nodes), workers=max(1, args.workers))
-    label = f"{cluster.nodes} node(s) x {cluster.workers} worker(s), Redis bridge on"
+    label = cluster.layout.label
+    perf_event = "instructions" if perf_event_works("instructions") else None
     print(
         f"{label}; server on CPUs {pinning.server or 'any'}, load generator on "
-        f"{pinning.load or 'any'}; work dir {work_dir}",
+        f"{pinning.load or 'any'}; work dir {work_dir}; perf instructions: "
+        f"{'counted' if perf_event else 'not available on this machine'}",
         file=sys.stderr,
     )
     results: list[StepResult] = []
@@ -280,33 +292,35 @@ def run_cluster(
     try:
         cluster.create_template()
         cluster.start_redis()
-        run_relay(
-            "passthrough",
-            steps,
-            args,
-            world_calls=max(steps),
-            pinning=pinning,
-            work_dir=work_dir,
-            results=results,
-            counter=counter,
-            total=len(steps),
-            cluster=cluster,
-        )
-        progress(len(steps), len(steps), "done")
+        if args.rounds:
+            results = run_rounds(args, steps, pinning, work_dir, cluster, perf_event)
+        else:
+            run_relay(
+                "passthrough",
+                steps,
+                args,
+                world_calls=max(steps),
+                pinning=pinning,
+                work_dir=work_dir,
+                results=results,
+                counter=counter,
+                total=len(steps),
+                cluster=cluster,
+            )
+            progress(len(steps), len(steps), "done")
     finally:
         cluster.close()
         if not args.keep:
             shutil.rmtree(work_dir, ignore_errors=True)
     print(table(results, pinning))
     print()
+    print(cluster_table(results))
+    print()
+    if args.rounds:
+        for line in compare_rounds(results, cluster.layout):
+            print(line)
+        return 0
     summary = summarize("passthrough", results, pinning)
-    for step in results:
-        commands = step.figures.get("redis_commands")
-        if commands is not None:
-            print(
-                f"- N={step.n}: {commands} Redis commands during the step "
-                f"({commands / step.n:.0f} per call, joins and the measuring window included)"
-            )
     best = summary.step if summary.held else None
     if best is None:
         print(f"{label}: no step held full rate")
@@ -320,6 +334,44 @@ def run_cluster(
         flush=True,
     )
     return 0
+
+
+def run_rounds(
+    args: argparse.Namespace,
+    steps: tuple[int, ...],
+    pinning: Pinning,
+    work_dir: Path,
+    cluster: ClusterRun,
+    perf_event: str | None,
+) -> list[StepResult]:
+    """``--rounds R``: for each N, R rounds of the single-process baseline (the same
+    PostgreSQL, no Redis) then the cluster layout, back to back, so that both see the same
+    machine load; the comparison is per round."""
+    world = seed_world(work_dir / "template", max(steps), cluster.template_url)
+    layouts = (BASELINE, cluster.layout)
+    total = len(steps) * args.rounds * len(layouts)
+    results: list[StepResult] = []
+    for n in steps:
+        for round_no in range(1, args.rounds + 1):
+            for layout in layouts:
+                progress(len(results), total, f"N={n} round {round_no}: {layout.label}")
+                results.append(
+                    run_step(
+                        world,
+                        relay="passthrough",
+                        n=n,
+                        pinning=pinning,
+                        work_dir=work_dir,
+                        warmup_s=args.warmup,
+                        window_s=args.window,
+                        cluster=cluster,
+                        layout=layout,
+                        label=f"r{round_no}-{layout.key}",
+                        perf_event=perf_event,
+                    )
+                )
+    progress(total, total, "done")
+    return results
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ Each step gets a PostgreSQL database copied from a seeded template and a Redis o
 (``redis-server`` on a free port, no persistence), so the Redis command count of a step is
 exactly what the nodes sent. Node ``i`` listens on its own port; call ``k``'s visitor signals
 through node ``k mod N`` and its kiosk through node ``k+1 mod N``, so with two or more nodes
-every call is bridged between two nodes over Redis.
+every call is bridged between two nodes over Redis. A ``Layout`` says how many nodes and
+workers a step runs and whether Redis is on: ``--rounds`` alternates the single-process
+baseline on the same PostgreSQL (no Redis) with the cluster layout, step by step.
 """
 
 from __future__ import annotations
@@ -41,6 +43,28 @@ async def _admin(sql: str) -> None:
         await conn.close()
 
 
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """The server processes of one step: nodes x workers, with or without Redis."""
+
+    nodes: int
+    workers: int
+    redis: bool = True
+
+    @property
+    def label(self) -> str:
+        if not self.redis:
+            return "1 process, PostgreSQL, no Redis"
+        return f"{self.nodes} node(s) x {self.workers} worker(s), Redis bridge on"
+
+    @property
+    def key(self) -> str:
+        return f"{self.nodes}x{self.workers}{'r' if self.redis else 'p'}"
+
+
+BASELINE = Layout(1, 1, redis=False)
+
+
 @dataclass
 class ClusterRun:
     """The shared services of a cluster benchmark and each step's copies of them."""
@@ -51,6 +75,10 @@ class ClusterRun:
     databases: list[str] = field(default_factory=list)
     redis_port: int = 0
     _redis: subprocess.Popen[bytes] | None = None
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(self.nodes, self.workers)
 
     @property
     def template_url(self) -> str:
@@ -94,16 +122,20 @@ class ClusterRun:
 
     def redis_commands(self) -> int:
         """Commands the private Redis processed so far (every node's, nobody else's)."""
-        info = Redis(port=self.redis_port).info("stats")
-        return int(info["total_commands_processed"])
+        return redis_commands(self.redis_port)
 
-    def node_env(self, index: int, database_url: str, prefix: str) -> dict[str, str]:
+    def node_env(
+        self, index: int, database_url: str, prefix: str, layout: Layout | None = None
+    ) -> dict[str, str]:
+        layout = layout or self.layout
+        if not layout.redis:
+            return {"VV_DATABASE_URL": database_url}
         return {
             "VV_DATABASE_URL": database_url,
             "VV_REDIS_URL": self.redis_url,
             "VV_REDIS_KEY_PREFIX": prefix,
             "VV_NODE_NAME": f"bench{index}",
-            "VV_WORKERS": str(self.workers),
+            "VV_WORKERS": str(layout.workers),
             "VV_PUBLIC_ADDRESS": "127.0.0.1",
         }
 
@@ -115,6 +147,20 @@ class ClusterRun:
             with contextlib.suppress(OSError, asyncpg.PostgresError):
                 asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         self.databases.clear()
+
+
+def redis_command_counts(port: int) -> dict[str, int]:
+    """Calls per command name so far (``INFO commandstats``; a Lua script counts as one; a
+    pipeline or MULTI counts each command in it), the benchmark's own ``INFO`` left out."""
+    stats = Redis(port=port).info("commandstats")
+    counts = {name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in stats.items()}
+    counts.pop("info", None)
+    return counts
+
+
+def redis_commands(port: int) -> int:
+    """Commands the nodes sent to the Redis on ``port`` so far."""
+    return sum(redis_command_counts(port).values())
 
 
 def copy_data_dir(template_dir: Path, target: Path) -> Path:

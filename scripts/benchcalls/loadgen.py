@@ -4,7 +4,10 @@ and measures one window. Prints one JSON line with the figures.
 
     python -m scripts.benchcalls.loadgen PLAN.json
 
-Run it pinned to its own cores (``taskset``); the server's CPU is read from /proc.
+Run it pinned to its own cores (``taskset``); the server's CPU is read from /proc (user +
+system time of every server process: each node and its workers). With ``redis_port`` it also
+counts the Redis commands of the window (``INFO commandstats``), and with ``perf_event`` the
+server processes' ``perf stat`` count of that event (e.g. instructions) over the window.
 """
 
 from __future__ import annotations
@@ -31,8 +34,9 @@ from scripts.benchcalls.clients import (
     Window,
     traffic,
 )
+from scripts.benchcalls.cluster import redis_command_counts
 from scripts.benchcalls.janus_client import JanusCall
-from scripts.benchcalls.procstat import cpu_seconds, descendants, percentile, rss_kib
+from scripts.benchcalls.procstat import PerfCount, cpu_seconds, descendants, percentile, rss_kib
 from scripts.benchcalls.world import BenchCall
 
 from vvserver.client.peer import ReceivedMedia, TestPeer
@@ -66,6 +70,8 @@ class Plan:
     # kiosk on node k+1 mod N); the server figures add up every node and its workers.
     server_urls: tuple[str, ...] = ()
     server_pids: tuple[int, ...] = ()
+    redis_port: int = 0  # the cluster's private Redis: its commands in the window
+    perf_event: str = ""  # also count this perf event of the server processes
 
     @classmethod
     def read(cls, path: Path) -> Plan:
@@ -193,6 +199,9 @@ async def measure(plan: Plan) -> dict[str, Any]:
             monitor_frames_before = [m.received_media("video", 1).frames for m in monitors]
             traffic_before = await _traffic_of(participants)
             monitor_traffic_before = await _traffic_of(monitors)
+            redis0 = redis_command_counts(plan.redis_port) if plan.redis_port else {}
+            perf = PerfCount(plan.perf_event, server_processes(plan)) if plan.perf_event else None
+            window_opened_at = time.monotonic()
             started = loop.time()
             server_cpu0, own_cpu0 = server_cpu(plan), time.process_time()
             window.open = True
@@ -200,6 +209,8 @@ async def measure(plan: Plan) -> dict[str, Any]:
             window.open = False
             elapsed = loop.time() - started
             server_cpu_s = server_cpu(plan) - server_cpu0
+            perf_count = perf.stop() if perf is not None else None
+            redis1 = redis_command_counts(plan.redis_port) if plan.redis_port else {}
             own_cpu = time.process_time() - own_cpu0
             server_rss = sum(rss_kib(pid) for pid in server_processes(plan))
             fps = [
@@ -228,7 +239,20 @@ async def measure(plan: Plan) -> dict[str, Any]:
             if direct is not None:
                 await direct.close()
     lost, received = sent.rtp_packets_lost, sent.rtp_packets_received
+    extra: dict[str, Any] = {}
+    if plan.redis_port:
+        by_command = {name: redis1[name] - redis0.get(name, 0) for name in redis1}
+        extra["redis_at_window_open"] = sum(redis0.values())
+        extra["redis_window_opened_at"] = window_opened_at
+        extra["redis_window_commands"] = sum(by_command.values())
+        extra["redis_window_by_command"] = {k: v for k, v in sorted(by_command.items()) if v}
+    if plan.perf_event:
+        extra["perf_event"] = plan.perf_event
+        extra["perf_per_call_s"] = (
+            perf_count / elapsed / max(1, len(joined)) if perf_count is not None else None
+        )
     return {
+        **extra,
         "n": len(plan.calls),
         "joined": len(joined),
         "monitors": len(monitors),

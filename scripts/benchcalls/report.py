@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 import re
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from scripts.benchcalls.cluster import Layout
 from scripts.benchcalls.runner import Pinning, StepResult
 
 VISIT_SECONDS = 30 * 60
@@ -99,6 +101,86 @@ def table(steps: list[StepResult], pinning: Pinning) -> str:
             + " |"
         )
     return "\n".join(rows)
+
+
+CLUSTER_HEADER = (
+    "| processes | N | server CPU % | idle CPU % | CPU %/call | above idle %/call "
+    "| fps min | Redis cmd/s idle | Redis cmd per call: set-up | per call-second "
+    "| instructions per call-second | result |"
+)
+
+
+def cluster_table(steps: list[StepResult]) -> str:
+    """A cluster benchmark's steps: CPU per call with and without the processes' idle work,
+    and the Redis commands (set-up per call, per call-second in the window, idle per second)."""
+    rows = [CLUSTER_HEADER, "|" + "---|" * 12]
+    for step in steps:
+        f = step.figures
+        perf = f.get("perf_per_call_s")
+        rows.append(
+            "| "
+            + " | ".join(
+                [
+                    step.layout.label if step.layout else "-",
+                    str(step.n),
+                    _fmt(step.cpu_pct),
+                    _fmt(step.idle_cpu_pct, 2),
+                    _fmt(step.cpu_pct_per_call, 2),
+                    _fmt(step.cpu_pct_per_call_above_idle, 2),
+                    _fmt(f.get("fps_min")),
+                    _fmt(f.get("redis_idle_per_s")),
+                    _fmt(f.get("redis_setup_per_call")),
+                    _fmt(f.get("redis_per_call_s"), 2),
+                    f"{perf / 1e6:.0f} M" if isinstance(perf, float) else "-",
+                    "held" if held(step, None) else f"below full rate ({step.error or 'fps'})",
+                ]
+            )
+            + " |"
+        )
+    return "\n".join(rows)
+
+
+def compare_rounds(steps: list[StepResult], layout: Layout) -> list[str]:
+    """Round by round: the cluster's CPU per call over the baseline's just before it."""
+    lines: list[str] = []
+    for n in sorted({s.n for s in steps}):
+        mine = [s for s in steps if s.n == n and s.layout is not None]
+        pairs = [
+            (base, other)
+            for base, other in zip(mine[::2], mine[1::2], strict=False)
+            if base.figures and other.figures and held(base, None) and held(other, None)
+        ]
+        if not pairs:
+            lines.append(f"N={n}: no round where both held full rate")
+            continue
+        raw = [o.cpu_pct_per_call / b.cpu_pct_per_call for b, o in pairs]
+        above = [
+            o.cpu_pct_per_call_above_idle / b.cpu_pct_per_call_above_idle
+            for b, o in pairs
+            if b.cpu_pct_per_call_above_idle > 0
+        ]
+        lines.append(
+            f"N={n}: {layout.label} / one process, CPU per call, {len(pairs)} paired rounds: "
+            f"median {statistics.median(raw):.2f} (rounds {', '.join(f'{r:.2f}' for r in raw)}); "
+            f"above idle: median {statistics.median(above):.2f} "
+            f"(rounds {', '.join(f'{r:.2f}' for r in above)})"
+        )
+        per_s = [
+            float(o.figures["redis_per_call_s"])
+            for _, o in pairs
+            if "redis_per_call_s" in o.figures
+        ]
+        set_up = [
+            float(o.figures["redis_setup_per_call"])
+            for _, o in pairs
+            if "redis_setup_per_call" in o.figures
+        ]
+        if per_s and set_up:
+            lines.append(
+                f"N={n}: Redis commands per call: {statistics.median(set_up):.0f} at set-up, "
+                f"{statistics.median(per_s):.2f} per call-second (medians over the rounds)"
+            )
+    return lines
 
 
 @dataclass(frozen=True, slots=True)

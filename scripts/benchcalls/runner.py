@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scripts.benchcalls.cluster import ClusterRun, copy_data_dir
+from scripts.benchcalls.cluster import ClusterRun, Layout, copy_data_dir, redis_commands
 from scripts.benchcalls.procstat import cpu_seconds, descendants, rss_kib
 from scripts.benchcalls.world import BenchWorld
 
@@ -70,6 +70,7 @@ class StepResult:
     idle_cpu_pct: float = 0.0
     idle_rss_kib: int = 0
     error: str | None = None
+    layout: Layout | None = None  # a cluster benchmark's step: its processes
 
     @property
     def fps_ok(self) -> bool:
@@ -86,6 +87,12 @@ class StepResult:
     @property
     def cpu_pct_per_call(self) -> float:
         return self.cpu_pct / self.n
+
+    @property
+    def cpu_pct_per_call_above_idle(self) -> float:
+        """What the calls add, per call: the processes' idle work (the scheduler, a cluster
+        node's heartbeats) taken out, as measured before the calls joined."""
+        return (self.cpu_pct - self.idle_cpu_pct) / self.n
 
     @property
     def rss_mib_per_call(self) -> float:
@@ -187,24 +194,25 @@ def _servers(
     pinning: Pinning,
     step_dir: Path,
     cluster: ClusterRun | None,
+    layout: Layout,
 ) -> list[ServerProcess]:
     if cluster is None:
         data_dir = world.copy_data_dir(step_dir / "data")
         return [ServerProcess(data_dir, relay, pinning, step_dir / "server.log")]
-    database_url = cluster.step_database(f"{relay}_{n}")
-    prefix = f"bench-{relay}-{n}"
+    database_url = cluster.step_database(f"{relay}_{n}_{layout.key}_{step_dir.name}")
+    prefix = f"bench-{relay}-{n}-{step_dir.name}"
     cpus = (pinning.server or "").split(",") if pinning.server else []
     servers = []
-    for index in range(cluster.nodes):
+    for index in range(layout.nodes):
         servers.append(
             ServerProcess(
                 copy_data_dir(world.template_dir, step_dir / f"data{index}"),
                 relay,
                 pinning,
                 step_dir / f"server{index}.log",
-                extra_env=cluster.node_env(index, database_url, prefix),
+                extra_env=cluster.node_env(index, database_url, prefix, layout),
                 # Several nodes: one server CPU each; one node with workers: all of them.
-                cpus=cpus[index % len(cpus)] if cpus and cluster.nodes > 1 else None,
+                cpus=cpus[index % len(cpus)] if cpus and layout.nodes > 1 else None,
             )
         )
         if index == 0:
@@ -214,6 +222,22 @@ def _servers(
 
 def _all_cpu(servers: list[ServerProcess]) -> float:
     return sum(cpu_seconds(pid) for s in servers for pid in descendants(s.pid))
+
+
+def _redis_figures(
+    result: StepResult, before: int, idle_per_s: float, joins_started: float
+) -> None:
+    """Redis round trips of the step: set-up per call (joins, first frames, warm-up) and per
+    call-second in the window, each above the nodes' own idle rate (heartbeats, scans)."""
+    f = result.figures
+    at_open, in_window = f.get("redis_at_window_open"), f.get("redis_window_commands")
+    if at_open is None or in_window is None:
+        return
+    window_s = float(f["window_s"])
+    f["redis_idle_per_s"] = idle_per_s
+    set_up_s = float(f["redis_window_opened_at"]) - joins_started
+    f["redis_setup_per_call"] = (at_open - before - idle_per_s * set_up_s) / result.n
+    f["redis_per_call_s"] = (in_window / window_s - idle_per_s) / result.n
 
 
 def run_step(
@@ -226,22 +250,35 @@ def run_step(
     warmup_s: float,
     window_s: float,
     cluster: ClusterRun | None = None,
+    layout: Layout | None = None,
+    label: str = "",
+    perf_event: str | None = None,
 ) -> StepResult:
-    step_dir = work_dir / f"{relay}-{n}"
+    """One step; ``layout`` (a cluster benchmark) defaults to the cluster's own, ``label``
+    tells apart steps of the same N (rounds), ``perf_event`` (e.g. ``instructions``) is also
+    counted over the window where perf can."""
+    layout = layout or (cluster.layout if cluster is not None else None)
+    step_dir = work_dir / (f"{relay}-{n}" + (f"-{label}" if label else ""))
     step_dir.mkdir(parents=True, exist_ok=True)
-    result = StepResult(relay, n)
+    result = StepResult(relay, n, layout=layout)
     servers: list[ServerProcess] = []
+    redis_port = cluster.redis_port if cluster is not None and layout and layout.redis else 0
     try:
-        servers = _servers(world, relay, n, pinning, step_dir, cluster)
+        servers = _servers(
+            world, relay, n, pinning, step_dir, cluster, layout or Layout(1, 1, redis=False)
+        )
         for server in servers:
             server.wait_ready()
         server = servers[0]
         time.sleep(0.5 if cluster is None else 3.0)  # a cluster: the nodes find each other
-        cpu0 = _all_cpu(servers)
-        time.sleep(IDLE_SAMPLE_S)
-        result.idle_cpu_pct = 100 * (_all_cpu(servers) - cpu0) / IDLE_SAMPLE_S
+        idle_window = max(IDLE_SAMPLE_S, 4.0 if redis_port else 0.0)
+        cpu0, redis0 = _all_cpu(servers), redis_commands(redis_port) if redis_port else 0
+        time.sleep(idle_window)
+        result.idle_cpu_pct = 100 * (_all_cpu(servers) - cpu0) / idle_window
         result.idle_rss_kib = sum(rss_kib(pid) for s in servers for pid in descendants(s.pid))
-        redis_before = cluster.redis_commands() if cluster is not None else 0
+        redis_before = redis_commands(redis_port) if redis_port else 0
+        idle_redis_per_s = (redis_before - redis0) / idle_window
+        joins_started = time.monotonic()
         plan_path = step_dir / "plan.json"
         plan_path.write_text(
             json.dumps(
@@ -256,6 +293,8 @@ def run_step(
                     "officer_totp_secret": world.officer_totp_secret,
                     "warmup_s": warmup_s,
                     "window_s": window_s,
+                    "redis_port": redis_port,
+                    "perf_event": perf_event or "",
                 }
             )
         )
@@ -275,8 +314,8 @@ def run_step(
             result.error = f"load generator exited with {done.returncode} (see {log.name})"
         else:
             result.figures = json.loads(lines[-1])
-            if cluster is not None:
-                result.figures["redis_commands"] = cluster.redis_commands() - redis_before
+            if redis_port:
+                _redis_figures(result, redis_before, idle_redis_per_s, joins_started)
     except (RuntimeError, OSError, subprocess.TimeoutExpired, ValueError) as exc:
         result.error = f"{type(exc).__name__}: {exc}"
     finally:

@@ -1,21 +1,24 @@
-"""Cluster fixtures: real Redis (a key prefix of each test's own, removed afterwards) and real
-PostgreSQL (a database of each test's own)."""
+"""Cluster fixtures: real Redis (a key prefix of each test's own, removed afterwards), real
+PostgreSQL (a database of each test's own), and for the stories with real nodes: the nodes
+(``cluster``, stopped and their logs printed at the end), the sample clip and loopback-only
+ICE (``loopback_ice``: ``pytestmark = pytest.mark.usefixtures("loopback_ice")``)."""
 
 from __future__ import annotations
 
-import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from tests.cluster.local_cluster import REDIS_URL, LocalCluster
 from tests.conftest import IN_CI, _drop_postgres_database, _postgres_database
+from vvserver.client.sample_clip import Clip, load_clip
 from vvserver.cluster.link import RedisLink
 from vvserver.db.migrate import upgrade
-
-REDIS_URL = os.environ.get("VV_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+from vvserver.media.aiortc_hooks import set_ice_host_addresses
 
 
 @pytest.fixture
@@ -58,3 +61,27 @@ async def links(redis_prefix: str) -> AsyncIterator[list[RedisLink]]:
     yield made
     for link in made:
         await link.close()
+
+
+@pytest.fixture
+def loopback_ice() -> Iterator[None]:
+    """The test's own peers offer 127.0.0.1 only (the nodes have their own addresses)."""
+    set_ice_host_addresses(["127.0.0.1"])
+    yield
+    set_ice_host_addresses(None)
+
+
+@pytest.fixture(scope="module")
+def clip() -> Clip:
+    return load_clip()
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path, pg_url: str, redis_prefix: str) -> AsyncIterator[LocalCluster]:
+    """Real nodes on loopback (started by the test): stopped at the end, their logs printed."""
+    nodes = LocalCluster(tmp_path / "nodes", pg_url, redis_prefix)
+    try:
+        yield nodes
+    finally:
+        await nodes.stop()
+        print(nodes.logs())

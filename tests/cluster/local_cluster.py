@@ -20,8 +20,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.cluster.conftest import REDIS_URL
-
+REDIS_URL = os.environ.get("VV_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 SRC = Path(__file__).resolve().parents[2] / "src"
 SECRET = "test-secret-key-0123456789-abcdefghijkl"
 
@@ -64,11 +63,17 @@ class LocalCluster:
     redis_prefix: str
     env: dict[str, str] = field(default_factory=dict)
     nodes: dict[int, Node] = field(default_factory=dict)
+    # One recordings directory mounted as every node's ``<data dir>/recordings`` (as NFS
+    # would be); None: each node records into its own data dir.
+    shared_recordings: Path | None = None
 
     def node(self, index: int) -> Node:
         if index not in self.nodes:
             data_dir = self.root / f"node{index}"
             data_dir.mkdir(parents=True, exist_ok=True)
+            if self.shared_recordings is not None:
+                self.shared_recordings.mkdir(parents=True, exist_ok=True)
+                (data_dir / "recordings").symlink_to(self.shared_recordings)
             self.nodes[index] = Node(index, free_port(), data_dir, self.root / f"node{index}.log")
         return self.nodes[index]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,22 +20,15 @@ from tests.signaling.conftest import join_link
 from vvserver.client.headless import HeadlessParticipant
 from vvserver.client.sample_clip import Clip, load_clip
 from vvserver.db.models import Facility, Person, Recording
-from vvserver.media.aiortc_hooks import set_ice_host_addresses
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.usefixtures("loopback_ice")]
 
 LOGINS_PER_MIN = 4
 
 
-@pytest.fixture(autouse=True)
-def loopback_ice() -> Iterator[None]:
-    set_ice_host_addresses(["127.0.0.1"])
-    yield
-    set_ice_host_addresses(None)
-
-
 @pytest.fixture
 async def cluster(tmp_path: Path, pg_url: str, redis_prefix: str) -> AsyncIterator[LocalCluster]:
+    """As conftest's, with a login rate limit low enough to reach in a test."""
     nodes = LocalCluster(
         tmp_path / "nodes",
         pg_url,

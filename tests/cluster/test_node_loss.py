@@ -6,49 +6,24 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import select
 
-from tests.cluster.conftest import REDIS_URL
-from tests.cluster.local_cluster import FailoverProxy, LocalCluster
+from tests.cluster.local_cluster import REDIS_URL, FailoverProxy, LocalCluster
 from tests.cluster.support import until, video_frames, world_in
 from tests.factories import add_visit
 from tests.signaling.conftest import join_link
 from vvserver.client.headless import HeadlessParticipant
-from vvserver.client.sample_clip import Clip, load_clip
+from vvserver.client.sample_clip import Clip
 from vvserver.db.models import Recording, Visit
-from vvserver.media.aiortc_hooks import set_ice_host_addresses
 from vvserver.media.remux import demuxed_duration
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.usefixtures("loopback_ice")]
 
 FAILOVER_S = 10.0
-
-
-@pytest.fixture(autouse=True)
-def loopback_ice() -> Iterator[None]:
-    set_ice_host_addresses(["127.0.0.1"])
-    yield
-    set_ice_host_addresses(None)
-
-
-@pytest.fixture(scope="module")
-def clip() -> Clip:
-    return load_clip()
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path, pg_url: str, redis_prefix: str) -> AsyncIterator[LocalCluster]:
-    nodes = LocalCluster(tmp_path / "nodes", pg_url, redis_prefix)
-    try:
-        yield nodes
-    finally:
-        await nodes.stop()
-        print(nodes.logs())
 
 
 async def test_the_calls_of_a_killed_node_go_on_on_the_surviving_nodes(

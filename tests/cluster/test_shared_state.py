@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.cluster.conftest import REDIS_URL
+from tests.cluster.local_cluster import REDIS_URL
 from vvserver.cluster.link import RedisLink
 from vvserver.cluster.nodes import NodeLoad, NodeRegistry
 from vvserver.cluster.placement import Placement

@@ -5,48 +5,23 @@ same live board, one of them watches the call from a third node and ends it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 
-from tests.cluster.conftest import REDIS_URL
-from tests.cluster.local_cluster import FailoverProxy, LocalCluster
+from tests.cluster.local_cluster import REDIS_URL, FailoverProxy, LocalCluster
 from tests.cluster.support import officer_board, sign_in, until, video_frames, world_in
 from tests.factories import add_visit
 from tests.media.visit_media_support import MONITOR_SECTIONS
 from tests.signaling.conftest import join_link
 from vvserver.client.headless import HeadlessParticipant
 from vvserver.client.peer import TestPeer
-from vvserver.client.sample_clip import Clip, load_clip
+from vvserver.client.sample_clip import Clip
 from vvserver.db.models import Recording, Visit
-from vvserver.media.aiortc_hooks import set_ice_host_addresses
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
-
-
-@pytest.fixture(autouse=True)
-def loopback_ice() -> Iterator[None]:
-    set_ice_host_addresses(["127.0.0.1"])
-    yield
-    set_ice_host_addresses(None)
-
-
-@pytest.fixture(scope="module")
-def clip() -> Clip:
-    return load_clip()
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path, pg_url: str, redis_prefix: str) -> AsyncIterator[LocalCluster]:
-    nodes = LocalCluster(tmp_path / "nodes", pg_url, redis_prefix)
-    try:
-        yield nodes
-    finally:
-        await nodes.stop()
-        print(nodes.logs())
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.usefixtures("loopback_ice")]
 
 
 async def test_the_two_sides_meet_in_one_room_through_different_nodes_and_a_third_watches(

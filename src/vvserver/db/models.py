@@ -358,6 +358,17 @@ class AuditEntry(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+class AuditAnchorRow(Base):
+    """The audit chain's head (count, hash), signed with the server secret: one row, written in
+    the transaction of every append, so all nodes of a cluster share one anchor."""
+
+    __tablename__ = "audit_anchor"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # always 1
+    count: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    head: Mapped[str] = mapped_column(String(64))
+    mac: Mapped[str] = mapped_column(String(64))
+
+
 class VisitFlag(Base):
     """A moment of a visit flagged by staff, with its offset from the visit's start."""
 

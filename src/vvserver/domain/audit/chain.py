@@ -1,9 +1,16 @@
-"""Hash-chained audit log with an anchor outside the table.
+"""Hash-chained audit log with anchors outside the table.
 
 Each entry's ``hash`` is SHA-256 over the previous entry's hash and the entry's canonical JSON.
 Entries are appended inside the caller's write transaction, which is serialised (SQLite write lock,
-PostgreSQL advisory lock), so the chain never forks. After commit the head (count, hash) is written
-to ``audit-anchor.json`` in the data dir with an HMAC, so deleting the newest rows is detected too.
+PostgreSQL advisory lock), so the chain never forks, whichever process or node appends. The head
+(count, hash), signed with an HMAC of the server secret, is kept in two places, so deleting the
+newest rows is detected too:
+
+* the ``audit_anchor`` row, written in the same transaction as the append: one anchor for every
+  process and node of a cluster, always the chain's true head;
+* ``audit-anchor.json`` in the data dir, written after commit: this machine's witness outside
+  the database (a database administrator who deletes the newest rows and puts back an older
+  signed anchor row is caught by any node's file that anchored a later head).
 """
 
 from __future__ import annotations
@@ -14,20 +21,22 @@ import hmac
 import json
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vvserver.db.models import AuditEntry
+from vvserver.db.models import AuditAnchorRow, AuditEntry
 
 logger = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
 _ADVISORY_KEY = 7_420_001
+ANCHOR_ROW_ID = 1
 
 
 def entry_digest(prev_hash: str, entry: AuditEntry) -> str:
@@ -68,17 +77,43 @@ class AuditAnchor:
         self.path = path
         self._secret = secret
 
-    def _sign(self, count: int, head: str) -> str:
+    def sign(self, count: int, head: str) -> str:
         return hmac.new(self._secret, f"{count}:{head}".encode(), hashlib.sha256).hexdigest()
+
+    def check(self, count: int, head: str, mac: str) -> tuple[int, str]:
+        if not hmac.compare_digest(self.sign(count, head), mac):
+            raise ValueError("audit anchor signature mismatch")
+        return count, head
 
     def read(self) -> tuple[int, str] | None:
         if not self.path.exists():
             return None
         data = json.loads(self.path.read_text())
-        count, head = int(data["count"]), str(data["head"])
-        if not hmac.compare_digest(self._sign(count, head), str(data["mac"])):
-            raise ValueError("audit anchor signature mismatch")
-        return count, head
+        return self.check(int(data["count"]), str(data["head"]), str(data["mac"]))
+
+    async def read_row(self, session: AsyncSession) -> tuple[int, str] | None:
+        """The anchor row every node shares (None: nothing appended since it exists)."""
+        row = (
+            await session.execute(
+                select(AuditAnchorRow.count, AuditAnchorRow.head, AuditAnchorRow.mac).where(
+                    AuditAnchorRow.id == ANCHOR_ROW_ID
+                )
+            )
+        ).first()
+        return None if row is None else self.check(int(row[0]), str(row[1]), str(row[2]))
+
+    async def write_row(self, session: AsyncSession, count: int, head: str) -> None:
+        """Move the shared anchor to (count, head): inside the append's serialised
+        transaction, so it always names the chain's head and commits (or not) with it."""
+        values = {"count": count, "head": head, "mac": self.sign(count, head)}
+        moved = await session.execute(
+            update(AuditAnchorRow)
+            .where(AuditAnchorRow.id == ANCHOR_ROW_ID)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(moved, "rowcount", 0) == 0:
+            await session.execute(insert(AuditAnchorRow).values(id=ANCHOR_ROW_ID, **values))
 
     def write(self, count: int, head: str) -> None:
         # Worker processes of one machine share the file: read, compare and replace it under
@@ -92,7 +127,7 @@ class AuditAnchor:
             if current is not None and current[0] >= count:
                 return  # another writer already anchored a later head
             tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-            signed = {"count": count, "head": head, "mac": self._sign(count, head)}
+            signed = {"count": count, "head": head, "mac": self.sign(count, head)}
             tmp.write_text(json.dumps(signed))
             os.replace(tmp, self.path)
 
@@ -127,6 +162,7 @@ class AuditLog:
         entry.hash = entry_digest(prev, entry)
         session.add(entry)
         await session.flush()
+        await self.anchor.write_row(session, seq, entry.hash)
         session.info.setdefault("vv_audit_heads", []).append((seq, entry.hash))
         return entry
 
@@ -161,22 +197,31 @@ async def verify_chain(session: AsyncSession, anchor: AuditAnchor) -> VerifyResu
         prev = entry.hash
         expected_seq += 1
         count += 1
-    try:
-        anchored = anchor.read()
-    except (ValueError, KeyError, json.JSONDecodeError) as exc:
-        return VerifyResult(False, count, None, f"anchor unreadable: {exc}")
-    if anchored is not None:
+    for where, read in (("anchor", anchor.read_row), ("anchor file", _read_file(anchor))):
+        try:
+            anchored = await read(session)
+        except (ValueError, KeyError, json.JSONDecodeError) as exc:
+            return VerifyResult(False, count, None, f"{where} unreadable: {exc}")
+        if anchored is None:
+            continue
         a_count, a_head = anchored
         if count < a_count:
             return VerifyResult(
-                False, count, count + 1, f"{a_count - count} newest entries deleted (anchor)"
+                False, count, count + 1, f"{a_count - count} newest entries deleted ({where})"
             )
         anchored_hash = (
             await session.execute(select(AuditEntry.hash).where(AuditEntry.seq == a_count))
         ).scalar_one_or_none()
         if anchored_hash != a_head:
-            return VerifyResult(False, count, a_count, "anchored head hash does not match")
+            return VerifyResult(False, count, a_count, f"{where}: head hash does not match")
     return VerifyResult(True, count)
+
+
+def _read_file(anchor: AuditAnchor) -> Callable[[AsyncSession], Awaitable[tuple[int, str] | None]]:
+    async def read(_session: AsyncSession) -> tuple[int, str] | None:
+        return anchor.read()
+
+    return read
 
 
 async def audit_count(session: AsyncSession) -> int:
