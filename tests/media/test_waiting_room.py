@@ -25,9 +25,10 @@ from vvserver.client.sample_clip import Clip
 from vvserver.db.models import VisitTransition
 from vvserver.domain.services import Services
 from vvserver.media.forwarding import MediaCounters
+from vvserver.media.frames import MediaKind
 from vvserver.media.packet_log import LOG_SUFFIX
 from vvserver.media.room import VisitRoom
-from vvserver.media.room_events import Role, SlotStarted
+from vvserver.media.room_events import EventSubscription, Role, SlotStarted
 from vvserver.media.room_registry import RoomRegistry
 from vvserver.visits_live import VisitMedia
 
@@ -38,13 +39,14 @@ WAIT_BEFORE_START_S = 3.0
 # Loopback, no encoding: the keyframe a PLI asks for comes within a frame or two.
 TWO_WAY_WITHIN_S = 1.0
 ROLES: tuple[Role, ...] = ("visitor", "kiosk")
+KINDS: tuple[MediaKind, ...] = ("audio", "video")
 
 
 def received_nothing(*peers: TestPeer) -> bool:
     return all(
         peer.received_media(kind).frames == 0 and peer.received_media(kind).byte_count == 0
         for peer in peers
-        for kind in ("audio", "video")
+        for kind in KINDS
     )
 
 
@@ -77,7 +79,7 @@ async def test_nothing_is_forwarded_or_recorded_before_the_slot_starts_then_both
 
         # Just before the start: both sides have been sending to the relay all along...
         for role in ROLES:
-            for kind in ("audio", "video"):
+            for kind in KINDS:
                 assert room.feed(role, kind).frames_in > 0, f"{role} {kind} reached the relay"
         # ... and nothing was forwarded to the other side or written to the recording.
         assert received_nothing(visitor, kiosk)
@@ -90,7 +92,7 @@ async def test_nothing_is_forwarded_or_recorded_before_the_slot_starts_then_both
             await peer.received_media("video").wait_for_keyframes(1, within=5)
             await peer.received_media("audio").wait_for_frames(1, within=5)
         for peer in (visitor, kiosk):
-            for kind in ("audio", "video"):
+            for kind in KINDS:
                 media = peer.received_media(kind)
                 assert media.first_frame_at is not None
                 delay = media.first_frame_at - start_loop_time
@@ -115,7 +117,7 @@ async def test_nothing_is_forwarded_or_recorded_before_the_slot_starts_then_both
         assert entry["duration_s"] <= 4.0 + 0.3, entry
 
 
-async def _until_started(events: AsyncIterator[object]) -> AsyncIterator[SlotStarted]:
+async def _until_started(events: EventSubscription) -> AsyncIterator[SlotStarted]:
     async for event in events:
         if isinstance(event, SlotStarted):
             yield event
@@ -173,7 +175,8 @@ async def test_a_visit_joined_early_goes_live_at_its_start_and_counts_time_from_
                 VisitTransition.visit_id == visit_id, VisitTransition.to_state == "live"
             )
         )
-    assert went_live is not None and went_live >= start_at
+    assert went_live is not None
+    assert went_live >= start_at
     length = (done.end_at - start_at).total_seconds()
     for connected in (done.visitor_connected_s, done.kiosk_connected_s):
         assert length - 1.0 <= connected <= length + 0.2, (connected, length)

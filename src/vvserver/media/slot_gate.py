@@ -46,8 +46,10 @@ class GatedFeed(Feed):
         if self.gate.is_open:
             super().publish(frame, segment)
             return
-        # The waiting room: received (counted) but neither forwarded nor recorded. The first
-        # frame after the start finds the feed wanting a keyframe (video) and asks for one.
+        # The waiting room: received (counted) but neither forwarded nor recorded. The feed
+        # keeps wanting a keyframe (video); the room asks the publisher for one at the start
+        # (to this SSRC), and delta frames are held until it comes.
         self.frames_in += 1
         self.bytes_in += len(frame.data)
         self.frames_before_start += 1
+        self._last_ssrc = frame.ssrc

@@ -36,6 +36,7 @@ const kiosk = {
   connection: "connecting",
   visitorHere: false,
   waiting: false, // in the waiting room: joined before the slot's start
+  startTimer: null,
   endedIds: new Set(), // visits that ended here: a stale schedule must not join them again
 };
 
@@ -133,6 +134,14 @@ function showWaiting() {
     setConnection(kiosk.connection);
   }
   if (!waiting) return;
+  const toStart = session.secondsToStart();
+  if (toStart !== null && toStart < 1.5 && !kiosk.startTimer) {
+    // Leave the waiting screen at the start itself, not at the next tick.
+    kiosk.startTimer = setTimeout(() => {
+      kiosk.startTimer = null;
+      if (kiosk.phase === "call") showWaiting();
+    }, toStart * 1000 + 20);
+  }
   $("call-starts-at").textContent = t("kiosk.call.startsAt", {
     time: fmtTime(visit.startAt, timeZone()) });
   $("call-countdown").textContent = visitPhase("ready", visit.startAt, visit.endAt,

@@ -214,6 +214,14 @@ class CallScreen {
         ?? t("call.starts_in", { time: fmtDuration(this.session.secondsToStart()) })
       : t("call.started", { time: fmtDuration(left ?? 0) });
     if (!waiting && this.joined && this.session.state === "connected") this.showCall();
+    const toStart = this.session.secondsToStart();
+    if (waiting && toStart !== null && toStart < 1.5 && !this.startTimer) {
+      // Open the call view at the start itself, not at the next tick.
+      this.startTimer = setTimeout(() => {
+        this.startTimer = null;
+        this.tick();
+      }, toStart * 1000 + 20);
+    }
   }
 
   join() {
