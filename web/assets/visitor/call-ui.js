@@ -103,6 +103,11 @@ class CallScreen {
     const session = new CallSession({ endpoint: "visitor", ...this.sessionOptions,
       stream: this.stream });
     this.session = session;
+    if (this.visit) {
+      // Known before the first status: whether a connection that comes up is in the waiting room.
+      session.startAt = Date.parse(this.visit.start_utc);
+      session.endAt = Date.parse(this.visit.end_utc);
+    }
     // The status with the end state and the final ledger, after the end (join links).
     this.finalStatus = new Promise((resolve) => {
       session.addEventListener("final_status", (e) => resolve(e.detail.status));
