@@ -277,7 +277,7 @@ async def test_the_kiosk_board_shows_which_kiosks_are_online_and_their_current_v
         board = page.get_by_role("table", name="Kiosks of the facility")
         busy = board.get_by_role("row", name="a1-1")
         await expect(busy).to_contain_text("Online", timeout=15_000)
-        await expect(busy).to_contain_text("PA1 Doe with Visitor (Live")
+        await expect(busy).to_contain_text("PA1 Doe with Visitor (In progress")
         idle = board.get_by_role("row", name="a1-2")
         await expect(idle).to_contain_text("Offline")
         await expect(idle).to_contain_text("Never")
