@@ -121,6 +121,10 @@ async def test_a_visitor_who_joins_two_minutes_early_waits_and_nothing_counts_be
     await expect(visitor.locator("#visit-countdown")).to_have_text(
         re.compile(r"^Starts in [12]:\d\d$")
     )
+    # The camera preview runs before they press Join (as a person waits to see themselves).
+    await visitor.wait_for_function(
+        "() => document.getElementById('preview').videoWidth > 0", timeout=15_000
+    )
     await visitor.get_by_role("button", name="Join the visit").click()
     # Connected behind the scenes, but still in the waiting room: no "Connected." over black.
     await expect(visitor.locator("#join-status")).to_have_text(

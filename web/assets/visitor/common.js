@@ -25,6 +25,10 @@ export function badge(kind, state) {
   return el("span", { class: `badge ${BADGE[state] || ""}` }, t(`${kind}.${state}`));
 }
 
+// The badges that count down ("Starts in 4:05"): refreshed every second while shown.
+const liveBadges = new Set();
+let badgeTimer = null;
+
 /**
  * A visit's state badge: an active visit says where it stands in the words every page uses
  * ("Starts in 4:05", "Starting", "In progress"); an ended one names its end state.
@@ -38,16 +42,13 @@ export function visitBadge(visit) {
   return node;
 }
 
-// The badges that count down ("Starts in 4:05"): refreshed every second while shown.
-const liveBadges = new Set();
-let badgeTimer = null;
-
 function refreshBadges() {
   for (const entry of liveBadges) {
     if (!entry.node.isConnected) {
-      liveBadges.delete(entry);
+      if (entry.shown) liveBadges.delete(entry); // taken off the page (not yet put on: wait)
       continue;
     }
+    entry.shown = true;
     const { visit } = entry;
     const phase = visitPhase(visit.state, visit.start_utc, visit.end_utc);
     if (phase && entry.node.textContent !== phase) entry.node.textContent = phase;
