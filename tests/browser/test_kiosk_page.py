@@ -57,29 +57,27 @@ async def open_kiosk(browser: Browser, web: WebServer, kiosk: str = "a1-1") -> P
     return page
 
 
-async def test_the_kiosk_shows_today_and_joins_by_itself_at_slot_time_and_after_a_reload(
+async def test_the_kiosk_waits_for_the_slot_joins_by_itself_and_after_a_reload(
     web: WebServer, browser: Browser
 ) -> None:
     visit_id = await add_visit(
-        web.services, web.world, ends_in=240.0, started=timedelta(seconds=-12), state="scheduled"
+        web.services, web.world, ends_in=240.0, started=timedelta(seconds=-15), state="scheduled"
     )
     page = await open_kiosk(browser, web)
-    # The token is kept in the browser and taken out of the address bar.
-    await expect(page.get_by_role("heading", name="a1-1")).to_be_visible()
-    assert page.url.endswith("/kiosk/")
-    saved = await page.evaluate("() => localStorage.getItem('vv.kiosk.token')")
-    assert saved == web.world.kiosk_tokens["a1-1"]
-    await expect(page.locator("#schedule li")).to_have_count(1)
-    await expect(page.locator("#schedule li")).to_contain_text("Visitor visiting PA1 Doe")
-    await expect(page.locator("#connection")).to_have_text(
-        "Ready. The visit starts by itself at its time."
-    )
-    await check_page(page, "kiosk-idle")
-
-    # Nobody touches the kiosk: at slot time it opens the call, and the visitor comes in.
+    # Nobody touches the kiosk: a slot starting within the minute opens the call screen, which
+    # waits for the start (its time and a countdown) while the call is set up behind it.
     await expect(page.get_by_role("heading", name="Visitor visiting PA1 Doe")).to_be_visible(
         timeout=20_000
     )
+    await expect(page.locator("#call-starts-at")).to_contain_text("The visit starts at")
+    await expect(page.locator("#call-countdown")).to_have_text(re.compile(r"^Starts in 0:\d\d$"))
+    # The token is kept in the browser and taken out of the address bar.
+    assert page.url.endswith("/kiosk/")
+    saved = await page.evaluate("() => localStorage.getItem('vv.kiosk.token')")
+    assert saved == web.world.kiosk_tokens["a1-1"]
+    await check_page(page, "kiosk-waiting")
+
+    # The visitor comes in; at the start both see each other.
     async with visitor_in_call(web, visit_id) as visitor:
         await remote_video_plays(page)
         await expect(page.locator("#call-state")).to_have_text("Connected")
@@ -162,6 +160,10 @@ async def test_staff_set_up_a_kiosk_by_typing_its_token_and_a_refused_token_is_e
     await page.get_by_role("button", name="Save and start").click()
     await expect(page.get_by_role("heading", name="a1-2")).to_be_visible()
     await expect(page.locator("#schedule-empty")).to_be_visible()
+    await expect(page.locator("#connection")).to_have_text(
+        "Ready. The visit starts by itself at its time."
+    )
+    await check_page(page, "kiosk-idle")
 
     # A token that was rotated or revoked: the kiosk says so instead of retrying for ever.
     await page.goto("/kiosk/#token=k1.revoked-or-rotated-secret")

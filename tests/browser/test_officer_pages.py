@@ -277,7 +277,7 @@ async def test_the_kiosk_board_shows_which_kiosks_are_online_and_their_current_v
         board = page.get_by_role("table", name="Kiosks of the facility")
         busy = board.get_by_role("row", name="a1-1")
         await expect(busy).to_contain_text("Online", timeout=15_000)
-        await expect(busy).to_contain_text("PA1 Doe with Visitor (Live")
+        await expect(busy).to_contain_text("PA1 Doe with Visitor (In progress")
         idle = board.get_by_role("row", name="a1-2")
         await expect(idle).to_contain_text("Offline")
         await expect(idle).to_contain_text("Never")
@@ -311,7 +311,7 @@ async def test_the_schedule_lists_the_facilitys_visits_of_a_day(
     await expect(rows).to_have_count(2)
     await expect(page.locator("#schedule-count")).to_contain_text("2 visit(s)")
     await expect(rows.filter(has_text="a1-2 (A1)")).to_contain_text("Privileged")
-    await expect(rows.filter(has_text="a1-1 (A1)")).to_contain_text("Started, waiting")
+    await expect(rows.filter(has_text="a1-1 (A1)")).to_contain_text("Starting")
     await check_page(page, "officer-schedule")
 
     await page.get_by_label("Day").fill((day + timedelta(days=3)).isoformat())

@@ -1,8 +1,9 @@
 """One visit from start to end, in real pages: sign-up to the officer playing the recording.
 
 A new visitor signs up, confirms the e-mail, uploads an ID and asks to visit a person; the
-facility admin verifies the ID and approves; the visitor books a 2-minute slot; the housing-unit
-kiosk joins by itself at slot time; both sides see each other's moving video; an officer watches
+facility admin verifies the ID and approves; the visitor books a 2-minute slot and joins early,
+into the waiting room; the housing-unit kiosk joins by itself a minute before and waits too; at
+slot time both sides see each other's moving video; an officer watches
 the visit, turns on its audio, flags it and ends it; the recording is found and plays.
 """
 
@@ -211,8 +212,11 @@ async def test_a_visit_from_sign_up_to_the_officer_playing_its_recording(
     kiosk = await kiosk_is_set_up(web, browser)
     await visitor_joins_from_my_visits(visitor)
 
-    # At slot time the kiosk joins by itself; nobody touches it.
+    # A minute before the slot the kiosk joins by itself (nobody touches it) and waits with the
+    # visitor in the waiting room; at slot time the call opens on both sides.
     await expect(kiosk.locator("#call")).to_be_visible(timeout=150_000)
+    await expect(kiosk.locator("#call-wait")).to_be_hidden(timeout=90_000)
+    await expect(visitor.locator("#call")).to_be_visible(timeout=10_000)
     await moving_video(kiosk, "#remote-video")
     await moving_video(visitor, "#remote-video")
     await check_page(kiosk, "story-15-kiosk-in-call")

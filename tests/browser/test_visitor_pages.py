@@ -261,6 +261,9 @@ async def test_my_visits_join_calendar_cancel_and_the_make_up_offer(
         "href", f"/visitor/call?visit_id={soon}"
     )
     await expect(coming.nth(1).get_by_role("link", name="Join now")).to_have_count(0)
+    # Within the hour before its start, a visit says how soon, as the call page does.
+    await expect(coming.nth(0)).to_contain_text(re.compile(r"Starts in [0-5]:\d\d"))
+    await expect(coming.nth(1)).to_contain_text("Booked")
     ics = coming.nth(1).get_by_role("link", name="Add to calendar")
     calendar = await page.request.get(web.url + (await ics.get_attribute("href") or ""))
     assert "BEGIN:VEVENT" in await calendar.text()

@@ -88,6 +88,7 @@ def test_after_a_restart_the_sides_in_the_call_lose_time_until_their_media_retur
 def test_downtime_is_lost_by_the_sides_that_were_in_the_call() -> None:
     visit = Visit(
         id=7,
+        start_at=at(-60),
         ledger_at=at(0),
         visitor_in_call=True,
         kiosk_in_call=False,
@@ -99,6 +100,42 @@ def test_downtime_is_lost_by_the_sides_that_were_in_the_call() -> None:
     assert count_downtime(visit, at(30), keep_open=False) == 5.0
     assert (visit.visitor_lost_s, visit.ledger_at, visit.visitor_in_call) == (34.0, None, False)
     assert count_downtime(visit, at(90), keep_open=False) == 0.0  # closed: nothing more
+
+
+def test_downtime_in_the_waiting_room_is_not_lost_before_the_slot_starts() -> None:
+    """Both sides waited for the slot when the server stopped: time lost from the start on."""
+    visit = Visit(
+        id=8,
+        start_at=at(30),
+        ledger_at=at(0),
+        visitor_in_call=True,
+        kiosk_in_call=True,
+        visitor_lost_s=0.0,
+        kiosk_lost_s=0.0,
+    )
+    assert count_downtime(visit, at(20), keep_open=True) == 0.0  # back before the start
+    assert (visit.visitor_lost_s, visit.kiosk_lost_s, visit.ledger_at) == (0.0, 0.0, at(20))
+    assert count_downtime(visit, at(45), keep_open=False) == 15.0
+    assert (visit.visitor_lost_s, visit.kiosk_lost_s) == (15.0, 15.0)
+
+
+def test_nothing_counts_in_the_waiting_room_before_the_slot_starts() -> None:
+    """Both sides join and connect early; the ledger counts from the slot's start only."""
+    ledger = CallLedger(counts_from=at(60))
+    ledger.connected("visitor", at(0))
+    ledger.connected("kiosk", at(10))
+    ledger.media("visitor", True, at(1))
+    ledger.media("kiosk", True, at(11))
+    early = ledger.checkpoint(at(40))
+    assert all((a.connected_s, a.lost_s) == (0.0, 0.0) for a in early.values())
+    ledger.media("kiosk", False, at(45))  # a silence in the waiting room: not lost yet
+    ledger.media("kiosk", True, at(70))  # back 10 s after the start: those 10 s are lost
+    ledger.disconnected("visitor", at(50))  # dropped before the start: lost from the start
+    ledger.connected("visitor", at(65))
+    ledger.media("visitor", True, at(66))
+    late = ledger.finish(at(100))
+    assert (late["kiosk"].connected_s, late["kiosk"].lost_s) == (30.0, 10.0)
+    assert (late["visitor"].connected_s, late["visitor"].lost_s) == (34.0, 6.0)
 
 
 def test_the_flow_watch_dates_a_silence_and_a_return_exactly_however_late_it_looks() -> None:

@@ -16,17 +16,23 @@
 //   });
 //   session.addEventListener("state", (e) => e.detail.state);
 //   session.start();             // opens the socket (reconnects by itself with backoff)
-//   session.join(visitId?, {endAt?});  // start the call (visitor: its own visit; kiosk: the visit id
-//                                // from `visit_start` or the schedule); retried while the join
-//                                // window is not open yet, rejoined after a lost connection
+//   session.join(visitId?, {startAt?, endAt?});  // start the call (visitor: its own visit; kiosk:
+//                                // the visit id from `visit_start` or the schedule); retried
+//                                // while the join window is not open yet, rejoined after a lost
+//                                // connection. Joined before the slot's start, the call waits in
+//                                // the waiting room: connected, but nothing flows until the start.
 //   session.leave();             // hang up this side (the visit goes on; join() again to rejoin)
 //   session.setMuted(bool); session.setCamera(bool)   // local track.enabled switches
 //   session.setStream(stream, { receiveVideo })        // new local media (e.g. audio only): rejoins
 //   session.sendChat(text) -> bool                     // in-call text chat (1..1000 characters)
 //   session.send(message)        // any other client message, e.g. {type: "get_schedule"} or
 //                                // {type: "pin_confirm", visit_id, pin} ("v": 1 is added)
-//   session.secondsLeft() -> number|null   // until the visit's end, by the server's clock
-//   session.figures() -> {connectedSeconds, lostSeconds}  // as seen from this side
+//   session.secondsLeft() -> number|null   // until the visit's end, by the server's clock;
+//                                          // the slot's whole length before it starts
+//   session.secondsToStart() -> number|null  // until the slot starts (0 once it has)
+//   session.started() -> bool               // the slot has started (false while unknown)
+//   session.figures() -> {connectedSeconds, lostSeconds}  // as seen from this side, counted
+//                                                        // from the slot's start
 //   session.close();             // idempotent: closes peer connection and socket for good
 //
 // Events (CustomEvent, data in `detail`):
@@ -40,6 +46,8 @@
 //   the server message itself
 //   "warning"     {seconds_left}           from `visit_warning`
 //   "ended"       {reason, message}        the visit is over (visit_ended or an end state)
+//   "final_status" {status|null}           a visitor's last `visit_status` after the end: the
+//                                          end state and the final ledger (null: none came)
 //   "chat"        {from, text, at, visit_id}
 //   "error"       {code, message, ref}     a refused request (the socket goes on)
 //   "refused"     {code, message}          authentication refused: nothing more will happen
@@ -77,6 +85,9 @@ const POOR_RTT_S = 0.8;
 const END_STATES = new Set([
   "completed", "cancelled", "no_show", "terminated", "failed", "declined",
 ]);
+// After the end, a visitor's socket waits this long for the status with the end state and the
+// final ledger (the server writes them just after it tells the end).
+const FINAL_STATUS_WAIT_MS = 5000;
 const FORWARDED = [
   "welcome", "visit_status", "visit_start", "schedule", "pin_accepted", "participant",
   "quality", "pong", "media_not_connected", "ring", "ring_ended", "available_visitors", "ok",
@@ -159,6 +170,7 @@ export class CallSession extends EventTarget {
     this.pc = null;
     this.iceServers = [];
     this.clockOffsetMs = 0;
+    this.startAt = null;
     this.endAt = null;
     this.wantJoined = false;
     this.ended = false;
@@ -186,9 +198,10 @@ export class CallSession extends EventTarget {
     this.socket.start();
   }
 
-  join(visitId, { endAt } = {}) {
+  join(visitId, { startAt, endAt } = {}) {
     if (this.closed) return;
     if (visitId !== undefined && visitId !== null) this.visitId = visitId;
+    if (startAt) this.startAt = Date.parse(startAt);
     if (endAt) this.endAt = Date.parse(endAt);
     this.ended = false;
     this.wantJoined = true;
@@ -233,16 +246,38 @@ export class CallSession extends EventTarget {
     return this.socket.send(message);
   }
 
+  /** The server's time now, in ms. */
+  serverNow() {
+    return Date.now() + this.clockOffsetMs;
+  }
+
   secondsLeft() {
     if (!this.endAt) return null;
-    return Math.max(0, (this.endAt - (Date.now() + this.clockOffsetMs)) / 1000);
+    // Before the start the whole slot is ahead: the timer starts at the slot's length.
+    const from = this.startAt ? Math.max(this.serverNow(), this.startAt) : this.serverNow();
+    return Math.max(0, (this.endAt - from) / 1000);
+  }
+
+  secondsToStart() {
+    if (!this.startAt) return null;
+    return Math.max(0, (this.startAt - this.serverNow()) / 1000);
+  }
+
+  started() {
+    return this.startAt !== null && this.serverNow() >= this.startAt;
   }
 
   figures() {
     const now = Date.now();
-    const connected = this.connectedMs + (this.connectedSince ? now - this.connectedSince : 0);
-    const lost = this.lostMs + (this.lostSince ? now - this.lostSince : 0);
+    const connected = this.connectedMs + (this.connectedSince ? this.span(this.connectedSince, now) : 0);
+    const lost = this.lostMs + (this.lostSince ? this.span(this.lostSince, now) : 0);
     return { connectedSeconds: connected / 1000, lostSeconds: lost / 1000 };
+  }
+
+  /** `until - since` (local ms), counted from the slot's start only (the waiting room is free). */
+  span(since, until) {
+    const from = this.startAt === null ? -Infinity : this.startAt - this.clockOffsetMs;
+    return Math.max(0, until - Math.max(since, from));
   }
 
   close() {
@@ -315,11 +350,16 @@ export class CallSession extends EventTarget {
         else this.setState("waiting");
         break;
       case "visit_status":
+        this.startAt = Date.parse(message.start_at);
         this.endAt = Date.parse(message.end_at);
-        if (END_STATES.has(message.state)) this.visitEnded(message.state, "");
+        if (END_STATES.has(message.state)) {
+          this.visitEnded(message.state, "");
+          this.finalStatus(message);
+        }
         break;
       case "visit_start":
         if (this.visitId === null || this.visitId === message.visit_id) {
+          this.startAt = Date.parse(message.start_at);
           this.endAt = Date.parse(message.end_at);
         }
         break;
@@ -405,13 +445,30 @@ export class CallSession extends EventTarget {
     this.closePeer();
     this.setState("ended");
     this.emit("ended", { reason, message: text, visit_id: this.visitId });
-    if (!this.stayOpen) this.socket.close();
+    if (!this.stayOpen) {
+      // The status with the end state and the final figures follows shortly: wait for it.
+      if (this.awaitingFinal === undefined && this.endpoint === "visitor") {
+        this.awaitingFinal = true;
+        this.later(() => this.finalStatus(null), FINAL_STATUS_WAIT_MS);
+      } else {
+        this.socket.close();
+      }
+    }
     if (this.stayOpen) {
       this.ended = false;
+      this.startAt = null;
       this.endAt = null;
       if (this.endpoint === "kiosk") this.visitId = null;
       if (this.socketReady()) this.setState("waiting");
     }
+  }
+
+  /** A visitor's last status after the end (null: none came in time); then the socket goes. */
+  finalStatus(status) {
+    if (!this.awaitingFinal) return;
+    this.awaitingFinal = false;
+    this.emit("final_status", { status });
+    this.socket.close();
   }
 
   // ------------------------------------------------------------------ peer connection
@@ -513,7 +570,7 @@ export class CallSession extends EventTarget {
     if (state === "connected") {
       clearTimeout(this.disconnectTimer);
       this.stopConnectWait();
-      if (this.lostSince) this.lostMs += now - this.lostSince;
+      if (this.lostSince) this.lostMs += this.span(this.lostSince, now);
       this.lostSince = null;
       if (!this.connectedSince) this.connectedSince = now;
       this.everConnected = true;
@@ -536,7 +593,7 @@ export class CallSession extends EventTarget {
   }
 
   stopCounting(now) {
-    if (this.connectedSince) this.connectedMs += now - this.connectedSince;
+    if (this.connectedSince) this.connectedMs += this.span(this.connectedSince, now);
     this.connectedSince = null;
   }
 
@@ -548,7 +605,7 @@ export class CallSession extends EventTarget {
     const now = Date.now();
     this.stopCounting(now);
     if (this.lostSince && !this.wantJoined) {
-      this.lostMs += now - this.lostSince;
+      this.lostMs += this.span(this.lostSince, now);
       this.lostSince = null;
     }
     if (this.pc) {

@@ -270,6 +270,29 @@ export function fmtDuration(seconds) {
   return h ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
 }
 
+const ACTIVE_VISIT_STATES = new Set(["scheduled", "ready", "live"]);
+// Closer than this to its start, a visit says "Starts in 4:05"; further away, "Booked".
+const STARTS_IN_WITHIN_MS = 3600 * 1000;
+
+/**
+ * Where an active visit stands, in the same words on every page (the officer's tiles and
+ * lists, the visitor's lists, the call page): "Booked", "Starts in 4:05" (within the hour
+ * before its start), "Starting" (from the start until both sides are in the call),
+ * "In progress" (live), "Over" (its time is up). `now` is in ms, by the server's clock where
+ * the page knows it. Null for a visit that ended (each page names its end state).
+ */
+export function visitPhase(state, startIso, endIso, now = Date.now()) {
+  if (!ACTIVE_VISIT_STATES.has(state)) return null;
+  const start = Date.parse(startIso);
+  if (now >= Date.parse(endIso)) return t("visit.phase.over");
+  if (state === "live") return t("visit.phase.live");
+  if (now < start) {
+    if (start - now > STARTS_IN_WITHIN_MS) return t("visit.phase.booked");
+    return t("visit.phase.startsIn", { time: fmtDuration(Math.ceil((start - now) / 1000)) });
+  }
+  return t("visit.phase.starting");
+}
+
 /** ws:// or wss:// URL for a path on this server. */
 export function wsUrl(path) {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";

@@ -34,10 +34,12 @@ from vvserver.media.room_events import (
     ParticipantStateChanged,
     QualityReport,
     Role,
+    SlotStarted,
     VisitEnded,
     VisitWarning,
 )
 from vvserver.media.room_recording import RoomRecording
+from vvserver.media.slot_gate import GatedFeed, SlotGate
 from vvserver.media.visit_clock import DEFAULT_WARNINGS, VisitClock
 
 logger = logging.getLogger(__name__)
@@ -81,7 +83,10 @@ class VisitRoom:
     `join()` answers a participant's SDP offer; a second join of the same role (a reconnect)
     replaces that participant's connection while the other side keeps playing. Officers'
     `monitor()` connections receive both sides and send nothing. With `ends_at`, the room's
-    clock warns before the end and closes the room at the end. With `recording_dir` (and not
+    clock warns before the end and closes the room at the end. With `starts_at` (and
+    `ends_at`), the room is a waiting room until the slot starts: participants join and their
+    connections come up, but nothing is forwarded or recorded before the clock opens the
+    room's `SlotGate` at `starts_at` (`SlotStarted`). With `recording_dir` (and not
     `privileged`), both participants are recorded into packet logs, remuxed to WebM files and
     a manifest on close (`recording`). Media is forwarded encoded: no frame is ever decoded
     or encoded here. With `connect_timeout`, a side whose peer connection has not connected
@@ -95,6 +100,7 @@ class VisitRoom:
         *,
         ice_servers: Sequence[RTCIceServer] = (),
         ends_at: datetime | None = None,
+        starts_at: datetime | None = None,
         now: Callable[[], datetime] = _utc_now,
         warnings: Sequence[timedelta] = DEFAULT_WARNINGS,
         privileged: bool = False,
@@ -111,8 +117,15 @@ class VisitRoom:
         self.log = visit_log(logger, f"visit {visit_id}")
         self._ice_servers = tuple(ice_servers)
         self._max_monitors = max_monitors
+        if starts_at is not None and ends_at is None:
+            raise ValueError("a room with a start needs its end (the clock opens it)")
+        self._now = now
+        # The waiting room: closed until the slot starts, for the forwarder and the recorder.
+        self.gate = SlotGate(is_open=starts_at is None or now() >= starts_at)
         self._feeds: dict[tuple[Role, MediaKind], Feed] = {
-            (role, kind): Feed(kind, f"{role}/{kind}", keyframe_interval=keyframe_interval)
+            (role, kind): GatedFeed(
+                kind, f"{role}/{kind}", gate=self.gate, keyframe_interval=keyframe_interval
+            )
             for role in ROLES
             for kind in KINDS
         }
@@ -161,6 +174,8 @@ class VisitRoom:
                 warnings=warnings,
                 on_warning=self._warn,
                 on_end=lambda: self.close("time_up", "the visit's time is over"),
+                starts_at=starts_at,
+                on_start=self._slot_started,
             )
             self._tasks.create(self.clock.run(), name=f"visit {visit_id} clock")
 
@@ -422,6 +437,14 @@ class VisitRoom:
             waited,
         )
         self._events.publish(MediaNotConnected(self.visit_id, role, round(waited, 1)))
+    def _slot_started(self) -> None:
+        """The clock's start: the waiting room is over (no-op when it was open already)."""
+        if not self.gate.open_now():
+            return
+        self.log.info("slot started: media is forwarded and recorded from now on")
+        for role in ROLES:
+            self.feed(role, "video").request_keyframe()  # for whoever watches from now
+        self._events.publish(SlotStarted(self.visit_id, self._now()))
 
     def _warn(self, seconds_left: int) -> None:
         self.log.info("warning: %d s left", seconds_left)

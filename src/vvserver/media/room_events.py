@@ -24,6 +24,15 @@ class VisitWarning:
 
 
 @dataclass(frozen=True, slots=True)
+class SlotStarted:
+    """The slot started (`at`, aware UTC): the room's waiting room is over, media is forwarded
+    and recorded from now on. Not relayed to clients (they count down to the start)."""
+
+    visit_id: int
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class VisitEnded:
     """The room closed; no more events follow."""
 
@@ -89,7 +98,8 @@ class MonitorDropped:
 
 
 RoomEvent = (
-    VisitWarning
+    SlotStarted
+    | VisitWarning
     | VisitEnded
     | ParticipantStateChanged
     | MediaFlowChanged

@@ -1,4 +1,4 @@
-"""The server-side visit clock: the only authority on when a visit ends."""
+"""The server-side visit clock: the only authority on when a visit's call starts and ends."""
 
 from __future__ import annotations
 
@@ -14,10 +14,13 @@ MAX_SLEEP = 30.0  # re-read the wall clock at least this often (NTP steps, suspe
 
 
 class VisitClock:
-    """Warns at fixed times before `ends_at` and then ends the visit, whatever clients do.
+    """Starts the call at `starts_at`, warns at fixed times before `ends_at` and then ends the
+    visit, whatever clients do.
 
-    `now` is the service clock (aware UTC datetimes). Warnings already past when the clock
-    starts are skipped; the end fires within the loop's timer accuracy of `ends_at`.
+    `now` is the service clock (aware UTC datetimes). `on_start` runs once at `starts_at` (at
+    once when that has passed, or without one): the room's waiting room ends there. Warnings
+    already past when the clock starts are skipped; the end fires within the loop's timer
+    accuracy of `ends_at`.
     """
 
     def __init__(
@@ -28,9 +31,13 @@ class VisitClock:
         on_warning: Callable[[int], None],
         on_end: Callable[[], Awaitable[None]],
         warnings: Sequence[timedelta] = DEFAULT_WARNINGS,
+        starts_at: datetime | None = None,
+        on_start: Callable[[], None] | None = None,
     ) -> None:
-        if ends_at.tzinfo is None:
-            raise ValueError("ends_at must be an aware datetime")
+        if ends_at.tzinfo is None or (starts_at is not None and starts_at.tzinfo is None):
+            raise ValueError("starts_at and ends_at must be aware datetimes")
+        self.starts_at = starts_at
+        self._on_start = on_start
         if any(w <= timedelta(0) for w in warnings):
             raise ValueError("warnings must be positive durations before the end")
         self.ends_at = ends_at
@@ -51,6 +58,10 @@ class VisitClock:
 
     async def run(self) -> None:
         """Run until the end (as a task); cancel it to stop the clock."""
+        if self.starts_at is not None:
+            await self._sleep_until(min(self.starts_at, self.ends_at))
+        if self._on_start is not None:
+            self._on_start()
         for warning in self._warnings:
             moment = self.ends_at - warning
             if moment <= self._now():

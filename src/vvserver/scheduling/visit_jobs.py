@@ -30,6 +30,7 @@ OVERRUN_GRACE = timedelta(seconds=30)
 # A kiosk not seen since this long before the start counts as offline (the facility's fault).
 KIOSK_SEEN_BEFORE_START = timedelta(minutes=2)
 NOT_STARTED = ("scheduled", "ready")
+STARTABLE = ("ready", "live")  # live: both sides were waiting when the slot started
 
 
 def _in_group(query: Select[int], group: UnitGroup) -> Select[int]:
@@ -72,14 +73,22 @@ async def open_join_windows(
 async def push_starts(
     services: Services, now: datetime, events: VisitEvents, report: SchedulerReport
 ) -> None:
-    """Ready visits whose start has come: mark ``start_pushed_at`` and tell the kiosk."""
+    """Ready visits whose start has come: mark ``start_pushed_at`` and tell the kiosk.
+
+    A visit whose sides were both waiting in the call goes ``live`` at the slot's start by
+    itself (the media room's clock); it is told too (its visitor gets the started status).
+    """
     query = select(Visit.id).where(
-        Visit.state == "ready", Visit.start_at <= now, Visit.start_pushed_at.is_(None)
+        Visit.state.in_(STARTABLE), Visit.start_at <= now, Visit.start_pushed_at.is_(None)
     )
     ids = await _candidate_ids(services, query, report)
 
     async def push_one(_session: AsyncSession, visit: Visit) -> VisitStartEvent | None:
-        if visit.state != "ready" or visit.start_pushed_at is not None or visit.start_at > now:
+        if (
+            visit.state not in STARTABLE
+            or visit.start_pushed_at is not None
+            or visit.start_at > now
+        ):
             return None
         if visit.end_at <= now:
             return None  # nothing to start any more; the ending job closes it

@@ -158,6 +158,14 @@ class VisitStatusMessage(ServerMessage):
     end_reason: str | None
     # Attorney/clergy visits: never monitored or recorded (the page tells the visitor so).
     privileged: bool = False
+    # Whom the visitor is visiting ("Luis will join at 7:55 PM"): the person's first name.
+    person_first_name: str = ""
+    # The call ledger so far (final once ``state`` is an end state), and the facility's credit.
+    connected_seconds: int = 0
+    lost_seconds: int = 0
+    visitor_lost_seconds: int = 0
+    kiosk_lost_seconds: int = 0
+    credit_flag: bool = False
 
 
 class VisitWarningMessage(ServerMessage):

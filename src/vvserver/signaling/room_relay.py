@@ -18,6 +18,7 @@ from vvserver.media.room_events import (
     ParticipantStateChanged,
     QualityReport,
     RoomEvent,
+    SlotStarted,
     VisitEnded,
     VisitWarning,
 )
@@ -55,8 +56,8 @@ def not_connected_text(event: MediaNotConnected) -> str:
 
 def event_message(event: RoomEvent) -> AnyServerMessage | None:
     """The participants' message for a room event; None for staff-side events (monitors, the
-    live list's media flow)."""
-    if isinstance(event, MonitorDropped | MediaFlowChanged):
+    live list's media flow, the slot's start: clients count down to it themselves)."""
+    if isinstance(event, MonitorDropped | MediaFlowChanged | SlotStarted):
         return None
     if isinstance(event, VisitWarning):
         return VisitWarningMessage(visit_id=event.visit_id, seconds_left=event.seconds_left)

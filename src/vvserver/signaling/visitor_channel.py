@@ -17,8 +17,9 @@ import logging
 import time
 
 from vvserver.app_keys import HUB
-from vvserver.db.models import Visit
+from vvserver.db.models import Person, Visit
 from vvserver.domain.accounts.credentials import session_cookie_name, session_principal
+from vvserver.domain.booking.credit import connected_seconds, lost_seconds
 from vvserver.domain.errors import DomainError, NotFound
 from vvserver.domain.ids import parse_id
 from vvserver.domain.visits.chat import messages_of_visit, post_message
@@ -54,6 +55,7 @@ async def send_visit_status(hub: SignalingHub, conn: Connection, visit_id: int) 
     services = hub.services
     async with services.read() as session:
         visit = await session.get(Visit, visit_id)
+        person = None if visit is None else await session.get(Person, visit.person_id)
     if visit is None:
         return
     now = services.clock.now()
@@ -69,6 +71,12 @@ async def send_visit_status(hub: SignalingHub, conn: Connection, visit_id: int) 
             kiosk_online=hub.kiosk_online(visit.kiosk_id),
             end_reason=visit.end_reason,
             privileged=visit.privileged,
+            person_first_name=person.first_name if person is not None else "",
+            connected_seconds=round(connected_seconds(visit)),
+            lost_seconds=round(lost_seconds(visit)),
+            visitor_lost_seconds=round(visit.visitor_lost_s),
+            kiosk_lost_seconds=round(visit.kiosk_lost_s),
+            credit_flag=visit.credit_flag,
         )
     )
 

@@ -6,7 +6,9 @@ than 2 s of silence, `MediaFlowChanged`) or its connection dropped, whichever ca
 until its media flows again or the visit ends. A connection can look fine for ~30 s after
 the network went away (ICE consent), which is why media, not the connection, starts the
 count. Time before a side's first connection is not lost (a late join), nor is time after
-it hung up on purpose.
+it hung up on purpose. Nothing counts before the slot's start (`counts_from`): a side that
+joins early waits in the waiting room, where it is neither connected nor losing time; its
+intervals are counted from the start.
 
 The ledger hands out what accrued since the last checkpoint (`checkpoint`), so each
 database write adds its share to the visit's totals, whichever room instance produced it.
@@ -28,6 +30,7 @@ ROLES: tuple[Role, ...] = get_args(Role)
 
 @dataclass
 class _Side:
+    counts_from: datetime | None = None  # the slot's start: nothing counts before it
     connected: bool = False  # the connection is up
     active_since: datetime | None = None  # connected with media (or not known to be silent)
     lost_since: datetime | None = None  # losing time since
@@ -39,14 +42,20 @@ class _Side:
     def in_call(self) -> bool:
         return self.connected or self.lost_since is not None
 
+    def span(self, since: datetime, until: datetime) -> float:
+        """`until - since`, both moved up to the slot's start: may be negative (a correction)."""
+        if self.counts_from is not None:
+            since, until = max(since, self.counts_from), max(until, self.counts_from)
+        return (until - since).total_seconds()
+
     def stop_active(self, at: datetime) -> None:
         if self.active_since is not None:
-            self.connected_s += (at - self.active_since).total_seconds()  # may be negative
+            self.connected_s += self.span(self.active_since, at)  # may be negative
             self.active_since = None
 
     def stop_losing(self, at: datetime) -> None:
         if self.lost_since is not None:
-            self.lost_s += (at - self.lost_since).total_seconds()  # may be negative
+            self.lost_s += self.span(self.lost_since, at)  # may be negative
             self.lost_since = None
 
 
@@ -59,8 +68,11 @@ class Accrued:
 
 
 class CallLedger:
-    def __init__(self) -> None:
-        self._sides: dict[Role, _Side] = {role: _Side() for role in ROLES}
+    """`counts_from`: the slot's start (None: everything counts, e.g. in unit tests)."""
+
+    def __init__(self, counts_from: datetime | None = None) -> None:
+        self.counts_from = counts_from
+        self._sides: dict[Role, _Side] = {role: _Side(counts_from) for role in ROLES}
 
     def is_connected(self, role: Role) -> bool:
         return self._sides[role].connected
@@ -128,10 +140,10 @@ class CallLedger:
         accrued: dict[Role, Accrued] = {}
         for role, side in self._sides.items():
             if side.active_since is not None and at > side.active_since:
-                side.connected_s += _seconds(side.active_since, at)
+                side.connected_s += side.span(side.active_since, at)
                 side.active_since = at
             if side.lost_since is not None and at > side.lost_since:
-                side.lost_s += _seconds(side.lost_since, at)
+                side.lost_s += side.span(side.lost_since, at)
                 side.lost_since = at
             accrued[role] = Accrued(side.connected_s, side.lost_s)
             side.connected_s = side.lost_s = 0.0
@@ -146,9 +158,5 @@ class CallLedger:
     def finish(self, at: datetime) -> dict[Role, Accrued]:
         """The last checkpoint: every interval ends at `at` (the visit's end)."""
         accrued = self.checkpoint(at)
-        self._sides = {role: _Side() for role in ROLES}
+        self._sides = {role: _Side(self.counts_from) for role in ROLES}
         return accrued
-
-
-def _seconds(since: datetime, until: datetime) -> float:
-    return max(0.0, (until - since).total_seconds())

@@ -2,9 +2,11 @@
 
 * `ParticipantStateChanged` and `MediaFlowChanged`: the call ledger (connected and lost
   seconds per side, written to the visit row at once and every second by `ledger_store`);
-  the visit goes `live` when both sides are connected. A participant dropping does not end
-  the visit: it stays `live` and the lost time accrues until its media returns or the visit
-  ends.
+  the visit goes `live` when both sides are connected and the slot has started. A participant
+  dropping does not end the visit: it stays `live` and the lost time accrues until its media
+  returns or the visit ends.
+* `SlotStarted`: the waiting room is over. Nothing was counted before (the ledger counts from
+  the slot's start); a visit whose sides are both connected already goes `live` now.
 * `MediaNotConnected`: a side whose media could not connect in time: audited
   (`visit.media_not_connected`) and raised to staff as the alert `visitor_cannot_connect` or
   `kiosk_cannot_connect` (the visit event bus carries it to every node's officers).
@@ -35,6 +37,7 @@ from vvserver.media.room_events import (
     MonitorDropped,
     ParticipantStateChanged,
     Role,
+    SlotStarted,
     VisitEnded,
 )
 from vvserver.visits_live.handoff import DRAIN_REASON
@@ -88,6 +91,7 @@ class RoomWatch:
     `resume_from`: the visit row of a call a server stop interrupted (`ledger_at` set): the
     sides that were in it lose time from then until their media returns. `lost_since`: a call
     handed off by a draining node: both sides lose time from then until their media returns.
+    `counts_from`: the slot's start; nothing is connected or lost time before it.
     """
 
     def __init__(
@@ -99,12 +103,13 @@ class RoomWatch:
         ledger_lock: asyncio.Lock,
         resume_from: Visit | None = None,
         lost_since: datetime | None = None,
+        counts_from: datetime | None = None,
     ) -> None:
         self.services = services
         self.room = room
         self.visit_id = room.visit_id
         self.recording_id = recording_id
-        self.ledger = CallLedger()
+        self.ledger = CallLedger(counts_from)
         self.ending = False  # the end is being written: no more periodic ledger writes
         self._ledger_lock = ledger_lock
         if resume_from is not None and resume_from.ledger_at is not None:
@@ -129,6 +134,8 @@ class RoomWatch:
                     await self._participant_changed(event)
                 elif isinstance(event, MediaFlowChanged):
                     await self._media_changed(event)
+                elif isinstance(event, SlotStarted):
+                    await self._slot_started(event)
                 elif isinstance(event, VisitEnded):
                     await self._ended(event)
                 elif isinstance(event, MonitorDropped):
@@ -152,12 +159,31 @@ class RoomWatch:
             async with self.services.write() as session:
                 visit = (await load_live_visit(session, self.visit_id, lock=True)).visit
                 record_checkpoint(visit, self.ledger, now)
-                if self.ledger.both_connected and visit.state in NOT_STARTED:
-                    transition(
-                        session, visit, "live", actor=ACTOR, reason="both sides connected", now=now
-                    )
-                    self.went_live = True
+                self._go_live_if_ready(session, visit, now, "both sides connected")
         logger.info("visit %s: %s %s", self.visit_id, event.role, event.state)
+
+    async def _slot_started(self, event: SlotStarted) -> None:
+        """The waiting room is over: the call is on if both sides are in it already."""
+        async with self._ledger_lock:
+            now = self.services.clock.now()
+            async with self.services.write() as session:
+                visit = (await load_live_visit(session, self.visit_id, lock=True)).visit
+                record_checkpoint(visit, self.ledger, now)
+                self._go_live_if_ready(session, visit, now, "slot started, both sides connected")
+        logger.info("visit %s: slot started at %s", self.visit_id, event.at.isoformat())
+
+    def _go_live_if_ready(
+        self, session: AsyncSession, visit: Visit, now: datetime, reason: str
+    ) -> None:
+        """`live` once both sides are connected and the slot has started (never before)."""
+        if (
+            self.ledger.both_connected
+            and visit.state in NOT_STARTED
+            and now >= visit.start_at
+            and self.room.gate.is_open
+        ):
+            transition(session, visit, "live", actor=ACTOR, reason=reason, now=now)
+            self.went_live = True
 
     async def _monitor_dropped(self, event: MonitorDropped) -> None:
         """A monitor's connection closed by itself: audit its stop (once)."""

@@ -121,6 +121,8 @@ class VisitMedia:
             lambda: room_class(
                 live.id,
                 ice_servers=self._ice_servers,
+                # A waiting room until the slot starts: nothing forwarded or recorded before.
+                starts_at=live.visit.start_at,
                 ends_at=live.visit.end_at,
                 now=self.services.clock.now,
                 warnings=live.warnings,
@@ -138,6 +140,7 @@ class VisitMedia:
             ledger_lock=self._ledgers.lock,
             resume_from=live.visit,
             lost_since=lost_since,
+            counts_from=live.visit.start_at,
         )
         self._ledgers.start()
         self._watches[live.id] = watch

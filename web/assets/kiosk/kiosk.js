@@ -1,9 +1,10 @@
-// The housing-unit kiosk: today's schedule while idle, joins by itself at `visit_start`
-// (after the person's PIN where the facility asks for it), shows the visitor, the time left,
-// the warnings and the chat, and recovers by itself from network loss or a reload. Visit now
+// The housing-unit kiosk: today's schedule while idle, joins by itself shortly before a slot
+// starts (after the person's PIN where the facility asks for it) and waits in the waiting room
+// (the start time and a countdown) until `visit_start`, shows the visitor, the time left, the
+// warnings and the chat, and recovers by itself from network loss or a reload. Visit now
 // (./ringing.js): visitors' calls ring here, and a resident may call an available visitor.
 
-import { announce, el, fmtDuration, fmtTime, initPage, t } from "/assets/core.js";
+import { announce, el, fmtDuration, fmtTime, initPage, t, visitPhase } from "/assets/core.js";
 import { CallSession, getLocalMedia } from "/assets/call.js";
 import { savedToken, takeTokenFromFragment } from "./token.js";
 import { PinPad } from "./pin.js";
@@ -19,6 +20,10 @@ const ENDED_SCREEN_MS = 10000;
 const SCHEDULE_REFRESH_MS = 60000;
 const SECTIONS = ["needs-setup", "idle", "pin", "call", "ended", "ring", "resident", "callees"];
 const RUNNING = new Set(["ready", "live"]);
+const ACTIVE = new Set(["scheduled", "ready", "live"]);
+// The kiosk joins this long before a slot starts: both sides' connections are up at the start,
+// so the call shows both at once. Until the start nothing flows (the server's waiting room).
+const JOIN_EARLY_MS = 60000;
 
 const $ = (id) => document.getElementById(id);
 
@@ -35,6 +40,9 @@ const kiosk = {
   connection: "connecting",
   visitorHere: false,
   connectProblem: null, // the i18n key shown in #connect-problem
+  waiting: false, // in the waiting room: joined before the slot's start
+  startTimer: null,
+  endedIds: new Set(), // visits that ended here: a stale schedule must not join them again
 };
 
 function show(section) {
@@ -44,6 +52,11 @@ function show(section) {
 
 function timeZone() {
   return kiosk.schedule?.timezone;
+}
+
+/** The server's time now (ms): the schedule's times are the server's. */
+function serverNow() {
+  return Date.now() + (kiosk.session?.clockOffsetMs || 0);
 }
 
 function scheduledVisit(id) {
@@ -89,10 +102,55 @@ function renderSchedule() {
 
 function tick() {
   $("clock").textContent = fmtTime(new Date().toISOString(), timeZone());
+  if (kiosk.phase === "idle") joinSoon();
   if (kiosk.phase === "call" && kiosk.session) {
     const left = kiosk.session.secondsLeft();
     $("time-left").textContent = left === null ? "--:--" : fmtDuration(left);
+    showWaiting();
   }
+}
+
+/** Idle, with a slot starting within JOIN_EARLY_MS: join now and wait for its start. */
+function joinSoon() {
+  const now = serverNow();
+  const next = kiosk.schedule?.visits.find(
+    (visit) =>
+      ACTIVE.has(visit.state) &&
+      !kiosk.endedIds.has(visit.id) &&
+      Date.parse(visit.start_utc) - now <= JOIN_EARLY_MS &&
+      Date.parse(visit.end_utc) > now,
+  );
+  if (next) {
+    startVisit(next.id, {
+      startAt: next.start_utc, endAt: next.end_utc, pinRequired: next.pin_required,
+    });
+  }
+}
+
+/** Before the slot starts: the start time and a countdown (the same words as everywhere). */
+function showWaiting() {
+  const session = kiosk.session;
+  const visit = kiosk.visit;
+  const waiting = Boolean(visit?.startAt) && !session.started();
+  $("call-wait").hidden = !waiting;
+  if (kiosk.waiting !== waiting) {
+    if (kiosk.waiting && !waiting) announce(t("kiosk.call.starting"));
+    kiosk.waiting = waiting;
+    setConnection(kiosk.connection);
+  }
+  if (!waiting) return;
+  const toStart = session.secondsToStart();
+  if (toStart !== null && toStart < 1.5 && !kiosk.startTimer) {
+    // Leave the waiting screen at the start itself, not at the next tick.
+    kiosk.startTimer = setTimeout(() => {
+      kiosk.startTimer = null;
+      if (kiosk.phase === "call") showWaiting();
+    }, toStart * 1000 + 20);
+  }
+  $("call-starts-at").textContent = t("kiosk.call.startsAt", {
+    time: fmtTime(visit.startAt, timeZone()) });
+  $("call-countdown").textContent = visitPhase("ready", visit.startAt, visit.endAt,
+    session.serverNow()) || "";
 }
 
 function setConnection(state) {
@@ -105,17 +163,23 @@ function setConnection(state) {
   idle.textContent = t(`kiosk.state.${state}`);
   const call = $("call-state");
   call.dataset.state = state;
+  const beforeStart = kiosk.session !== null && !kiosk.session.started() &&
+    Boolean(kiosk.visit?.startAt);
   const waiting = state === "connected" && !kiosk.visitorHere;
-  call.textContent = t(waiting ? "kiosk.call.waitingVisitor" : `kiosk.state.${state}`);
+  call.textContent = t(state === "connected" && beforeStart ? "kiosk.call.readyForStart"
+    : waiting ? "kiosk.call.waitingVisitor" : `kiosk.state.${state}`);
 }
 
 // ------------------------------------------------------------------ joining a visit
 
-/** The slot of `visitId` started (or is running after a reload): confirm the PIN, or join. */
-function startVisit(visitId, { endAt, pinRequired }) {
+/**
+ * The slot of `visitId` starts soon, started, or is running after a reload: confirm the PIN,
+ * or join (before the start, the call waits in the waiting room).
+ */
+function startVisit(visitId, { startAt, endAt, pinRequired }) {
   if (kiosk.visit?.id === visitId && (kiosk.phase === "call" || kiosk.phase === "pin")) return;
   clearTimeout(kiosk.endedTimer);
-  kiosk.visit = { id: visitId, endAt };
+  kiosk.visit = { id: visitId, startAt, endAt };
   if (pinRequired) askPin();
   else joinCall();
 }
@@ -157,8 +221,10 @@ async function joinCall() {
   }
   $("self-video").srcObject = kiosk.stream;
   kiosk.session.setStream(kiosk.stream);
-  kiosk.session.join(visitId, { endAt: kiosk.visit.endAt });
-  announce(t("kiosk.call.starting"));
+  kiosk.session.join(visitId, { startAt: kiosk.visit.startAt, endAt: kiosk.visit.endAt });
+  showWaiting();
+  setConnection(kiosk.connection);
+  announce(t(kiosk.session.started() ? "kiosk.call.starting" : "kiosk.call.waitingRoom"));
 }
 
 function playRemote() {
@@ -198,6 +264,7 @@ function stopLocalMedia() {
 function visitEnded(detail) {
   showConnectProblem(null);
   stopLocalMedia();
+  if (kiosk.visit) kiosk.endedIds.add(kiosk.visit.id);
   kiosk.visitorHere = false;
   kiosk.visit = null;
   const key = `kiosk.ended.${detail.reason}`;
@@ -230,7 +297,11 @@ function onSchedule(message) {
       Date.parse(visit.start_utc) <= now + 5000 &&
       Date.parse(visit.end_utc) > now,
   );
-  if (running) startVisit(running.id, { endAt: running.end_utc, pinRequired: false });
+  if (running) {
+    startVisit(running.id, {
+      startAt: running.start_utc, endAt: running.end_utc, pinRequired: false,
+    });
+  }
 }
 
 function onError(detail) {
@@ -260,7 +331,9 @@ function connect(token) {
   session.addEventListener("visit_start", (event) => {
     const message = event.detail;
     session.send({ type: "get_schedule" });
-    startVisit(message.visit_id, { endAt: message.end_at, pinRequired: message.pin_required });
+    startVisit(message.visit_id, {
+      startAt: message.start_at, endAt: message.end_at, pinRequired: message.pin_required,
+    });
   });
   session.addEventListener("participant", (event) => {
     if (event.detail.role !== "visitor") return;

@@ -1,6 +1,6 @@
 // Shared bits of the officer pages: roles, facility choice (agency admins pick one), labels.
 
-import { api, el, t } from "/assets/core.js";
+import { api, el, t, visitPhase } from "/assets/core.js";
 
 export const STAFF_ROLES = ["officer", "facility_admin", "agency_admin"];
 const FACILITY_KEY = "vv.officer.facility";
@@ -59,8 +59,13 @@ export function qualityBadge(quality, connected = false) {
   return el("span", { class: `badge ${BADGE_CLASS[level]}` }, t(`officer.quality.${key}`));
 }
 
-/** A translated visit state, falling back to the raw state. */
-export function stateText(state) {
+/**
+ * A visit's state in words. With its start and end (and `now`, server ms), an active visit
+ * says where it stands in the words every page uses ("Starts in 4:05", "Starting", ...).
+ */
+export function stateText(state, startIso = null, endIso = null, now = Date.now()) {
+  const phase = startIso && endIso ? visitPhase(state, startIso, endIso, now) : null;
+  if (phase) return phase;
   const key = `officer.state.${state}`;
   const text = t(key);
   return text === key ? state : text;

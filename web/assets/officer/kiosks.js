@@ -42,7 +42,7 @@ function render() {
           visit
             ? t("officer.kiosks.visitNow", {
                 who: t("officer.tile.who", { person: visit.person_name, visitor: visit.visitor_name }),
-                state: stateText(visit.state),
+                state: stateText(visit.state, visit.start_at, visit.end_at, Date.now() + state.offsetMs),
                 end: fmtTime(visit.end_at, state.timezone),
               })
             : t("officer.kiosks.noVisit"),

@@ -26,7 +26,7 @@ function row(visit) {
     el(
       "td",
       {},
-      stateText(visit.state),
+      stateText(visit.state, visit.start_utc, visit.end_utc),
       visit.privileged ? el("span", { class: "badge warn" }, t("officer.schedule.privileged")) : null,
     ),
   );

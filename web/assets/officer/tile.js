@@ -166,10 +166,7 @@ export class VisitTile {
     }
     this.badges.replaceChildren(...badges);
     this.kiosk.textContent = `${row.kiosk_name} (${row.unit_name})`;
-    this.state.textContent = `${stateText(row.state)} · ${t("officer.tile.sides", {
-      visitor: sideText(row, "visitor"),
-      kiosk: sideText(row, "kiosk"),
-    })}`;
+    this.showState();
     this.quality.replaceChildren(
       t("officer.tile.visitorSide"),
       " ",
@@ -190,8 +187,22 @@ export class VisitTile {
     this.watchButton.disabled = !this.watching && row.state !== "live" && row.state !== "ready";
   }
 
+  /** The state line: where the visit stands (by the server's clock) and who is in the call. */
+  showState(now = this.now ?? Date.now()) {
+    const row = this.row;
+    this.state.textContent = `${stateText(row.state, row.start_at, row.end_at, now)} · ${t(
+      "officer.tile.sides",
+      {
+        visitor: sideText(row, "visitor"),
+        kiosk: sideText(row, "kiosk"),
+      },
+    )}`;
+  }
+
   /** Refresh the countdown; `now` is the server's time in ms. */
   tick(now) {
+    this.now = now;
+    this.showState(now);
     const start = Date.parse(this.row.start_at);
     const end = Date.parse(this.row.end_at);
     if (now < start) {

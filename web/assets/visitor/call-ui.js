@@ -1,11 +1,12 @@
 // The visitor's call screen (waiting room, live call, summary), shared by /visitor/call
 // (signed in, ?visit_id=) and /join/<token> (the e-mailed link, no sign-in).
-import { announce, api, el, fmtDateTime, fmtDuration, fmtTime, t } from "/assets/core.js";
+import { announce, api, el, fmtDateTime, fmtDuration, fmtTime, t, visitPhase } from "/assets/core.js";
 import { CallSession, MicLevelMeter, getLocalMedia } from "/assets/call.js";
 
 const $ = (id) => document.getElementById(id);
 const ERROR_KEYS = new Set([
-  "join_link_invalid", "join_link_expired", "join_link_revoked", "visit_not_active",
+  "join_link_invalid", "join_link_expired", "join_link_not_yet_valid", "join_link_revoked",
+  "visit_not_active",
   "not_found", "session_expired", "wrong_role", "visit_required", "auth_required",
   "auth_timeout", "visit_not_open_yet", "visit_over", "visit_ended", "media_unavailable",
   "offer_no_usable_candidates", "offer_failed", "rate_limited",
@@ -19,6 +20,10 @@ function codeText(code, fallback) {
 function minutesText(seconds) {
   return t("call.minutes", { minutes: Math.round((seconds || 0) / 60) });
 }
+
+const END_STATES = new Set(["completed", "cancelled", "no_show", "terminated", "failed"]);
+const FINAL_POLL_MS = 500;
+const FINAL_WAIT_MS = 5000;
 
 /**
  * Run the call screen. `visit`: the visit from GET /api/visits/{id} (signed-in visitor) or null
@@ -100,6 +105,15 @@ class CallScreen {
     const session = new CallSession({ endpoint: "visitor", ...this.sessionOptions,
       stream: this.stream });
     this.session = session;
+    if (this.visit) {
+      // Known before the first status: whether a connection that comes up is in the waiting room.
+      session.startAt = Date.parse(this.visit.start_utc);
+      session.endAt = Date.parse(this.visit.end_utc);
+    }
+    // The status with the end state and the final ledger, after the end (join links).
+    this.finalStatus = new Promise((resolve) => {
+      session.addEventListener("final_status", (e) => resolve(e.detail.status));
+    });
     session.addEventListener("state", (e) => this.stateChanged(e.detail.state));
     session.addEventListener("visit_status", (e) => this.visitStatus(e.detail));
     session.addEventListener("remote_stream", (e) => this.remoteStream(e.detail.stream));
@@ -183,6 +197,11 @@ class CallScreen {
     const started = status.seconds_to_start <= 0;
     kiosk.hidden = !started || status.kiosk_online || this.finished;
     kiosk.textContent = t("call.kiosk_offline");
+    // "Luis will join at 7:55 PM (your time)": the person's first name, the start in own time.
+    const own = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    const person = status.person_first_name || this.visit?.person_name || t("call.chat.them");
+    $("waiting-who").textContent = t("call.waiting.joins_at", {
+      person, time: fmtTime(status.start_at, own) });
     if (!this.visit) {
       // Join links carry no visit details: the server's status says whether it is privileged.
       $("call-notice").textContent = t(status.privileged ? "call.notice.privileged"
@@ -199,11 +218,23 @@ class CallScreen {
     const left = this.session.secondsLeft();
     if (left !== null) $("time-left").textContent = fmtDuration(left);
     if (!this.status) return;
-    const offset = this.session.clockOffsetMs;
-    const toStart = (Date.parse(this.status.start_at) - (Date.now() + offset)) / 1000;
-    $("visit-countdown").textContent = toStart > 0
-      ? t("call.starts_in", { time: fmtDuration(toStart) })
+    const now = this.session.serverNow();
+    const waiting = !this.session.started();
+    $("waiting-who").hidden = !waiting;
+    // The same words as the visit lists and the officer's tiles: "Starts in 4:05".
+    $("visit-countdown").textContent = waiting
+      ? visitPhase(this.status.state, this.status.start_at, this.status.end_at, now)
+        ?? t("call.starts_in", { time: fmtDuration(this.session.secondsToStart()) })
       : t("call.started", { time: fmtDuration(left ?? 0) });
+    if (!waiting && this.joined && this.session.state === "connected") this.showCall();
+    const toStart = this.session.secondsToStart();
+    if (waiting && toStart !== null && toStart < 1.5 && !this.startTimer) {
+      // Open the call view at the start itself, not at the next tick.
+      this.startTimer = setTimeout(() => {
+        this.startTimer = null;
+        this.tick();
+      }, toStart * 1000 + 20);
+    }
   }
 
   /** Visit now: ringing until the other side answers; answered, the call starts by itself. */
@@ -241,6 +272,17 @@ class CallScreen {
     this.session.join();
   }
 
+  /** The call view, from the slot's start (until then a joined visitor stays in the waiting room). */
+  showCall() {
+    if (!$("call").hidden || this.finished) return;
+    $("waiting").hidden = true;
+    $("summary").hidden = true;
+    $("call").hidden = false;
+    $("join-status").textContent = "";
+    this.tick();
+    announce(t("call.state.connected"));
+  }
+
   // ---------------------------------------------------------------- live call
 
   stateChanged(state) {
@@ -249,12 +291,12 @@ class CallScreen {
     const ownProblem = this.connectProblem && this.connectProblem !== "call.connect.kiosk";
     if ((state === "connected" && ownProblem) || state === "ended") this.showConnectProblem(null);
     if (state === "unreachable") $("join-status").textContent = text;
-    if (state === "connected") {
-      $("waiting").hidden = true;
-      $("summary").hidden = true;
-      $("call").hidden = false;
-      $("join-status").textContent = "";
-      announce(text);
+    if (state === "connected" && !this.session.started()) {
+      // Joined early: connected, in the waiting room until the slot starts.
+      $("join-status").textContent = t("call.waiting.ready");
+      announce(t("call.waiting.ready"));
+    } else if (state === "connected") {
+      this.showCall();
     } else if (state === "reconnecting" && this.joined) {
       announce(text);
     } else if (state === "joining") {
@@ -468,51 +510,98 @@ class CallScreen {
     $("summary").hidden = false;
     $("rejoin-button").hidden = !left;
     $("summary-reason").textContent = left ? t("call.summary.left") : reasonText;
-    const local = this.session.figures();
-    let connected = local.connectedSeconds;
-    let lost = local.lostSeconds;
-    let credit = false;
-    let rebookedAs = null;
-    let sides = null;
-    if (this.visit && !left) {
-      // The server's figures count both sides; they are final shortly after the end.
-      await new Promise((resolve) => setTimeout(resolve, 1500));
-      try {
-        const fresh = await api("GET", `/api/visits/${this.visit.id}`);
-        connected = fresh.connected_seconds;
-        lost = fresh.lost_seconds;
-        sides = { visitor: fresh.visitor_lost_seconds, kiosk: fresh.kiosk_lost_seconds };
-        credit = fresh.credit_flag;
-        rebookedAs = fresh.rebooked_as;
-      } catch (ignored) {
-        // Keep this side's own figures.
-      }
+    const rebook = $("summary-rebook");
+    rebook.replaceChildren();
+    rebook.hidden = true;
+    $("summary-no-time").hidden = true;
+    $("summary-figures").hidden = false;
+    $("summary-lost-sides").hidden = true;
+    if (left) {
+      // The visit goes on: this side's own figures so far.
+      const local = this.session.figures();
+      $("summary-connected").textContent = minutesText(local.connectedSeconds);
+      $("summary-lost").textContent = minutesText(local.lostSeconds);
+      $("summary-title").focus?.();
+      return;
     }
+    const final = await this.finalFacts();
+    if (!final) {
+      // No word from the server (e.g. it stopped): this side's own figures, no verdict.
+      const local = this.session.figures();
+      $("summary-connected").textContent = minutesText(local.connectedSeconds);
+      $("summary-lost").textContent = minutesText(local.lostSeconds);
+      if (!this.visit && local.lostSeconds >= 60) {
+        rebook.append(t("call.summary.lost_signin") + " ",
+          el("a", { href: "/signin?next=%2Fvisitor%2Fvisits" }, t("call.summary.signin")));
+        rebook.hidden = false;
+      }
+      $("summary-title").focus?.();
+      return;
+    }
+    this.renderFinal(final);
+    $("summary-title").focus?.();
+  }
+
+  /**
+   * The visit's end as the server recorded it: {state, connected, lost, sides, credit,
+   * rebookedAs}, or null. Signed in: GET /api/visits/{id} once it shows the end state; by join
+   * link: the last `visit_status` the socket gets after the end.
+   */
+  async finalFacts() {
+    if (this.visit) {
+      const deadline = Date.now() + FINAL_WAIT_MS;
+      let fresh = null;
+      while (Date.now() < deadline) {
+        try {
+          fresh = await api("GET", `/api/visits/${this.visit.id}`);
+          if (END_STATES.has(fresh.state)) break;
+        } catch (ignored) {
+          fresh = null;
+        }
+        await new Promise((resolve) => setTimeout(resolve, FINAL_POLL_MS));
+      }
+      if (!fresh || !END_STATES.has(fresh.state)) return null;
+      return { state: fresh.state, connected: fresh.connected_seconds, lost: fresh.lost_seconds,
+        sides: { visitor: fresh.visitor_lost_seconds, kiosk: fresh.kiosk_lost_seconds },
+        credit: fresh.credit_flag, rebookedAs: fresh.rebooked_as };
+    }
+    const status = await this.finalStatus;
+    if (!status || !END_STATES.has(status.state)) return null;
+    return { state: status.state, connected: status.connected_seconds, lost: status.lost_seconds,
+      sides: { visitor: status.visitor_lost_seconds, kiosk: status.kiosk_lost_seconds },
+      credit: status.credit_flag, rebookedAs: null };
+  }
+
+  /** One consistent verdict: the end state, the ledger's figures, and the credit it earned. */
+  renderFinal({ state, connected, lost, sides, credit, rebookedAs }) {
+    $("summary-reason").textContent = t(`call.ended.${state}`);
+    const neverConnected = state === "failed" && !connected;
+    $("summary-figures").hidden = neverConnected;
+    $("summary-no-time").hidden = !neverConnected;
+    $("summary-no-time").textContent = t("call.summary.no_time");
     $("summary-connected").textContent = minutesText(connected);
     $("summary-lost").textContent = minutesText(lost);
     // The server's ledger per side: which side's connection lost the time (to the second).
     const lostSides = $("summary-lost-sides");
-    lostSides.hidden = !sides || !lost;
-    if (sides) {
-      lostSides.textContent = t("call.summary.lostSides", {
-        visitor: fmtDuration(sides.visitor ?? 0),
-        kiosk: fmtDuration(sides.kiosk ?? 0),
-      });
-    }
+    lostSides.hidden = !lost;
+    lostSides.textContent = t("call.summary.lostSides", {
+      visitor: fmtDuration(sides.visitor ?? 0), kiosk: fmtDuration(sides.kiosk ?? 0) });
     const rebook = $("summary-rebook");
-    rebook.replaceChildren();
-    if (!left && credit && !rebookedAs && this.visit) {
-      rebook.append(t("call.summary.credit") + " ",
-        el("a", { href: `/visitor/book?rebook=${this.visit.id}` }, t("call.summary.rebook")));
-      rebook.hidden = false;
-    } else if (!left && !this.visit && lost >= 60) {
-      rebook.append(t("call.summary.lost_signin") + " ",
-        el("a", { href: "/signin?next=%2Fvisitor%2Fvisits" }, t("call.summary.signin")));
-      rebook.hidden = false;
+    if (!credit) return;
+    const why = state === "failed" ? t("call.summary.credit_failed")
+      : lost > 0 ? t("call.summary.credit_lost", { lost: minutesText(lost) })
+        : t("call.summary.credit_other");
+    rebook.append(why + " ");
+    if (rebookedAs) {
+      rebook.append(t("call.summary.rebooked"));
+    } else if (this.visit) {
+      rebook.append(el("a", { href: `/visitor/book?rebook=${this.visit.id}` },
+        t("call.summary.rebook")));
     } else {
-      rebook.hidden = true;
+      rebook.append(el("a", { href: "/signin?next=%2Fvisitor%2Fvisits" },
+        t("call.summary.signin_rebook")));
     }
-    $("summary-title").focus?.();
+    rebook.hidden = false;
   }
 
   close() {

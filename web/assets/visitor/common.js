@@ -1,5 +1,5 @@
 // Small helpers shared by the visitor pages: both time zones, state badges, facilities.
-import { api, el, fmtDateTime, fmtTime, t } from "/assets/core.js";
+import { api, el, fmtDateTime, fmtTime, t, visitPhase } from "/assets/core.js";
 
 export function ownZone() {
   return Intl.DateTimeFormat().resolvedOptions().timeZone;
@@ -23,6 +23,36 @@ const BADGE = {
 
 export function badge(kind, state) {
   return el("span", { class: `badge ${BADGE[state] || ""}` }, t(`${kind}.${state}`));
+}
+
+// The badges that count down ("Starts in 4:05"): refreshed every second while shown.
+const liveBadges = new Set();
+let badgeTimer = null;
+
+/**
+ * A visit's state badge: an active visit says where it stands in the words every page uses
+ * ("Starts in 4:05", "Starting", "In progress"); an ended one names its end state.
+ */
+export function visitBadge(visit) {
+  const phase = visitPhase(visit.state, visit.start_utc, visit.end_utc);
+  if (!phase) return badge("state", visit.state);
+  const node = el("span", { class: `badge ${BADGE[visit.state] || ""}` }, phase);
+  liveBadges.add({ node, visit });
+  badgeTimer ||= setInterval(refreshBadges, 1000);
+  return node;
+}
+
+function refreshBadges() {
+  for (const entry of liveBadges) {
+    if (!entry.node.isConnected) {
+      if (entry.shown) liveBadges.delete(entry); // taken off the page (not yet put on: wait)
+      continue;
+    }
+    entry.shown = true;
+    const { visit } = entry;
+    const phase = visitPhase(visit.state, visit.start_utc, visit.end_utc);
+    if (phase && entry.node.textContent !== phase) entry.node.textContent = phase;
+  }
 }
 
 const facilities = new Map();

@@ -1,6 +1,6 @@
 // /visitor/: where the visitor stands — next steps, upcoming visits, requests, ID status.
 import { api, el, initPage, showError, t } from "/assets/core.js";
-import { ACTIVE_STATES, badge, bothTimes, facility, joinOpen } from "/assets/visitor/common.js";
+import { ACTIVE_STATES, badge, bothTimes, facility, joinOpen, visitBadge } from "/assets/visitor/common.js";
 import { setUpVisitNow } from "/assets/visitor/visit-now.js";
 
 await initPage({ area: "visitor", titleKey: "vhome.title", roles: ["visitor"] });
@@ -44,7 +44,7 @@ try {
     const open = joinOpen(visit, rules.join_window_minutes);
     list.append(el("li", {},
       el("h3", {}, t("vhome.visit_with", { person: visit.person_name })),
-      el("p", {}, bothTimes(visit.start_utc, visit.timezone), " ", badge("state", visit.state)),
+      el("p", {}, bothTimes(visit.start_utc, visit.timezone), " ", visitBadge(visit)),
       open ? el("p", {}, el("a", { class: "button primary",
         href: `/visitor/call?visit_id=${visit.id}` }, t("visits.join"))) : ""));
   }

@@ -1,7 +1,7 @@
 // /visitor/visits: my visits — join (in the join window), cancel, reschedule, add to calendar,
 // and the free make-up visit when the facility credited one (credit_flag).
 import { announce, api, el, initPage, showError, t } from "/assets/core.js";
-import { ACTIVE_STATES, badge, bothTimes, facility, joinOpen } from "/assets/visitor/common.js";
+import { ACTIVE_STATES, bothTimes, facility, joinOpen, visitBadge } from "/assets/visitor/common.js";
 
 await initPage({ area: "visitor", titleKey: "visits.title", roles: ["visitor"] });
 
@@ -40,7 +40,7 @@ async function item(visit) {
   const title = `visit-${visit.id}-title`;
   const children = [
     el("h3", { id: title }, t("visits.with", { person: visit.person_name })),
-    el("p", {}, bothTimes(visit.start_utc, visit.timezone), " ", badge("state", visit.state)),
+    el("p", {}, bothTimes(visit.start_utc, visit.timezone), " ", visitBadge(visit)),
     el("p", { class: "muted" }, t("visits.where", { facility: visit.facility_name,
       unit: visit.unit_name }),
       visit.privileged ? ` · ${t("visits.privileged")}` : ""),

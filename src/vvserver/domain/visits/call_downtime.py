@@ -6,7 +6,8 @@ lost seconds up to `ledger_at`, and which sides were in the call then (`visitor_
 lose the time from `ledger_at` until their media reaches a server again. Start-up
 reconciliation counts the downtime (`count_downtime`, keeping the ledger open); the room that
 reopens the call counts on from there until each side's media returns; a visit that is never
-resumed closes its ledger at its end.
+resumed closes its ledger at its end. Nothing is lost before the slot's start (sides waiting
+in the waiting room when the server stopped lose time from the start on).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def count_downtime(visit: Visit, until: datetime, *, keep_open: bool) -> float:
     since = visit.ledger_at
     if since is None:
         return 0.0
-    seconds = max(0.0, (until - since).total_seconds())
+    seconds = max(0.0, (until - max(since, visit.start_at)).total_seconds())
     sides = [
         side
         for side, in_call in (("visitor", visit.visitor_in_call), ("kiosk", visit.kiosk_in_call))
