@@ -24,6 +24,8 @@ from vvserver.db.models import (
 from vvserver.domain.accounts.principal import STAFF_ROLES, Principal
 from vvserver.domain.audit.chain import AuditRecord
 from vvserver.domain.errors import InvalidInput, NotFound
+from vvserver.domain.notices.language import DEFAULT_LANGUAGE, Language, language_of
+from vvserver.domain.notices.mail_text import Phrase, local_date_time, mail, render_reason
 from vvserver.domain.notices.outbox import queue_email
 from vvserver.domain.services import Services
 from vvserver.domain.visits.states import transition
@@ -86,9 +88,9 @@ def check_timezone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
-def local_time_text(moment: datetime, timezone: str) -> str:
+def local_time_text(moment: datetime, timezone: str, language: Language = DEFAULT_LANGUAGE) -> str:
     """A visitor-facing wall-clock rendering of ``moment`` in the facility's time zone."""
-    return moment.astimezone(ZoneInfo(timezone)).strftime("%A %d %B %Y, %H:%M %Z")
+    return local_date_time(moment, timezone, language, "zone")
 
 
 def reachable_facility_ids(principal: Principal) -> Select[int]:
@@ -130,12 +132,13 @@ async def cancel_visits(
     session: AsyncSession,
     *conditions: ColumnElement[bool],
     actor: str,
-    reason: str,
+    reason: str | Phrase,
     now: datetime,
 ) -> list[int]:
     """Cancel the scheduled/ready visits matching ``conditions`` that have not ended yet.
 
-    ``reason`` is shown to the visitor (stored on the visit and e-mailed). Returns the visit ids.
+    ``reason`` is shown to the visitor (stored on the visit in English, and e-mailed in the
+    visitor's language when the server composed it as a ``Phrase``). Returns the visit ids.
     """
     rows = (
         await session.execute(
@@ -148,19 +151,25 @@ async def cancel_visits(
             .with_for_update(of=Visit)
         )
     ).all()
+    stored = render_reason(reason, DEFAULT_LANGUAGE)
     for visit, visitor, person, facility in rows:
-        transition(session, visit, "cancelled", actor=actor, reason=reason, now=now)
-        when = local_time_text(visit.start_at, facility.timezone)
+        transition(session, visit, "cancelled", actor=actor, reason=stored, now=now)
+        language = language_of(visitor.language)
+        text = mail(
+            language,
+            "visits_cancelled",
+            name=visitor.name,
+            person=f"{person.first_name} {person.last_name}",
+            facility=facility.name,
+            when=local_time_text(visit.start_at, facility.timezone, language),
+            reason=render_reason(reason, language),
+        )
         queue_email(
             session,
             now,
             kind="visit_cancelled",
             to=visitor.email,
-            subject=f"Video visit cancelled: {when}",
-            body=(
-                f"Hello {visitor.name},\n\nyour video visit with {person.first_name} "
-                f"{person.last_name} at {facility.name} on {when} has been cancelled.\n\n"
-                f"Reason: {reason}\n"
-            ),
+            subject=text.subject,
+            body=text.body,
         )
     return [visit.id for visit, *_ in rows]

@@ -22,10 +22,10 @@ from vvserver.domain.accounts.scope import (
     administered_facility,
     cancel_visits,
     facility_in_scope,
-    local_time_text,
     unit_of,
 )
 from vvserver.domain.errors import Conflict, InvalidInput, NotFound
+from vvserver.domain.notices.mail_text import Phrase, When
 from vvserver.domain.services import Services
 
 logger = logging.getLogger(__name__)
@@ -192,9 +192,7 @@ async def update_person(
                 Visit.person_id == person.id,
                 Visit.unit_id == person.unit_id,
                 actor=caller.actor,
-                reason=(
-                    f"{person.first_name} moved to another housing unit; please book a new time"
-                ),
+                reason=Phrase("reason.moved_unit", {"first_name": person.first_name}),
                 now=now,
             )
             person.unit_id = unit.id
@@ -222,7 +220,7 @@ async def release_person(
             session,
             Visit.person_id == person.id,
             actor=caller.actor,
-            reason=f"{person.first_name} {person.last_name} is no longer in custody here",
+            reason=Phrase("reason.released", {"person": f"{person.first_name} {person.last_name}"}),
             now=now,
         )
         await caller.audit(
@@ -280,7 +278,9 @@ async def transfer_person(
             Visit.person_id == person.id,
             Visit.facility_id == source,
             actor=caller.actor,
-            reason=f"{person.first_name} {person.last_name} was transferred to another facility",
+            reason=Phrase(
+                "reason.transferred", {"person": f"{person.first_name} {person.last_name}"}
+            ),
             now=now,
         )
         await caller.audit(
@@ -316,9 +316,12 @@ async def suspend_visiting(
             Visit.person_id == person.id,
             Visit.start_at < until,
             actor=caller.actor,
-            reason=(
-                f"visiting with {person.first_name} {person.last_name} is suspended until "
-                f"{local_time_text(until, facility.timezone)}"
+            reason=Phrase(
+                "reason.suspended",
+                {
+                    "person": f"{person.first_name} {person.last_name}",
+                    "until": When(until, facility.timezone),
+                },
             ),
             now=now,
         )
