@@ -356,24 +356,3 @@ async def set_pin(services: Services, caller: Caller, person_id: int, pin: str) 
         person = await _administered_person(session, caller, person_id)
         person.pin_hash = pin_hash
         await caller.audit(services, session, "person.set_pin", f"person:{person.id}", now)
-
-
-async def find_in_directory(
-    services: Services, facility_id: int, *, last_name: str, booking_number: str
-) -> Person | None:
-    """Visitor search: the exact booking number AND the last name (case-insensitive) must match
-    an active person at this facility, so the directory can never be listed or browsed."""
-    number = normalise_booking_number(booking_number)
-    async with services.read() as session:
-        if await session.get(Facility, facility_id) is None:
-            raise NotFound("no such facility")
-        person = await session.scalar(
-            select(Person).where(
-                Person.facility_id == facility_id,
-                Person.booking_number == number,
-                Person.status == "active",
-            )
-        )
-    if person is None or person.last_name.casefold() != last_name.strip().casefold():
-        return None
-    return person
