@@ -90,13 +90,28 @@ async def test_the_call_screen_fits_both_kiosk_screens_without_scrolling(
             video = layout["found"]["the visitor's video"]
             assert video["width"] * video["height"] >= 0.3 * width * height, video
             await check_page(page, f"kiosk-call-{width}x{height}")
-            # With the on-screen keyboard open the page still does not scroll: the message
-            # column does, and the video and the time stay in view.
+            # With the on-screen keyboard open the page still does not scroll: the keyboard
+            # takes more of the width, and the video and the time stay in view.
             await page.get_by_role("button", name="Write a message").click()
             await expect(page.get_by_role("group", name="Keyboard")).to_be_visible()
-            opened: dict[str, Any] = await page.evaluate(LAYOUT, MUST_SEE)
+            typing = {
+                "the visitor's video": "#remote-video",
+                "the time left": "#time-left",
+                "the message typed": "#chat-keyboard .kb-text",
+            }
+            opened: dict[str, Any] = await page.evaluate(LAYOUT, typing)
             assert opened["scrollHeight"] <= height, opened
-            for name in ("the visitor's video", "the time left"):
-                assert inside(opened["found"][name], width, height), (name, opened)
+            for name, rect in opened["found"].items():
+                assert rect is not None, name
+                assert inside(rect, width, height), (name, rect)
+            # Every key is on the screen, Send included.
+            keys = await page.locator("#chat-keyboard button").evaluate_all(
+                "(keys) => keys.map((k) => { const r = k.getBoundingClientRect();"
+                " return { left: r.left, top: r.top, right: r.right, bottom: r.bottom,"
+                " width: r.width, height: r.height }; })"
+            )
+            assert len(keys) > 30
+            for rect in keys:
+                assert inside(rect, width, height), f"{width}x{height}: a key is off: {rect}"
             await check_page(page, f"kiosk-call-keyboard-{width}x{height}")
             await page.get_by_role("button", name="Close the keyboard").click()

@@ -45,7 +45,8 @@ def calendar_of(message: EmailMessage) -> list[str]:
     [attachment] = list(message.iter_attachments())
     content = attachment.get_content()
     assert isinstance(content, str)
-    return unfold(content)
+    # The outbox file has the platform's line ends; a calendar's are CRLF.
+    return unfold(content.replace("\r\n", "\n").replace("\n", "\r\n"))
 
 
 async def book_first_free_time(page: Page, web: WebServer, confirm: str, booked: str) -> None:
