@@ -136,3 +136,16 @@ async def test_a_spanish_visitor_gets_spanish_e_mails_until_she_switches_to_engl
         "Visita por video reservada",
         "Video visit booked",
     ]
+
+
+async def test_staff_choose_their_e_mail_language_with_the_header_picker(
+    web: WebServer, browser: Browser
+) -> None:
+    page = await open_page(browser, web, "/officer/", account="officer_a")
+    async with page.expect_response("**/api/auth/language"):
+        await page.locator("#vv-lang").select_option("es")
+    await expect(page.locator("html")).to_have_attribute("lang", "es")
+    async with web.services.read() as session:
+        officer = await session.get(Account, web.world.accounts["officer_a"])
+        assert officer is not None
+        assert officer.language == "es"
