@@ -101,6 +101,9 @@ MATRIX: dict[tuple[str, str], Access] = {
     ("POST", "/api/auth/logout-everywhere"): Access(ACCOUNTS, scoped=False),
     ("POST", "/api/auth/unlock"): Access(PUBLIC, body=lambda o, p: {"token": "x" * 20}),
     ("GET", "/api/auth/session"): Access(ACCOUNTS, scoped=False),
+    ("PUT", "/api/auth/language"): Access(
+        ACCOUNTS, scoped=False, body=lambda o, p: {"language": "es"}
+    ),
     ("POST", "/api/auth/verify-email"): Access(PUBLIC, body=lambda o, p: {"token": "x" * 20}),
     ("POST", "/api/auth/resend-verification"): Access(VISITOR, scoped=False),
     ("POST", "/api/auth/password-reset"): Access(PUBLIC),
@@ -161,6 +164,7 @@ MATRIX: dict[tuple[str, str], Access] = {
         },
     ),
     ("GET", "/api/facilities/{facility_id}/directory"): Access(VISITOR, scoped=False),
+    ("GET", "/api/facilities/{facility_id}/directory/format"): Access(VISITOR, scoped=False),
     ("GET", "/api/persons/{person_id}"): Access(STAFF),
     ("PATCH", "/api/persons/{person_id}"): Access(ADMINS),
     # A visitor found the person in the directory already; not being approved is said plainly.

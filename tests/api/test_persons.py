@@ -1,6 +1,6 @@
 """Facility admins keep the roster: people are booked in, moved, released, transferred and
 suspended; their booked visits are cancelled and each visitor is told why. Visitors find a
-person only with the exact booking number and last name."""
+person only with both the booking number (with or without its prefix) and the last name."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from sqlalchemy import select
 from tests.factories import ApiUser, World, add_visit
 from tests.store_helpers import mail_to, visit_reason, visit_states
 from vvserver.db.models import Approval, Person, VisitTransition
+from vvserver.domain.people.directory_match import booking_key
 from vvserver.domain.services import Services
 
 Client = TestClient[web.Request, web.Application]
@@ -260,3 +261,83 @@ async def test_visitors_find_a_person_only_by_booking_number_and_last_name(
     await admin.post(f"/api/persons/{world.persons['pa1']}/release", json={})
     resp = await visitor.get(path, params={"last_name": "Doe", "booking_number": "A-1001"})
     assert await resp.json() == []
+
+
+async def test_moreno_is_found_by_24002_with_or_without_the_prefix_but_only_with_his_name(
+    client: Client, world: World
+) -> None:
+    admin = await ApiUser.sign_in(client, world.emails["admin_b"])
+    roster = f"/api/facilities/{world.facility_b}/persons"
+    for number, first, last in (
+        ("DC-24002", "Luis", "Moreno"),
+        ("DC-24003", "Ana", "Peña"),
+        ("DC-24117", "José", "Núñez"),
+    ):
+        resp = await admin.post(
+            roster,
+            json={
+                "booking_number": number,
+                "first_name": first,
+                "last_name": last,
+                "unit_id": world.unit_b1,
+            },
+        )
+        assert resp.status == 201, await resp.text()
+    visitor = await ApiUser.sign_in(client, world.emails["newcomer"])
+    # The page shows the expected format: an invented number shaped like most of the roster's.
+    resp = await visitor.get(f"/api/facilities/{world.facility_b}/directory/format")
+    assert resp.status == 200
+    assert await resp.json() == {"example": "DC-12345", "prefix": "DC", "digits": 5}
+    path = f"/api/facilities/{world.facility_b}/directory"
+
+    async def find(last_name: str, number: str) -> list[dict[str, object]]:
+        resp = await visitor.get(path, params={"last_name": last_name, "booking_number": number})
+        assert resp.status == 200, await resp.text()
+        found: list[dict[str, object]] = await resp.json()
+        return found
+
+    for last_name, number in (
+        ("moreno", "24002"),
+        ("Moreno", "DC-24002"),
+        ("MORENO", "dc24002"),
+        (" moreno ", "dc 24 002"),
+        ("pena", "24003"),
+        ("PEÑA", "DC-24003"),
+        ("nunez", "24117"),
+    ):
+        [entry] = await find(last_name, number)
+        assert entry["booking_number"] in ("DC-24002", "DC-24003", "DC-24117")
+        assert booking_key(str(entry["booking_number"])).endswith(booking_key(number))
+    # Never a person who does not match both: another's number, a partial one, another name.
+    for last_name, number in (
+        ("moreno", "24003"),
+        ("moreno", "2400"),
+        ("moreno", "C24002"),
+        ("moren", "24002"),
+        ("pena", "24002"),
+        ("doe", "24002"),
+        ("moreno", "B-2001"),
+    ):
+        assert await find(last_name, number) == [], (last_name, number)
+    # The same number without its prefix fits two people called Moreno: nobody is shown, the
+    # whole number still finds the one it names.
+    resp = await admin.post(
+        roster,
+        json={
+            "booking_number": "XY-24002",
+            "first_name": "Raúl",
+            "last_name": "Moreno",
+            "unit_id": world.unit_b1,
+        },
+    )
+    assert resp.status == 201
+    assert await find("moreno", "24002") == []
+    [entry] = await find("moreno", "xy-24002")
+    assert entry["booking_number"] == "XY-24002"
+    [entry] = await find("moreno", "DC 24002")
+    assert entry["booking_number"] == "DC-24002"
+    # Only visitors ask, and only about a facility that exists.
+    officer = await ApiUser.sign_in(client, world.emails["officer_b"])
+    resp = await officer.get(f"/api/facilities/{world.facility_b}/directory/format")
+    assert resp.status == 403
+    assert (await visitor.get("/api/facilities/999999/directory/format")).status == 404

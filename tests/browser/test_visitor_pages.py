@@ -33,6 +33,30 @@ def small_png() -> bytes:
     )
 
 
+async def uncovered(page: Page, selector: str) -> bool:
+    """The element is inside the window and no other element (a toast, a notice) lies over it."""
+    covered: bool = await page.evaluate(
+        """(selector) => {
+          const el = document.querySelector(selector);
+          const r = el.getBoundingClientRect();
+          if (r.height === 0 || r.top < 0 || r.bottom > innerHeight) return false;
+          const overlaps = (o) => !(o.right <= r.left || o.left >= r.right || o.bottom <= r.top
+                                    || o.top >= r.bottom);
+          for (const other of document.querySelectorAll("body *")) {
+            if (other === el || el.contains(other) || other.contains(el)) continue;
+            const style = getComputedStyle(other);
+            if (!["fixed", "sticky", "absolute"].includes(style.position)) continue;
+            if (style.display === "none" || style.visibility === "hidden") continue;
+            const o = other.getBoundingClientRect();
+            if (o.width > 0 && o.height > 0 && overlaps(o)) return false;
+          }
+          return true;
+        }""",
+        selector,
+    )
+    return covered
+
+
 async def sign_in_on_page(page: Page, email: str, password: str) -> None:
     await page.get_by_role("textbox", name="E-mail").fill(email)
     await page.get_by_label("Password").fill(password)
@@ -190,13 +214,26 @@ async def test_a_visitor_finds_a_person_and_asks_to_be_approved(
     page = await open_page(browser, web, "/visitor/approvals", account="visitor")
     await expect(page.get_by_role("heading", name="PA1 Doe")).to_be_visible()
     await page.get_by_label("Facility").select_option(label="Demo County Jail")
+    # The expected format, from the shape of the facility's numbers (an invented example).
+    await expect(page.locator("#find-booking-hint")).to_contain_text("for example A-1234")
+    await expect(page.get_by_label("Booking number")).to_have_attribute("placeholder", "A-1234")
     await page.get_by_label("Last name").fill("Doe")
     await page.get_by_label("Booking number").fill("A-9999")
     await page.get_by_role("button", name="Find").click()
     await expect(page.locator("#find-none")).to_contain_text("Nobody matches that last name")
     await expect(page.locator("#find-none")).to_be_visible()
+    # Nothing floats over the answer, on a desktop or a phone.
+    assert await uncovered(page, "#find-none")
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await page.get_by_role("button", name="Find").click()
+    await expect(page.locator("#find-none")).to_be_visible()
+    assert await uncovered(page, "#find-none")
+    await check_page(page, "visitor-approvals-not-found-phone")
+    await page.set_viewport_size({"width": 1280, "height": 800})
 
-    await page.get_by_label("Booking number").fill("A-1002")
+    # The number as the person said it on the phone: no prefix, lower-case name.
+    await page.get_by_label("Last name").fill("doe")
+    await page.get_by_label("Booking number").fill("1002")
     await page.get_by_role("button", name="Find").click()
     # Only what the visitor typed comes back (no first name) until the facility approves.
     found = page.get_by_role("heading", name="Found: Doe (booking number A-1002)")

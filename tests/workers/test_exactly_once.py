@@ -23,7 +23,7 @@ from tests.conftest import (
     make_settings,
 )
 from tests.factories import World, add_visit, build_world
-from tests.workers.test_mailer import Mailbox, smtp_server
+from tests.workers.smtp_support import Mailbox
 from vvserver.app import build_services
 from vvserver.db.migrate import upgrade
 from vvserver.db.models import AuditEntry, Notification, Recording, Visit, VisitTransition
@@ -32,7 +32,6 @@ from vvserver.notify.mailer import CLAIM_LEASE, claim_due, mailer_pass, renew_cl
 from vvserver.scheduling.loop import scheduler_pass
 
 pytestmark = pytest.mark.postgres
-__all__ = ["smtp_server"]  # the aiosmtpd fixture of the mailer tests
 
 VISITS = 200
 RECORDINGS = 50

@@ -349,8 +349,13 @@ function renderHeader(area) {
     {
       id: "vv-lang",
       "aria-label": t("lang.label"),
-      onchange: (event) => {
+      onchange: async (event) => {
         localStorage.setItem(LANG_KEY, event.target.value);
+        // Staff have no profile page: their picker also sets the language of their e-mails.
+        // (Visitors choose that on their profile.)
+        if (state.session && state.session.account.role !== "visitor") {
+          await api("PUT", "/api/auth/language", { language: event.target.value }).catch(() => {});
+        }
         location.reload();
       },
     },

@@ -12,6 +12,7 @@ from vvserver.api.endpoints import PUBLIC, ApiRouter, RequestContext
 from vvserver.api.schemas_auth import (
     AccountOut,
     ChangePasswordIn,
+    LanguageIn,
     LoginIn,
     ResetConfirmIn,
     ResetRequestIn,
@@ -22,11 +23,13 @@ from vvserver.api.schemas_auth import (
 )
 from vvserver.api.schemas_mfa import MfaPendingOut
 from vvserver.db.models import Account
-from vvserver.domain.accounts import password_change, signin, signup
+from vvserver.domain.accounts import password_change, preferences, signin, signup
 from vvserver.domain.accounts.credentials import session_cookie_name
 from vvserver.domain.accounts.email_links import normalise_email
 from vvserver.domain.accounts.mfa import MFA_COOKIE, MFA_COOKIE_PATH, PENDING_TTL, PendingLogin
+from vvserver.domain.accounts.scope import Caller
 from vvserver.domain.errors import NotFound
+from vvserver.domain.notices.language import language_of
 
 router = ApiRouter("auth")
 ACCOUNT_ROLES = frozenset({"visitor", "officer", "facility_admin", "agency_admin"})
@@ -42,6 +45,7 @@ def account_out(account: Account) -> AccountOut:
         facility_id=account.facility_id,
         email_verified=account.email_verified_at is not None,
         id_status=account.id_status,
+        language=language_of(account.language),
     )
 
 
@@ -65,6 +69,7 @@ async def sign_up(ctx: RequestContext, body: SignUpIn) -> SignUpAcceptedOut:
         phone=body.phone,
         client=ctx.client_ip,
         request_id=ctx.request_id,
+        language=body.language,
     )
     return SignUpAcceptedOut(email=normalise_email(body.email))
 
@@ -180,6 +185,18 @@ async def current_session(ctx: RequestContext) -> SessionOut:
     if account is None:
         raise NotFound("no such account")
     return SessionOut(account=account_out(account), csrf_token=principal.csrf_token or "")
+
+
+@router.route(
+    "PUT", "/api/auth/language", roles=ACCOUNT_ROLES, body=LanguageIn, response=AccountOut
+)
+async def set_language(ctx: RequestContext, body: LanguageIn) -> AccountOut:
+    """Choose the language (``en`` or ``es``) of this account's e-mails, for staff and visitors;
+    the pages send it when the language picker changes."""
+    account = await preferences.set_language(
+        ctx.services, Caller(ctx.require(), ctx.record), body.language
+    )
+    return account_out(account)
 
 
 @router.route("POST", "/api/auth/verify-email", roles=PUBLIC, body=TokenIn)

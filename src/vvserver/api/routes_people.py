@@ -10,6 +10,7 @@ from vvserver.api.endpoints import ADMINS, STAFF, ApiRouter, RequestContext
 from vvserver.api.routes_facilities import caller, path_id
 from vvserver.api.schemas_people import (
     DirectoryEntryOut,
+    DirectoryFormatOut,
     DirectoryQuery,
     PersonChangeOut,
     PersonIn,
@@ -25,6 +26,7 @@ from vvserver.api.schemas_people import (
     TransferIn,
 )
 from vvserver.domain.accounts import staff
+from vvserver.domain.people import directory as directory_lookup
 from vvserver.domain.people import persons
 from vvserver.domain.people.directory_handles import issue_handle
 from vvserver.domain.people.persons import PersonChange
@@ -97,13 +99,16 @@ async def list_persons(ctx: RequestContext, query: PersonQuery) -> list[PersonOu
     response=list[DirectoryEntryOut],
 )
 async def directory(ctx: RequestContext, query: DirectoryQuery) -> list[DirectoryEntryOut]:
-    """Find an active person by exact booking number AND last name (at most one result).
+    """Find an active person by booking number AND last name (at most one result).
+
+    The booking number matches with or without its prefix, in any case, with spaces or dashes
+    (``DC-24002``, ``dc 24002``, ``24002``); the last name in any case, with or without accents.
 
     The result carries an opaque ``handle`` to ask for approval with, not the person's id.
     """
     principal = ctx.require()
     await ctx.services.rate_limiter.hit("directory", principal.actor, DIRECTORY_LOOKUPS_PER_MIN)
-    person = await persons.find_in_directory(
+    person = await directory_lookup.find_in_directory(
         ctx.services,
         path_id(ctx, "facility_id"),
         last_name=query.last_name,
@@ -125,6 +130,22 @@ async def directory(ctx: RequestContext, query: DirectoryQuery) -> list[Director
             booking_number=person.booking_number,
         )
     ]
+
+
+@router.route(
+    "GET",
+    "/api/facilities/{facility_id}/directory/format",
+    roles="visitor",
+    response=DirectoryFormatOut,
+)
+async def directory_format(ctx: RequestContext) -> DirectoryFormatOut:
+    """What the facility's booking numbers look like, to show next to the search: an invented
+    example in the commonest shape of its numbers (``DC-12345``: never a real person's number);
+    nulls when it has no one in custody."""
+    shape = await directory_lookup.directory_format(ctx.services, path_id(ctx, "facility_id"))
+    if shape is None:
+        return DirectoryFormatOut(example=None, prefix=None, digits=None)
+    return DirectoryFormatOut(example=shape.example, prefix=shape.prefix, digits=shape.digits)
 
 
 @router.route("GET", "/api/persons/{person_id}", roles=STAFF, response=PersonOut)

@@ -48,9 +48,9 @@ async def my_profile(ctx: RequestContext) -> VisitorProfileOut:
 
 @router.route("PATCH", "/api/me", roles="visitor", body=ProfilePatch, response=VisitorProfileOut)
 async def update_my_profile(ctx: RequestContext, body: ProfilePatch) -> VisitorProfileOut:
-    """Change the visitor's name or phone number."""
+    """Change the visitor's name, phone number or e-mail language."""
     account = await visitors.update_profile(
-        ctx.services, caller(ctx), name=body.name, phone=body.phone
+        ctx.services, caller(ctx), name=body.name, phone=body.phone, language=body.language
     )
     return VisitorProfileOut.of(account)
 

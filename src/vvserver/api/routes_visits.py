@@ -40,6 +40,7 @@ from vvserver.domain.booking.cancellation import cancel_visit
 from vvserver.domain.booking.credit import connected_seconds, lost_seconds, makeups_of
 from vvserver.domain.booking.rebooking import rebook_credited_visit
 from vvserver.domain.errors import DomainError, NotFound
+from vvserver.domain.notices.language import DEFAULT_LANGUAGE
 from vvserver.domain.visits.kiosk_day import load_kiosk_day
 from vvserver.domain.visits.views import VisitView, load_view, load_views, visit_calendar_text
 
@@ -246,10 +247,13 @@ async def get_visit(ctx: RequestContext) -> VisitOut:
     raw_response_type="text/calendar",
 )
 async def visit_calendar(ctx: RequestContext) -> web.Response:
-    """The visit as an iCalendar (RFC 5545) file."""
+    """The visit as an iCalendar (RFC 5545) file; for its visitor in their account's language."""
     view = await _visible_view(ctx)
     text = visit_calendar_text(
-        view, now=ctx.services.clock.now(), public_url=ctx.services.settings.public_url
+        view,
+        now=ctx.services.clock.now(),
+        public_url=ctx.services.settings.public_url,
+        language=view.visitor_language if ctx.require().role == "visitor" else DEFAULT_LANGUAGE,
     )
     return web.Response(
         body=text.encode(),

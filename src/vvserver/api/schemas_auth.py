@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Literal
 
 from pydantic import BaseModel, EmailStr, Field
 
 from vvserver.api.endpoints import ApiModel
 from vvserver.api.schemas_facilities import Name
+
+EmailLanguage = Literal["en", "es"]
 
 
 class SignUpIn(ApiModel):
@@ -16,6 +19,10 @@ class SignUpIn(ApiModel):
     name: Name
     date_of_birth: date
     phone: str = Field(min_length=5, max_length=32, pattern=r"^\+?[0-9 ()-]{5,32}$")
+    language: EmailLanguage = Field(
+        default="en",
+        description="the language of the account's e-mails: the page's language at sign-up",
+    )
 
 
 class LoginIn(ApiModel):
@@ -50,6 +57,11 @@ class AccountOut(BaseModel):
     facility_id: int | None
     email_verified: bool
     id_status: str
+    language: EmailLanguage = Field(description="the language the account's e-mails are written in")
+
+
+class LanguageIn(ApiModel):
+    language: EmailLanguage = Field(description="the language of the account's e-mails from now on")
 
 
 class SignUpAcceptedOut(BaseModel):

@@ -107,6 +107,14 @@ class DirectoryQuery(ApiModel):
     booking_number: Annotated[SearchText, Field(min_length=1, max_length=64)]
 
 
+class DirectoryFormatOut(BaseModel):
+    """The shape of a facility's booking numbers, for a hint next to the search."""
+
+    example: str | None = Field(description="an invented number in that shape, e.g. DC-12345")
+    prefix: str | None = Field(description="the letters in front (may be left out when searching)")
+    digits: int | None = Field(description="how many digits follow the prefix")
+
+
 class DirectoryEntryOut(BaseModel):
     """What a visitor learns about a person they found: nothing beyond what they typed."""
 

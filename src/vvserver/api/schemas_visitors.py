@@ -8,8 +8,10 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from vvserver.api.endpoints import ApiModel
+from vvserver.api.schemas_auth import EmailLanguage
 from vvserver.api.schemas_facilities import MAX_ID, Id, Name, PersonName, Reason, UtcDatetime
 from vvserver.db.models import Account, Approval, VisitorBan
+from vvserver.domain.notices.language import language_of
 from vvserver.domain.people.approvals import ApprovalRow
 
 ApprovalStatus = Literal["requested", "approved", "denied", "revoked"]
@@ -20,6 +22,9 @@ ApprovalStatus = Literal["requested", "approved", "denied", "revoked"]
 class ProfilePatch(ApiModel):
     name: Name | None = None
     phone: str | None = Field(default=None, max_length=32, pattern=r"^\+?[0-9 ()-]{5,32}$")
+    language: EmailLanguage | None = Field(
+        default=None, description="the language of the visitor's e-mails (en or es)"
+    )
 
 
 class VisitorProfileOut(BaseModel):
@@ -33,6 +38,7 @@ class VisitorProfileOut(BaseModel):
     id_reject_reason: str | None
     id_checked_at: datetime | None
     has_id_photo: bool
+    language: EmailLanguage = Field(description="the language the visitor's e-mails are written in")
 
     @classmethod
     def of(cls, account: Account) -> VisitorProfileOut:
@@ -47,6 +53,7 @@ class VisitorProfileOut(BaseModel):
             id_reject_reason=account.id_reject_reason,
             id_checked_at=account.id_checked_at,
             has_id_photo=account.id_photo_path is not None,
+            language=language_of(account.language),
         )
 
 

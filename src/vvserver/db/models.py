@@ -110,6 +110,8 @@ class Account(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None]
     created_at: Mapped[datetime]
+    # The language of the account's e-mails ("en" or "es"; domain.notices.language).
+    language: Mapped[str] = mapped_column(String(8), default="en", server_default="en")
     # Visitor profile (null for staff).
     date_of_birth: Mapped[date | None] = mapped_column(Date)
     phone: Mapped[str | None] = mapped_column(String(32))

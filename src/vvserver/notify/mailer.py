@@ -21,7 +21,9 @@ The worker (``run_mailer``) does not poll: it sleeps until the next message is d
 commit that queued one wakes it (``notify.outbox.queue_email``), or at most ``mailer_interval_s``.
 
 Without ``smtp_host`` each message is written as ``<data_dir>/outbox/notification-<id>.eml``
-(atomically), which a deployment without a mail server (or a test) can read.
+(atomically), which a deployment without a mail server (or a test) can read (``transports``).
+The subject and body were written when the row was queued, in the recipient's language
+(``domain.notices.mail_text``); the mailer sends them as they are.
 """
 
 from __future__ import annotations
@@ -29,21 +31,21 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import os
-import tempfile
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.message import EmailMessage
-from email.utils import format_datetime
-from pathlib import Path
-from typing import Protocol
-from urllib.parse import urlsplit
 
 import aiosmtplib
 from sqlalchemy import select, update
 
 from vvserver.db.models import Notification
 from vvserver.domain.services import Services
+from vvserver.notify.transports import (
+    MailServerUnavailable,
+    OutgoingMail,
+    PermanentMailError,
+    build_message,
+    describe_error,
+    make_transport,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +55,6 @@ BACKOFF_BASE_S = 30.0
 BACKOFF_CAP_S = 3600.0
 # How long a claimed message is left alone before another pass may retry it.
 CLAIM_LEASE = timedelta(minutes=10)
-SMTP_TIMEOUT_S = 30.0
-OUTBOX_DIR = "outbox"
 _MAX_ERROR_CHARS = 1000
 # Least time between the starts of two worker passes; sleep a little past a due time.
 MIN_PASS_GAP_S = 0.5
@@ -62,153 +62,10 @@ DUE_SLACK_S = 0.01
 RETRY_AFTER_ERROR_S = 5.0
 
 
-@dataclass(frozen=True, slots=True)
-class OutgoingMail:
-    """A detached copy of a claimed row: safe to use after its transaction closed."""
-
-    id: int
-    kind: str
-    to_email: str
-    subject: str
-    body: str
-    ics: str | None
-    created_at: datetime
-    attempts: int
-    # The lease this pass holds (``next_attempt_at`` as claimed): the fence for the renewal.
-    lease_until: datetime
-
-
-class PermanentMailError(Exception):
-    """The message can never be delivered as it is (bad header, every recipient refused)."""
-
-
-class MailServerUnavailable(Exception):
-    """Connecting or logging in to the SMTP server failed: the whole batch waits."""
-
-
-class MailTransport(Protocol):
-    async def send(self, mail: OutgoingMail, message: EmailMessage) -> None: ...
-
-    async def close(self) -> None: ...
-
-
 def backoff_delay(attempts: int) -> timedelta:
     """Wait after the ``attempts``-th failure: 30 s, 60 s, 120 s, ... capped at one hour."""
     seconds = BACKOFF_BASE_S * (2 ** max(attempts - 1, 0))
     return timedelta(seconds=min(seconds, BACKOFF_CAP_S))
-
-
-def build_message(services: Services, mail: OutgoingMail, now: datetime) -> EmailMessage:
-    """A MIME message: UTF-8 text body, plus ``visit.ics`` (text/calendar; method=PUBLISH)."""
-    settings = services.settings
-    domain = urlsplit(settings.public_url).hostname or "localhost"
-    message = EmailMessage()
-    try:
-        message["From"] = settings.mail_from
-        message["To"] = mail.to_email
-        message["Subject"] = mail.subject
-        message["Date"] = format_datetime(now)
-        # Stable per notification, so a resend after a crash is recognisably the same message.
-        stamp = int(mail.created_at.timestamp())
-        message["Message-ID"] = f"<vv-notification-{mail.id}.{stamp}@{domain}>"
-        message.set_content(mail.body, subtype="plain", charset="utf-8")
-        if mail.ics:
-            message.add_attachment(
-                mail.ics,
-                subtype="calendar",
-                charset="utf-8",
-                filename="visit.ics",
-                params={"method": "PUBLISH"},
-            )
-    except (ValueError, TypeError) as exc:
-        raise PermanentMailError(f"invalid message: {exc}") from exc
-    return message
-
-
-class SmtpTransport:
-    """One SMTP connection per batch, opened on first use and reopened after a failure."""
-
-    def __init__(self, services: Services) -> None:
-        self._settings = services.settings
-        self._client: aiosmtplib.SMTP | None = None
-
-    async def _connected(self) -> aiosmtplib.SMTP:
-        if self._client is not None and self._client.is_connected:
-            return self._client
-        s = self._settings
-        client = aiosmtplib.SMTP(
-            hostname=s.smtp_host,
-            port=s.smtp_port,
-            username=s.smtp_username or None,
-            password=s.smtp_password if s.smtp_username else None,
-            start_tls=s.smtp_starttls,
-            timeout=SMTP_TIMEOUT_S,
-        )
-        try:
-            await client.connect()
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            if client.is_connected:
-                client.close()
-            raise MailServerUnavailable(_describe(exc)) from exc
-        self._client = client
-        return client
-
-    async def send(self, mail: OutgoingMail, message: EmailMessage) -> None:
-        client = await self._connected()
-        try:
-            await client.send_message(message)
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            raise PermanentMailError(f"recipient refused: {exc}") from exc
-        except (aiosmtplib.SMTPException, OSError):
-            await self._drop()
-            raise
-
-    async def _drop(self) -> None:
-        client, self._client = self._client, None
-        if client is not None and client.is_connected:
-            client.close()
-
-    async def close(self) -> None:
-        client, self._client = self._client, None
-        if client is None or not client.is_connected:
-            return
-        try:
-            await client.quit()
-        except (aiosmtplib.SMTPException, OSError):
-            client.close()
-
-
-class OutboxTransport:
-    """Writes ``notification-<id>.eml`` files into the outbox folder (atomic rename)."""
-
-    def __init__(self, services: Services) -> None:
-        self.directory = services.settings.data_dir / OUTBOX_DIR
-
-    async def send(self, mail: OutgoingMail, message: EmailMessage) -> None:
-        await asyncio.to_thread(self._write, mail.id, bytes(message))
-
-    def _write(self, notification_id: int, data: bytes) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        target = self.directory / f"notification-{notification_id}.eml"
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".eml")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
-    async def close(self) -> None:
-        return None
-
-
-def make_transport(services: Services) -> MailTransport:
-    if services.settings.smtp_host:
-        return SmtpTransport(services)
-    return OutboxTransport(services)
 
 
 async def claim_due(
@@ -317,11 +174,6 @@ async def record_failure(
         )
 
 
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 async def mailer_pass(services: Services, now: datetime | None = None) -> int:
     """Send one batch of due messages; return how many were sent. Never raises for a message."""
     now = now or services.clock.now()
@@ -348,11 +200,11 @@ async def mailer_pass(services: Services, now: datetime | None = None) -> int:
                 connection_error = str(exc)
                 await record_failure(services, mail, now, connection_error, permanent=False)
             except (aiosmtplib.SMTPException, OSError) as exc:
-                await record_failure(services, mail, now, _describe(exc), permanent=False)
+                await record_failure(services, mail, now, describe_error(exc), permanent=False)
             except Exception as exc:
                 # Unexpected (a bug, a library surprise): still counted, so it cannot loop forever.
                 logger.exception("sending notification %s failed unexpectedly", mail.id)
-                await record_failure(services, mail, now, _describe(exc), permanent=False)
+                await record_failure(services, mail, now, describe_error(exc), permanent=False)
             else:
                 await record_sent(services, mail, now)
                 sent += 1

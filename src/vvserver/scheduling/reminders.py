@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vvserver.db.models import Account, Person, Visit
 from vvserver.domain.facilities.rules import VisitingRules
+from vvserver.domain.notices.language import language_of
+from vvserver.domain.notices.mail_text import date_time, mail
 from vvserver.domain.notices.outbox import queue_email
 from vvserver.domain.services import Services
 from vvserver.domain.visits.join_links import issue_join_token
@@ -59,24 +61,28 @@ async def _queue_reminder(
     local_end = visit.end_at.astimezone(zone)
     person_name = f"{person.first_name} {person.last_name}"
     facility = book.facility_name(visit.facility_id)
-    when = f"{local_start:%A, %B} {local_start.day}, {local_start:%Y}"
-    span = f"{local_start:%H:%M}-{local_end:%H:%M} ({local_start.tzname()})"
-    body = (
-        f"Hello {visitor.name},\n\n"
-        f"This is a reminder of your video visit with {person_name} at {facility}\n"
-        f"on {when}, {span}.\n\n"
-        f"Join the visit with this link (it opens {rules.join_window_minutes} minutes before "
-        f"the start):\n{join_link(services, token)}\n\n"
-        "This link replaces any earlier join link for this visit. Do not share it.\n"
-        "If you cannot attend, please cancel the visit so the time can go to someone else.\n"
+    language = language_of(visitor.language)
+    mail_text = mail(
+        language,
+        "visit_reminder",
+        name=visitor.name,
+        person=person_name,
+        facility=facility,
+        when=date_time(local_start, language, "day"),
+        start=f"{local_start:%H:%M}",
+        end=f"{local_end:%H:%M}",
+        zone=local_start.tzname(),
+        minutes=rules.join_window_minutes,
+        link=join_link(services, token),
+        time=f"{local_start:%H:%M}",
     )
     queue_email(
         session,
         now,
         kind="visit_reminder",
         to=visitor.email,
-        subject=f"Reminder: video visit with {person_name} at {local_start:%H:%M}",
-        body=body,
+        subject=mail_text.subject,
+        body=mail_text.body,
     )
 
 

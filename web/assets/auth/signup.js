@@ -1,4 +1,4 @@
-import { ApiError, api, initPage, t } from "/assets/core.js";
+import { ApiError, api, initPage, lang, t } from "/assets/core.js";
 import { clearErrors, focusFirstProblem, invalidFields, setFieldError, showFormError } from "/assets/auth/forms.js";
 
 await initPage({ area: "auth", titleKey: "signup.title", needsSession: false });
@@ -73,6 +73,8 @@ form.addEventListener("submit", async (event) => {
       password: fields.password.value,
       date_of_birth: fields.date_of_birth.value,
       phone: fields.phone.value.trim(),
+      // The account's e-mails are written in the language the page is shown in.
+      language: lang(),
     });
     form.hidden = true;
     const done = document.getElementById("signup-done");

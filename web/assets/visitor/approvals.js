@@ -31,11 +31,29 @@ async function showRequests() {
   document.getElementById("approval-none").hidden = approvals.length > 0;
 }
 
+/** The facility's booking-number shape under the field: "for example DC-12345". */
+async function showNumberFormat() {
+  const hint = document.getElementById("find-booking-hint");
+  let example = null;
+  if (facilitySelect.value) {
+    try {
+      ({ example } = await api("GET", `/api/facilities/${facilitySelect.value}/directory/format`));
+    } catch {
+      example = null; // the generic hint will do
+    }
+  }
+  hint.textContent = example ? t("approvals.booking_hint", { example }) : t("approvals.booking_hint_generic");
+  bookingNumber.placeholder = example || "";
+}
+
+facilitySelect.addEventListener("change", () => showNumberFormat());
+
 try {
   const facilities = await api("GET", "/api/facilities");
   facilitySelect.append(el("option", { value: "" }, t("approvals.choose_facility")),
     ...facilities.map((f) => el("option", { value: String(f.id) }, f.name)));
   if (facilities.length === 1) facilitySelect.value = String(facilities[0].id);
+  await showNumberFormat();
   await showRequests();
 } catch (error) {
   showFormError(findForm, error);
@@ -63,8 +81,11 @@ findForm.addEventListener("submit", async (event) => {
     const people = await api("GET", `/api/facilities/${facilitySelect.value}/directory?${query}`);
     found = people[0] || null;
     if (!found) {
-      document.getElementById("find-none").hidden = false;
-      announce(t("approvals.not_found"));
+      // The notice is itself a status region (read out when shown), right under the form:
+      // no floating announcement on top of it.
+      const none = document.getElementById("find-none");
+      none.hidden = false;
+      none.scrollIntoView({ block: "nearest" });
       return;
     }
     const title = document.getElementById("request-title");

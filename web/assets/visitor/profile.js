@@ -1,5 +1,5 @@
-// /visitor/profile: ID photo upload with a preview, name and phone, e-mail confirmation, and
-// signing out everywhere.
+// /visitor/profile: ID photo upload with a preview, name, phone and e-mail language, e-mail
+// confirmation, and signing out everywhere.
 import { ApiError, announce, api, apiRaw, fmtDate, initPage, showError, signOutEverywhere, t } from "/assets/core.js";
 import { clearErrors, focusFirstProblem, setFieldError, showFormError } from "/assets/auth/forms.js";
 import { badge } from "/assets/visitor/common.js";
@@ -23,6 +23,7 @@ function render(me) {
     ? fmtDate(`${me.date_of_birth}T12:00:00Z`, "UTC") : "–";
   document.getElementById("profile-name").value = me.name;
   document.getElementById("profile-phone").value = me.phone || "";
+  document.getElementById("profile-language").value = me.language || "en";
   document.getElementById("profile-verify").hidden = me.email_verified;
 }
 
@@ -90,7 +91,7 @@ detailsForm.addEventListener("submit", async (event) => {
     return;
   }
   try {
-    const body = { name: name.value.trim() };
+    const body = { name: name.value.trim(), language: document.getElementById("profile-language").value };
     if (phone.value.trim()) body.phone = phone.value.trim();
     render(await api("PATCH", "/api/me", body));
     announce(t("profile.saved"));

@@ -25,6 +25,8 @@ from vvserver.domain.accounts.password_policy import account_context_words, chec
 from vvserver.domain.accounts.revocation import end_sessions
 from vvserver.domain.audit.chain import AuditRecord
 from vvserver.domain.errors import Unauthenticated
+from vvserver.domain.notices.language import language_of
+from vvserver.domain.notices.mail_text import mail
 from vvserver.domain.notices.outbox import queue_email
 from vvserver.domain.services import Services
 
@@ -58,16 +60,14 @@ async def request_password_reset(services: Services, email: str, request_id: str
             return
         token = await issue_email_token(session, account, "reset", now, RESET_TTL)
         link = f"{services.settings.public_url}/reset-password?token={token}"
+        text = mail(language_of(account.language), "password_reset", name=account.name, link=link)
         queue_email(
             session,
             now,
             kind="password_reset",
             to=account.email,
-            subject="Reset your password",
-            body=(
-                f"Hello {account.name},\n\nto choose a new password open\n{link}\n\n"
-                "The link is valid for 1 hour. If you did not ask for this, ignore this e-mail.\n"
-            ),
+            subject=text.subject,
+            body=text.body,
         )
         await services.audit.append(
             session, record("account.password_reset_requested", "success"), now

@@ -25,6 +25,14 @@ from vvserver.db.models import (
 from vvserver.domain.accounts.principal import STAFF_ROLES, Principal
 from vvserver.domain.audit.chain import AuditRecord
 from vvserver.domain.errors import InvalidInput, NotFound
+from vvserver.domain.notices.language import DEFAULT_LANGUAGE, Language, language_of
+from vvserver.domain.notices.mail_text import (
+    Phrase,
+    local_date_time,
+    mail,
+    render_reason,
+    text,
+)
 from vvserver.domain.notices.outbox import queue_email
 from vvserver.domain.services import Services
 from vvserver.domain.visits.states import transition
@@ -87,9 +95,9 @@ def check_timezone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
-def local_time_text(moment: datetime, timezone: str) -> str:
+def local_time_text(moment: datetime, timezone: str, language: Language = DEFAULT_LANGUAGE) -> str:
     """A visitor-facing wall-clock rendering of ``moment`` in the facility's time zone."""
-    return moment.astimezone(ZoneInfo(timezone)).strftime("%A %d %B %Y, %H:%M %Z")
+    return local_date_time(moment, timezone, language, "zone")
 
 
 def reachable_facility_ids(principal: Principal) -> Select[int]:
@@ -131,12 +139,13 @@ async def cancel_visits(
     session: AsyncSession,
     *conditions: ColumnElement[bool],
     actor: str,
-    reason: str,
+    reason: str | Phrase,
     now: datetime,
 ) -> list[int]:
     """Cancel the scheduled/ready visits matching ``conditions`` that have not ended yet.
 
-    ``reason`` is shown to the visitor (stored on the visit and e-mailed). Returns the visit ids.
+    ``reason`` is shown to the visitor (stored on the visit in English, and e-mailed in the
+    visitor's language when the server composed it as a ``Phrase``). Returns the visit ids.
     A visit booked by a standing weekly visit is cancelled alone: the e-mail says the series
     goes on (while the person is still in custody here).
     """
@@ -158,26 +167,29 @@ async def cancel_visits(
             select(SeriesOccurrence.visit_id).where(SeriesOccurrence.visit_id.in_(ids))
         )
         from_series = set(found.all())
+    stored = render_reason(reason, DEFAULT_LANGUAGE)
     for visit, visitor, person, facility in rows:
-        transition(session, visit, "cancelled", actor=actor, reason=reason, now=now)
-        when = local_time_text(visit.start_at, facility.timezone)
-        series_note = (
-            "\nThis visit was booked by your standing weekly visit. Only this visit is "
-            "cancelled: the weekly visit goes on, and its next visit is booked when its "
-            "booking window opens.\n"
-            if visit.id in from_series and person.status == "active"
-            else ""
+        transition(session, visit, "cancelled", actor=actor, reason=stored, now=now)
+        language = language_of(visitor.language)
+        series_goes_on = visit.id in from_series and person.status == "active"
+        message = mail(
+            language,
+            "visits_cancelled",
+            name=visitor.name,
+            person=f"{person.first_name} {person.last_name}",
+            facility=facility.name,
+            when=local_time_text(visit.start_at, facility.timezone, language),
+            reason=render_reason(reason, language),
+            series_note=(
+                text(language, "visits_cancelled.series_note") if series_goes_on else ""
+            ),
         )
         queue_email(
             session,
             now,
             kind="visit_cancelled",
             to=visitor.email,
-            subject=f"Video visit cancelled: {when}",
-            body=(
-                f"Hello {visitor.name},\n\nyour video visit with {person.first_name} "
-                f"{person.last_name} at {facility.name} on {when} has been cancelled.\n\n"
-                f"Reason: {reason}\n{series_note}"
-            ),
+            subject=message.subject,
+            body=message.body,
         )
     return [visit.id for visit, *_ in rows]

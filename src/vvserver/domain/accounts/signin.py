@@ -35,6 +35,8 @@ from vvserver.domain.accounts.revocation import end_session, end_sessions
 from vvserver.domain.accounts.secrets import token_hash
 from vvserver.domain.audit.chain import AuditRecord
 from vvserver.domain.errors import Locked, Unauthenticated
+from vvserver.domain.notices.language import language_of
+from vvserver.domain.notices.mail_text import mail
 from vvserver.domain.notices.outbox import queue_email
 from vvserver.domain.services import Services
 
@@ -177,21 +179,21 @@ async def _offer_unlock(
         return
     token = await issue_email_token(session, account, "unlock", now, UNLOCK_TTL)
     minutes = services.settings.lockout_minutes
+    text = mail(
+        language_of(account.language),
+        "account_locked",
+        name=account.name,
+        failures=services.settings.lockout_failures,
+        minutes=minutes,
+        link=f"{services.settings.public_url}/unlock-account?token={token}",
+    )
     queue_email(
         session,
         now,
         kind="account_locked",
         to=account.email,
-        subject="Your account was locked after failed sign-ins",
-        body=(
-            f"Hello {account.name},\n\nafter {services.settings.lockout_failures} wrong passwords "
-            f"in a row, sign-in to your video-visit account is locked for {minutes} minutes. "
-            "Anyone who knows your e-mail address can cause this.\n\n"
-            f"If it was you, or you want to sign in now, lift the lock here:\n"
-            f"{services.settings.public_url}/unlock-account?token={token}\n\n"
-            "If you did not try to sign in, someone else did: keep your password secret, and "
-            "change it if you think they know it.\n"
-        ),
+        subject=text.subject,
+        body=text.body,
     )
 
 

@@ -23,6 +23,8 @@ from vvserver.domain.accounts.email_links import (
 from vvserver.domain.accounts.password_policy import check_password_policy, context_words
 from vvserver.domain.audit.chain import AuditRecord
 from vvserver.domain.errors import InvalidInput
+from vvserver.domain.notices.language import DEFAULT_LANGUAGE, Language, language_of
+from vvserver.domain.notices.mail_text import mail
 from vvserver.domain.notices.outbox import queue_email
 from vvserver.domain.services import Services
 
@@ -38,35 +40,34 @@ async def queue_verification(
 ) -> None:
     token = await issue_email_token(session, account, "verify", now, VERIFY_TTL)
     link = f"{services.settings.public_url}/verify-email?token={token}"
+    text = mail(language_of(account.language), "verify_email", name=account.name, link=link)
     queue_email(
         session,
         now,
         kind="verify_email",
         to=account.email,
-        subject="Confirm your e-mail address",
-        body=(
-            f"Hello {account.name},\n\nconfirm your e-mail address for video visits by opening\n"
-            f"{link}\n\nThe link is valid for 3 days. If you did not sign up, ignore this e-mail.\n"
-        ),
+        subject=text.subject,
+        body=text.body,
     )
 
 
 def _queue_taken_notice(
     services: Services, session: AsyncSession, account: Account, now: datetime
 ) -> None:
-    base = services.settings.public_url
+    text = mail(
+        language_of(account.language),
+        "signup_existing",
+        name=account.name,
+        signin_link=f"{services.settings.public_url}/signin",
+        reset_link=f"{services.settings.public_url}/reset-password",
+    )
     queue_email(
         session,
         now,
         kind="signup_existing",
         to=account.email,
-        subject="Someone tried to sign up with your e-mail address",
-        body=(
-            f"Hello {account.name},\n\nsomeone (maybe you) tried to create a video-visit account "
-            "with this e-mail address, which already has one. Nothing was changed.\n\n"
-            f"To sign in: {base}/signin\nForgot your password? {base}/reset-password\n\n"
-            "If it was not you, ignore this e-mail.\n"
-        ),
+        subject=text.subject,
+        body=text.body,
     )
 
 
@@ -80,8 +81,12 @@ async def sign_up_visitor(
     phone: str,
     client: str,
     request_id: str | None,
+    language: Language = DEFAULT_LANGUAGE,
 ) -> None:
-    """Create the account, or tell the address's owner; the caller cannot tell which happened."""
+    """Create the account, or tell the address's owner; the caller cannot tell which happened.
+
+    ``language`` (the page's at sign-up) is the new account's e-mail language; the owner of a
+    taken address is written to in their own account's language."""
     email = normalise_email(email)
     check_password_policy(password, context_words(email=email))
     now = services.clock.now()
@@ -110,6 +115,7 @@ async def sign_up_visitor(
                 date_of_birth=date_of_birth,
                 phone=phone,
                 id_status="none",
+                language=language,
             )
             session.add(account)
             await session.flush()

@@ -22,6 +22,7 @@ from vvserver.domain.accounts.revocation import end_sessions
 from vvserver.domain.accounts.scope import Caller, administered_facility
 from vvserver.domain.audit.chain import AuditRecord
 from vvserver.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from vvserver.domain.notices.language import Language, language_of
 from vvserver.domain.services import Services
 
 logger = logging.getLogger(__name__)
@@ -213,24 +214,26 @@ async def _clear_factor(services: Services, session: AsyncSession, account: Acco
     return had_factor
 
 
-async def facility_admin_emails(session: AsyncSession, facility: Facility) -> list[str]:
-    """Who hears about a facility's new approval requests: its active facility admins, or the
-    agency's admins when the facility has none."""
-    rows = await session.scalars(
-        select(Account.email).where(
+async def facility_admin_recipients(
+    session: AsyncSession, facility: Facility
+) -> list[tuple[str, Language]]:
+    """Who hears about a facility's new approval requests, with each one's e-mail language: its
+    active facility admins, or the agency's admins when the facility has none."""
+    rows = await session.execute(
+        select(Account.email, Account.language).where(
             Account.role == "facility_admin",
             Account.facility_id == facility.id,
             Account.active.is_(True),
         )
     )
-    emails = list(rows.all())
-    if emails:
-        return emails
-    rows = await session.scalars(
-        select(Account.email).where(
+    found = [(email, language_of(language)) for email, language in rows.all()]
+    if found:
+        return found
+    rows = await session.execute(
+        select(Account.email, Account.language).where(
             Account.role == "agency_admin",
             Account.agency_id == facility.agency_id,
             Account.active.is_(True),
         )
     )
-    return list(rows.all())
+    return [(email, language_of(language)) for email, language in rows.all()]

@@ -100,6 +100,7 @@ _PARTIES = (
         _AP.status,
         _AP.professional,
         _LATEST_BAN,
+        _A.language,
     )
     .select_from(
         _PERSON_FROM.join(

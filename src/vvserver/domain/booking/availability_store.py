@@ -36,6 +36,7 @@ from vvserver.domain.booking.availability_sql import (
 )
 from vvserver.domain.errors import Forbidden, NotFound
 from vvserver.domain.facilities.rules import VisitingRules, effective
+from vvserver.domain.notices.language import DEFAULT_LANGUAGE, Language, language_of
 from vvserver.domain.services import Services
 
 logger = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ class VisitorStanding:
     approval_status: str | None
     professional: str
     ban_ends_at: datetime | None  # latest end of a ban at the person's facility not lifted
+    language: Language = DEFAULT_LANGUAGE  # of the visitor's e-mails
 
     @property
     def approved(self) -> bool:
@@ -142,6 +144,7 @@ async def load_parties(
         approval_status=row[18],
         professional=row[19] or "none",
         ban_ends_at=row[20],
+        language=language_of(row[21]),
     )
     return _person(row), standing
 

@@ -369,6 +369,7 @@ async def _place(
         visitor_name=standing.name,
         visitor_email=standing.email,
         rules=rules,
+        visitor_language=standing.language,
     )
     link = join_url(services, token)
     await queue_confirmation(session, services, now, view, link, replaces, staff_reason)

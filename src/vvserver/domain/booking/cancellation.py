@@ -9,6 +9,7 @@ from vvserver.db.models import ACTIVE_VISIT_STATES
 from vvserver.domain.accounts.principal import Principal
 from vvserver.domain.audit.chain import AuditRecord
 from vvserver.domain.errors import Conflict, InvalidInput, NotFound
+from vvserver.domain.notices.mail_text import mail
 from vvserver.domain.notices.outbox import queue_email
 from vvserver.domain.services import Services
 from vvserver.domain.visits.join_links import locked_visit
@@ -59,20 +60,26 @@ async def cancel_visit(
         )
         visit.join_token_hash = None
         if principal.is_staff:
+            language = view.visitor_language
+            mail_text = mail(
+                language,
+                "visit_cancelled",
+                name=view.visitor_name,
+                person=view.person_name,
+                span=view.local_span_text(language),
+                reason=reason,
+                when=view.local_start_text(language),
+            )
             queue_email(
                 session,
                 now,
                 kind="visit_cancelled",
                 to=view.visitor_email,
-                subject=f"Video visit cancelled: {view.local_start_text()}",
-                body=(
-                    f"Hello {view.visitor_name},\n\n"
-                    f"the facility cancelled your video visit with {view.person_name} on "
-                    f"{view.local_span_text()}.\n\nReason: {reason}\n\n"
-                    "This visit does not count against your weekly visits. You can book another "
-                    "time on the visits page.\n"
+                subject=mail_text.subject,
+                body=mail_text.body,
+                ics=visit_calendar_text(
+                    view, now=now, public_url=services.settings.public_url, language=language
                 ),
-                ics=visit_calendar_text(view, now=now, public_url=services.settings.public_url),
             )
         if audit is not None:
             await services.audit.append(session, audit, now)

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vvserver.db.models import Notification
 from vvserver.db.prepared import Prepared
+from vvserver.domain.notices.mail_text import mail, text
 from vvserver.domain.notices.outbox import queue_email
 from vvserver.domain.services import Services
 from vvserver.domain.visits.views import VisitView, visit_calendar_text
@@ -38,32 +39,42 @@ async def queue_confirmation(
 ) -> None:
     """The booking (or move) confirmation with the join link and the .ics, in the outbox."""
     visit = view.visit
-    window = view.join_window_text()
-    changed = f" (it replaces visit {replaces}, which is cancelled)" if replaces else ""
+    language = view.visitor_language
+    changed = text(language, "visit_booked.replaces", visit_id=replaces) if replaces else ""
     if staff_reason:
-        changed += f".\n\nThe facility moved your visit. Reason: {staff_reason}"
-    body = (
-        f"Hello {view.visitor_name},\n\n"
-        f"your video visit with {view.person_name} is booked{changed}.\n\n"
-        f"When: {view.local_span_text()}\n"
-        f"Facility: {view.facility_name}\n"
-        f"Visit number: {visit.id}\n\n"
-        f"Join link ({window}):\n{link}\n\n"
-        "Keep this link to yourself: it works for this visit only, and asking for a new one "
-        "makes this one stop working.\n\n"
-        f"{view.monitoring_notice}\n"
+        changed += text(language, "visit_booked.moved", reason=staff_reason)
+    mail_text = mail(
+        language,
+        "visit_booked",
+        name=view.visitor_name,
+        person=view.person_name,
+        changed=changed,
+        span=view.local_span_text(language),
+        facility=view.facility_name,
+        visit_id=visit.id,
+        window=view.join_window_text(language),
+        link=link,
+        notice=view.monitoring_notice_in(language),
+        when=view.local_start_text(language),
     )
+    body = mail_text.body
     if visit.minors:
         names = ", ".join(str(m["name"]) for m in visit.minors)
-        body += f"\nMinors joining you: {names}.\n"
+        body += text(language, "visit_booked.minors", names=names)
     note = queue_email(
         session,
         now,
         kind="visit_rescheduled" if replaces else "visit_booked",
         to=view.visitor_email,
-        subject=f"Video visit booked: {view.local_start_text()}",
+        subject=mail_text.subject,
         body=body,
-        ics=visit_calendar_text(view, now=now, public_url=services.settings.public_url, url=link),
+        ics=visit_calendar_text(
+            view,
+            now=now,
+            public_url=services.settings.public_url,
+            url=link,
+            language=language,
+        ),
     )
     # The outbox row exactly as queue_email built it, written with one prepared insert instead
     # of an ORM flush (the booking transaction is the serialised hot path).

@@ -17,7 +17,6 @@ call that was not two-way.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -26,6 +25,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vvserver.db.models import Visit
 from vvserver.domain.audit.chain import AuditRecord
+from vvserver.domain.notices.language import DEFAULT_LANGUAGE
+from vvserver.domain.notices.mail_text import (
+    Phrase,
+    mail,
+    minutes_phrase,
+    minutes_text,
+    render_reason,
+    text,
+)
 from vvserver.domain.notices.outbox import queue_email
 from vvserver.domain.services import Services
 from vvserver.domain.visits.views import load_view
@@ -46,37 +54,44 @@ def connected_seconds(visit: Visit) -> float:
     return min(visit.visitor_connected_s, visit.kiosk_connected_s)
 
 
-def lost_time_text(seconds: float) -> str:
-    minutes = math.ceil(seconds / 60)
-    return f"{minutes} minute{'s' if minutes != 1 else ''}"
-
-
 async def offer_credit(
-    session: AsyncSession, services: Services, visit: Visit, reason: str, now: datetime
+    session: AsyncSession,
+    services: Services,
+    visit: Visit,
+    reason: str | Phrase,
+    now: datetime,
 ) -> None:
     """Flag ``visit`` for credit and e-mail its visitor a free rebooking, in the caller's write
-    transaction (the visit row locked by the caller)."""
+    transaction (the visit row locked by the caller). ``reason`` is e-mailed in the visitor's
+    language and audited in English."""
     visit.credit_flag = True
     visit.updated_at = now
     view = await load_view(session, visit)
     lost = lost_seconds(visit)
-    lost_line = f"Time lost: {lost_time_text(lost)}.\n" if lost > 0 else ""
+    language = view.visitor_language
+    mail_text = mail(
+        language,
+        "visit_credit",
+        name=view.visitor_name,
+        person=view.person_name,
+        span=view.local_span_text(language),
+        reason=render_reason(reason, language),
+        lost=text(language, "visit_credit.lost", lost=minutes_text(lost, language))
+        if lost > 0
+        else "",
+        visit_id=visit.id,
+        url=services.settings.public_url,
+        when=view.local_start_text(language),
+    )
     queue_email(
         session,
         now,
         kind="visit_credit",
         to=view.visitor_email,
-        subject=f"Free rebooking for your video visit of {view.local_start_text()}",
-        body=(
-            f"Hello {view.visitor_name},\n\n"
-            f"your video visit with {view.person_name} on {view.local_span_text()} "
-            "did not go as it should have.\n\n"
-            f"Reason: {reason}\n{lost_line}\n"
-            "You can book a make-up visit for free: open this visit (visit number "
-            f"{visit.id}) on the visits page at {services.settings.public_url} and choose "
-            '"Rebook". The make-up visit does not count against your weekly visits.\n'
-        ),
+        subject=mail_text.subject,
+        body=mail_text.body,
     )
+    english = render_reason(reason, DEFAULT_LANGUAGE)
     await services.audit.append(
         session,
         AuditRecord(
@@ -85,11 +100,11 @@ async def offer_credit(
             outcome="success",
             target=f"visit:{visit.id}",
             component="visits",
-            details={"reason": reason, "lost_seconds": round(lost, 1)},
+            details={"reason": english, "lost_seconds": round(lost, 1)},
         ),
         now,
     )
-    logger.info("visit %s credited (%s, %.0f s lost)", visit.id, reason, lost)
+    logger.info("visit %s credited (%s, %.0f s lost)", visit.id, english, lost)
 
 
 async def credit_ended_visit(
@@ -107,7 +122,7 @@ async def credit_ended_visit(
     threshold = (await load_view(session, visit)).rules.lost_credit_seconds
     if lost <= threshold:
         return False
-    reason = f"the call was interrupted for {lost_time_text(lost)} in all"
+    reason = Phrase("reason.interrupted_for", {"lost": minutes_phrase(lost)})
     await offer_credit(session, services, visit, reason, now)
     return True
 

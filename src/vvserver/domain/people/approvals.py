@@ -25,8 +25,11 @@ from vvserver.domain.accounts.scope import (
     cancel_visits,
     reachable_facility_ids,
 )
-from vvserver.domain.accounts.staff import facility_admin_emails
+from vvserver.domain.accounts.staff import facility_admin_recipients
 from vvserver.domain.errors import Conflict, InvalidInput, NotFound
+from vvserver.domain.notices.language import language_of
+from vvserver.domain.notices.mail_text import Phrase, mail
+from vvserver.domain.notices.mail_text import text as text_of
 from vvserver.domain.notices.outbox import queue_email
 from vvserver.domain.people.bans import active_ban
 from vvserver.domain.people.directory_handles import open_handle
@@ -77,20 +80,27 @@ async def _notify_admins(
     approval: Approval,
     now: datetime,
 ) -> None:
-    professional = "" if approval.professional == "none" else f" ({approval.professional})"
-    for email in await facility_admin_emails(session, facility):
+    for email, language in await facility_admin_recipients(session, facility):
+        kind = approval.professional
+        professional = "" if kind == "none" else text_of(language, f"professional.{kind}")
+        text = mail(
+            language,
+            "approval_requested",
+            visitor=visitor.name,
+            professional=professional,
+            person=f"{person.first_name} {person.last_name}",
+            booking_number=person.booking_number,
+            relationship=approval.relationship,
+            facility=facility.name,
+            link=f"{services.settings.public_url}/admin/approvals",
+        )
         queue_email(
             session,
             now,
             kind="approval_requested",
             to=email,
-            subject=f"New visitor approval request at {facility.name}",
-            body=(
-                f"{visitor.name}{professional} asks to be approved to visit {person.first_name} "
-                f"{person.last_name} ({person.booking_number}), relationship: "
-                f"{approval.relationship}.\n\nReview the request in the approval queue:\n"
-                f"{services.settings.public_url}/admin/approvals\n"
-            ),
+            subject=text.subject,
+            body=text.body,
         )
 
 
@@ -265,21 +275,22 @@ async def decide_approval(
         approval.decided_by = caller.principal.account_id
         approval.decided_at = now
         who = f"{person.first_name} {person.last_name}"
-        if approve:
-            subject = f"You are approved to visit {who}"
-            text = f"you are now approved to visit {who} at {facility.name}. You can book visits."
-        else:
-            subject = f"Your request to visit {who} was denied"
-            text = f"your request to visit {who} at {facility.name} was denied."
-        if reason:
-            text += f"\n\nReason: {reason}"
+        language = language_of(visitor.language)
+        text = mail(
+            language,
+            "approval_approved" if approve else "approval_denied",
+            name=visitor.name,
+            person=who,
+            facility=facility.name,
+            reason=text_of(language, "approval.reason", reason=reason) if reason else "",
+        )
         queue_email(
             session,
             now,
             kind="approval_decision",
             to=visitor.email,
-            subject=subject,
-            body=f"Hello {visitor.name},\n\n{text}\n",
+            subject=text.subject,
+            body=text.body,
         )
         await caller.audit(
             services,
@@ -314,19 +325,24 @@ async def revoke_approval(
             Visit.visitor_id == visitor.id,
             Visit.person_id == person.id,
             actor=caller.actor,
-            reason=f"your approval to visit {who} was withdrawn: {reason}",
+            reason=Phrase("reason.approval_withdrawn", {"person": who, "reason": reason}),
             now=now,
+        )
+        text = mail(
+            language_of(visitor.language),
+            "approval_revoked",
+            name=visitor.name,
+            person=who,
+            facility=facility.name,
+            reason=reason,
         )
         queue_email(
             session,
             now,
             kind="approval_revoked",
             to=visitor.email,
-            subject=f"Your approval to visit {who} was withdrawn",
-            body=(
-                f"Hello {visitor.name},\n\nyou are no longer approved to visit {who} at "
-                f"{facility.name}.\n\nReason: {reason}\n"
-            ),
+            subject=text.subject,
+            body=text.body,
         )
         await caller.audit(
             services,

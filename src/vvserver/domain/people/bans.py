@@ -15,9 +15,10 @@ from vvserver.domain.accounts.scope import (
     administered_facility,
     cancel_visits,
     facility_in_scope,
-    local_time_text,
 )
 from vvserver.domain.errors import Conflict, InvalidInput, NotFound
+from vvserver.domain.notices.language import language_of
+from vvserver.domain.notices.mail_text import Phrase, When, mail
 from vvserver.domain.notices.outbox import queue_email
 from vvserver.domain.people.visitors import visitor_in_scope
 from vvserver.domain.services import Services
@@ -71,25 +72,33 @@ async def create_ban(
         )
         session.add(ban)
         await session.flush()
-        until = local_time_text(ends_at, facility.timezone)
+        until = When(ends_at, facility.timezone)
         cancelled = await cancel_visits(
             session,
             Visit.visitor_id == visitor.id,
             Visit.facility_id == facility.id,
             actor=caller.actor,
-            reason=f"you may not visit at {facility.name} until {until}: {reason}",
+            reason=Phrase(
+                "reason.ban", {"facility": facility.name, "until": until, "reason": reason}
+            ),
             now=now,
+        )
+        language = language_of(visitor.language)
+        text = mail(
+            language,
+            "visitor_ban",
+            name=visitor.name,
+            facility=facility.name,
+            until=until.render(language),
+            reason=reason,
         )
         queue_email(
             session,
             now,
             kind="visitor_ban",
             to=visitor.email,
-            subject=f"You may not visit at {facility.name} until {until}",
-            body=(
-                f"Hello {visitor.name},\n\nyou may not take part in visits at {facility.name} "
-                f"until {until}.\n\nReason: {reason}\n"
-            ),
+            subject=text.subject,
+            body=text.body,
         )
         await caller.audit(
             services,
@@ -137,13 +146,19 @@ async def lift_ban(
         ban.lifted_at = now
         visitor = await session.get(Account, ban.visitor_id)
         assert visitor is not None
+        text = mail(
+            language_of(visitor.language),
+            "visitor_ban_lifted",
+            name=visitor.name,
+            facility=facility.name,
+        )
         queue_email(
             session,
             now,
             kind="visitor_ban_lifted",
             to=visitor.email,
-            subject=f"You may visit at {facility.name} again",
-            body=f"Hello {visitor.name},\n\nyour ban from visits at {facility.name} was lifted.\n",
+            subject=text.subject,
+            body=text.body,
         )
         await caller.audit(services, session, "ban.lift", f"ban:{ban.id}", now, reason=reason)
     return ban

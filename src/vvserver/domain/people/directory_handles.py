@@ -1,11 +1,11 @@
 """Opaque, short-lived handles for people a visitor found in the directory.
 
-The directory answers an exact booking number and last name with a handle, not the person's
-database id. An approval request names the person only by such a handle, so a visitor can ask
-to visit only someone they found through the directory (exact match, rate limited), never an
-id they guessed. A handle is AES-GCM encrypted and authenticated with a key derived from the
-server's secret: it binds the person, the visitor who searched and an expiry
-(``HANDLE_TTL``), and shows none of them.
+The directory answers a matching booking number and last name (``directory_match``: both must
+fit one person) with a handle, not the person's database id. An approval request names the
+person only by such a handle, so a visitor can ask to visit only someone they found through the
+directory (both matched, rate limited), never an id they guessed. A handle is AES-GCM encrypted
+and authenticated with a key derived from the server's secret: it binds the person, the visitor
+who searched and an expiry (``HANDLE_TTL``), and shows none of them.
 """
 
 from __future__ import annotations

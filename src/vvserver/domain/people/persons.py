@@ -22,10 +22,10 @@ from vvserver.domain.accounts.scope import (
     administered_facility,
     cancel_visits,
     facility_in_scope,
-    local_time_text,
     unit_of,
 )
 from vvserver.domain.errors import Conflict, InvalidInput, NotFound
+from vvserver.domain.notices.mail_text import Phrase, When
 from vvserver.domain.services import Services
 
 logger = logging.getLogger(__name__)
@@ -192,9 +192,7 @@ async def update_person(
                 Visit.person_id == person.id,
                 Visit.unit_id == person.unit_id,
                 actor=caller.actor,
-                reason=(
-                    f"{person.first_name} moved to another housing unit; please book a new time"
-                ),
+                reason=Phrase("reason.moved_unit", {"first_name": person.first_name}),
                 now=now,
             )
             person.unit_id = unit.id
@@ -222,7 +220,7 @@ async def release_person(
             session,
             Visit.person_id == person.id,
             actor=caller.actor,
-            reason=f"{person.first_name} {person.last_name} is no longer in custody here",
+            reason=Phrase("reason.released", {"person": f"{person.first_name} {person.last_name}"}),
             now=now,
         )
         await caller.audit(
@@ -280,7 +278,9 @@ async def transfer_person(
             Visit.person_id == person.id,
             Visit.facility_id == source,
             actor=caller.actor,
-            reason=f"{person.first_name} {person.last_name} was transferred to another facility",
+            reason=Phrase(
+                "reason.transferred", {"person": f"{person.first_name} {person.last_name}"}
+            ),
             now=now,
         )
         await caller.audit(
@@ -316,9 +316,12 @@ async def suspend_visiting(
             Visit.person_id == person.id,
             Visit.start_at < until,
             actor=caller.actor,
-            reason=(
-                f"visiting with {person.first_name} {person.last_name} is suspended until "
-                f"{local_time_text(until, facility.timezone)}"
+            reason=Phrase(
+                "reason.suspended",
+                {
+                    "person": f"{person.first_name} {person.last_name}",
+                    "until": When(until, facility.timezone),
+                },
             ),
             now=now,
         )
@@ -353,24 +356,3 @@ async def set_pin(services: Services, caller: Caller, person_id: int, pin: str) 
         person = await _administered_person(session, caller, person_id)
         person.pin_hash = pin_hash
         await caller.audit(services, session, "person.set_pin", f"person:{person.id}", now)
-
-
-async def find_in_directory(
-    services: Services, facility_id: int, *, last_name: str, booking_number: str
-) -> Person | None:
-    """Visitor search: the exact booking number AND the last name (case-insensitive) must match
-    an active person at this facility, so the directory can never be listed or browsed."""
-    number = normalise_booking_number(booking_number)
-    async with services.read() as session:
-        if await session.get(Facility, facility_id) is None:
-            raise NotFound("no such facility")
-        person = await session.scalar(
-            select(Person).where(
-                Person.facility_id == facility_id,
-                Person.booking_number == number,
-                Person.status == "active",
-            )
-        )
-    if person is None or person.last_name.casefold() != last_name.strip().casefold():
-        return None
-    return person

@@ -25,6 +25,8 @@ from vvserver.domain.accounts.scope import (
     reachable_facility_ids,
 )
 from vvserver.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, PayloadTooLarge
+from vvserver.domain.notices.language import is_language, language_of
+from vvserver.domain.notices.mail_text import mail
 from vvserver.domain.notices.outbox import queue_email
 from vvserver.domain.people.id_photos import reencode_image, sniff_image_type
 from vvserver.domain.services import Services
@@ -78,7 +80,12 @@ async def own_profile(services: Services, account_id: int) -> Account:
 
 
 async def update_profile(
-    services: Services, caller: Caller, *, name: str | None, phone: str | None
+    services: Services,
+    caller: Caller,
+    *,
+    name: str | None,
+    phone: str | None,
+    language: str | None = None,
 ) -> Account:
     account_id = caller.principal.require_account_id()
     now = services.clock.now()
@@ -93,6 +100,11 @@ async def update_profile(
         if phone is not None and phone != account.phone:
             account.phone = phone
             changed.append("phone")
+        if language is not None and language != account.language:
+            if not is_language(language):
+                raise InvalidInput("language must be en or es", code="bad_language")
+            account.language = language
+            changed.append("language")
         await caller.audit(
             services,
             session,
@@ -247,22 +259,19 @@ async def check_id(
         account.id_reject_reason = None if verified else reason
         account.id_checked_at = now
         account.id_checked_by = caller.principal.account_id
-        if verified:
-            subject = "Your ID was verified"
-            text = "your ID was verified. You can now be approved for video visits."
-        else:
-            subject = "Your ID could not be verified"
-            text = (
-                f"your ID could not be verified.\n\nReason: {reason}\n\n"
-                "Please upload a new photo of your ID."
-            )
+        text = mail(
+            language_of(account.language),
+            "id_verified" if verified else "id_rejected",
+            name=account.name,
+            reason=reason,
+        )
         queue_email(
             session,
             now,
             kind="id_check",
             to=account.email,
-            subject=subject,
-            body=f"Hello {account.name},\n\n{text}\n",
+            subject=text.subject,
+            body=text.body,
         )
         await caller.audit(
             services,

@@ -16,16 +16,13 @@ from vvserver.db.models import Account, Facility, HousingUnit, Kiosk, Person, Vi
 from vvserver.domain.errors import NotFound
 from vvserver.domain.facilities.rules import VisitingRules, effective
 from vvserver.domain.notices.ics import CalendarVisit, visit_calendar
+from vvserver.domain.notices.language import DEFAULT_LANGUAGE, Language, language_of
+from vvserver.domain.notices.mail_text import date_time, span_text, text
 
 logger = logging.getLogger(__name__)
 
-MONITORED_NOTICE = (
-    "This visit is monitored and recorded by the facility. Everything said and shown can be "
-    "reviewed by staff."
-)
-PRIVILEGED_NOTICE = (
-    "This is a privileged (attorney or clergy) visit: it is not monitored or recorded."
-)
+MONITORED_NOTICE = text(DEFAULT_LANGUAGE, "notice.monitored")
+PRIVILEGED_NOTICE = text(DEFAULT_LANGUAGE, "notice.privileged")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +37,8 @@ class VisitView:
     visitor_name: str
     visitor_email: str
     rules: VisitingRules
+    # The visitor's e-mail language: what their confirmations, changes and .ics are written in.
+    visitor_language: Language = DEFAULT_LANGUAGE
 
     @property
     def tz(self) -> ZoneInfo:
@@ -59,42 +58,51 @@ class VisitView:
 
     @property
     def monitoring_notice(self) -> str:
-        return PRIVILEGED_NOTICE if self.visit.privileged else MONITORED_NOTICE
+        return self.monitoring_notice_in(DEFAULT_LANGUAGE)
 
-    def local_start_text(self) -> str:
-        return self.local_start.strftime("%a %d %b %Y %H:%M")
+    def monitoring_notice_in(self, language: Language) -> str:
+        return text(language, "notice.privileged" if self.visit.privileged else "notice.monitored")
 
-    def local_span_text(self) -> str:
-        start, end = self.local_start, self.local_end
-        return (
-            f"{start.strftime('%A %d %B %Y, %H:%M')} to {end.strftime('%H:%M')} "
-            f"({self.timezone}, UTC{start.strftime('%z')[:3]}:{start.strftime('%z')[3:]})"
-        )
+    def local_start_text(self, language: Language = DEFAULT_LANGUAGE) -> str:
+        return date_time(self.local_start, language, "short")
 
-    def join_window_text(self) -> str:
-        return f"it opens {self.rules.join_window_minutes} minutes before the visit"
+    def local_span_text(self, language: Language = DEFAULT_LANGUAGE) -> str:
+        return span_text(self.local_start, self.local_end, self.timezone, language)
+
+    def join_window_text(self, language: Language = DEFAULT_LANGUAGE) -> str:
+        return text(language, "join_window", minutes=self.rules.join_window_minutes)
 
 
 def visit_calendar_text(
-    view: VisitView, *, now: datetime, public_url: str, url: str | None = None
+    view: VisitView,
+    *,
+    now: datetime,
+    public_url: str,
+    url: str | None = None,
+    language: Language = DEFAULT_LANGUAGE,
 ) -> str:
-    """The visit as an iCalendar file; ``url`` (the join link) only goes into the visitor's mail."""
+    """The visit as an iCalendar file in ``language``; ``url`` (the join link) only goes into
+    the visitor's mail."""
     visit = view.visit
-    description = (
-        f"Video visit with {view.person_name} at {view.facility_name}.\n"
-        f"Local time: {view.local_span_text()}.\n"
-        f"Visit number: {visit.id}.\n{view.monitoring_notice}"
+    description = text(
+        language,
+        "ics.description",
+        person=view.person_name,
+        facility=view.facility_name,
+        span=view.local_span_text(language),
+        visit_id=visit.id,
+        notice=view.monitoring_notice_in(language),
     )
     if url is not None:
-        description += f"\nJoin link ({view.join_window_text()}): {url}"
+        description += text(language, "ics.join", window=view.join_window_text(language), link=url)
     return visit_calendar(
         CalendarVisit(
             visit_id=visit.id,
             start=visit.start_at,
             end=visit.end_at,
-            summary=f"Video visit with {view.person_name}",
+            summary=text(language, "ics.summary", person=view.person_name),
             description=description,
-            location=f"Online video visit - {view.facility_name}",
+            location=text(language, "ics.location", facility=view.facility_name),
             cancelled=visit.state == "cancelled",
             url=url,
         ),
@@ -118,6 +126,7 @@ def _view_select() -> Any:
             Kiosk.name,
             Account.name,
             Account.email,
+            Account.language,
         )
         .join(Person, Person.id == Visit.person_id)
         .join(Facility, Facility.id == Visit.facility_id)
@@ -148,6 +157,7 @@ def _to_views(rows: Sequence[Any]) -> list[VisitView]:
                 visitor_name=row[10],
                 visitor_email=row[11],
                 rules=rules,
+                visitor_language=language_of(row[12]),
             )
         )
     return views
