@@ -437,6 +437,7 @@ class VisitRoom:
             waited,
         )
         self._events.publish(MediaNotConnected(self.visit_id, role, round(waited, 1)))
+
     def _slot_started(self) -> None:
         """The clock's start: the waiting room is over (no-op when it was open already)."""
         if not self.gate.open_now():

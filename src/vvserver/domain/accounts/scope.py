@@ -180,9 +180,7 @@ async def cancel_visits(
             facility=facility.name,
             when=local_time_text(visit.start_at, facility.timezone, language),
             reason=render_reason(reason, language),
-            series_note=(
-                text(language, "visits_cancelled.series_note") if series_goes_on else ""
-            ),
+            series_note=(text(language, "visits_cancelled.series_note") if series_goes_on else ""),
         )
         queue_email(
             session,

@@ -166,7 +166,12 @@ TEXTS: Final[dict[str, str]] = {
     "visits_cancelled.body": (
         "Hello {name},\n\nyour video visit with {person} "
         "at {facility} on {when} has been cancelled.\n\n"
-        "Reason: {reason}\n"
+        "Reason: {reason}\n{series_note}"
+    ),
+    "visits_cancelled.series_note": (
+        "\nThis visit was booked by your standing weekly visit. Only this visit is "
+        "cancelled: the weekly visit goes on, and its next visit is booked when its "
+        "booking window opens.\n"
     ),
     "visit_credit.subject": "Free rebooking for your video visit of {when}",
     "visit_credit.body": (

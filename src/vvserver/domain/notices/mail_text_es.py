@@ -171,7 +171,12 @@ TEXTS: Final[dict[str, str]] = {
     "visits_cancelled.body": (
         "Hola, {name}:\n\nsu visita por video con {person} "
         "en {facility} del {when} fue cancelada.\n\n"
-        "Motivo: {reason}\n"
+        "Motivo: {reason}\n{series_note}"
+    ),
+    "visits_cancelled.series_note": (
+        "\nEsta visita la reservó su visita semanal fija. Solo se cancela esta visita: "
+        "la visita semanal sigue, y su próxima visita se reserva cuando se abra su plazo "
+        "de reserva.\n"
     ),
     "visit_credit.subject": "Nueva reserva gratuita para su visita por video del {when}",
     "visit_credit.body": (
