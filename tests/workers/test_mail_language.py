@@ -2,9 +2,10 @@
 
 A Spanish-speaking mother (visitor2, who chose Spanish) and an English-speaking visitor go through
 what makes the server write to them: signing up, a password reset, a lock-out, approval requests
-and decisions, ID checks, bookings, moves, cancellations, reminders, credit, bans and changes to
-the person they visit; a facility admin who chose Spanish gets the new-request e-mail in Spanish,
-the other in English. Everything goes through the real outbox and mailer to a real SMTP server
+and decisions, ID checks, bookings, moves, cancellations, reminders, credit, bans, changes to the
+person they visit, and a standing weekly visit's skipped week and its end; a facility admin who
+chose Spanish gets the new-request e-mail in Spanish, the other in English. Everything goes
+through the real outbox and mailer to a real SMTP server
 (aiosmtpd); each message is read back as a mail client would: subject and body in the right
 language, the links open real pages, and the .ics is in the same language with the right times
 and join link.
@@ -624,3 +625,96 @@ async def test_switching_the_profile_language_changes_the_next_e_mails(jail: Jai
     resp = await officer.put("/api/auth/language", json={"language": "es"})
     assert resp.status == 200
     assert (await resp.json())["language"] == "es"
+
+
+async def test_standing_weekly_visit_e_mails_are_in_the_visitors_language(jail: Jail) -> None:
+    """A week the scheduler cannot book and a series that ends are written in each visitor's
+    language: the reason, the dates, the weekday and the nearest free times."""
+    world = jail.world
+    visitor, visitor2 = await jail.user("visitor"), await jail.user("visitor2")
+    pa1 = world.persons["pa1"]
+    series: dict[str, int] = {}
+    for key, user, at in (("visitor", visitor, "14:00"), ("visitor2", visitor2, "16:00")):
+        resp = await user.post("/api/series", json={"person_id": pa1, "weekday": 6, "time": at})
+        assert resp.status == 201, await resp.text()
+        series[key] = (await resp.json())["id"]
+    # Sunday 17 January, 13:00 to 17:00 in New York: no visits (both weeks are skipped).
+    admin_a = await jail.user("admin_a")
+    resp = await admin_a.post(
+        f"/api/facilities/{world.facility_a}/blackouts",
+        json={
+            "starts_at": "2027-01-17T13:00:00-05:00",
+            "ends_at": "2027-01-17T17:00:00-05:00",
+            "reason": "simulacro",
+        },
+    )
+    assert resp.status == 201, await resp.text()
+
+    # The windows of 10 and 17 January are open: the 10th is booked, the 17th is not.
+    report = await scheduler_pass(jail.services, jail.clock.now())
+    assert (report.series_booked, report.series_skipped) == (2, 2)
+    sent = await jail.sent()
+    # Each gets the 10th's confirmation (checked in the test above) and the 17th's notice.
+    [en] = [m for m in sent if m["To"] == world.emails["visitor"] and "Weekly" in m["Subject"]]
+    [es] = [m for m in sent if m["To"] == world.emails["visitor2"] and "semanal" in m["Subject"]]
+    assert len(sent) == 4
+    assert_in_language(
+        en,
+        "en",
+        "Weekly visit not booked: Sunday 17 January 2027, 14:00 EST",
+        "your standing weekly visit with PA1 Doe (every Sunday at 14:00) could not be booked "
+        "for Sunday 17 January 2027, 14:00 EST.",
+        "Why: visits are suspended at that time",
+        # Nearest first: 12:30 (an hour and a half before), 12:00, 11:30.
+        "The nearest free times:\n- Sunday 17 January 2027, 12:30\n"
+        "- Sunday 17 January 2027, 12:00\n- Sunday 17 January 2027, 11:30\n",
+        "Your weekly visit itself continues",
+    )
+    assert_in_language(
+        es,
+        "es",
+        "Visita semanal no reservada: domingo 17 de enero de 2027, 16:00 EST",
+        "no se pudo reservar su visita semanal fija con PA1 Doe (cada domingo a las 16:00) "
+        "para el domingo 17 de enero de 2027, 16:00 EST.",
+        "Motivo: las visitas están suspendidas a esa hora",
+        # Nearest first: 17:00 (right after the blackout), 17:30, 18:00.
+        "Las horas libres más cercanas:\n- domingo 17 de enero de 2027, 17:00\n"
+        "- domingo 17 de enero de 2027, 17:30\n- domingo 17 de enero de 2027, 18:00\n",
+        "Su visita semanal sigue",
+    )
+    for message in (en, es):
+        links = await assert_links_open_pages(jail, message)
+        assert [urlsplit(link).path for link in links] == ["/visitor/book", "/visitor/series"]
+
+    # PA1 is released: at the next booking window each series ends, with one notice each.
+    resp = await admin_a.post(f"/api/persons/{pa1}/release", json={"reason": "Bail"})
+    assert resp.status == 200, await resp.text()
+    await jail.sent()  # the booked visits' cancellations (checked in the test above)
+    jail.clock.moment = datetime(2027, 1, 10, 21, 0, tzinfo=UTC)  # 24 January, 16:00 opens
+    report = await scheduler_pass(jail.services, jail.clock.moment)
+    assert report.series_ended == 2
+    sent = await jail.sent()
+    en, es = to(sent, world.emails["visitor"]), to(sent, world.emails["visitor2"])
+    assert_in_language(
+        en,
+        "en",
+        "Weekly visit with PA1 Doe ended",
+        "your standing weekly visit with PA1 Doe (every Sunday at 14:00) has ended and books "
+        "no more visits.",
+        "Why: the person is no longer here",
+    )
+    assert_in_language(
+        es,
+        "es",
+        "Terminó la visita semanal con PA1 Doe",
+        "su visita semanal fija con PA1 Doe (cada domingo a las 16:00) terminó y ya no reserva "
+        "más visitas.",
+        "Motivo: la persona ya no está aquí",
+    )
+    for message in (en, es):
+        [link] = await assert_links_open_pages(jail, message)
+        assert urlsplit(link).path == "/visitor/series"
+    # The API keeps the stored reason in English.
+    visitor2 = await ApiUser.sign_in(jail.client, world.emails["visitor2"])  # a new day
+    shown = await (await visitor2.get(f"/api/series/{series['visitor2']}")).json()
+    assert (shown["state"], shown["end_reason"]) == ("ended", "the person is no longer here")

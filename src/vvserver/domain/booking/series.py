@@ -39,6 +39,8 @@ from vvserver.domain.booking.series_time import (
 from vvserver.domain.booking.slot_checks import Minor, check_minors
 from vvserver.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from vvserver.domain.facilities.rules import VisitingRules, effective
+from vvserver.domain.notices.language import DEFAULT_LANGUAGE, Language
+from vvserver.domain.notices.mail_text import text
 from vvserver.domain.services import Services
 
 logger = logging.getLogger(__name__)
@@ -77,8 +79,10 @@ class SeriesView:
     occurrences: list[OccurrenceView]
 
 
-def describe(series: VisitSeries) -> str:
-    return f"every {WEEKDAY_NAMES[series.weekday]} at {series.local_time}"
+def describe(series: VisitSeries, language: Language = DEFAULT_LANGUAGE) -> str:
+    """ "every Sunday at 14:00", "cada domingo a las 14:00": the weekday in ``language``."""
+    weekday = text(language, f"weekday.{series.weekday}")
+    return text(language, "series.every", weekday=weekday, time=series.local_time)
 
 
 async def _view(session: AsyncSession, series: VisitSeries, now: datetime) -> SeriesView:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,6 +37,15 @@ from vvserver.domain.booking.series import describe
 from vvserver.domain.booking.series_time import WEEK, index_start, occurrence_start
 from vvserver.domain.booking.slot_checks import Minor
 from vvserver.domain.errors import DomainError
+from vvserver.domain.facilities.rules import VisitingRules
+from vvserver.domain.notices.language import DEFAULT_LANGUAGE, language_of
+from vvserver.domain.notices.mail_text import (
+    Phrase,
+    local_date_time,
+    mail,
+    render_reason,
+    text,
+)
 from vvserver.domain.notices.outbox import queue_email
 from vvserver.domain.services import Services
 
@@ -110,7 +118,9 @@ async def _book_or_skip(
         )
     except DomainError as refusal:
         if refusal.code in ENDING_CODES:
-            await _end(session, services, series, person, now, refusal.message)
+            await _end(
+                session, services, series, person, now, refusal_reason(refusal, person.rules)
+            )
             return "ended"
         wanted = start or index_start(series.next_date, local, tz)
         nearest = await nearest_free_slots(session, series, now, wanted)
@@ -130,9 +140,8 @@ async def _book_or_skip(
                 created_at=now,
             )
         )
-        await _tell_skipped(
-            session, services, series, person, wanted, refusal.message, nearest, now
-        )
+        why = refusal_reason(refusal, person.rules)
+        await _tell_skipped(session, services, series, person, wanted, why, nearest, now)
         logger.info(
             "series %s: %s not booked (%s); %d free slots offered",
             series.id,
@@ -192,42 +201,50 @@ def _series_link(services: Services) -> str:
     return f"{services.settings.public_url.rstrip('/')}/visitor/series"
 
 
+def _book_link(services: Services) -> str:
+    return f"{services.settings.public_url.rstrip('/')}/visitor/book"
+
+
 async def _tell_skipped(
     session: AsyncSession,
     services: Services,
     series: VisitSeries,
     person: PersonContext,
     wanted: datetime,
-    why: str,
+    why: str | Phrase,
     nearest: list[Interval],
     now: datetime,
 ) -> None:
     visitor = await _visitor(session, series)
-    when = local_time_text(wanted, person.timezone)
+    language = language_of(visitor.language)
     if nearest:
-        zone = ZoneInfo(person.timezone)
-        offers = "The nearest free times:\n" + "".join(
-            f"- {slot.start.astimezone(zone):%A %d %B %Y, %H:%M}\n" for slot in nearest
+        times = "".join(
+            f"- {local_date_time(slot.start, person.timezone, language, 'long')}\n"
+            for slot in nearest
         )
-        offers += (
-            f"\nBook one of them on the booking page: "
-            f"{services.settings.public_url.rstrip('/')}/visitor/book\n"
+        offers = text(
+            language, "series_skipped.offers", times=times, book_link=_book_link(services)
         )
     else:
-        offers = "There is no free time near it.\n"
+        offers = text(language, "series_skipped.no_offers")
+    message = mail(
+        language,
+        "series_skipped",
+        name=visitor.name,
+        person=person.full_name,
+        every=describe(series, language),
+        when=local_time_text(wanted, person.timezone, language),
+        reason=render_reason(why, language),
+        offers=offers,
+        series_link=_series_link(services),
+    )
     queue_email(
         session,
         now,
         kind="series_skipped",
         to=visitor.email,
-        subject=f"Weekly visit not booked: {when}",
-        body=(
-            f"Hello {visitor.name},\n\n"
-            f"your standing weekly visit with {person.full_name} ({describe(series)}) could "
-            f"not be booked for {when}.\n\nWhy: {why}\n\n{offers}\n"
-            "Your weekly visit itself continues: the next one is booked when its booking "
-            f"window opens. Your weekly visits: {_series_link(services)}\n"
-        ),
+        subject=message.subject,
+        body=message.body,
     )
 
 
@@ -237,24 +254,55 @@ async def _end(
     series: VisitSeries,
     person: PersonContext,
     now: datetime,
-    why: str,
+    why: str | Phrase,
 ) -> None:
     old = series.state
+    english = render_reason(why, DEFAULT_LANGUAGE)
     series.state = "ended"
-    series.end_reason = why
+    series.end_reason = english
     series.updated_at = now
     visitor = await _visitor(session, series)
+    language = language_of(visitor.language)
+    message = mail(
+        language,
+        "series_ended",
+        name=visitor.name,
+        person=person.full_name,
+        every=describe(series, language),
+        reason=render_reason(why, language),
+        series_link=_series_link(services),
+    )
     queue_email(
         session,
         now,
         kind="series_ended",
         to=visitor.email,
-        subject=f"Weekly visit with {person.full_name} ended",
-        body=(
-            f"Hello {visitor.name},\n\n"
-            f"your standing weekly visit with {person.full_name} ({describe(series)}) has "
-            f"ended and books no more visits.\n\nWhy: {why}\n\n"
-            f"Your weekly visits: {_series_link(services)}\n"
-        ),
+        subject=message.subject,
+        body=message.body,
     )
-    logger.info("series %s: %s -> ended (%s)", series.id, old, why)
+    logger.info("series %s: %s -> ended (%s)", series.id, old, english)
+
+
+def refusal_reason(refusal: DomainError, rules: VisitingRules) -> str | Phrase:
+    """Why the booking code refused an occurrence, to be written in each visitor's language.
+
+    A refusal with numbers in it (a weekly limit, the booking window) becomes its ``Phrase``
+    when that says exactly what the English message says; any other message is kept as it is
+    and ``render_reason`` translates the fixed ones (``reason.<message>`` in the catalogs).
+    """
+    numbered = {
+        "person_weekly_limit": Phrase(
+            "reason.person_weekly_limit", {"count": rules.max_visits_per_person_week}
+        ),
+        "visitor_weekly_limit": Phrase(
+            "reason.visitor_weekly_limit", {"count": rules.max_visits_per_visitor_week}
+        ),
+        "outside_booking_window": Phrase(
+            "reason.booking_window",
+            {"min_minutes": rules.lead_min_minutes, "max_days": rules.lead_max_days},
+        ),
+    }
+    phrase = numbered.get(refusal.code)
+    if phrase is not None and phrase.render(DEFAULT_LANGUAGE) == refusal.message:
+        return phrase
+    return refusal.message

@@ -184,6 +184,27 @@ TEXTS: Final[dict[str, str]] = {
         '"Rebook". The make-up visit does not count against your weekly visits.\n'
     ),
     "visit_credit.lost": "Time lost: {lost}.\n",
+    # ------------------------------------------------------------------ standing weekly visits
+    "series.every": "every {weekday} at {time}",
+    "series_skipped.subject": "Weekly visit not booked: {when}",
+    "series_skipped.body": (
+        "Hello {name},\n\n"
+        "your standing weekly visit with {person} ({every}) could "
+        "not be booked for {when}.\n\nWhy: {reason}\n\n{offers}\n"
+        "Your weekly visit itself continues: the next one is booked when its booking "
+        "window opens. Your weekly visits: {series_link}\n"
+    ),
+    "series_skipped.offers": (
+        "The nearest free times:\n{times}\nBook one of them on the booking page: {book_link}\n"
+    ),
+    "series_skipped.no_offers": "There is no free time near it.\n",
+    "series_ended.subject": "Weekly visit with {person} ended",
+    "series_ended.body": (
+        "Hello {name},\n\n"
+        "your standing weekly visit with {person} ({every}) has "
+        "ended and books no more visits.\n\nWhy: {reason}\n\n"
+        "Your weekly visits: {series_link}\n"
+    ),
     # ------------------------------------------------------------------ calendar files
     "ics.summary": "Video visit with {person}",
     "ics.description": (
@@ -205,4 +226,38 @@ TEXTS: Final[dict[str, str]] = {
     "reason.kiosk offline": "kiosk offline",
     "reason.interrupted, not resumed": "interrupted, not resumed",
     "reason.both joined but never connected together": "both joined but never connected together",
+    # why a standing weekly visit was not booked or ended (the booking code's messages)
+    "reason.person_weekly_limit": "this person already has {count} visits that week",
+    "reason.visitor_weekly_limit": "you already have {count} visits that week",
+    "reason.booking_window": (
+        "visits can be booked from {min_minutes} minutes to {max_days} days ahead"
+    ),
+    "reason.this person cannot have visits at the moment": (
+        "this person cannot have visits at the moment"
+    ),
+    "reason.visiting is suspended for this person at that time": (
+        "visiting is suspended for this person at that time"
+    ),
+    "reason.visits are suspended at that time": "visits are suspended at that time",
+    "reason.this person has another visit at that time": (
+        "this person has another visit at that time"
+    ),
+    "reason.you have another visit at that time": "you have another visit at that time",
+    "reason.that slot has just been taken; pick another one": (
+        "that slot has just been taken; pick another one"
+    ),
+    "reason.you may not visit at this facility at that time": (
+        "you may not visit at this facility at that time"
+    ),
+    "reason.that time is not a visit slot; pick one from the availability list": (
+        "that time is not a visit slot; pick one from the availability list"
+    ),
+    "reason.the clocks change at that time that day": "the clocks change at that time that day",
+    "reason.confirm your e-mail address and have your ID checked before booking": (
+        "confirm your e-mail address and have your ID checked before booking"
+    ),
+    "reason.you are not on this person's approved visitor list": (
+        "you are not on this person's approved visitor list"
+    ),
+    "reason.the person is no longer here": "the person is no longer here",
 }

@@ -189,6 +189,28 @@ TEXTS: Final[dict[str, str]] = {
         '"Volver a reservar". La visita de reposición no cuenta para su límite semanal.\n'
     ),
     "visit_credit.lost": "Tiempo perdido: {lost}.\n",
+    # ------------------------------------------------------------------ standing weekly visits
+    "series.every": "cada {weekday} a las {time}",
+    "series_skipped.subject": "Visita semanal no reservada: {when}",
+    "series_skipped.body": (
+        "Hola, {name}:\n\n"
+        "no se pudo reservar su visita semanal fija con {person} ({every}) "
+        "para el {when}.\n\nMotivo: {reason}\n\n{offers}\n"
+        "Su visita semanal sigue: la próxima se reserva cuando se abra su plazo de "
+        "reserva. Sus visitas semanales: {series_link}\n"
+    ),
+    "series_skipped.offers": (
+        "Las horas libres más cercanas:\n{times}\n"
+        "Reserve una de ellas en la página de reservas: {book_link}\n"
+    ),
+    "series_skipped.no_offers": "No hay ninguna hora libre cercana.\n",
+    "series_ended.subject": "Terminó la visita semanal con {person}",
+    "series_ended.body": (
+        "Hola, {name}:\n\n"
+        "su visita semanal fija con {person} ({every}) terminó "
+        "y ya no reserva más visitas.\n\nMotivo: {reason}\n\n"
+        "Sus visitas semanales: {series_link}\n"
+    ),
     # ------------------------------------------------------------------ calendar files
     "ics.summary": "Visita por video con {person}",
     "ics.description": (
@@ -212,4 +234,38 @@ TEXTS: Final[dict[str, str]] = {
     "reason.both joined but never connected together": (
         "ambos se unieron pero nunca llegaron a conectarse"
     ),
+    # why a standing weekly visit was not booked or ended (the booking code's messages)
+    "reason.person_weekly_limit": "esta persona ya tiene {count} visitas esa semana",
+    "reason.visitor_weekly_limit": "usted ya tiene {count} visitas esa semana",
+    "reason.booking_window": (
+        "las visitas se reservan con entre {min_minutes} minutos y {max_days} días de antelación"
+    ),
+    "reason.this person cannot have visits at the moment": (
+        "esta persona no puede tener visitas por ahora"
+    ),
+    "reason.visiting is suspended for this person at that time": (
+        "las visitas de esta persona están suspendidas a esa hora"
+    ),
+    "reason.visits are suspended at that time": "las visitas están suspendidas a esa hora",
+    "reason.this person has another visit at that time": (
+        "esta persona tiene otra visita a esa hora"
+    ),
+    "reason.you have another visit at that time": "usted tiene otra visita a esa hora",
+    "reason.that slot has just been taken; pick another one": (
+        "ese horario se acaba de ocupar; elija otro"
+    ),
+    "reason.you may not visit at this facility at that time": (
+        "usted no puede visitar este centro a esa hora"
+    ),
+    "reason.that time is not a visit slot; pick one from the availability list": (
+        "esa hora no es un horario de visita; elija uno de la lista de horarios libres"
+    ),
+    "reason.the clocks change at that time that day": "ese día hay cambio de hora justo a esa hora",
+    "reason.confirm your e-mail address and have your ID checked before booking": (
+        "confirme su dirección de correo y haga verificar su identificación antes de reservar"
+    ),
+    "reason.you are not on this person's approved visitor list": (
+        "usted no está en la lista de visitantes aprobados de esta persona"
+    ),
+    "reason.the person is no longer here": "la persona ya no está aquí",
 }
