@@ -1,5 +1,5 @@
 """The lean receive path reads packets as aiortc would: the same VP8 descriptors, header
-extensions, NACK lists and clock, from offsets instead of objects."""
+extensions, NACK lists, clock and incoming bitrate, from offsets instead of objects."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ import os
 import pytest
 from aiortc import clock
 from aiortc.codecs.vpx import VpxPayloadDescriptor
+from aiortc.rate import RateCounter
 from aiortc.rtcrtpreceiver import NackGenerator
 from aiortc.rtp import HeaderExtensions, RtpPacket
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.media.rtp_wire import extensions_map
-from vvserver.media.aiortc_hooks import _Nacks
+from vvserver.media.aiortc_hooks import LeanRateCounter, _Nacks
 from vvserver.media.rtp_packing import vp8_payloads
 from vvserver.media.rtp_parsing import (
     abs_send_time,
@@ -93,3 +94,23 @@ def test_nacks_name_the_same_missing_packets_as_aiortcs_generator(steps: list[in
         packet = RtpPacket(sequence_number=seq)
         assert ours.add(seq) == theirs.add(packet)
         assert ours.missing == theirs.missing
+
+
+@given(
+    st.lists(  # (milliseconds since the last packet, its size)
+        st.tuples(
+            st.integers(min_value=0, max_value=400), st.integers(min_value=0, max_value=3000)
+        ),
+        min_size=1,
+        max_size=300,
+    )
+)
+def test_the_lean_rate_counter_gives_aiortcs_figures(steps: list[tuple[int, int]]) -> None:
+    ours, theirs = LeanRateCounter(1000, 8000), RateCounter(1000, 8000)
+    now = 1_000_000
+    for gap, size in steps:
+        now += gap
+        assert ours.rate(now) == theirs.rate(now)
+        ours.add(size, now)
+        theirs.add(size, now)
+    assert ours.rate(now + 1) == theirs.rate(now + 1)

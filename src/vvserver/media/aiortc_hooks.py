@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -435,6 +436,7 @@ class ReceiveCounters:
     malformed: int = 0  # not RTP, or cut short
     undecryptable: int = 0  # SRTP authentication or replay check failed
     unrouted: int = 0  # no receiver for its SSRC / payload type
+    nacks_sent: int = 0  # RTCP NACKs sent for missing packets
 
 
 class _RouteProbe:
@@ -524,11 +526,71 @@ class _Inbound:
             self.stats = streams[ssrc] = StreamStatistics(self.clock_rate)
         self.active: dict[int, Any] = getattr(receiver, _RECEIVER + "active_ssrc")
         self.active[ssrc] = clock.current_datetime()
-        self.estimator = getattr(receiver, _RECEIVER + "remote_bitrate_estimator")
+        self.estimator = _lean_estimator(getattr(receiver, _RECEIVER + "remote_bitrate_estimator"))
         self.nacks = _Nacks() if self.kind == "video" else None
         self.abs_send_time_id = abs_send_time_id
         self.frame_bytes = 0
         self.apt = 0
+
+
+class LeanRateCounter:
+    """aiortc's `RateCounter` (1 ms buckets over a window), with the same figures: it keeps
+    only the milliseconds that had data, so catching up after a quiet spell is one step
+    instead of one per millisecond (aiortc's `_erase_old` walks every bucket)."""
+
+    def __init__(self, window_size: int, scale: int = 8000) -> None:
+        self._window_size = window_size
+        self._scale = scale
+        self.reset()
+
+    def reset(self) -> None:
+        self._entries: deque[tuple[int, int]] = deque()
+        self._origin_ms: int | None = None
+        self._count = 0
+        self._value = 0
+
+    def _erase_old(self, now_ms: int) -> None:
+        new_origin_ms = now_ms - self._window_size + 1
+        assert self._origin_ms is not None
+        if self._origin_ms < new_origin_ms:
+            entries = self._entries
+            while entries and entries[0][0] < new_origin_ms:
+                _, value = entries.popleft()
+                self._count -= 1
+                self._value -= value
+            self._origin_ms = new_origin_ms
+
+    def add(self, value: int, now_ms: int) -> None:
+        if self._origin_ms is None:
+            self._origin_ms = now_ms
+        else:
+            self._erase_old(now_ms)
+        self._entries.append((now_ms, value))
+        self._count += 1
+        self._value += value
+
+    def rate(self, now_ms: int) -> int | None:
+        if self._origin_ms is not None:
+            self._erase_old(now_ms)
+            active_window_size = now_ms - self._origin_ms + 1
+            if self._count > 0 and active_window_size > 1:
+                return round(self._scale * self._value / active_window_size)
+        return None
+
+
+def _lean_estimator(estimator: Any) -> Any:
+    """The receiver's bitrate estimator with a `LeanRateCounter` for its incoming bitrate."""
+    if estimator is None:
+        return None
+    inner = getattr(estimator, "_estimator", estimator)  # under cap_receiver_remb's wrapper
+    counter = getattr(inner, ESTIMATOR_RATE_COUNTER_ATTR, None)
+    if counter is not None and not isinstance(counter, LeanRateCounter):
+        lean = LeanRateCounter(counter._window_size, counter._scale)
+        setattr(inner, ESTIMATOR_RATE_COUNTER_ATTR, lean)
+    return estimator
+
+
+ESTIMATOR_RATE_COUNTER_ATTR = "incoming_bitrate"
 
 
 def _is_rtx(codec: RTCRtpCodecParameters) -> bool:
@@ -553,7 +615,7 @@ class FastReceive:
         self._dtls = dtls
         self._connection = dtls.transport._connection
         self._queue_datagram: Callable[[bytes, int], None] = self._connection.data_received
-        self._streams: dict[int, _Inbound | None] = {}
+        self._streams: dict[int, _Inbound] = {}
         self._sinks: dict[Any, PacketSink] = {}
         self.counters = ReceiveCounters()
         self._connection.data_received = self._datagram
@@ -610,10 +672,7 @@ class FastReceive:
             return
         second = packet[1]
         seq, timestamp, ssrc = SEQ_TS_SSRC.unpack_from(packet, 2)
-        try:
-            inbound = self._streams[ssrc]
-        except KeyError:
-            inbound = self._route(ssrc, second & 0x7F)
+        inbound = self._streams.get(ssrc) or self._route(ssrc, second & 0x7F)
         if inbound is None:
             counters.unrouted += 1
             return
@@ -685,11 +744,12 @@ class FastReceive:
     def _route(self, ssrc: int, payload_type: int) -> _Inbound | None:
         receiver = self._dtls._rtp_router.route_rtp(_RouteProbe(ssrc, payload_type))
         sink = self._sinks.get(receiver)
-        inbound: _Inbound | None = None
-        if sink is not None and getattr(receiver, _RECEIVER + "codecs"):
-            abs_id = self._dtls._rtp_header_extensions_map._HeaderExtensionsMap__ids
-            inbound = _Inbound(receiver, sink, ssrc, abs_id.abs_send_time or 0)
-        self._streams[ssrc] = inbound
+        if sink is None or not getattr(receiver, _RECEIVER + "codecs"):
+            # Not (yet) a receiving stream: aiortc starts its receivers one by one after DTLS
+            # is up, so the first packets may come before theirs. Not remembered: asked again.
+            return None
+        abs_id = self._dtls._rtp_header_extensions_map._HeaderExtensionsMap__ids
+        inbound = self._streams[ssrc] = _Inbound(receiver, sink, ssrc, abs_id.abs_send_time or 0)
         return inbound
 
     def _estimate(
@@ -721,6 +781,7 @@ class FastReceive:
         if rtcp_ssrc is not None:
             packet = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=rtcp_ssrc, media_ssrc=ssrc)
             packet.lost = lost
+            self.counters.nacks_sent += 1
             send_rtcp_now(self._dtls, packet)
 
     def _send_pli(self, inbound: _Inbound, ssrc: int) -> None:

@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 SEQ_MOD = 1 << 16
 RTP_TIMESTAMP_MOD = 1 << 32
 DEFAULT_KEYFRAME_INTERVAL = 0.5  # at most this often a PLI goes to the publisher
+NEW_SUBSCRIBER_PLI_INTERVAL = 0.1  # ... but a subscriber that starts waits at most this
 REMB_MAX_AGE = 5.0  # a subscriber's REMB older than this no longer limits the publisher
 MIN_FORWARDED_REMB = 64_000  # never ask a publisher to go below this (bps)
 
@@ -227,18 +228,20 @@ class Feed:
         for subscriber in self._frame_subscribers:
             subscriber.offer(frame, segment)
 
-    def request_keyframe(self) -> None:
-        """Ask the publisher for a keyframe, at most once per keyframe interval."""
+    def request_keyframe(self, *, new_subscriber: bool = False) -> None:
+        """Ask the publisher for a keyframe, at most once per keyframe interval (for a
+        subscriber that starts now, unless one was asked for in the last 0.1 s: the one asked
+        for earlier may have come before it could take it)."""
         if self.kind != "video":
             return
         self._keyframe_wanted = True
-        self._maybe_send_pli()
+        self._maybe_send_pli(NEW_SUBSCRIBER_PLI_INTERVAL if new_subscriber else None)
 
-    def _maybe_send_pli(self) -> None:
+    def _maybe_send_pli(self, interval: float | None = None) -> None:
         now = self._clock()
         if self._send_pli is None or self._last_ssrc is None:
             return  # sent with the publisher's first frame
-        if now - self._last_pli < self._keyframe_interval:
+        if now - self._last_pli < min(self._keyframe_interval, interval or math.inf):
             return  # retried with a later frame unless a keyframe comes first
         self._last_pli = now
         self.plis_sent += 1
@@ -335,7 +338,9 @@ class ForwardedTrack(MediaStreamTrack):
     def _sender_started(self) -> None:
         if self.kind == "video":
             self._await_keyframe = True
-            self.request_keyframe()
+            self.keyframe_requests += 1
+            if self._feed is not None:
+                self._feed.request_keyframe(new_subscriber=True)
 
     def forward(self, rtp: RtpSlice, key_start: bool, source: int, now: float, ntp: int) -> None:
         """Send one packet of the feed (`key_start`: it starts a keyframe; always True for
