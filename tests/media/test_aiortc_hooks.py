@@ -11,19 +11,25 @@ import inspect
 import aioice.ice
 import pytest
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
 from aiortc.rtcicetransport import RTCIceGatherer, RTCIceTransport
-from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
+from aiortc.rtcrtpreceiver import StreamStatistics
+from aiortc.rtp import RTCP_PSFB_APP, HeaderExtensionsMap, RtcpPsfbPacket, pack_remb_fci
 
+from vvserver.client.peer import TestPeer
+from vvserver.client.sample_clip import Clip
 from vvserver.media import aiortc_hooks
 from vvserver.media.aiortc_hooks import (
     HookError,
     cap_receiver_remb,
+    enable_fast_receive,
     on_keyframe_request,
     on_remb,
     rtc_configuration,
     set_ice_host_addresses,
     tap_receiver,
 )
+from vvserver.media.room import VisitRoom
 
 
 def test_the_pinned_aiortc_version_is_installed() -> None:
@@ -52,11 +58,6 @@ def test_a_sender_turns_pli_and_fir_into_a_send_keyframe_call() -> None:
     assert "RTCP_PSFB_PLI" in source
     assert "self._send_keyframe()" in source
     assert list(inspect.signature(RTCRtpSender._send_keyframe).parameters) == ["self"]
-
-
-def test_a_sender_packs_av_packets_without_encoding() -> None:
-    source = inspect.getsource(RTCRtpSender._next_encoded_frame)
-    assert "payloads, timestamp = self.__encoder.pack(data)" in source
 
 
 def test_aioice_looks_up_host_addresses_at_gather_time() -> None:
@@ -177,3 +178,115 @@ def test_a_sender_retransmits_from_its_history_and_reports_its_counters() -> Non
     for counter in ("ntp_timestamp", "rtp_timestamp", "packet_count", "octet_count"):
         assert f"self.__{counter}" in rtcp
     assert isinstance(aiortc_hooks.RTP_HISTORY_SIZE, int)
+
+
+def test_a_nack_reaches_the_senders_overridable_retransmit_method() -> None:
+    source = inspect.getsource(RTCRtpSender._handle_rtcp_packet)
+    assert "await self._retransmit(seq)" in source
+    assert list(inspect.signature(RTCRtpSender._retransmit).parameters) == [
+        "self",
+        "sequence_number",
+    ]
+    assert list(inspect.signature(RTCRtpReceiver._send_rtcp_nack).parameters) == [
+        "self",
+        "media_ssrc",
+        "lost",
+    ]
+
+
+def test_aioice_hands_each_datagram_to_its_connections_data_received() -> None:
+    # The lean receive path takes SRTP datagrams here, before aioice's queue.
+    received = inspect.getsource(aioice.ice.StunProtocol.datagram_received)
+    assert "self.receiver.data_received(data, self.local_candidate.component)" in received
+    assert "self._queue.put_nowait((data, component))" in inspect.getsource(
+        aioice.ice.Connection.data_received
+    )
+    # ... and sends on the nominated pair's socket, which is all aioice's sendto does.
+    sendto = inspect.getsource(aioice.ice.Connection.sendto)
+    assert "active_pair = self._nominated.get(component)" in sendto
+    assert "await active_pair.protocol.send_data(data, active_pair.remote_addr)" in sendto
+    assert "self.transport.sendto(data, addr)" in inspect.getsource(
+        aioice.ice.StunProtocol.send_data
+    )
+
+
+def test_the_dtls_transport_decrypts_parses_and_routes_rtp_as_the_lean_path_does() -> None:
+    recv_next = inspect.getsource(RTCDtlsTransport._recv_next)
+    assert "elif first_byte > 127 and first_byte < 192 and self._rx_srtp:" in recv_next
+    assert "data = self._rx_srtp.unprotect(data)" in recv_next
+    assert "self.__rx_bytes += len(data)" in recv_next
+    assert "self.__rx_packets += 1" in recv_next
+    handle = inspect.getsource(RTCDtlsTransport._handle_rtp_data)
+    assert "RtpPacket.parse(data, self._rtp_header_extensions_map)" in handle
+    assert "receiver = self._rtp_router.route_rtp(packet)" in handle
+    send = inspect.getsource(RTCDtlsTransport._send_rtp)
+    assert "if self._state != State.CONNECTED:" in send
+    assert "data = self._tx_srtp.protect(data)" in send
+    assert "self.__tx_bytes += len(data)" in send
+    assert "self.__tx_packets += 1" in send
+    assert "ssrc_receiver = self.ssrc_table.get(packet.ssrc)" in inspect.getsource(
+        RtpRouter.route_rtp
+    )
+    assert "self.__ids.abs_send_time = ext.id" in inspect.getsource(HeaderExtensionsMap.configure)
+
+
+def test_the_receiver_keeps_what_the_lean_path_updates_in_place() -> None:
+    handle = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
+    assert "self.__remote_streams[packet.ssrc].add(packet)" in handle
+    assert "if self.__nack_generator is not None and self.__nack_generator.add(packet):" in handle
+    assert "remb = self.__remote_bitrate_estimator.add(" in handle
+    assert "arrival_time_ms=arrival_time_ms," in handle
+    assert "packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)" in handle
+    assert "data = self._rx_srtp.unprotect(data)" in inspect.getsource(RTCDtlsTransport._recv_next)
+    assert "arrival_time_ms = clock.current_ms()" in inspect.getsource(RTCDtlsTransport._recv_next)
+    statistics = inspect.getsource(StreamStatistics.add)
+    assert "arrival = int(time.time() * self._clockrate)" in statistics
+    assert "self._jitter_q4 += diff - ((self._jitter_q4 + 8) >> 4)" in statistics
+    for name in ("base_seq", "max_seq", "cycles", "packets_received"):
+        assert f"self.{name}" in inspect.getsource(StreamStatistics.__init__)
+    init = inspect.getsource(RTCRtpReceiver.__init__)
+    for name in aiortc_hooks.RECEIVER_PRIVATE_ATTRS:
+        assert f"self.__{name}" in init
+
+
+async def test_malformed_rtp_from_a_connected_peer_is_dropped_and_counted(clip: Clip) -> None:
+    room = VisitRoom(120)
+    visitor, kiosk = TestPeer("visitor", clip), TestPeer("kiosk", clip)
+    try:
+        await visitor.connect(room.joiner("visitor"))
+        await kiosk.connect(room.joiner("kiosk"))
+        await visitor.wait_connected(within=10)
+        await kiosk.wait_connected(within=10)
+        await kiosk.received_media("video").wait_for_frames(5, within=10)
+        server = room.participant("visitor")
+        assert server is not None
+        [path] = enable_fast_receive(server.pc)  # already installed: the same path back
+        malformed, unrouted = path.counters.malformed, path.counters.unrouted
+        video = visitor.sent_track("video").sender_path
+        assert video is not None
+        pt = bytes([video.payload_type])
+
+        def header(seq: int, payload_type: bytes = pt) -> bytes:
+            # on an SSRC of its own: the visitor's stream and its SRTP contexts stay untouched
+            return payload_type + seq.to_bytes(2) + bytes(4) + b"\x0b\xad\xf0\x0d"
+
+        bad = [
+            b"\x40" + header(1) + b"\x10\x00",  # RTP version 1
+            b"\xa0" + header(2) + b"\x10\x00\x00",  # padding of 0 bytes
+            b"\x80" + header(3) + b"\x90",  # a VP8 descriptor cut short
+            b"\x80" + header(4),  # no payload at all
+            b"\x80" + header(5, b"\x7f") + b"\x10\x00",  # a payload type nobody negotiated
+        ]
+        source = room.feed("visitor", "video").source
+        dtls = visitor.pc.getTransceivers()[0].sender.transport
+        for packet in bad:
+            await dtls._send_rtp(packet)  # encrypted with the real session: authentic
+        frames = kiosk.received_media("video").frames
+        await kiosk.received_media("video").wait_for_frames(frames + 10, within=5)
+        assert path.counters.malformed - malformed == 4
+        assert path.counters.unrouted - unrouted == 1
+        assert room.feed("visitor", "video").source == source  # nothing reached the feed
+    finally:
+        await room.close()
+        await visitor.close()
+        await kiosk.close()

@@ -1,33 +1,28 @@
 """The relay's senders put on the wire exactly the bytes aiortc's own sender would.
 
-`rtp_packing` and `aiortc_hooks.forward_frames` replace aiortc's per-packet objects (av.Packet,
-VpxPayloadDescriptor, RtpPacket) with a few `struct.pack` calls; a browser must not be able to
-tell the difference, and NACKed packets must still be retransmitted.
+`aiortc_hooks.RtpSendPath` (the relay's forwarding senders) and `rtp_packing` (the test peers'
+pre-packetized clip) replace aiortc's per-packet objects (av.Packet, VpxPayloadDescriptor,
+RtpPacket) with a few `struct.pack` calls; a browser must not be able to tell the difference,
+and NACKed packets must still be retransmitted.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from aiortc import RTCPeerConnection
-from aiortc.codecs.vpx import Vp8Encoder, VpxPayloadDescriptor
-from aiortc.mediastreams import MediaStreamError
+from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.rtcrtpparameters import (
-    RTCRtpCodecParameters,
     RTCRtpHeaderExtensionParameters,
     RTCRtpSendParameters,
 )
 from aiortc.rtp import HeaderExtensions, HeaderExtensionsMap, RtpPacket
 
-from vvserver.media.aiortc_hooks import HookError, forward_frames, rtc_configuration
+from tests.media.rtp_wire import OPUS, VP8, SendingSender
+from vvserver.media.aiortc_hooks import NOT_SENT, HookError, RtpSendPath, rtc_configuration
 from vvserver.media.rtp_packing import opus_payloads, packetizer, rtp_packets, vp8_payloads
-
-VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90_000, payloadType=96)
-OPUS = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48_000, channels=2, payloadType=111)
 
 
 def _extensions_map() -> HeaderExtensionsMap:
@@ -99,99 +94,69 @@ def _set_private(sender: object, name: str, value: object) -> None:
     setattr(sender, f"_RTCRtpSender__{name}", value)
 
 
-class _SentPackets:
-    """Takes the DTLS transport's place under a sender: keeps the RTP bytes it is given."""
-
-    def __init__(self) -> None:
-        self.packets: list[bytes] = []
-
-    async def _send_rtp(self, data: bytes) -> None:
-        self.packets.append(data)
-
-
-def _frames(items: list[tuple[bytes, int]]) -> Iterator[tuple[bytes, int]]:
-    yield from items
-
-
-async def test_a_forwarding_sender_sends_frames_keeps_rtcp_counters_and_retransmits() -> None:
+async def test_a_send_path_puts_aiortcs_bytes_on_the_wire_keeps_counters_and_retransmits() -> None:
     pc = RTCPeerConnection(rtc_configuration([]))
+    sending = SendingSender(pc, "video")
     try:
-        sender = pc.addTransceiver("video").sender
-        keyframe, delta = os.urandom(3000), os.urandom(700)
-        frames = _frames([(keyframe, 0), (delta, 3000)])
-
-        async def next_frame() -> tuple[bytes, int]:
-            for frame in frames:
-                return frame
-            raise MediaStreamError
-
-        forward_frames(sender, next_frame)
-        wire = _SentPackets()
-        sender.setTransport(wire)  # type: ignore[arg-type]
-        await asyncio.wait_for(sender._run_rtp(VP8), 5)
-
-        packets = [RtpPacket.parse(data) for data in wire.packets]
-        assert len(packets) == 4  # 3 for the keyframe, 1 for the delta frame
-        assert [p.marker for p in packets] == [0, 0, 1, 1]
-        first = packets[0].sequence_number
-        assert [p.sequence_number for p in packets] == [(first + i) & 0xFFFF for i in range(4)]
-        assert {p.ssrc for p in packets} == {sender._ssrc}
-        assert {p.payload_type for p in packets} == {96}
-        assert (packets[3].timestamp - packets[0].timestamp) % (1 << 32) == 3000
-        descriptors = [VpxPayloadDescriptor.parse(p.payload) for p in packets]
-        assert b"".join(data for _, data in descriptors[:3]) == keyframe
-        assert descriptors[3][1] == delta
-        assert [d.partition_start for d, _ in descriptors] == [1, 0, 0, 1]
-        picture_ids = [d.picture_id for d, _ in descriptors]
-        assert picture_ids[3] == ((picture_ids[0] or 0) + 1) % (1 << 15)
+        await sending.start(VP8)
+        payloads = vp8_payloads(os.urandom(3000), 42)
+        ntp = 0x1234_5678_9ABC_DEF0
+        for index, payload in enumerate(payloads):
+            marker = int(index == len(payloads) - 1)
+            sending.path.send((65534 + index) & 0xFFFF, 0xFFFFFFF0, marker, payload, ntp)
+        extensions = HeaderExtensions(mid="0", abs_send_time=(ntp >> 14) & 0xFFFFFF)
+        theirs = []
+        for index, payload in enumerate(payloads):
+            packet = RtpPacket(
+                payload_type=96,
+                marker=int(index == len(payloads) - 1),
+                sequence_number=(65534 + index) & 0xFFFF,  # wraps around inside the frame
+                timestamp=0xFFFFFFF0,
+                ssrc=sending.sender._ssrc,
+                payload=payload,
+            )
+            packet.extensions = extensions
+            theirs.append(packet.serialize(_extensions_map()))
+        assert sending.wire.socket.datagrams == theirs
 
         # What the sender's RTCP loop reports, and a NACK answered from the history.
-        assert _private(sender, "packet_count") == 4
-        assert _private(sender, "octet_count") == sum(len(p.payload) for p in packets)
-        assert _private(sender, "rtp_timestamp") == packets[3].timestamp
-        await sender._retransmit(packets[1].sequence_number)
-        assert wire.packets[-1] == wire.packets[1]
-        assert _private(sender, "rtp_exited").is_set()
+        assert _private(sending.sender, "packet_count") == 3
+        assert _private(sending.sender, "octet_count") == sum(map(len, payloads))
+        assert _private(sending.sender, "rtp_timestamp") == 0xFFFFFFF0
+        assert _private(sending.sender, "ntp_timestamp") == ntp
+        await sending.sender._retransmit(65535)
+        assert sending.wire.socket.datagrams[-1] == theirs[1]
+        await sending.stop()
+        assert _private(sending.sender, "rtp_exited").is_set()
+        assert not sending.path.started
     finally:
         await pc.close()
 
 
-async def test_an_audio_sender_sends_one_packet_per_frame_and_keeps_no_history() -> None:
+async def test_an_audio_send_path_keeps_no_history() -> None:
     pc = RTCPeerConnection(rtc_configuration([]))
+    sending = SendingSender(pc, "audio")
     try:
-        sender = pc.addTransceiver("audio").sender
-        frames = _frames([(b"\x78\x01", 0), (b"\x78\x02", 960)])
-
-        async def next_frame() -> tuple[bytes, int]:
-            for frame in frames:
-                return frame
-            raise MediaStreamError
-
-        forward_frames(sender, next_frame)
-        wire = _SentPackets()
-        sender.setTransport(wire)  # type: ignore[arg-type]
-        await asyncio.wait_for(sender._run_rtp(OPUS), 5)
-        packets = [RtpPacket.parse(data) for data in wire.packets]
-        assert [p.payload for p in packets] == [b"\x78\x01", b"\x78\x02"]
-        assert [p.marker for p in packets] == [1, 1]
-        assert (packets[1].timestamp - packets[0].timestamp) % (1 << 32) == 960
-        await sender._retransmit(packets[0].sequence_number)
-        assert len(wire.packets) == 2
+        await sending.start(OPUS)
+        sending.path.send(10, 960, 1, b"\x78\x01", 0)
+        assert [p.payload for p in sending.wire.packets] == [b"\x78\x01"]
+        assert {p.payload_type for p in sending.wire.packets} == {111}
+        await sending.sender._retransmit(10)
+        assert len(sending.wire.socket.datagrams) == 1
+        await sending.stop()
     finally:
         await pc.close()
 
 
-async def test_a_started_sender_cannot_be_redirected() -> None:
+async def test_nothing_is_sent_before_the_start_and_a_started_sender_cannot_be_hooked() -> None:
     pc = RTCPeerConnection(rtc_configuration([]))
     sender = pc.addTransceiver("video").sender
     try:
+        path = RtpSendPath(sender)
+        assert path.send(1, 2, 1, b"\x10", 0) == NOT_SENT
         _set_private(sender, "started", True)
-
-        async def next_frame() -> tuple[bytes, int]:
-            raise MediaStreamError
-
         with pytest.raises(HookError):
-            forward_frames(sender, next_frame)
+            RtpSendPath(sender)
     finally:
         _set_private(sender, "started", False)
         await pc.close()

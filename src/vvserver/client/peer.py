@@ -1,7 +1,8 @@
 """A reusable aiortc test peer: sends a pre-encoded clip, counts what it receives.
 
-Neither direction encodes or decodes: the clip's VP8/Opus frames go out as `av.Packet`s
-(aiortc only packetizes them) and received frames are reassembled from RTP and counted,
+Neither direction encodes or decodes: the clip's VP8/Opus frames are split into RTP packets
+and sent as they are due (`ClipTrack`), and received packets (through the relay's lean receive
+path, `aiortc_hooks.enable_fast_receive`) are reassembled into frames and counted,
 hashed and identified against the clip. Used by the media tests, benchmarks and (wrapped in a
 CLI) by the signaling layer.
 """
@@ -11,18 +12,20 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import av
 from aiortc import RTCIceServer, RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from vvserver.client.sample_clip import Clip
 from vvserver.media.aiortc_hooks import (
+    RtpSendPath,
     RtpSlice,
     cap_receiver_remb,
+    enable_fast_receive,
     on_keyframe_request,
     on_remb,
     rtc_configuration,
@@ -30,8 +33,10 @@ from vvserver.media.aiortc_hooks import (
     tap_receiver,
 )
 from vvserver.media.assembly import AudioPacketGate, VideoFrameAssembler
-from vvserver.media.frames import EncodedFrame, MediaKind, clock_rate, time_base
+from vvserver.media.frames import EncodedFrame, MediaKind, clock_rate
 from vvserver.media.participant import codec_preferences
+from vvserver.media.rtp_packing import PICTURE_ID_MOD, opus_payloads, vp8_payloads
+from vvserver.media.rtp_parsing import ntp_now
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +44,12 @@ AUDIO_PACKET_SECONDS = 0.02
 
 
 class ClipTrack(MediaStreamTrack):
-    """Plays a clip's encoded frames in real time, looping; jumps to a keyframe on PLI."""
+    """Plays a clip's encoded frames in real time, looping; jumps to a keyframe on PLI.
+
+    Frames go out through the sender's `RtpSendPath` (`bind`): each frame is split into its
+    RTP payloads (`rtp_packing`) and sent from a loop timer when it is due, with no task, no
+    `av.Packet` and no `RtpPacket` per frame; the bytes are what aiortc's sender would send.
+    """
 
     def __init__(self, kind: MediaKind, clip: Clip) -> None:
         super().__init__()
@@ -47,9 +57,14 @@ class ClipTrack(MediaStreamTrack):
         self._frames = clip.frames(kind)
         self._interval = 1 / clip.spec.fps if kind == "video" else AUDIO_PACKET_SECONDS
         self._ticks = round(clock_rate(kind) * self._interval)
-        self._time_base = time_base(kind)
+        self._payloads = vp8_payloads if kind == "video" else opus_payloads
+        self._path: RtpSendPath | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._sequence_number = random.randrange(1 << 16)
+        self._timestamp_origin = random.randrange(1 << 32)
+        self._picture_id = random.randrange(PICTURE_ID_MOD)
         self._position = 0
-        self._start: float | None = None
+        self._start = 0.0
         self._due = 0.0
         self._keyframe_wanted = False
         self.sent: list[int] = []  # clip indices, in sending order
@@ -60,6 +75,15 @@ class ClipTrack(MediaStreamTrack):
         self._remb_changed = asyncio.Event()
         self.keyframe_requests = 0
         self.paused = False  # True: send nothing (camera off / muted); time goes on
+
+    @property
+    def sender_path(self) -> RtpSendPath | None:
+        return self._path
+
+    def bind(self, path: RtpSendPath) -> None:
+        """Send through `path` (this track's sender); frames start when the sender starts."""
+        self._path = path
+        path.on_start = self._started
 
     def record_remb(self, bitrate: int) -> None:
         self.remb_received.append(bitrate)
@@ -77,31 +101,52 @@ class ClipTrack(MediaStreamTrack):
         self.keyframe_requests += 1
         self._keyframe_wanted = True
 
-    async def recv(self) -> av.Packet[Any]:
+    def _started(self) -> None:
         loop = asyncio.get_running_loop()
-        if self._start is None:
-            self._start = self._due = loop.time()
-        while True:
-            await asyncio.sleep(max(0.0, self._due - loop.time()))
-            if self.readyState != "live":
-                raise MediaStreamError
-            slot = round((self._due - self._start) / self._interval)
-            self._due += self._interval
-            if not self.paused:
-                break
+        self._start = self._due = loop.time()
+        self._send_due()
+
+    def _send_due(self) -> None:
+        """Send the frame that is due now and set the timer for the next one."""
+        path = self._path
+        if self.readyState != "live" or path is None or not path.started:
+            self._timer = None
+            return
+        loop = asyncio.get_running_loop()
+        slot = round((self._due - self._start) / self._interval)
+        self._due += self._interval
+        self._timer = loop.call_at(self._due, self._send_due)
+        if self.paused:
             self._keyframe_wanted = True  # resume with a picture
+            return
         if self._keyframe_wanted:
             self._keyframe_wanted = False
             while not self._frames[self._position].keyframe:
                 self._position -= 1  # replay from the latest keyframe: a picture at once
         frame = self._frames[self._position]
         self._position = (self._position + 1) % len(self._frames)
-        packet = av.Packet(frame.data)
-        packet.pts = slot * self._ticks
-        packet.time_base = self._time_base
+        payloads = self._payloads(frame.data, self._picture_id)
+        self._picture_id = (self._picture_id + 1) % PICTURE_ID_MOD
+        timestamp = (self._timestamp_origin + slot * self._ticks) & 0xFFFFFFFF
+        ntp = ntp_now()
+        last = len(payloads) - 1
+        seq = self._sequence_number
+        for index, payload in enumerate(payloads):
+            path.send(seq, timestamp, index == last, payload, ntp)
+            seq = (seq + 1) & 0xFFFF
+        self._sequence_number = seq
         self.sent.append(frame.index)
         self.last_sent_at[frame.index] = loop.time()
-        return packet
+
+    async def recv(self) -> Any:
+        """Nothing pulls frames from it: they are pushed to the sender's `RtpSendPath`."""
+        raise MediaStreamError
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        super().stop()
 
 
 @dataclass
@@ -209,6 +254,7 @@ class TestPeer:
             transceiver = self.pc.addTransceiver(track or section.kind, section.direction)
             transceiver.setCodecPreferences(codec_preferences(section.kind))
             if track is not None:
+                track.bind(RtpSendPath(transceiver.sender))
                 on_keyframe_request(transceiver.sender, track.request_keyframe)
                 on_remb(transceiver.sender, track.record_remb)
             self.sending.append(track)
@@ -266,12 +312,14 @@ class TestPeer:
         """Answer another peer's offer directly (a peer-to-peer call, no relay between)."""
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         await self.pc.setLocalDescription(await self.pc.createAnswer())
+        enable_fast_receive(self.pc)
         local = self.pc.localDescription
         assert local is not None
         return str(local.sdp)
 
     async def accept_answer(self, answer_sdp: str) -> None:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
+        enable_fast_receive(self.pc)
 
     async def connect(self, answerer: Answerer) -> None:
         """Offer, let `answerer` (e.g. VisitRoom.join) answer, apply the answer."""

@@ -18,16 +18,17 @@ from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
 from vvserver.aio import TaskSet
 from vvserver.media.aiortc_hooks import (
+    RtpSendPath,
     RtpSlice,
     cap_receiver_remb,
-    forward_frames,
+    enable_fast_receive,
     on_keyframe_request,
     on_remb,
     rtc_configuration,
+    send_nack_upstream,
     send_pli_upstream,
     tap_receiver,
 )
-from vvserver.media.assembly import AudioPacketGate, VideoFrameAssembler
 from vvserver.media.forwarding import Feed, ForwardedTrack, MediaCounters
 from vvserver.media.frames import MediaKind
 from vvserver.media.media_flow import SILENCE_AFTER, MediaPresence
@@ -120,7 +121,7 @@ class ParticipantConnection:
             self._tracks.append(track)
             transceiver = self.pc.addTransceiver(track, direction=direction)
             transceiver.setCodecPreferences(codec_preferences(section.kind))
-            forward_frames(transceiver.sender, track.next_frame, track.sent)
+            track.bind(RtpSendPath(transceiver.sender))
             on_keyframe_request(transceiver.sender, track.request_keyframe)
             on_remb(transceiver.sender, self._remb_reporter(track))
             if source is not None and section.direction in ("sendrecv", "sendonly"):
@@ -129,6 +130,7 @@ class ParticipantConnection:
                 feed.subscribe(track)
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type="offer"))
         await self.pc.setLocalDescription(await self.pc.createAnswer())
+        enable_fast_receive(self.pc)  # bundled now; media flows once DTLS is up
         local = self.pc.localDescription
         assert local is not None
         self.answered = True
@@ -141,39 +143,25 @@ class ParticipantConnection:
         return lambda bitrate: track.report_remb(bitrate, loop.time())
 
     def _publish(self, receiver: RTCRtpReceiver, feed: Feed, presence: MediaPresence) -> None:
-        segment = feed.attach_publisher(lambda ssrc: self._send_pli(receiver, ssrc))
+        segment = feed.attach_publisher(
+            lambda ssrc: self._send_pli(receiver, ssrc),
+            lambda ssrc, lost: self._send_nack(receiver, ssrc, lost),
+        )
         self._publications.append((feed, segment))
         loop = asyncio.get_running_loop()
-        sink: Callable[[RtpSlice], bool]
-        # Each sink notes the packet in `presence` (MediaPresence.heard, inlined: per packet).
         if feed.kind == "video":
             # A subscriber on a weak link lowers the publisher's bitrate instead of freezing.
             cap_receiver_remb(receiver, feed.lowest_subscriber_remb)
-            assembler = VideoFrameAssembler()
+        publish = feed.publish_packet
 
-            def sink(rtp: RtpSlice) -> bool:
-                now = loop.time()
-                if now - presence.heard_at > SILENCE_AFTER:
-                    presence.gap_from, presence.resumed_at = presence.heard_at, now
-                presence.heard_at = now
-                frames, want_keyframe = assembler.add(rtp, now)
-                for frame in frames:
-                    feed.publish(frame, segment)
-                if want_keyframe:
-                    feed.request_keyframe()
-                return False
-
-        else:
-            gate = AudioPacketGate()
-
-            def sink(rtp: RtpSlice) -> bool:
-                now = loop.time()
-                if now - presence.heard_at > SILENCE_AFTER:
-                    presence.gap_from, presence.resumed_at = presence.heard_at, now
-                presence.heard_at = now
-                for frame in gate.add(rtp, now):
-                    feed.publish(frame, segment)
-                return False
+        def sink(rtp: RtpSlice) -> bool:
+            # Notes the packet in `presence` (MediaPresence.heard, inlined: per packet).
+            now = loop.time()
+            if now - presence.heard_at > SILENCE_AFTER:
+                presence.gap_from, presence.resumed_at = presence.heard_at, now
+            presence.heard_at = now
+            publish(rtp, segment, now)
+            return False
 
         tap_receiver(receiver, sink)
 
@@ -185,6 +173,15 @@ class ParticipantConnection:
             await send_pli_upstream(receiver, ssrc)
 
         self._tasks.create(send(), name=f"pli {self.name} {ssrc}")
+
+    def _send_nack(self, receiver: RTCRtpReceiver, ssrc: int, lost: list[int]) -> None:
+        if self._closed:
+            return
+
+        async def send() -> None:
+            await send_nack_upstream(receiver, ssrc, lost)
+
+        self._tasks.create(send(), name=f"nack {self.name} {ssrc}")
 
     def _connection_state_changed(self) -> None:
         state = self.connection_state

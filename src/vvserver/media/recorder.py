@@ -38,7 +38,7 @@ class ParticipantRecorder:
         self.failure: str | None = None  # why recording stopped early (disk full, ...)
         self._taps = [_RecordingTap(feed.kind, self) for feed in feeds]
         for feed, tap in zip(feeds, self._taps, strict=True):
-            feed.subscribe(tap)
+            feed.subscribe_frames(tap)
 
     def write(self, frame: EncodedFrame, segment: int) -> None:
         if self._closed:
@@ -96,6 +96,3 @@ class _RecordingTap:
 
     def offer(self, frame: EncodedFrame, segment: int) -> None:
         self._recorder.write(frame, segment)
-
-    def remb(self, now: float, max_age: float) -> int | None:
-        return None  # a recorder takes whatever bitrate comes

@@ -4,9 +4,10 @@ Participants may join before the slot starts (their peer connections are set up 
 call shows both sides within a frame of the start), but until the start the room neither
 forwards anything between the sides nor records anything. One `SlotGate` per room holds that
 decision; the room's `VisitClock` opens it at the slot start. Every feed of the room is a
-`GatedFeed`: a frame that arrives while the gate is closed is counted (the relay did receive
-it: quality figures and lost time see the side's media) and dropped, so neither the other
-side's forwarded tracks nor the recorder, both subscribers of the feed, ever see it.
+`GatedFeed`: while the gate is closed its packets are not forwarded to the other side's tracks
+(`forwarding_open()`), and the frames assembled from them are counted (the relay did receive
+them: quality figures and lost time see the side's media) and dropped, so the recorder never
+sees them either.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ class GatedFeed(Feed):
         super().__init__(kind, label, **options)
         self.gate = gate
         self.frames_before_start = 0  # received in the waiting room, dropped
+
+    def forwarding_open(self) -> bool:
+        return self.gate.is_open
 
     def publish(self, frame: EncodedFrame, segment: int) -> None:
         if self.gate.is_open:
