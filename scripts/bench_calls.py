@@ -109,6 +109,7 @@ def run_relay(
             warmup_s=args.warmup,
             window_s=args.window,
             cluster=cluster,
+            core_quota=args.core_quota,
         )
         results.append(step)
         counter[0] += 1
@@ -197,6 +198,12 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="with --nodes/--workers/--redis-single: R paired rounds per N of the one-process "
         "baseline (same PostgreSQL, no Redis) and the cluster, compared round by round",
+    )
+    parser.add_argument(
+        "--core-quota",
+        type=float,
+        help="limit each server worker to this share of a CPU (a cgroup quota): emulated "
+        "cores for the scaling check on a machine with too few, e.g. 0.45",
     )
     args = parser.parse_args(argv)
     args.window = args.window or (3.0 if args.quick else 10.0)
@@ -368,6 +375,7 @@ def run_rounds(
                         layout=layout,
                         label=f"r{round_no}-{layout.key}",
                         perf_event=perf_event,
+                        core_quota=args.core_quota,
                     )
                 )
     progress(total, total, "done")

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from scripts.benchcalls.cluster import ClusterRun, Layout, copy_data_dir, redis_commands
+from scripts.benchcalls.cpu_quota import CoreQuota
 from scripts.benchcalls.procstat import cpu_seconds, descendants, rss_kib
 from scripts.benchcalls.world import BenchWorld
 
@@ -253,16 +254,19 @@ def run_step(
     layout: Layout | None = None,
     label: str = "",
     perf_event: str | None = None,
+    core_quota: float | None = None,
 ) -> StepResult:
     """One step; ``layout`` (a cluster benchmark) defaults to the cluster's own, ``label``
     tells apart steps of the same N (rounds), ``perf_event`` (e.g. ``instructions``) is also
-    counted over the window where perf can."""
+    counted over the window where perf can, ``core_quota`` limits each worker process to that
+    share of a CPU (`cpu_quota.CoreQuota`)."""
     layout = layout or (cluster.layout if cluster is not None else None)
     step_dir = work_dir / (f"{relay}-{n}" + (f"-{label}" if label else ""))
     step_dir.mkdir(parents=True, exist_ok=True)
     result = StepResult(relay, n, layout=layout)
     servers: list[ServerProcess] = []
     redis_port = cluster.redis_port if cluster is not None and layout and layout.redis else 0
+    quota = CoreQuota(core_quota) if core_quota else None
     try:
         servers = _servers(
             world, relay, n, pinning, step_dir, cluster, layout or Layout(1, 1, redis=False)
@@ -271,6 +275,10 @@ def run_step(
             server.wait_ready()
         server = servers[0]
         time.sleep(0.5 if cluster is None else 3.0)  # a cluster: the nodes find each other
+        if quota is not None:
+            each = (layout.workers if layout else 1) if cluster is not None else 1
+            for s in servers:
+                quota.limit_server(s.pid, workers=each)
         idle_window = max(IDLE_SAMPLE_S, 4.0 if redis_port else 0.0)
         cpu0, redis0 = _all_cpu(servers), redis_commands(redis_port) if redis_port else 0
         time.sleep(idle_window)
@@ -316,9 +324,14 @@ def run_step(
             result.figures = json.loads(lines[-1])
             if redis_port:
                 _redis_figures(result, redis_before, idle_redis_per_s, joins_started)
+            if quota is not None:
+                result.figures["core_quota"] = quota.share
+                result.figures["throttled_s"] = quota.throttled_s()
     except (RuntimeError, OSError, subprocess.TimeoutExpired, ValueError) as exc:
         result.error = f"{type(exc).__name__}: {exc}"
     finally:
         for server in servers:
             server.stop()
+        if quota is not None:
+            quota.release()
     return result

@@ -35,7 +35,9 @@ from vvserver.domain.visits.join_links import issue_join_token
 from vvserver.settings import Settings
 
 OFFICER_EMAIL = "officer@bench.vvserver.test"
-# Open all day, hour-long slots: every visit of the run stays inside its slot.
+# Open all day, hour-long slots: every visit of the run stays inside its slot. A visit not yet
+# joined is a no-show only after 50 minutes: a long run (rounds) re-joins the same visits from
+# fresh servers, each time before their kiosks have connected.
 BENCH_RULES = VisitingRules(
     windows=tuple(HourWindow(d, time(0, 0), time(0, 0)) for d in range(7)),
     slot_minutes=60,
@@ -43,6 +45,7 @@ BENCH_RULES = VisitingRules(
     cancel_lead_minutes=0,
     max_visits_per_person_week=5,
     max_visits_per_visitor_week=5,
+    no_show_minutes=50,
 )
 SLOT = timedelta(minutes=60)
 
