@@ -205,6 +205,41 @@ async def test_two_sides_placing_one_visit_on_two_nodes_at_once_get_one_node(
     assert len(set(chosen)) == 3
 
 
+async def test_rooms_placed_but_not_yet_open_still_count_when_their_node_beats(
+    links: list[RedisLink],
+) -> None:
+    # A burst of joins: rooms are placed on a node a moment before they open there. A beat
+    # in between must not forget them, or the next joins pile onto that node.
+    open_rooms = {link.node_id: 0 for link in links}
+
+    def load_of(node: str) -> Callable[[], NodeLoad]:
+        return lambda: NodeLoad(open_rooms[node], 0, False)
+
+    registries = [NodeRegistry(link, load_of(link.node_id), address=None) for link in links]
+    placements = [Placement(link, r) for link, r in zip(links, registries, strict=True)]
+    for link in links:
+        await link.start()
+    for registry in registries:
+        await registry.beat()
+    for registry in registries:
+        await registry.scan()
+    first = [await placements[0].place(v) for v in range(300, 309)]
+    assert sorted(first.count(node) for node in open_rooms) == [3, 3, 3]
+    # Node 0's rooms have opened, the others' not yet; every node beats.
+    open_rooms["node0/0"] = 3
+    for registry in registries:
+        await registry.beat()
+    second = [await placements[1].place(v) for v in range(309, 318)]
+    assert sorted(second.count(node) for node in open_rooms) == [3, 3, 3]
+    # Once every room is open, the next beats report the nodes' own counts again.
+    open_rooms.update({node: 6 for node in open_rooms})
+    for _ in range(2):
+        for registry in registries:
+            await registry.beat()
+    redis, hash_key = links[0].redis, registries[0].hash_key
+    assert [await redis.hget(hash_key(node), "rooms") for node in open_rooms] == ["6", "6", "6"]
+
+
 async def test_a_node_that_restarts_under_the_same_id_starts_its_counts_afresh(
     links: list[RedisLink],
 ) -> None:

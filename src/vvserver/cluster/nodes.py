@@ -3,7 +3,10 @@
 Each node writes ``<prefix>:node:<node_id>`` (a hash: calls, participants, CPU, draining,
 public address) every ``BEAT_S`` with a time to live of ``NODE_TTL_S``, and lists itself in
 the sorted set ``<prefix>:nodes``. Every ``SCAN_S`` each node reads the registry: a node is
-alive while its hash exists and its request channel has a subscriber. A node killed outright
+alive while its hash exists and its request channel has a subscriber. The hash's ``rooms`` is
+also raised by each placement on the node (`placement`), before the room opens there: a beat
+that follows placements keeps the higher of its own count and the placed one (``_BEAT``), so a
+burst of joins spread over two beats still spreads evenly over the nodes. A node killed outright
 loses its Redis connections at once (its channel has no subscriber: found within about a
 second); a node cut off by power or network stops renewing (found within ``NODE_TTL_S``).
 Listeners hear of each node lost, once.
@@ -27,6 +30,21 @@ logger = logging.getLogger(__name__)
 BEAT_S = 1.0
 SCAN_S = 0.5
 NODE_TTL_S = 3.0
+
+# KEYS[1]: this node's hash. ARGV: rooms, participants, cpu, draining, address, pid, ttl ms.
+# Placements since the last beat (``placed``) are rooms not open here yet: the count keeps
+# them until the next beat, when the node's own count has caught up.
+_BEAT = """
+local rooms = tonumber(ARGV[1])
+if (tonumber(redis.call('HGET', KEYS[1], 'placed') or '0') or 0) > 0 then
+  local placed_rooms = tonumber(redis.call('HGET', KEYS[1], 'rooms') or '0') or 0
+  if placed_rooms > rooms then rooms = placed_rooms end
+end
+redis.call('HSET', KEYS[1], 'rooms', rooms, 'placed', 0, 'participants', ARGV[2], 'cpu', ARGV[3],
+  'draining', ARGV[4], 'address', ARGV[5], 'pid', ARGV[6])
+redis.call('PEXPIRE', KEYS[1], ARGV[7])
+return rooms
+"""
 # A node whose request channel shows no subscriber on this many scans in a row is gone.
 SILENT_SCANS = 2
 FORGET_AFTER_S = 3600.0
@@ -72,6 +90,7 @@ class NodeRegistry:
         self._load = load
         self._address = address or ""
         self._cpu = CpuMeter()
+        self._beat = link.redis.register_script(_BEAT)
         self.alive: dict[str, NodeInfo] = {}
         self._silent: dict[str, int] = {}
         self._pids: dict[str, str] = {}  # a node id whose pid changed restarted: lost, then up
@@ -102,18 +121,19 @@ class NodeRegistry:
         load = self._load()
         key = self.hash_key(self.node_id)
         async with self.link.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(
-                key,
-                mapping={
-                    "rooms": load.rooms,
-                    "participants": load.participants,
-                    "cpu": self._cpu.read(),
-                    "draining": int(load.draining),
-                    "address": self._address,
-                    "pid": os.getpid(),
-                },
+            await self._beat(
+                keys=[key],
+                args=[
+                    load.rooms,
+                    load.participants,
+                    self._cpu.read(),
+                    int(load.draining),
+                    self._address,
+                    os.getpid(),
+                    int(NODE_TTL_S * 1000),
+                ],
+                client=pipe,
             )
-            pipe.pexpire(key, int(NODE_TTL_S * 1000))
             pipe.zadd(self.nodes_key, {self.node_id: time.time()})
             for other in self.keep_alive:
                 pipe.pexpire(other, int(NODE_TTL_S * 1000))

@@ -4,7 +4,8 @@
 that the hosting node renews every beat while the room is open. The first join places the
 room on the least-loaded live node that is not draining (fewest calls, then least CPU), in one
 Lua script: two sides joining on two nodes at the same instant get the same answer, and the
-chosen node's call count goes up at once so that a burst of new visits spreads out. A room
+chosen node's call count goes up at once so that a burst of new visits spreads out (and stays
+up until the node's next beat counts the room itself: `nodes._BEAT`). A room
 stays where it is placed; a placement whose node is gone is replaced (compare-and-set, so only
 one replacement wins).
 """
@@ -42,6 +43,7 @@ if best == nil then
 end
 redis.call('SET', KEYS[1], best, 'PX', ARGV[2])
 redis.call('HINCRBY', best_key, 'rooms', 1)
+redis.call('HINCRBY', best_key, 'placed', 1)
 return best
 """
 

@@ -81,6 +81,7 @@ from vvserver.media.rtp_parsing import (
     header_extension,
     vp8_data,
 )
+from vvserver.media.srtp_session import SrtpCalls, srtp_calls
 
 logger = logging.getLogger(__name__)
 
@@ -287,6 +288,7 @@ class RtpSendPath:
         self._has_abs_send_time = False
         self._last_timestamp = -1
         self._dtls: Any = None
+        self._tx_srtp: SrtpCalls | None = None  # on the transport's session, once it has one
         self.packets_sent = 0
         self.octets_sent = 0
         setattr(sender, _SENDER + "rtp_history", self._history)
@@ -389,7 +391,10 @@ class RtpSendPath:
             return BACKED_UP
         if self._keep_history:
             self._history[sequence_number % RTP_HISTORY_SIZE] = packet
-        data = dtls._tx_srtp.protect(packet)
+        lean = self._tx_srtp
+        if lean is None or lean.session is not dtls._tx_srtp:
+            lean = self._tx_srtp = srtp_calls(dtls._tx_srtp)
+        data = lean.protect(packet)
         socket.sendto(data, pair.remote_addr)
         dtls._RTCDtlsTransport__tx_bytes += len(data)
         dtls._RTCDtlsTransport__tx_packets += 1
@@ -619,6 +624,7 @@ class FastReceive:
         self._streams: dict[int, _Inbound] = {}
         self._sinks: dict[Any, PacketSink] = {}
         self.counters = ReceiveCounters()
+        self._rx_srtp: SrtpCalls | None = None  # on the DTLS transport's session, once it has one
         self._connection.data_received = self._datagram
 
     def add_receiver(self, receiver: RTCRtpReceiver, sink: PacketSink) -> None:
@@ -637,8 +643,11 @@ class FastReceive:
         dtls = self._dtls
         dtls._RTCDtlsTransport__rx_bytes += len(data)
         dtls._RTCDtlsTransport__rx_packets += 1
+        lean = self._rx_srtp
+        if lean is None or lean.session is not srtp:
+            lean = self._rx_srtp = srtp_calls(srtp)
         try:
-            packet = srtp.unprotect(data)
+            packet = lean.unprotect(data)
         except pylibsrtp.Error:
             self.counters.undecryptable += 1
             return

@@ -1,0 +1,99 @@
+"""SRTP protect/unprotect on one of aiortc's pylibsrtp sessions, without per-call allocations.
+
+pylibsrtp's `Session.protect` checks its argument, allocates the length cell (`ffi.new`) and
+looks up the libsrtp function on every call; on the relay's packet path (one unprotect per
+packet received, one protect per packet sent to each subscriber) that wrapper cost more than
+the cipher. `LeanSrtp` calls the same libsrtp functions on the same session, through the same
+buffer, with the length cell allocated once. The event loop runs each call to completion, so
+sharing the session's buffer with aiortc's own calls (RTCP) is what pylibsrtp itself does.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import pylibsrtp
+from pylibsrtp import _binding
+
+_ffi: Any = _binding.ffi
+_lib: Any = _binding.lib
+
+# pylibsrtp's buffer is 1500 bytes; a protected packet grows by up to 16 bytes (its trailer).
+_BUFFER_BYTES = 1500
+_MAX_TRAILER = 144  # pylibsrtp's SRTP_MAX_TRAILER_LEN: what it keeps free for protect
+
+
+class LeanSrtp:
+    """`protect`/`unprotect` of one pylibsrtp `Session` (the session is kept alive here)."""
+
+    __slots__ = ("_buffer", "_cdata", "_length", "_protect", "_srtp", "_unprotect", "session")
+
+    def __init__(self, session: pylibsrtp.Session) -> None:
+        self.session = session
+        inner: Any = session
+        self._srtp = inner._srtp[0]
+        self._cdata = inner._cdata
+        self._buffer = inner._buffer
+        if len(self._buffer) != _BUFFER_BYTES:
+            raise RuntimeError("pylibsrtp's session buffer is not what LeanSrtp expects")
+        self._length = _ffi.new("int *")
+        self._protect = _lib.srtp_protect
+        self._unprotect = _lib.srtp_unprotect
+
+    def protect(self, packet: bytes) -> bytes:
+        size = len(packet)
+        if size > _BUFFER_BYTES - _MAX_TRAILER:
+            raise ValueError("packet is too long")
+        buffer, length = self._buffer, self._length
+        buffer[0:size] = packet
+        length[0] = size
+        status = self._protect(self._srtp, self._cdata, length)
+        if status:
+            raise pylibsrtp.Error(f"srtp_protect failed: {status}")
+        protected: bytes = buffer[0 : length[0]]
+        return protected
+
+    def unprotect(self, packet: bytes) -> bytes:
+        size = len(packet)
+        if size > _BUFFER_BYTES:
+            raise ValueError("packet is too long")
+        buffer, length = self._buffer, self._length
+        buffer[0:size] = packet
+        length[0] = size
+        status = self._unprotect(self._srtp, self._cdata, length)
+        if status:
+            raise pylibsrtp.Error(f"srtp_unprotect failed: {status}")
+        plain: bytes = buffer[0 : length[0]]
+        return plain
+
+
+class SrtpCalls(Protocol):
+    session: Any
+
+    def protect(self, packet: bytes) -> bytes: ...
+
+    def unprotect(self, packet: bytes) -> bytes: ...
+
+
+class _SessionCalls:
+    """Any other session object (a test's stand-in): its own methods."""
+
+    __slots__ = ("session",)
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+
+    def protect(self, packet: bytes) -> bytes:
+        protected: bytes = self.session.protect(packet)
+        return protected
+
+    def unprotect(self, packet: bytes) -> bytes:
+        plain: bytes = self.session.unprotect(packet)
+        return plain
+
+
+def srtp_calls(session: Any) -> SrtpCalls:
+    """`LeanSrtp` on a pylibsrtp session; the session's own methods on anything else."""
+    if isinstance(session, pylibsrtp.Session):
+        return LeanSrtp(session)
+    return _SessionCalls(session)
