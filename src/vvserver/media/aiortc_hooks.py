@@ -289,6 +289,9 @@ class RtpSendPath:
         self._last_timestamp = -1
         self._dtls: Any = None
         self._tx_srtp: SrtpCalls | None = None  # on the transport's session, once it has one
+        self._pair: Any = None  # the nominated candidate pair last sent on, and its
+        self._socket: Any = None  # socket and remote address
+        self._remote_addr: tuple[str, int] = ("", 0)
         self.packets_sent = 0
         self.octets_sent = 0
         setattr(sender, _SENDER + "rtp_history", self._history)
@@ -386,7 +389,11 @@ class RtpSendPath:
         pair = dtls.transport._connection._nominated.get(1)
         if pair is None:
             return NOT_SENT
-        socket = pair.protocol.transport
+        if pair is not self._pair:  # the nominated pair (a new one after an ICE change)
+            self._pair = pair
+            self._socket = pair.protocol.transport
+            self._remote_addr = pair.remote_addr  # a property building a tuple each time
+        socket = self._socket
         if socket.get_write_buffer_size() > MAX_SEND_BUFFER:
             return BACKED_UP
         if self._keep_history:
@@ -395,7 +402,7 @@ class RtpSendPath:
         if lean is None or lean.session is not dtls._tx_srtp:
             lean = self._tx_srtp = srtp_calls(dtls._tx_srtp)
         data = lean.protect(packet)
-        socket.sendto(data, pair.remote_addr)
+        socket.sendto(data, self._remote_addr)
         dtls._RTCDtlsTransport__tx_bytes += len(data)
         dtls._RTCDtlsTransport__tx_packets += 1
         sender = self._sender
