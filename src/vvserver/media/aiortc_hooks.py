@@ -58,6 +58,7 @@ from aiortc import (
     clock,
 )
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import StreamStatistics
@@ -73,6 +74,7 @@ from aiortc.rtp import (
     unpack_remb_fci,
 )
 
+from vvserver.media.bitrate_estimator import LeanRemoteBitrateEstimator
 from vvserver.media.rtp_parsing import (
     EXTENSION_HEADER,
     NTP_EPOCH_OFFSET,
@@ -539,7 +541,7 @@ class _Inbound:
             self.stats = streams[ssrc] = StreamStatistics(self.clock_rate)
         self.active: dict[int, Any] = getattr(receiver, _RECEIVER + "active_ssrc")
         self.active[ssrc] = clock.current_datetime()
-        self.estimator = _lean_estimator(getattr(receiver, _RECEIVER + "remote_bitrate_estimator"))
+        self.estimator = _lean_estimator(receiver)
         self.nacks = _Nacks() if self.kind == "video" else None
         self.abs_send_time_id = abs_send_time_id
         self.frame_bytes = 0
@@ -591,15 +593,28 @@ class LeanRateCounter:
         return None
 
 
-def _lean_estimator(estimator: Any) -> Any:
-    """The receiver's bitrate estimator with a `LeanRateCounter` for its incoming bitrate."""
+def _lean_estimator(receiver: Any) -> Any:
+    """The receiver's bitrate estimator, made a `LeanRemoteBitrateEstimator` (the same REMBs as
+    aiortc's, for less CPU; inside cap_receiver_remb's wrapper if wrapped) while it has not been
+    fed. One that aiortc's own path has already fed keeps its state, with a `LeanRateCounter` for
+    its incoming bitrate. Called again for the same receiver, it changes nothing."""
+    estimator = getattr(receiver, RECEIVER_BITRATE_ESTIMATOR_ATTR, None)
     if estimator is None:
         return None
     inner = getattr(estimator, "_estimator", estimator)  # under cap_receiver_remb's wrapper
+    if isinstance(inner, LeanRemoteBitrateEstimator):
+        return estimator
+    if isinstance(inner, RemoteBitrateEstimator) and not inner.ssrcs:  # never fed
+        lean = LeanRemoteBitrateEstimator()
+        if inner is estimator:
+            setattr(receiver, RECEIVER_BITRATE_ESTIMATOR_ATTR, lean)
+            return lean
+        estimator._estimator = lean
+        return estimator
     counter = getattr(inner, ESTIMATOR_RATE_COUNTER_ATTR, None)
     if counter is not None and not isinstance(counter, LeanRateCounter):
-        lean = LeanRateCounter(counter._window_size, counter._scale)
-        setattr(inner, ESTIMATOR_RATE_COUNTER_ATTR, lean)
+        lean_counter = LeanRateCounter(counter._window_size, counter._scale)
+        setattr(inner, ESTIMATOR_RATE_COUNTER_ATTR, lean_counter)
     return estimator
 
 
