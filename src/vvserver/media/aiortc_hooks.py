@@ -595,16 +595,18 @@ class LeanRateCounter:
 
 def _lean_estimator(receiver: Any) -> Any:
     """The receiver's bitrate estimator, made a `LeanRemoteBitrateEstimator` (the same REMBs as
-    aiortc's, for less CPU; inside cap_receiver_remb's wrapper if wrapped) while it has not been
-    fed. One that aiortc's own path has already fed keeps its state, with a `LeanRateCounter` for
-    its incoming bitrate. Called again for the same receiver, it changes nothing."""
+    aiortc's, for less CPU; inside cap_receiver_remb's wrapper if wrapped). An estimator that
+    aiortc's own path has already fed (the first packets of a transport whose lean path started
+    after DTLS) is replaced too: what it dropped is the first few frames' inter-arrival history,
+    which the lean one rebuilds within a second. Called again for the same receiver, it changes
+    nothing."""
     estimator = getattr(receiver, RECEIVER_BITRATE_ESTIMATOR_ATTR, None)
     if estimator is None:
         return None
     inner = getattr(estimator, "_estimator", estimator)  # under cap_receiver_remb's wrapper
     if isinstance(inner, LeanRemoteBitrateEstimator):
         return estimator
-    if isinstance(inner, RemoteBitrateEstimator) and not inner.ssrcs:  # never fed
+    if isinstance(inner, RemoteBitrateEstimator):
         lean = LeanRemoteBitrateEstimator()
         if inner is estimator:
             setattr(receiver, RECEIVER_BITRATE_ESTIMATOR_ATTR, lean)
