@@ -20,7 +20,7 @@ from aiortc.rate import BandwidthUsage, RemoteBitrateEstimator
 
 from vvserver.client.peer import TestPeer
 from vvserver.client.sample_clip import Clip
-from vvserver.media import bitrate_estimator
+from vvserver.media import aimd_rate_control, bitrate_estimator
 from vvserver.media.aiortc_hooks import (
     RECEIVER_BITRATE_ESTIMATOR_ATTR,
     _lean_estimator,
@@ -225,7 +225,7 @@ def test_the_constants_are_aiortcs() -> None:
     ]
     assert (detector.k_up, detector.k_down) == (bitrate_estimator.K_UP, bitrate_estimator.K_DOWN)
     assert detector.overuse_time_threshold == bitrate_estimator.OVERUSE_TIME_THRESHOLD
-    assert rate.AimdRateControl().feedback_interval() == bitrate_estimator.FEEDBACK_INTERVAL_MS
+    assert rate.AimdRateControl().feedback_interval() == aimd_rate_control.FEEDBACK_INTERVAL_MS
     counter = RemoteBitrateEstimator().incoming_bitrate
     assert (counter._window_size, counter._scale) == (
         bitrate_estimator.RATE_WINDOW_MS,

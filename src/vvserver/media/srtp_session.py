@@ -54,6 +54,8 @@ class LeanSrtp:
         return protected
 
     def unprotect(self, packet: bytes) -> bytes:
+        # protect's steps with libsrtp's other function: written out, not shared through a
+        # helper, to keep one Python call less per packet.
         size = len(packet)
         if size > _BUFFER_BYTES:
             raise ValueError("packet is too long")
