@@ -41,7 +41,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aioice.ice
 import aiortc
@@ -83,7 +83,10 @@ from vvserver.media.rtp_parsing import (
     header_extension,
     vp8_data,
 )
-from vvserver.media.srtp_session import SrtpCalls, srtp_calls
+from vvserver.media.srtp_session import NATIVE, LeanSrtp, SrtpCalls, srtp_calls
+
+if TYPE_CHECKING:
+    from vvserver.media._rtp_native import RtpSender
 
 logger = logging.getLogger(__name__)
 
@@ -294,8 +297,9 @@ class RtpSendPath:
         self._pair: Any = None  # the nominated candidate pair last sent on, and its
         self._socket: Any = None  # socket and remote address
         self._remote_addr: tuple[str, int] = ("", 0)
-        self.packets_sent = 0
-        self.octets_sent = 0
+        self._native: RtpSender | None = None  # the C path, on a real SRTP session
+        self._packets_sent = 0
+        self._octets_sent = 0
         setattr(sender, _SENDER + "rtp_history", self._history)
         setattr(sender, SENDER_RUN_RTP_METHOD, self._run_rtp)
         retransmit: Callable[[int], Awaitable[None]] = getattr(sender, SENDER_RETRANSMIT_METHOD)
@@ -313,6 +317,16 @@ class RtpSendPath:
     def payload_type(self) -> int:
         """The negotiated payload type (once started)."""
         return self._payload_type
+
+    @property
+    def packets_sent(self) -> int:
+        native = self._native
+        return self._packets_sent + (native.packets_sent if native is not None else 0)
+
+    @property
+    def octets_sent(self) -> int:
+        native = self._native
+        return self._octets_sent + (native.octets_sent if native is not None else 0)
 
     async def _run_rtp(self, codec: RTCRtpCodecParameters) -> None:
         sender = self._sender
@@ -368,6 +382,22 @@ class RtpSendPath:
         BACKED_UP (the socket's buffer is over MAX_SEND_BUFFER: a slow subscriber)."""
         if not self.started or not self._sender._enabled:
             return NOT_SENT
+        dtls = self._dtls
+        if dtls._state is not _DTLS_CONNECTED:
+            return NOT_SENT
+        pair = dtls.transport._connection._nominated.get(1)
+        if pair is None:
+            return NOT_SENT
+        lean = self._tx_srtp
+        if pair is not self._pair or lean is None or lean.session is not dtls._tx_srtp:
+            lean = self._use(pair, dtls._tx_srtp)
+        socket = self._socket
+        if socket.get_write_buffer_size() > MAX_SEND_BUFFER:
+            return BACKED_UP
+        native = self._native
+        if native is not None:  # the steps below, in C (_rtp_native.c)
+            native.send(sequence_number, timestamp, marker, payload, ntp)
+            return SENT
         if self._has_abs_send_time:
             extension = (
                 self._ext_prefix + ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big") + self._ext_suffix
@@ -385,39 +415,50 @@ class RtpSendPath:
             + extension
             + payload
         )
-        dtls = self._dtls
-        if dtls._state is not _DTLS_CONNECTED:
-            return NOT_SENT
-        pair = dtls.transport._connection._nominated.get(1)
-        if pair is None:
-            return NOT_SENT
-        if pair is not self._pair:  # the nominated pair (a new one after an ICE change)
-            self._pair = pair
-            self._socket = pair.protocol.transport
-            self._remote_addr = pair.remote_addr  # a property building a tuple each time
-        socket = self._socket
-        if socket.get_write_buffer_size() > MAX_SEND_BUFFER:
-            return BACKED_UP
         if self._keep_history:
             self._history[sequence_number % RTP_HISTORY_SIZE] = packet
-        lean = self._tx_srtp
-        if lean is None or lean.session is not dtls._tx_srtp:
-            lean = self._tx_srtp = srtp_calls(dtls._tx_srtp)
         data = lean.protect(packet)
         socket.sendto(data, self._remote_addr)
         dtls._RTCDtlsTransport__tx_bytes += len(data)
         dtls._RTCDtlsTransport__tx_packets += 1
         sender = self._sender
-        self.packets_sent += 1
-        self.octets_sent += len(payload)
-        sender._RTCRtpSender__packet_count = self.packets_sent
-        sender._RTCRtpSender__octet_count = self.octets_sent
+        self._packets_sent += 1
+        self._octets_sent += len(payload)
+        sender._RTCRtpSender__packet_count = self._packets_sent
+        sender._RTCRtpSender__octet_count = self._octets_sent
         if timestamp != self._last_timestamp:
             # What the sender's RTCP loop puts in its sender reports: a matching pair.
             self._last_timestamp = timestamp
             sender._RTCRtpSender__ntp_timestamp = ntp
             sender._RTCRtpSender__rtp_timestamp = timestamp
         return SENT
+
+    def _use(self, pair: Any, session: Any) -> SrtpCalls:
+        """Send on `pair` (the nominated pair: a new one after an ICE change) with the
+        transport's SRTP `session` (a new one after a DTLS restart); in C when it can."""
+        self._pair = pair
+        self._socket = pair.protocol.transport
+        self._remote_addr = pair.remote_addr  # a property building a tuple each time
+        lean = self._tx_srtp = srtp_calls(session)
+        if NATIVE is None or not isinstance(lean, LeanSrtp):
+            self._native = None  # a test's stand-in session: Python's steps
+            return lean
+        if self._native is None:
+            prefix, suffix = self._ext_prefix, self._ext_suffix
+            extension = prefix + (bytes(3) + suffix if self._has_abs_send_time else b"")
+            self._native = NATIVE.RtpSender(
+                sender=self._sender,
+                dtls=self._dtls,
+                first_byte=self._first_byte,
+                payload_type=self._payload_type,
+                ssrc=self._ssrc,
+                extension=extension,
+                abs_send_time_at=len(prefix) if self._has_abs_send_time else -1,
+                history=self._history if self._keep_history else None,
+                history_size=RTP_HISTORY_SIZE,
+            )
+        self._native.use(session, lean.context, self._socket.sendto, self._remote_addr)
+        return lean
 
 
 def track_for_sending(kind: str) -> MediaStreamTrack:
@@ -649,6 +690,7 @@ class FastReceive:
         self._sinks: dict[Any, PacketSink] = {}
         self.counters = ReceiveCounters()
         self._rx_srtp: SrtpCalls | None = None  # on the DTLS transport's session, once it has one
+        self._native_context = 0  # its libsrtp context, for the C path (0: Python's path)
         self._connection.data_received = self._datagram
 
     def add_receiver(self, receiver: RTCRtpReceiver, sink: PacketSink) -> None:
@@ -670,6 +712,18 @@ class FastReceive:
         lean = self._rx_srtp
         if lean is None or lean.session is not srtp:
             lean = self._rx_srtp = srtp_calls(srtp)
+            self._native_context = lean.context if isinstance(lean, LeanSrtp) else 0
+        if self._native_context and NATIVE is not None:  # unprotect and parse in C
+            parsed = NATIVE.unprotect_rtp(self._native_context, data)
+            if parsed.__class__ is not int:
+                self.counters.packets += 1
+                self._handle(*parsed)
+            elif parsed == NATIVE.UNDECRYPTABLE:
+                self.counters.undecryptable += 1
+            else:
+                self.counters.packets += 1
+                self.counters.malformed += 1
+            return
         try:
             packet = lean.unprotect(data)
         except pylibsrtp.Error:
@@ -678,6 +732,7 @@ class FastReceive:
         self._packet(packet)
 
     def _packet(self, packet: bytes) -> None:
+        """Parse a decrypted packet (what `_rtp_native.unprotect_rtp` does in C)."""
         counters = self.counters
         counters.packets += 1
         size = len(packet)
@@ -704,8 +759,22 @@ class FastReceive:
         if pos > end:
             counters.malformed += 1
             return
-        second = packet[1]
         seq, timestamp, ssrc = SEQ_TS_SSRC.unpack_from(packet, 2)
+        self._handle(packet[pos:end], ext_pos, padding, seq, timestamp, ssrc, packet[1], packet)
+
+    def _handle(
+        self,
+        payload: bytes,
+        ext_pos: int,
+        padding: int,
+        seq: int,
+        timestamp: int,
+        ssrc: int,
+        second: int,
+        packet: bytes,
+    ) -> None:
+        """One well-formed RTP packet: statistics, RTX, NACKs, the estimate, the sink."""
+        counters = self.counters
         inbound = self._streams.get(ssrc) or self._route(ssrc, second & 0x7F)
         if inbound is None:
             counters.unrouted += 1
@@ -735,15 +804,15 @@ class FastReceive:
             stats._last_arrival = arrival
             stats._last_timestamp = timestamp
         if inbound.estimator is not None:
-            inbound.frame_bytes += end - pos + padding
+            inbound.frame_bytes += len(payload) + padding
         if payload_type not in inbound.payload_types:
             apt = inbound.is_rtx.get(payload_type)
-            if apt is None or inbound.original_ssrc is None or end - pos < RTX_HEADER_BYTES:
+            if apt is None or inbound.original_ssrc is None or len(payload) < RTX_HEADER_BYTES:
                 counters.unrouted += 1
                 return
             # a retransmission: its first two bytes are the original sequence number
-            seq = (packet[pos] << 8) | packet[pos + 1]
-            pos += RTX_HEADER_BYTES
+            seq = (payload[0] << 8) | payload[1]
+            payload = payload[RTX_HEADER_BYTES:]
             payload_type = apt
             ssrc = inbound.original_ssrc
             original = self._streams.get(ssrc)
@@ -754,7 +823,6 @@ class FastReceive:
             self._send_nack(inbound, ssrc, sorted(nacks.missing))
         if marker and inbound.estimator is not None:
             self._estimate(inbound, packet, ext_pos, ssrc, now)
-        payload = packet[pos:end]
         if not payload:
             counters.malformed += 1  # nothing to forward or record
             return

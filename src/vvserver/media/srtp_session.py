@@ -10,13 +10,48 @@ sharing the session's buffer with aiortc's own calls (RTCP) is what pylibsrtp it
 
 from __future__ import annotations
 
+import logging
+import os
+from types import ModuleType
 from typing import Any, Protocol
 
 import pylibsrtp
 from pylibsrtp import _binding
 
+logger = logging.getLogger(__name__)
+
 _ffi: Any = _binding.ffi
 _lib: Any = _binding.lib
+
+# Set to 0 to run the relay's per-packet steps in Python (the C extension's measurements
+# compare both; the relay also falls back to Python when the extension was not built).
+NATIVE_ENV = "VV_MEDIA_NATIVE"
+
+
+def _load_native() -> ModuleType | None:
+    if os.environ.get(NATIVE_ENV, "1") == "0":
+        return None
+    try:
+        from vvserver.media import _rtp_native
+    except ImportError:  # pragma: no cover - built by every install of the package
+        logger.warning("the relay's C extension is missing: per-packet work runs in Python")
+        return None
+    address = _ffi.cast("uintptr_t", _ffi.addressof(_lib, "srtp_protect"))
+    unprotect_address = _ffi.cast("uintptr_t", _ffi.addressof(_lib, "srtp_unprotect"))
+    _rtp_native.set_srtp_functions(int(address), int(unprotect_address))
+    return _rtp_native
+
+
+# vvserver.media._rtp_native with libsrtp's functions set, or None (chosen once, at import).
+NATIVE = _load_native()
+
+
+def srtp_context(session: pylibsrtp.Session) -> int:
+    """The address of a pylibsrtp session's libsrtp context (for the C extension; the
+    caller keeps the session alive while it is used)."""
+    inner: Any = session
+    return int(_ffi.cast("uintptr_t", inner._srtp[0]))
+
 
 # pylibsrtp's buffer is 1500 bytes; a protected packet grows by up to 16 bytes (its trailer).
 _BUFFER_BYTES = 1500
@@ -26,7 +61,16 @@ _MAX_TRAILER = 144  # pylibsrtp's SRTP_MAX_TRAILER_LEN: what it keeps free for p
 class LeanSrtp:
     """`protect`/`unprotect` of one pylibsrtp `Session` (the session is kept alive here)."""
 
-    __slots__ = ("_buffer", "_cdata", "_length", "_protect", "_srtp", "_unprotect", "session")
+    __slots__ = (
+        "_buffer",
+        "_cdata",
+        "_length",
+        "_protect",
+        "_srtp",
+        "_unprotect",
+        "context",
+        "session",
+    )
 
     def __init__(self, session: pylibsrtp.Session) -> None:
         self.session = session
@@ -39,6 +83,7 @@ class LeanSrtp:
         self._length = _ffi.new("int *")
         self._protect = _lib.srtp_protect
         self._unprotect = _lib.srtp_unprotect
+        self.context = srtp_context(session)  # for the C extension's calls
 
     def protect(self, packet: bytes) -> bytes:
         size = len(packet)

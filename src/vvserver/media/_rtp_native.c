@@ -1,0 +1,498 @@
+/*
+ * The relay's per-packet steps in C (issue 15): SRTP unprotect + RTP header parsing on the
+ * way in, RTP header building + NACK history + SRTP protect + the socket's sendto on the way
+ * out. Python keeps every decision (routing, statistics, NACKs, keyframes, what to forward to
+ * whom); this module only does the straight-line byte work those decisions need, so a packet
+ * costs one call into C on each side instead of some forty Python-level steps.
+ *
+ * libsrtp is the copy inside pylibsrtp (the one aiortc's sessions live in): Python hands over
+ * the addresses of its srtp_protect / srtp_unprotect once (`set_srtp_functions`), so this
+ * module needs no libsrtp headers or library of its own. Their libsrtp 2 prototype:
+ *     srtp_err_status_t f(srtp_t ctx, void *rtp_hdr, int *len_ptr)   (0 = ok)
+ * Everything runs on the event loop thread with the GIL held, as pylibsrtp's own calls do.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef int (*srtp_function)(void *ctx, void *rtp_hdr, int *len_ptr);
+
+static srtp_function srtp_protect_fn = NULL;
+static srtp_function srtp_unprotect_fn = NULL;
+
+#define BUFFER_BYTES 1500 /* pylibsrtp's packet buffer */
+#define MAX_TRAILER 144   /* what protect may add (pylibsrtp's SRTP_MAX_TRAILER_LEN) */
+#define MAX_EXTENSION 256 /* the sender's header extension block (mid, abs-send-time) */
+
+#define UNDECRYPTABLE -1
+#define MALFORMED -2
+
+/* Interned attribute names (the private counters aiortc's RTCP reports read). */
+static PyObject *str_tx_bytes, *str_tx_packets, *str_packet_count, *str_octet_count,
+    *str_ntp_timestamp, *str_rtp_timestamp;
+
+static int
+read_pointer(PyObject *value, void **out)
+{
+    void *pointer = PyLong_AsVoidPtr(value);
+    if (pointer == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "null pointer");
+        return -1;
+    }
+    *out = pointer;
+    return 0;
+}
+
+static PyObject *
+set_srtp_functions(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    void *protect, *unprotect;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "set_srtp_functions(protect, unprotect)");
+        return NULL;
+    }
+    if (read_pointer(args[0], &protect) < 0 || read_pointer(args[1], &unprotect) < 0)
+        return NULL;
+    srtp_protect_fn = (srtp_function)protect;
+    srtp_unprotect_fn = (srtp_function)unprotect;
+    Py_RETURN_NONE;
+}
+
+static int
+check_functions(void)
+{
+    if (srtp_protect_fn == NULL || srtp_unprotect_fn == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "set_srtp_functions was not called");
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * unprotect_rtp(ctx, datagram) -> (payload, ext_pos, padding, seq, timestamp, ssrc, second, packet)
+ *                                 | UNDECRYPTABLE | MALFORMED
+ * `packet` is the whole decrypted packet (header extensions are read from it at `ext_pos`,
+ * -1 when it has none); `payload` is its RTP payload without padding; `second` the header's
+ * second byte (marker and payload type).
+ */
+static PyObject *
+unprotect_rtp(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    unsigned char buffer[BUFFER_BYTES];
+    void *ctx;
+    char *data;
+    Py_ssize_t size;
+    int length, status;
+    if (nargs != 2 || !PyBytes_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "unprotect_rtp(ctx: int, datagram: bytes)");
+        return NULL;
+    }
+    if (check_functions() < 0 || read_pointer(args[0], &ctx) < 0)
+        return NULL;
+    data = PyBytes_AS_STRING(args[1]);
+    size = PyBytes_GET_SIZE(args[1]);
+    if (size > BUFFER_BYTES || size < 12)
+        return PyLong_FromLong(UNDECRYPTABLE);
+    memcpy(buffer, data, (size_t)size);
+    length = (int)size;
+    status = srtp_unprotect_fn(ctx, buffer, &length);
+    if (status != 0 || length < 0 || length > BUFFER_BYTES)
+        return PyLong_FromLong(UNDECRYPTABLE);
+
+    unsigned char first = buffer[0];
+    if (first >> 6 != 2 || length < 12)
+        return PyLong_FromLong(MALFORMED);
+    Py_ssize_t pos = 12 + (first & 0x0F) * 4;
+    Py_ssize_t ext_pos = -1;
+    if (first & 0x10) {
+        if (length < pos + 4)
+            return PyLong_FromLong(MALFORMED);
+        ext_pos = pos;
+        pos += 4 + (((Py_ssize_t)buffer[pos + 2] << 8) | buffer[pos + 3]) * 4;
+    }
+    Py_ssize_t end = length;
+    Py_ssize_t padding = 0;
+    if (first & 0x20) {
+        padding = buffer[length - 1];
+        end = length - padding;
+        if (!padding)
+            return PyLong_FromLong(MALFORMED);
+    }
+    if (pos > end)
+        return PyLong_FromLong(MALFORMED);
+    unsigned int seq = ((unsigned int)buffer[2] << 8) | buffer[3];
+    uint32_t timestamp = ((uint32_t)buffer[4] << 24) | ((uint32_t)buffer[5] << 16) |
+                         ((uint32_t)buffer[6] << 8) | buffer[7];
+    uint32_t ssrc = ((uint32_t)buffer[8] << 24) | ((uint32_t)buffer[9] << 16) |
+                    ((uint32_t)buffer[10] << 8) | buffer[11];
+    PyObject *packet = PyBytes_FromStringAndSize((const char *)buffer, length);
+    if (packet == NULL)
+        return NULL;
+    PyObject *payload = PyBytes_FromStringAndSize((const char *)buffer + pos, end - pos);
+    if (payload == NULL) {
+        Py_DECREF(packet);
+        return NULL;
+    }
+    return Py_BuildValue("(NnnIkkiN)", payload, ext_pos, padding, seq, (unsigned long)timestamp,
+                         (unsigned long)ssrc, (int)buffer[1], packet);
+}
+
+/* --- RtpSender: one forwarding sender's packets, built, kept, protected and sent -------- */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *sender;   /* the RTCRtpSender (its RTCP report counters are set per packet) */
+    PyObject *dtls;     /* the RTCDtlsTransport (its tx counters) */
+    PyObject *history;  /* the NACK history (a dict) or NULL for audio */
+    PyObject *session;  /* the pylibsrtp session `ctx` belongs to (kept alive here) */
+    PyObject *sendto;   /* the nominated pair's transport.sendto */
+    PyObject *address;  /* and its remote address */
+    void *ctx;
+    unsigned char first_byte;
+    unsigned char payload_type;
+    uint32_t ssrc;
+    unsigned char extension[MAX_EXTENSION];
+    Py_ssize_t extension_length;
+    Py_ssize_t abs_send_time_at; /* offset of abs-send-time's 3 bytes in extension, or -1 */
+    long history_size;
+    long long packets_sent;
+    long long octets_sent; /* payload bytes, as aiortc counts them for sender reports */
+    long long last_timestamp;
+} RtpSender;
+
+static int
+RtpSender_traverse(RtpSender *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->sender);
+    Py_VISIT(self->dtls);
+    Py_VISIT(self->history);
+    Py_VISIT(self->session);
+    Py_VISIT(self->sendto);
+    Py_VISIT(self->address);
+    return 0;
+}
+
+static int
+RtpSender_clear(RtpSender *self)
+{
+    Py_CLEAR(self->sender);
+    Py_CLEAR(self->dtls);
+    Py_CLEAR(self->history);
+    Py_CLEAR(self->session);
+    Py_CLEAR(self->sendto);
+    Py_CLEAR(self->address);
+    self->ctx = NULL;
+    return 0;
+}
+
+static void
+RtpSender_dealloc(RtpSender *self)
+{
+    PyObject_GC_UnTrack(self);
+    RtpSender_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* RtpSender(sender, dtls, first_byte, payload_type, ssrc, extension, abs_send_time_at,
+ *           history, history_size) */
+static int
+RtpSender_init(RtpSender *self, PyObject *args, PyObject *kwargs)
+{
+    PyObject *sender, *dtls, *history;
+    int first_byte, payload_type;
+    unsigned long ssrc;
+    Py_buffer extension;
+    Py_ssize_t abs_at;
+    long history_size;
+    static char *keywords[] = {"sender", "dtls", "first_byte", "payload_type", "ssrc",
+                               "extension", "abs_send_time_at", "history", "history_size",
+                               NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOiiky*nOl", keywords, &sender, &dtls,
+                                     &first_byte, &payload_type, &ssrc, &extension, &abs_at,
+                                     &history, &history_size))
+        return -1;
+    if (extension.len > MAX_EXTENSION || (abs_at >= 0 && abs_at > extension.len - 3) || abs_at < -1 ||
+        first_byte < 0 || first_byte > 255 || payload_type < 0 || payload_type > 127 ||
+        history_size <= 0 || ssrc > 0xFFFFFFFFUL) {
+        PyBuffer_Release(&extension);
+        PyErr_SetString(PyExc_ValueError, "RtpSender: argument out of range");
+        return -1;
+    }
+    if (history != Py_None && !PyDict_Check(history)) {
+        PyBuffer_Release(&extension);
+        PyErr_SetString(PyExc_TypeError, "RtpSender: history must be a dict or None");
+        return -1;
+    }
+    memcpy(self->extension, extension.buf, (size_t)extension.len);
+    self->extension_length = extension.len;
+    PyBuffer_Release(&extension);
+    self->abs_send_time_at = abs_at;
+    self->first_byte = (unsigned char)first_byte;
+    self->payload_type = (unsigned char)payload_type;
+    self->ssrc = (uint32_t)ssrc;
+    self->history_size = history_size;
+    Py_INCREF(sender);
+    Py_XSETREF(self->sender, sender);
+    Py_INCREF(dtls);
+    Py_XSETREF(self->dtls, dtls);
+    if (history == Py_None) {
+        Py_CLEAR(self->history);
+    } else {
+        Py_INCREF(history);
+        Py_XSETREF(self->history, history);
+    }
+    self->last_timestamp = -1;
+    return 0;
+}
+
+/* use(session, ctx, sendto, address): the SRTP session and socket to send with from now on */
+static PyObject *
+RtpSender_use(RtpSender *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    void *ctx;
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "use(session, ctx, sendto, address)");
+        return NULL;
+    }
+    if (read_pointer(args[1], &ctx) < 0)
+        return NULL;
+    if (!PyCallable_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "sendto must be callable");
+        return NULL;
+    }
+    Py_INCREF(args[0]);
+    Py_XSETREF(self->session, args[0]);
+    Py_INCREF(args[2]);
+    Py_XSETREF(self->sendto, args[2]);
+    Py_INCREF(args[3]);
+    Py_XSETREF(self->address, args[3]);
+    self->ctx = ctx;
+    Py_RETURN_NONE;
+}
+
+static int
+add_to_attribute(PyObject *object, PyObject *name, long long amount)
+{
+    PyObject *value = PyObject_GetAttr(object, name);
+    if (value == NULL)
+        return -1;
+    PyObject *increment = PyLong_FromLongLong(amount);
+    if (increment == NULL) {
+        Py_DECREF(value);
+        return -1;
+    }
+    PyObject *total = PyNumber_Add(value, increment);
+    Py_DECREF(value);
+    Py_DECREF(increment);
+    if (total == NULL)
+        return -1;
+    int result = PyObject_SetAttr(object, name, total);
+    Py_DECREF(total);
+    return result;
+}
+
+static int
+set_attribute(PyObject *object, PyObject *name, PyObject *value)
+{
+    if (value == NULL)
+        return -1;
+    int result = PyObject_SetAttr(object, name, value);
+    Py_DECREF(value);
+    return result;
+}
+
+/*
+ * send(sequence_number, timestamp, marker, payload, ntp) -> bytes put on the wire
+ * Builds the packet (this sender's SSRC, payload type and extension block, abs-send-time from
+ * `ntp`), keeps it in the history (video), protects it and hands it to the socket; then sets
+ * the counters aiortc's RTCP sender reports read.
+ */
+static PyObject *
+RtpSender_send(RtpSender *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    unsigned char buffer[BUFFER_BYTES];
+    if (nargs != 5 || !PyBytes_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "send(sequence_number, timestamp, marker, payload: bytes, ntp)");
+        return NULL;
+    }
+    if (self->ctx == NULL || self->sendto == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "RtpSender.use() was not called");
+        return NULL;
+    }
+    if (check_functions() < 0)
+        return NULL;
+    unsigned long seq = PyLong_AsUnsignedLong(args[0]);
+    if (seq == (unsigned long)-1 && PyErr_Occurred())
+        return NULL;
+    unsigned long long timestamp = PyLong_AsUnsignedLongLong(args[1]);
+    if (timestamp == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    int marker = PyObject_IsTrue(args[2]);
+    if (marker < 0)
+        return NULL;
+    unsigned long long ntp = PyLong_AsUnsignedLongLong(args[4]);
+    if (ntp == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    if (seq > 0xFFFF || timestamp > 0xFFFFFFFFULL) {
+        PyErr_SetString(PyExc_OverflowError, "sequence number or timestamp out of range");
+        return NULL;
+    }
+    const char *payload = PyBytes_AS_STRING(args[3]);
+    Py_ssize_t payload_length = PyBytes_GET_SIZE(args[3]);
+    Py_ssize_t length = 12 + self->extension_length + payload_length;
+    if (length > BUFFER_BYTES - MAX_TRAILER) {
+        PyErr_SetString(PyExc_ValueError, "packet is too long");
+        return NULL;
+    }
+    buffer[0] = self->first_byte;
+    buffer[1] = (unsigned char)((marker ? 0x80 : 0) | self->payload_type);
+    buffer[2] = (unsigned char)(seq >> 8);
+    buffer[3] = (unsigned char)seq;
+    buffer[4] = (unsigned char)(timestamp >> 24);
+    buffer[5] = (unsigned char)(timestamp >> 16);
+    buffer[6] = (unsigned char)(timestamp >> 8);
+    buffer[7] = (unsigned char)timestamp;
+    buffer[8] = (unsigned char)(self->ssrc >> 24);
+    buffer[9] = (unsigned char)(self->ssrc >> 16);
+    buffer[10] = (unsigned char)(self->ssrc >> 8);
+    buffer[11] = (unsigned char)self->ssrc;
+    memcpy(buffer + 12, self->extension, (size_t)self->extension_length);
+    if (self->abs_send_time_at >= 0) {
+        uint32_t abs_send_time = (uint32_t)((ntp >> 14) & 0xFFFFFF);
+        unsigned char *at = buffer + 12 + self->abs_send_time_at;
+        at[0] = (unsigned char)(abs_send_time >> 16);
+        at[1] = (unsigned char)(abs_send_time >> 8);
+        at[2] = (unsigned char)abs_send_time;
+    }
+    memcpy(buffer + 12 + self->extension_length, payload, (size_t)payload_length);
+
+    if (self->history != NULL) {
+        PyObject *plain = PyBytes_FromStringAndSize((const char *)buffer, length);
+        if (plain == NULL)
+            return NULL;
+        PyObject *key = PyLong_FromLong((long)(seq % (unsigned long)self->history_size));
+        if (key == NULL) {
+            Py_DECREF(plain);
+            return NULL;
+        }
+        int stored = PyDict_SetItem(self->history, key, plain);
+        Py_DECREF(key);
+        Py_DECREF(plain);
+        if (stored < 0)
+            return NULL;
+    }
+
+    int protected_length = (int)length;
+    int status = srtp_protect_fn(self->ctx, buffer, &protected_length);
+    if (status != 0 || protected_length < 0 || protected_length > BUFFER_BYTES) {
+        PyErr_Format(PyExc_RuntimeError, "srtp_protect failed: %d", status);
+        return NULL;
+    }
+    PyObject *datagram = PyBytes_FromStringAndSize((const char *)buffer, protected_length);
+    if (datagram == NULL)
+        return NULL;
+    PyObject *call_args[2] = {datagram, self->address};
+    PyObject *result = PyObject_Vectorcall(self->sendto, call_args, 2, NULL);
+    Py_DECREF(datagram);
+    if (result == NULL)
+        return NULL;
+    Py_DECREF(result);
+
+    if (add_to_attribute(self->dtls, str_tx_bytes, protected_length) < 0 ||
+        add_to_attribute(self->dtls, str_tx_packets, 1) < 0)
+        return NULL;
+    self->packets_sent += 1;
+    self->octets_sent += payload_length;
+    if (set_attribute(self->sender, str_packet_count, PyLong_FromLongLong(self->packets_sent)) <
+            0 ||
+        set_attribute(self->sender, str_octet_count, PyLong_FromLongLong(self->octets_sent)) < 0)
+        return NULL;
+    if ((long long)timestamp != self->last_timestamp) {
+        /* what the sender's RTCP loop puts in its sender reports: a matching pair */
+        self->last_timestamp = (long long)timestamp;
+        if (set_attribute(self->sender, str_ntp_timestamp, PyLong_FromUnsignedLongLong(ntp)) <
+                0 ||
+            set_attribute(self->sender, str_rtp_timestamp,
+                          PyLong_FromUnsignedLongLong(timestamp)) < 0)
+            return NULL;
+    }
+    return PyLong_FromLong(protected_length);
+}
+
+static PyMemberDef RtpSender_members[] = {
+    {"packets_sent", T_LONGLONG, offsetof(RtpSender, packets_sent), READONLY, NULL},
+    {"octets_sent", T_LONGLONG, offsetof(RtpSender, octets_sent), READONLY, NULL},
+    {NULL},
+};
+
+static PyMethodDef RtpSender_methods[] = {
+    {"use", (PyCFunction)(void (*)(void))RtpSender_use, METH_FASTCALL,
+     "use(session, ctx, sendto, address): the SRTP session and socket to send with"},
+    {"send", (PyCFunction)(void (*)(void))RtpSender_send, METH_FASTCALL,
+     "send(sequence_number, timestamp, marker, payload, ntp) -> bytes sent"},
+    {NULL},
+};
+
+static PyTypeObject RtpSenderType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "vvserver.media._rtp_native.RtpSender",
+    .tp_basicsize = sizeof(RtpSender),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "One forwarding sender's packets: built, kept for NACKs, protected and sent.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)RtpSender_init,
+    .tp_dealloc = (destructor)RtpSender_dealloc,
+    .tp_traverse = (traverseproc)RtpSender_traverse,
+    .tp_clear = (inquiry)RtpSender_clear,
+    .tp_methods = RtpSender_methods,
+    .tp_members = RtpSender_members,
+};
+
+static PyMethodDef module_methods[] = {
+    {"set_srtp_functions", (PyCFunction)(void (*)(void))set_srtp_functions, METH_FASTCALL,
+     "set_srtp_functions(protect, unprotect): libsrtp's function addresses"},
+    {"unprotect_rtp", (PyCFunction)(void (*)(void))unprotect_rtp, METH_FASTCALL,
+     "unprotect_rtp(ctx, datagram) -> (payload, ext_pos, padding, seq, timestamp, ssrc, "
+     "second, packet) | UNDECRYPTABLE | MALFORMED"},
+    {NULL},
+};
+
+static struct PyModuleDef module_definition = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "vvserver.media._rtp_native",
+    .m_doc = "The relay's per-packet SRTP and RTP header work in C.",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__rtp_native(void)
+{
+    str_tx_bytes = PyUnicode_InternFromString("_RTCDtlsTransport__tx_bytes");
+    str_tx_packets = PyUnicode_InternFromString("_RTCDtlsTransport__tx_packets");
+    str_packet_count = PyUnicode_InternFromString("_RTCRtpSender__packet_count");
+    str_octet_count = PyUnicode_InternFromString("_RTCRtpSender__octet_count");
+    str_ntp_timestamp = PyUnicode_InternFromString("_RTCRtpSender__ntp_timestamp");
+    str_rtp_timestamp = PyUnicode_InternFromString("_RTCRtpSender__rtp_timestamp");
+    if (!str_tx_bytes || !str_tx_packets || !str_packet_count || !str_octet_count ||
+        !str_ntp_timestamp || !str_rtp_timestamp)
+        return NULL;
+    if (PyType_Ready(&RtpSenderType) < 0)
+        return NULL;
+    PyObject *module = PyModule_Create(&module_definition);
+    if (module == NULL)
+        return NULL;
+    Py_INCREF(&RtpSenderType);
+    if (PyModule_AddObject(module, "RtpSender", (PyObject *)&RtpSenderType) < 0 ||
+        PyModule_AddIntConstant(module, "UNDECRYPTABLE", UNDECRYPTABLE) < 0 ||
+        PyModule_AddIntConstant(module, "MALFORMED", MALFORMED) < 0 ||
+        PyModule_AddIntConstant(module, "BUFFER_BYTES", BUFFER_BYTES) < 0) {
+        Py_DECREF(&RtpSenderType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

@@ -1,0 +1,35 @@
+"""Types of the C extension built from `_rtp_native.c` (see that file)."""
+
+from collections.abc import Callable
+from typing import Any
+
+UNDECRYPTABLE: int
+MALFORMED: int
+BUFFER_BYTES: int
+
+def set_srtp_functions(protect: int, unprotect: int, /) -> None: ...
+def unprotect_rtp(
+    ctx: int, datagram: bytes, /
+) -> tuple[bytes, int, int, int, int, int, int, bytes] | int: ...
+
+class RtpSender:
+    packets_sent: int
+    octets_sent: int
+    def __init__(
+        self,
+        sender: Any,
+        dtls: Any,
+        first_byte: int,
+        payload_type: int,
+        ssrc: int,
+        extension: bytes,
+        abs_send_time_at: int,
+        history: dict[int, Any] | None,
+        history_size: int,
+    ) -> None: ...
+    def use(
+        self, session: Any, ctx: int, sendto: Callable[[bytes, Any], None], address: Any, /
+    ) -> None: ...
+    def send(
+        self, sequence_number: int, timestamp: int, marker: int, payload: bytes, ntp: int, /
+    ) -> int: ...
