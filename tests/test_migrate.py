@@ -65,3 +65,15 @@ async def test_a_database_behind_is_upgraded(tmp_path: Path) -> None:
             await session.execute(text("SELECT language FROM accounts"))  # 0010's column
     finally:
         await db.close()
+
+
+async def test_both_engines_report_their_revision(db_url: str) -> None:
+    assert await migrate.at_head(db_url)
+    db = Database(db_url)
+    try:
+        async with db.write() as session:
+            await session.execute(text("DROP TABLE alembic_version"))
+    finally:
+        await db.close()
+    assert await migrate.database_revisions(db_url) is None
+    assert not await migrate.at_head(db_url)
