@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -32,7 +32,6 @@ from vvserver.api.middleware import error_middleware, request_id_middleware
 from vvserver.api.prometheus import REFRESH_S, NodeMetrics
 from vvserver.app_keys import CALLS, ENDPOINTS, HUB, METRICS, SERVICES, VISIT_MEDIA, WORKERS
 from vvserver.client.stock_relay import StockVisitRoom
-from vvserver.cluster import Cluster, HostedElsewhere
 from vvserver.db.engine import Database
 from vvserver.domain.accounts.secrets import PasswordHashing
 from vvserver.domain.audit.chain import AuditAnchor, AuditLog
@@ -53,6 +52,9 @@ from vvserver.signaling.hub import SignalingHub
 from vvserver.visits_live import VisitMedia, adopt_recovered_recordings
 from vvserver.visits_live.ended_elsewhere import hang_up_ended_visits
 from vvserver.web_pages import install_web
+
+if TYPE_CHECKING:
+    from vvserver.cluster import Cluster
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +139,12 @@ def create_app(
         client_max_size=max(settings.max_body_bytes, settings.max_upload_bytes),
         middlewares=[request_id_middleware, error_middleware],
     )
-    cluster = Cluster(settings, services, settings.node_id) if settings.redis_url else None
+    cluster: Cluster | None = None
+    if settings.redis_url:
+        # Imported in cluster mode only: redis-py and the cluster's modules are ~7 MB resident.
+        from vvserver.cluster import Cluster
+
+        cluster = Cluster(settings, services, settings.node_id)
     install_security_headers(app, behind_tls=settings.behind_tls)
     app[SERVICES] = services
     app[WORKERS] = TaskSet()
@@ -168,17 +175,19 @@ def create_app(
         if worker_factories:
             # Only the process that runs the timed work repairs what a crash left behind; in a
             # cluster it leaves alone the calls and recordings live nodes hold.
-            hosted = (
-                HostedElsewhere(frozenset(), frozenset(), frozenset())
-                if cluster is None
-                else await cluster.hosted_elsewhere()
-            )
+            leave_visits: frozenset[int] = frozenset()
+            leave_recordings: frozenset[int] = frozenset()
+            leave_directories: frozenset[str] = frozenset()
+            if cluster is not None:
+                hosted = await cluster.hosted_elsewhere()
+                leave_visits, leave_recordings = hosted.visit_ids, hosted.recording_ids
+                leave_directories = hosted.directories
             report = await reconcile_at_startup(
-                services, leave_visits=hosted.visit_ids, leave_recordings=hosted.recording_ids
+                services, leave_visits=leave_visits, leave_recordings=leave_recordings
             )
             logger.info("start-up reconciliation: %s", report)
             recovered = await asyncio.to_thread(
-                recover_recordings, settings.recordings_dir, hosted.directories
+                recover_recordings, settings.recordings_dir, leave_directories
             )
             logger.info("recovered %d recordings left by a crash", len(recovered))
             adopted = await adopt_recovered_recordings(services)

@@ -10,7 +10,6 @@ Three groups:
 
 from __future__ import annotations
 
-import segno
 from aiohttp import web
 
 from vvserver.api.endpoints import ADMINS, STAFF, ApiRouter, RequestContext
@@ -51,6 +50,8 @@ def pending_key(principal: Principal) -> str:
 
 
 def enrolment_out(enrolment: Enrolment) -> MfaEnrolmentOut:
+    import segno  # loaded at the first enrolment, not at start (with xml: ~1.8 MB resident)
+
     qr = segno.make(enrolment.uri, error="m")
     return MfaEnrolmentOut(
         secret=enrolment.secret,

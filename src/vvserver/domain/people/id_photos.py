@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-
-from PIL import Image, ImageOps, UnidentifiedImageError
+from typing import TYPE_CHECKING
 
 from vvserver.domain.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 IMAGE_MAGIC: dict[str, bytes] = {
     "image/jpeg": b"\xff\xd8\xff",
@@ -53,6 +55,9 @@ def reencode_image(data: bytes, content_type: str) -> CleanImage:
     Blocking (CPU): run it in a thread. Raises InvalidInput (``image_too_large``,
     ``image_unreadable``) for what cannot be made into a clean image.
     """
+    # Pillow is loaded at the first upload, not at start (2 MB resident a server may not need).
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
     pillow_format = _PILLOW_FORMATS[content_type]
     try:
         # Reads the header only: the size is known before any pixel is decoded.
@@ -82,6 +87,8 @@ def reencode_image(data: bytes, content_type: str) -> CleanImage:
 
 def _pixels_only(upright: Image.Image, pillow_format: str) -> Image.Image:
     """The picture in RGB, RGBA (PNG with transparency) or grey, fit to the stored size."""
+    from PIL import Image
+
     has_alpha = upright.mode in ("RGBA", "LA", "PA") or "transparency" in upright.info
     mode = "RGBA" if has_alpha and pillow_format == "PNG" else "RGB"
     if upright.mode == "L" and not has_alpha:
