@@ -1,8 +1,9 @@
 """The one thing pyproject.toml cannot say: the relay's C extension (issue 15).
 
 `vvserver.media._rtp_native` is built from source by `pip install` (gcc and the Python headers
-are all it needs: libsrtp is reached through pylibsrtp's copy at run time). The relay runs
-without it, slower, when it is missing (see docs/media.md).
+are all it needs: libsrtp is reached through pylibsrtp's copy at run time; scripts/ensure-venv
+installs both on Debian). It is optional: where it cannot be built the install goes on and the
+relay does the same work in Python, slower (a warning at start; the test suite fails on it).
 """
 
 from setuptools import Extension, setup
@@ -13,6 +14,7 @@ setup(
             "vvserver.media._rtp_native",
             sources=["src/vvserver/media/_rtp_native.c"],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+            optional=True,
         )
     ]
 )
