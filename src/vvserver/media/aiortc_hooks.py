@@ -894,12 +894,32 @@ class FastReceive:
             )
 
 
+_STUN_DATAGRAM_RECEIVED = aioice.ice.StunProtocol.datagram_received
+
+
+def _demux_datagram(self: Any, data: bytes, addr: tuple[Any, ...]) -> None:
+    """aioice's `StunProtocol.datagram_received`, demultiplexing by the first byte first
+    (RFC 7983): RTP and RTCP (128-191) go straight to the connection's `data_received`.
+    aioice tries to parse every datagram as STUN and takes the `ValueError` as "not STUN":
+    an exception raised and caught per media packet."""
+    if data and 127 < data[0] < 192:
+        self.receiver.data_received(data, self.local_candidate.component)
+    else:
+        _STUN_DATAGRAM_RECEIVED(self, data, addr)
+
+
+def install_datagram_demux() -> None:
+    """Make every aioice socket protocol demultiplex as `_demux_datagram` does (idempotent)."""
+    aioice.ice.StunProtocol.datagram_received = _demux_datagram  # type: ignore[method-assign,assignment]
+
+
 def enable_fast_receive(pc: RTCPeerConnection) -> list[FastReceive]:
     """Give every tapped receiver of `pc` the lean receive path (`FastReceive`).
 
     Call once the remote description is applied (the transports are bundled then) and before
     media flows; packets that reach aiortc's own path before that still reach the same sinks.
     """
+    install_datagram_demux()
     paths: dict[int, FastReceive] = {}
     for transceiver in pc.getTransceivers():
         receiver = transceiver.receiver
