@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 
 import aioice.ice
+import aioice.stun
 import pytest
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
@@ -196,7 +197,8 @@ def test_a_nack_reaches_the_senders_overridable_retransmit_method() -> None:
 
 def test_aioice_hands_each_datagram_to_its_connections_data_received() -> None:
     # The lean receive path takes SRTP datagrams here, before aioice's queue.
-    received = inspect.getsource(aioice.ice.StunProtocol.datagram_received)
+    received = inspect.getsource(aiortc_hooks._STUN_DATAGRAM_RECEIVED)  # aioice's own
+    assert "message = stun.parse_message(data)" in received
     assert "self.receiver.data_received(data, self.local_candidate.component)" in received
     assert "self._queue.put_nowait((data, component))" in inspect.getsource(
         aioice.ice.Connection.data_received
@@ -208,6 +210,34 @@ def test_aioice_hands_each_datagram_to_its_connections_data_received() -> None:
     assert "self.transport.sendto(data, addr)" in inspect.getsource(
         aioice.ice.StunProtocol.send_data
     )
+
+
+async def test_media_datagrams_go_to_the_connection_without_a_stun_parse_and_stun_still_does() -> (
+    None
+):
+    aiortc_hooks.install_datagram_demux()
+    handed: list[tuple[bytes, int]] = []
+
+    class Connection:
+        def data_received(self, data: bytes, component: int) -> None:
+            handed.append((data, component))
+
+        def request_received(self, *args: object) -> None:
+            handed.append((b"stun request", 0))
+
+    protocol = aioice.ice.StunProtocol(Connection())  # type: ignore[arg-type]
+    protocol.local_candidate = type("Candidate", (), {"component": 1})()
+    # An RTP packet whose sequence number happens to equal its length - 20: aioice alone would
+    # take it for a STUN message.
+    rtp = b"\x80\x60\x00\x10" + bytes(32)
+    protocol.datagram_received(rtp, ("127.0.0.1", 9))
+    dtls = b"\x16\xfe\xfd" + bytes(20)
+    protocol.datagram_received(dtls, ("127.0.0.1", 9))
+    request = aioice.stun.Message(
+        message_method=aioice.stun.Method.BINDING, message_class=aioice.stun.Class.REQUEST
+    )
+    protocol.datagram_received(bytes(request), ("127.0.0.1", 9))
+    assert handed == [(rtp, 1), (dtls, 1), (b"stun request", 0)]
 
 
 def test_the_dtls_transport_decrypts_parses_and_routes_rtp_as_the_lean_path_does() -> None:

@@ -75,6 +75,7 @@ from aiortc.rtp import (
 )
 
 from vvserver.media.bitrate_estimator import LeanRemoteBitrateEstimator
+from vvserver.media.remb_throttle import RembThrottle
 from vvserver.media.rtp_parsing import (
     EXTENSION_HEADER,
     NTP_EPOCH_OFFSET,
@@ -540,6 +541,11 @@ class _Nacks:
             self.missing.discard(seq)
 
 
+# How often the receiver's active-SSRC time (getSynchronizationSources, a 10 s window) is
+# refreshed: aiortc sets a datetime per packet.
+ACTIVE_SSRC_REFRESH = 1.0
+
+
 class _Inbound:
     """One receiver's handling of one SSRC: what aiortc's `_handle_rtp_packet` does that the
     relay needs, and no more."""
@@ -547,6 +553,7 @@ class _Inbound:
     __slots__ = (
         "abs_send_time_id",
         "active",
+        "active_at",
         "apt",
         "clock_rate",
         "estimator",
@@ -557,6 +564,7 @@ class _Inbound:
         "original_ssrc",
         "payload_types",
         "receiver",
+        "remb",
         "sink",
         "stats",
     )
@@ -582,7 +590,9 @@ class _Inbound:
             self.stats = streams[ssrc] = StreamStatistics(self.clock_rate)
         self.active: dict[int, Any] = getattr(receiver, _RECEIVER + "active_ssrc")
         self.active[ssrc] = clock.current_datetime()
+        self.active_at = time.time()
         self.estimator = _lean_estimator(receiver)
+        self.remb = RembThrottle()
         self.nacks = _Nacks() if self.kind == "video" else None
         self.abs_send_time_id = abs_send_time_id
         self.frame_bytes = 0
@@ -859,7 +869,9 @@ class FastReceive:
     ) -> None:
         """Feed the bitrate estimator once per frame; send its REMB upstream."""
         size, inbound.frame_bytes = inbound.frame_bytes, 0
-        inbound.active[ssrc] = clock.current_datetime()
+        if now - inbound.active_at >= ACTIVE_SSRC_REFRESH:
+            inbound.active_at = now
+            inbound.active[ssrc] = clock.current_datetime()
         value = header_extension(packet, ext_pos, inbound.abs_send_time_id)
         if value is None or len(value) != 3:
             return
@@ -869,8 +881,10 @@ class FastReceive:
             payload_size=size,
             ssrc=ssrc,
         )
+        if remb is None:
+            return
         rtcp_ssrc = getattr(inbound.receiver, _RECEIVER + "rtcp_ssrc")
-        if remb is not None and rtcp_ssrc is not None:
+        if rtcp_ssrc is not None and inbound.remb.due(remb[0], now):
             send_rtcp_now(
                 self._dtls,
                 RtcpPsfbPacket(
@@ -894,12 +908,32 @@ class FastReceive:
             )
 
 
+_STUN_DATAGRAM_RECEIVED = aioice.ice.StunProtocol.datagram_received
+
+
+def _demux_datagram(self: Any, data: bytes, addr: tuple[Any, ...]) -> None:
+    """aioice's `StunProtocol.datagram_received`, demultiplexing by the first byte first
+    (RFC 7983): RTP and RTCP (128-191) go straight to the connection's `data_received`.
+    aioice tries to parse every datagram as STUN and takes the `ValueError` as "not STUN":
+    an exception raised and caught per media packet."""
+    if data and 127 < data[0] < 192:
+        self.receiver.data_received(data, self.local_candidate.component)
+    else:
+        _STUN_DATAGRAM_RECEIVED(self, data, addr)
+
+
+def install_datagram_demux() -> None:
+    """Make every aioice socket protocol demultiplex as `_demux_datagram` does (idempotent)."""
+    aioice.ice.StunProtocol.datagram_received = _demux_datagram  # type: ignore[method-assign,assignment]
+
+
 def enable_fast_receive(pc: RTCPeerConnection) -> list[FastReceive]:
     """Give every tapped receiver of `pc` the lean receive path (`FastReceive`).
 
     Call once the remote description is applied (the transports are bundled then) and before
     media flows; packets that reach aiortc's own path before that still reach the same sinks.
     """
+    install_datagram_demux()
     paths: dict[int, FastReceive] = {}
     for transceiver in pc.getTransceivers():
         receiver = transceiver.receiver
