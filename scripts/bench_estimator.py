@@ -18,8 +18,8 @@ from typing import Any
 
 from aiortc.rate import RemoteBitrateEstimator
 
-from vvserver.media.aiortc_hooks import LeanRateCounter
 from vvserver.media.bitrate_estimator import LeanRemoteBitrateEstimator
+from vvserver.media.fast_receive import LeanRateCounter
 
 NTP_MS = 3_900_000_000_000
 

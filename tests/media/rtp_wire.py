@@ -19,7 +19,8 @@ from aiortc.rtcrtpparameters import (
 )
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
-from vvserver.media.aiortc_hooks import RtpSendPath, RtpSlice
+from vvserver.media.aiortc_hooks import RtpSlice
+from vvserver.media.rtp_send_path import RtpSendPath
 
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90_000, payloadType=96)
 OPUS = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48_000, channels=2, payloadType=111)

@@ -19,17 +19,17 @@ from aiortc.rtp import RTCP_PSFB_APP, HeaderExtensionsMap, RtcpPsfbPacket, pack_
 
 from vvserver.client.peer import TestPeer
 from vvserver.client.sample_clip import Clip
-from vvserver.media import aiortc_hooks
+from vvserver.media import aiortc_hooks, fast_receive, rtp_send_path
 from vvserver.media.aiortc_hooks import (
     HookError,
     cap_receiver_remb,
-    enable_fast_receive,
     on_keyframe_request,
     on_remb,
     rtc_configuration,
     set_ice_host_addresses,
     tap_receiver,
 )
+from vvserver.media.fast_receive import enable_fast_receive
 from vvserver.media.room import VisitRoom
 
 
@@ -178,7 +178,7 @@ def test_a_sender_retransmits_from_its_history_and_reports_its_counters() -> Non
     rtcp = inspect.getsource(RTCRtpSender._run_rtcp)
     for counter in ("ntp_timestamp", "rtp_timestamp", "packet_count", "octet_count"):
         assert f"self.__{counter}" in rtcp
-    assert isinstance(aiortc_hooks.RTP_HISTORY_SIZE, int)
+    assert isinstance(rtp_send_path.RTP_HISTORY_SIZE, int)
 
 
 def test_a_nack_reaches_the_senders_overridable_retransmit_method() -> None:
@@ -197,7 +197,7 @@ def test_a_nack_reaches_the_senders_overridable_retransmit_method() -> None:
 
 def test_aioice_hands_each_datagram_to_its_connections_data_received() -> None:
     # The lean receive path takes SRTP datagrams here, before aioice's queue.
-    received = inspect.getsource(aiortc_hooks._STUN_DATAGRAM_RECEIVED)  # aioice's own
+    received = inspect.getsource(fast_receive._STUN_DATAGRAM_RECEIVED)  # aioice's own
     assert "message = stun.parse_message(data)" in received
     assert "self.receiver.data_received(data, self.local_candidate.component)" in received
     assert "self._queue.put_nowait((data, component))" in inspect.getsource(
@@ -215,7 +215,7 @@ def test_aioice_hands_each_datagram_to_its_connections_data_received() -> None:
 async def test_media_datagrams_go_to_the_connection_without_a_stun_parse_and_stun_still_does() -> (
     None
 ):
-    aiortc_hooks.install_datagram_demux()
+    fast_receive.install_datagram_demux()
     handed: list[tuple[bytes, int]] = []
 
     class Connection:
@@ -275,7 +275,7 @@ def test_the_receiver_keeps_what_the_lean_path_updates_in_place() -> None:
     for name in ("base_seq", "max_seq", "cycles", "packets_received"):
         assert f"self.{name}" in inspect.getsource(StreamStatistics.__init__)
     init = inspect.getsource(RTCRtpReceiver.__init__)
-    for name in aiortc_hooks.RECEIVER_PRIVATE_ATTRS:
+    for name in fast_receive.RECEIVER_PRIVATE_ATTRS:
         assert f"self.__{name}" in init
 
 

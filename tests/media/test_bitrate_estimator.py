@@ -23,11 +23,11 @@ from vvserver.client.sample_clip import Clip
 from vvserver.media import aimd_rate_control, bitrate_estimator
 from vvserver.media.aiortc_hooks import (
     RECEIVER_BITRATE_ESTIMATOR_ATTR,
-    _lean_estimator,
     cap_receiver_remb,
     rtc_configuration,
 )
 from vvserver.media.bitrate_estimator import LeanRemoteBitrateEstimator
+from vvserver.media.fast_receive import _lean_estimator
 from vvserver.media.room import VisitRoom
 
 NTP_MS = 3_900_000_000_000  # arrival times are NTP-epoch milliseconds (aiortc's clock)

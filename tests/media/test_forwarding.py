@@ -19,9 +19,10 @@ from tests.media.rtp_wire import (
     SendingSender,
     rtp,
 )
-from vvserver.media.aiortc_hooks import MAX_SEND_BUFFER, RtpSlice, rtc_configuration
+from vvserver.media.aiortc_hooks import RtpSlice, rtc_configuration
 from vvserver.media.forwarding import Feed, ForwardedTrack
 from vvserver.media.frames import EncodedFrame, MediaKind
+from vvserver.media.rtp_send_path import MAX_SEND_BUFFER
 
 
 class FakeClock:

@@ -17,8 +17,8 @@ from pylibsrtp import Policy, Session
 
 from tests.media.rtp_wire import OPUS, VP8, SendingSender
 from vvserver.media import _rtp_native as native
-from vvserver.media import aiortc_hooks, srtp_session
-from vvserver.media.aiortc_hooks import SENT
+from vvserver.media import fast_receive, rtp_send_path, srtp_session
+from vvserver.media.rtp_send_path import SENT
 from vvserver.media.srtp_session import LeanSrtp, srtp_context
 
 KEY = bytes(range(30))
@@ -30,7 +30,8 @@ def session(direction: int) -> Session:
 
 def test_the_extension_is_built_and_in_use() -> None:
     assert srtp_session.NATIVE is native
-    assert vars(aiortc_hooks)["NATIVE"] is native
+    assert vars(rtp_send_path)["NATIVE"] is native
+    assert vars(fast_receive)["NATIVE"] is native
 
 
 async def _sent_by_a_sender(
@@ -40,7 +41,7 @@ async def _sent_by_a_sender(
     fixed run of packets, sending through a real SRTP session."""
     from aiortc import RTCPeerConnection
 
-    monkeypatch.setattr(aiortc_hooks, "NATIVE", native if use_native else None)
+    monkeypatch.setattr(rtp_send_path, "NATIVE", native if use_native else None)
     pc = RTCPeerConnection()
     sending = SendingSender(pc, kind)
     sending.sender._ssrc = 0x01020304

@@ -1,6 +1,6 @@
 """The relay's senders put on the wire exactly the bytes aiortc's own sender would.
 
-`aiortc_hooks.RtpSendPath` (the relay's forwarding senders) and `rtp_packing` (the test peers'
+`rtp_send_path.RtpSendPath` (the relay's forwarding senders) and `rtp_packing` (the test peers'
 pre-packetized clip) replace aiortc's per-packet objects (av.Packet, VpxPayloadDescriptor,
 RtpPacket) with a few `struct.pack` calls; a browser must not be able to tell the difference,
 and NACKed packets must still be retransmitted.
@@ -21,8 +21,9 @@ from aiortc.rtcrtpparameters import (
 from aiortc.rtp import HeaderExtensions, HeaderExtensionsMap, RtpPacket
 
 from tests.media.rtp_wire import OPUS, VP8, SendingSender
-from vvserver.media.aiortc_hooks import NOT_SENT, HookError, RtpSendPath, rtc_configuration
+from vvserver.media.aiortc_hooks import HookError, rtc_configuration
 from vvserver.media.rtp_packing import opus_payloads, packetizer, rtp_packets, vp8_payloads
+from vvserver.media.rtp_send_path import NOT_SENT, RtpSendPath
 
 
 def _extensions_map() -> HeaderExtensionsMap:

@@ -2,7 +2,7 @@
 
 Neither direction encodes or decodes: the clip's VP8/Opus frames are split into RTP packets
 and sent as they are due (`ClipTrack`), and received packets (through the relay's lean receive
-path, `aiortc_hooks.enable_fast_receive`) are reassembled into frames and counted,
+path, `fast_receive.enable_fast_receive`) are reassembled into frames and counted,
 hashed and identified against the clip. Used by the media tests, benchmarks and (wrapped in a
 CLI) by the signaling layer.
 """
@@ -22,10 +22,8 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from vvserver.client.sample_clip import Clip
 from vvserver.media.aiortc_hooks import (
-    RtpSendPath,
     RtpSlice,
     cap_receiver_remb,
-    enable_fast_receive,
     on_keyframe_request,
     on_remb,
     rtc_configuration,
@@ -33,10 +31,12 @@ from vvserver.media.aiortc_hooks import (
     tap_receiver,
 )
 from vvserver.media.assembly import AudioPacketGate, VideoFrameAssembler
+from vvserver.media.fast_receive import enable_fast_receive
 from vvserver.media.frames import EncodedFrame, MediaKind, clock_rate
 from vvserver.media.participant import codec_preferences
 from vvserver.media.rtp_packing import PICTURE_ID_MOD, opus_payloads, vp8_payloads
 from vvserver.media.rtp_parsing import ntp_now
+from vvserver.media.rtp_send_path import RtpSendPath
 
 logger = logging.getLogger(__name__)
 

@@ -20,10 +20,11 @@ from typing import Any, Protocol
 
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from vvserver.media.aiortc_hooks import BACKED_UP, SENT, RtpSendPath, RtpSlice
+from vvserver.media.aiortc_hooks import RtpSlice
 from vvserver.media.assembly import AudioPacketGate, VideoFrameAssembler
 from vvserver.media.frames import EncodedFrame, MediaKind, clock_rate
 from vvserver.media.rtp_parsing import ntp_now, vp8_starts_keyframe
+from vvserver.media.rtp_send_path import BACKED_UP, SENT, RtpSendPath
 
 logger = logging.getLogger(__name__)
 

@@ -18,10 +18,8 @@ from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
 from vvserver.aio import TaskSet
 from vvserver.media.aiortc_hooks import (
-    RtpSendPath,
     RtpSlice,
     cap_receiver_remb,
-    enable_fast_receive,
     on_keyframe_request,
     on_remb,
     rtc_configuration,
@@ -29,10 +27,12 @@ from vvserver.media.aiortc_hooks import (
     send_pli_upstream,
     tap_receiver,
 )
+from vvserver.media.fast_receive import enable_fast_receive
 from vvserver.media.forwarding import Feed, ForwardedTrack, MediaCounters
 from vvserver.media.frames import MediaKind
 from vvserver.media.media_flow import SILENCE_AFTER, MediaPresence
 from vvserver.media.offers import CheckedOffer, answer_direction
+from vvserver.media.rtp_send_path import RtpSendPath
 
 logger = logging.getLogger(__name__)
 

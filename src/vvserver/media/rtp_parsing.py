@@ -1,6 +1,6 @@
 """Reading RTP packets and VP8 payload descriptors without objects: offsets into the bytes.
 
-The relay's lean receive path (`aiortc_hooks.enable_fast_receive`) parses each packet with
+The relay's lean receive path (`fast_receive.enable_fast_receive`) parses each packet with
 these instead of aiortc's `RtpPacket.parse` (which builds an object and decodes every header
 extension) and finds keyframe starts from the VP8 payload descriptor (RFC 7741) without
 depayloading. Nothing here knows about aiortc.

@@ -1,0 +1,544 @@
+"""The lean receive path: SRTP from the socket to the relay, no per-packet objects or tasks.
+
+Part of the relay's use of aiortc/aioice internals (see `aiortc_hooks`): datagrams are taken
+from aioice's connection before its queue, decrypted and parsed (in C when
+`vvserver.media._rtp_native` is built), and handed to the tapped receivers' sinks, keeping what
+aiortc's `_handle_rtp_packet` keeps that the relay needs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aioice.ice
+import pylibsrtp
+from aiortc import (
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    clock,
+)
+from aiortc.rate import RemoteBitrateEstimator
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcrtpreceiver import StreamStatistics
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTCP_PSFB_PLI,
+    RTCP_RTPFB_NACK,
+    RtcpPsfbPacket,
+    RtcpRtpfbPacket,
+    pack_remb_fci,
+)
+
+from vvserver.media.aiortc_hooks import (
+    RECEIVER_BITRATE_ESTIMATOR_ATTR,
+    RECEIVER_JITTER_BUFFER_ATTR,
+    HookError,
+    PacketSink,
+    RtpSlice,
+    _JitterBufferStandIn,
+)
+from vvserver.media.bitrate_estimator import LeanRemoteBitrateEstimator
+from vvserver.media.remb_throttle import RembThrottle
+from vvserver.media.rtp_parsing import (
+    NTP_EPOCH_OFFSET,
+    SEQ_TS_SSRC,
+    header_extension,
+    vp8_data,
+)
+from vvserver.media.rtp_send_path import RTP_HISTORY_SIZE, send_rtcp_now
+from vvserver.media.srtp_session import NATIVE, LeanSrtp, SrtpCalls, srtp_calls
+
+logger = logging.getLogger(__name__)
+
+# --- receiving: SRTP from the socket to the relay, no per-packet objects or tasks ----------
+
+_RECEIVER = "_RTCRtpReceiver__"
+RECEIVER_PRIVATE_ATTRS = (
+    "kind",
+    "codecs",
+    "rtx_ssrc",
+    "remote_streams",
+    "active_ssrc",
+    "rtcp_ssrc",
+    "remote_bitrate_estimator",
+)
+RTX_HEADER_BYTES = 2
+NACK_HISTORY = RTP_HISTORY_SIZE  # missing packets tracked at most (aiortc's NackGenerator)
+
+
+@dataclass(slots=True)
+class ReceiveCounters:
+    """What a lean receive path dropped (for tests and metrics)."""
+
+    packets: int = 0
+    malformed: int = 0  # not RTP, or cut short
+    undecryptable: int = 0  # SRTP authentication or replay check failed
+    unrouted: int = 0  # no receiver for its SSRC / payload type
+    nacks_sent: int = 0  # RTCP NACKs sent for missing packets
+
+
+class _RouteProbe:
+    """What aiortc's RTP router reads of a packet."""
+
+    __slots__ = ("payload_type", "ssrc")
+
+    def __init__(self, ssrc: int, payload_type: int) -> None:
+        self.ssrc = ssrc
+        self.payload_type = payload_type
+
+
+class _Nacks:
+    """aiortc's NackGenerator, with the usual case (the next packet) in one comparison."""
+
+    __slots__ = ("max_seq", "missing")
+
+    def __init__(self) -> None:
+        self.max_seq = -1
+        self.missing: set[int] = set()
+
+    def add(self, seq: int) -> bool:
+        """Note a received packet; True when it revealed newly missing packets."""
+        if self.max_seq < 0:
+            self.max_seq = seq
+            return False
+        ahead = (seq - self.max_seq) & 0xFFFF
+        if ahead == 1:
+            self.max_seq = seq
+            if self.missing:
+                self._truncate()
+            return False
+        if 0 < ahead < 0x8000:
+            for back in range(min(ahead - 1, NACK_HISTORY), 0, -1):
+                self.missing.add((seq - back) & 0xFFFF)
+            self.max_seq = seq
+            self._truncate()
+            return True
+        self.missing.discard(seq)
+        return False
+
+    def _truncate(self) -> None:
+        oldest = (self.max_seq - NACK_HISTORY) & 0xFFFF
+        for seq in [s for s in self.missing if 0 < ((oldest - s) & 0xFFFF) < 0x8000]:
+            self.missing.discard(seq)
+
+
+# How often the receiver's active-SSRC time (getSynchronizationSources, a 10 s window) is
+# refreshed: aiortc sets a datetime per packet.
+ACTIVE_SSRC_REFRESH = 1.0
+
+
+class _Inbound:
+    """One receiver's handling of one SSRC: what aiortc's `_handle_rtp_packet` does that the
+    relay needs, and no more."""
+
+    __slots__ = (
+        "abs_send_time_id",
+        "active",
+        "active_at",
+        "apt",
+        "clock_rate",
+        "estimator",
+        "frame_bytes",
+        "is_rtx",
+        "kind",
+        "nacks",
+        "original_ssrc",
+        "payload_types",
+        "receiver",
+        "remb",
+        "sink",
+        "stats",
+    )
+
+    def __init__(self, receiver: Any, sink: PacketSink, ssrc: int, abs_send_time_id: int) -> None:
+        codecs: dict[int, RTCRtpCodecParameters] = getattr(receiver, _RECEIVER + "codecs")
+        self.receiver = receiver
+        self.sink = sink
+        self.kind: str = getattr(receiver, _RECEIVER + "kind")
+        self.payload_types = {pt for pt, codec in codecs.items() if not _is_rtx(codec)}
+        rtx_ssrcs: dict[int, int] = getattr(receiver, _RECEIVER + "rtx_ssrc")
+        self.original_ssrc = rtx_ssrcs.get(ssrc)
+        self.is_rtx: dict[int, int] = {}  # RTX payload type -> the payload type it carries
+        for pt, codec in codecs.items():
+            apt = codec.parameters.get("apt")
+            if _is_rtx(codec) and isinstance(apt, int) and apt in codecs:
+                self.is_rtx[pt] = apt
+        clock_rates = {codec.clockRate for codec in codecs.values()}
+        self.clock_rate = max(clock_rates) if clock_rates else 90_000
+        streams: dict[int, StreamStatistics] = getattr(receiver, _RECEIVER + "remote_streams")
+        self.stats = streams.get(ssrc)
+        if self.stats is None:
+            self.stats = streams[ssrc] = StreamStatistics(self.clock_rate)
+        self.active: dict[int, Any] = getattr(receiver, _RECEIVER + "active_ssrc")
+        self.active[ssrc] = clock.current_datetime()
+        self.active_at = time.time()
+        self.estimator = _lean_estimator(receiver)
+        self.remb = RembThrottle()
+        self.nacks = _Nacks() if self.kind == "video" else None
+        self.abs_send_time_id = abs_send_time_id
+        self.frame_bytes = 0
+        self.apt = 0
+
+
+class LeanRateCounter:
+    """aiortc's `RateCounter` (1 ms buckets over a window), with the same figures: it keeps
+    only the milliseconds that had data, so catching up after a quiet spell is one step
+    instead of one per millisecond (aiortc's `_erase_old` walks every bucket)."""
+
+    def __init__(self, window_size: int, scale: int = 8000) -> None:
+        self._window_size = window_size
+        self._scale = scale
+        self.reset()
+
+    def reset(self) -> None:
+        self._entries: deque[tuple[int, int]] = deque()
+        self._origin_ms: int | None = None
+        self._count = 0
+        self._value = 0
+
+    def _erase_old(self, now_ms: int) -> None:
+        new_origin_ms = now_ms - self._window_size + 1
+        assert self._origin_ms is not None
+        if self._origin_ms < new_origin_ms:
+            entries = self._entries
+            while entries and entries[0][0] < new_origin_ms:
+                _, value = entries.popleft()
+                self._count -= 1
+                self._value -= value
+            self._origin_ms = new_origin_ms
+
+    def add(self, value: int, now_ms: int) -> None:
+        if self._origin_ms is None:
+            self._origin_ms = now_ms
+        else:
+            self._erase_old(now_ms)
+        self._entries.append((now_ms, value))
+        self._count += 1
+        self._value += value
+
+    def rate(self, now_ms: int) -> int | None:
+        if self._origin_ms is not None:
+            self._erase_old(now_ms)
+            active_window_size = now_ms - self._origin_ms + 1
+            if self._count > 0 and active_window_size > 1:
+                return round(self._scale * self._value / active_window_size)
+        return None
+
+
+def _lean_estimator(receiver: Any) -> Any:
+    """The receiver's bitrate estimator, made a `LeanRemoteBitrateEstimator` (the same REMBs as
+    aiortc's, for less CPU; inside cap_receiver_remb's wrapper if wrapped). An estimator that
+    aiortc's own path has already fed (the first packets of a transport whose lean path started
+    after DTLS) is replaced too: what it dropped is the first few frames' inter-arrival history,
+    which the lean one rebuilds within a second. Called again for the same receiver, it changes
+    nothing."""
+    estimator = getattr(receiver, RECEIVER_BITRATE_ESTIMATOR_ATTR, None)
+    if estimator is None:
+        return None
+    inner = getattr(estimator, "_estimator", estimator)  # under cap_receiver_remb's wrapper
+    if isinstance(inner, LeanRemoteBitrateEstimator):
+        return estimator
+    if isinstance(inner, RemoteBitrateEstimator):
+        lean = LeanRemoteBitrateEstimator()
+        if inner is estimator:
+            setattr(receiver, RECEIVER_BITRATE_ESTIMATOR_ATTR, lean)
+            return lean
+        estimator._estimator = lean
+        return estimator
+    counter = getattr(inner, ESTIMATOR_RATE_COUNTER_ATTR, None)
+    if counter is not None and not isinstance(counter, LeanRateCounter):
+        lean_counter = LeanRateCounter(counter._window_size, counter._scale)
+        setattr(inner, ESTIMATOR_RATE_COUNTER_ATTR, lean_counter)
+    return estimator
+
+
+ESTIMATOR_RATE_COUNTER_ATTR = "incoming_bitrate"
+
+
+def _is_rtx(codec: RTCRtpCodecParameters) -> bool:
+    return codec.mimeType.lower().endswith("/rtx")
+
+
+class FastReceive:
+    """The lean receive path of one DTLS transport (one peer connection, max-bundle).
+
+    SRTP packets are taken as the socket delivers them (aioice's `data_received`, before its
+    queue and aiortc's receive task), decrypted, parsed with `rtp_parsing` and handed to the
+    tapped receiver's sink, all synchronously. Per packet it keeps what the relay needs of
+    aiortc's `_handle_rtp_packet`: the receiver's RTCP statistics (the same
+    `StreamStatistics` objects its receiver reports and `getStats` read), RTX unwrapping, NACKs
+    for missing video packets, and the bitrate estimate (fed once per video frame: the frame's
+    bytes at its last packet; aiortc's estimator groups the packets of a 5 ms burst anyway),
+    whose REMB goes upstream. RTCP, DTLS and STUN still go aiortc's way. Malformed or
+    undecryptable packets are dropped and counted.
+    """
+
+    def __init__(self, dtls: Any) -> None:
+        self._dtls = dtls
+        self._connection = dtls.transport._connection
+        self._queue_datagram: Callable[[bytes, int], None] = self._connection.data_received
+        self._streams: dict[int, _Inbound] = {}
+        self._sinks: dict[Any, PacketSink] = {}
+        self.counters = ReceiveCounters()
+        self._rx_srtp: SrtpCalls | None = None  # on the DTLS transport's session, once it has one
+        self._native_context = 0  # its libsrtp context, for the C path (0: Python's path)
+        self._connection.data_received = self._datagram
+
+    def add_receiver(self, receiver: RTCRtpReceiver, sink: PacketSink) -> None:
+        self._sinks[receiver] = sink
+        self._streams.clear()  # routes are learnt again
+
+    def _datagram(self, data: bytes, component: int) -> None:
+        srtp = self._dtls._rx_srtp
+        first = data[0] if data else 0
+        if srtp is None or len(data) < 12 or not 127 < first < 192 or 191 < data[1] < 209:
+            if srtp is None or 19 < first < 64 or 127 < first < 192:
+                self._queue_datagram(data, component)  # DTLS, RTCP, short ones: aiortc's way
+            else:
+                self.counters.malformed += 1  # neither DTLS nor SRTP: aiortc drops it too
+            return
+        dtls = self._dtls
+        dtls._RTCDtlsTransport__rx_bytes += len(data)
+        dtls._RTCDtlsTransport__rx_packets += 1
+        lean = self._rx_srtp
+        if lean is None or lean.session is not srtp:
+            lean = self._rx_srtp = srtp_calls(srtp)
+            self._native_context = lean.context if isinstance(lean, LeanSrtp) else 0
+        if self._native_context and NATIVE is not None:  # unprotect and parse in C
+            parsed = NATIVE.unprotect_rtp(self._native_context, data)
+            if parsed.__class__ is not int:
+                self.counters.packets += 1
+                self._handle(*parsed)
+            elif parsed == NATIVE.UNDECRYPTABLE:
+                self.counters.undecryptable += 1
+            else:
+                self.counters.packets += 1
+                self.counters.malformed += 1
+            return
+        try:
+            packet = lean.unprotect(data)
+        except pylibsrtp.Error:
+            self.counters.undecryptable += 1
+            return
+        self._packet(packet)
+
+    def _packet(self, packet: bytes) -> None:
+        """Parse a decrypted packet (what `_rtp_native.unprotect_rtp` does in C)."""
+        counters = self.counters
+        counters.packets += 1
+        size = len(packet)
+        first = packet[0]
+        if first >> 6 != 2 or size < 12:
+            counters.malformed += 1
+            return
+        pos = 12 + (first & 0x0F) * 4
+        ext_pos = -1
+        if first & 0x10:
+            if size < pos + 4:
+                counters.malformed += 1
+                return
+            ext_pos = pos
+            pos += 4 + ((packet[pos + 2] << 8) | packet[pos + 3]) * 4
+        end = size
+        padding = 0
+        if first & 0x20:
+            padding = packet[-1]
+            end = size - padding
+            if not padding:
+                counters.malformed += 1
+                return
+        if pos > end:
+            counters.malformed += 1
+            return
+        seq, timestamp, ssrc = SEQ_TS_SSRC.unpack_from(packet, 2)
+        self._handle(packet[pos:end], ext_pos, padding, seq, timestamp, ssrc, packet[1], packet)
+
+    def _handle(
+        self,
+        payload: bytes,
+        ext_pos: int,
+        padding: int,
+        seq: int,
+        timestamp: int,
+        ssrc: int,
+        second: int,
+        packet: bytes,
+    ) -> None:
+        """One well-formed RTP packet: statistics, RTX, NACKs, the estimate, the sink."""
+        counters = self.counters
+        inbound = self._streams.get(ssrc) or self._route(ssrc, second & 0x7F)
+        if inbound is None:
+            counters.unrouted += 1
+            return
+        receiver = inbound.receiver
+        if not receiver._enabled:
+            return
+        now = time.time()  # aiortc's clock for these statistics: its own path may add to them
+        payload_type = second & 0x7F
+        marker = second >> 7
+        # RTCP statistics (aiortc's StreamStatistics.add, for RTX packets too, as aiortc does)
+        stats: Any = inbound.stats
+        stats.packets_received += 1
+        max_seq = stats.max_seq
+        if max_seq is None:
+            stats.base_seq = stats.max_seq = seq
+            stats._last_arrival = int(now * inbound.clock_rate)
+            stats._last_timestamp = timestamp
+        elif 0 < ((seq - max_seq) & 0xFFFF) < 0x8000:
+            if seq < max_seq:
+                stats.cycles += 1 << 16
+            stats.max_seq = seq
+            arrival = int(now * inbound.clock_rate)
+            if timestamp != stats._last_timestamp:
+                diff = abs((arrival - stats._last_arrival) - (timestamp - stats._last_timestamp))
+                stats._jitter_q4 += diff - ((stats._jitter_q4 + 8) >> 4)
+            stats._last_arrival = arrival
+            stats._last_timestamp = timestamp
+        if inbound.estimator is not None:
+            inbound.frame_bytes += len(payload) + padding
+        if payload_type not in inbound.payload_types:
+            apt = inbound.is_rtx.get(payload_type)
+            if apt is None or inbound.original_ssrc is None or len(payload) < RTX_HEADER_BYTES:
+                counters.unrouted += 1
+                return
+            # a retransmission: its first two bytes are the original sequence number
+            seq = (payload[0] << 8) | payload[1]
+            payload = payload[RTX_HEADER_BYTES:]
+            payload_type = apt
+            ssrc = inbound.original_ssrc
+            original = self._streams.get(ssrc)
+            if original is not None:
+                inbound = original
+        nacks = inbound.nacks
+        if nacks is not None and nacks.add(seq):
+            self._send_nack(inbound, ssrc, sorted(nacks.missing))
+        if marker and inbound.estimator is not None:
+            self._estimate(inbound, packet, ext_pos, ssrc, now)
+        if not payload:
+            counters.malformed += 1  # nothing to forward or record
+            return
+        if inbound.kind == "video":
+            data = vp8_data(payload)
+            if data is None:
+                counters.malformed += 1
+                return
+        else:
+            data = payload
+        rtp = RtpSlice(seq, timestamp, marker == 1, ssrc, payload_type, payload, data)
+        try:
+            want_keyframe = inbound.sink(rtp)
+        except Exception:
+            # Never let a relay bug kill the receive path of the whole transport.
+            logger.exception("packet sink failed")
+            return
+        if want_keyframe:
+            self._send_pli(inbound, ssrc)
+
+    def _route(self, ssrc: int, payload_type: int) -> _Inbound | None:
+        receiver = self._dtls._rtp_router.route_rtp(_RouteProbe(ssrc, payload_type))
+        sink = self._sinks.get(receiver)
+        if sink is None or not getattr(receiver, _RECEIVER + "codecs"):
+            # Not (yet) a receiving stream: aiortc starts its receivers one by one after DTLS
+            # is up, so the first packets may come before theirs. Not remembered: asked again.
+            return None
+        abs_id = self._dtls._rtp_header_extensions_map._HeaderExtensionsMap__ids
+        inbound = self._streams[ssrc] = _Inbound(receiver, sink, ssrc, abs_id.abs_send_time or 0)
+        return inbound
+
+    def _estimate(
+        self, inbound: _Inbound, packet: bytes, ext_pos: int, ssrc: int, now: float
+    ) -> None:
+        """Feed the bitrate estimator once per frame; send its REMB upstream."""
+        size, inbound.frame_bytes = inbound.frame_bytes, 0
+        if now - inbound.active_at >= ACTIVE_SSRC_REFRESH:
+            inbound.active_at = now
+            inbound.active[ssrc] = clock.current_datetime()
+        value = header_extension(packet, ext_pos, inbound.abs_send_time_id)
+        if value is None or len(value) != 3:
+            return
+        remb = inbound.estimator.add(
+            abs_send_time=int.from_bytes(value, "big"),
+            arrival_time_ms=int((now + NTP_EPOCH_OFFSET) * 1000),  # aiortc's clock.current_ms()
+            payload_size=size,
+            ssrc=ssrc,
+        )
+        if remb is None:
+            return
+        rtcp_ssrc = getattr(inbound.receiver, _RECEIVER + "rtcp_ssrc")
+        if rtcp_ssrc is not None and inbound.remb.due(remb[0], now):
+            send_rtcp_now(
+                self._dtls,
+                RtcpPsfbPacket(
+                    fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb)
+                ),
+            )
+
+    def _send_nack(self, inbound: _Inbound, ssrc: int, lost: list[int]) -> None:
+        rtcp_ssrc = getattr(inbound.receiver, _RECEIVER + "rtcp_ssrc")
+        if rtcp_ssrc is not None:
+            packet = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=rtcp_ssrc, media_ssrc=ssrc)
+            packet.lost = lost
+            self.counters.nacks_sent += 1
+            send_rtcp_now(self._dtls, packet)
+
+    def _send_pli(self, inbound: _Inbound, ssrc: int) -> None:
+        rtcp_ssrc = getattr(inbound.receiver, _RECEIVER + "rtcp_ssrc")
+        if rtcp_ssrc is not None:
+            send_rtcp_now(
+                self._dtls, RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=rtcp_ssrc, media_ssrc=ssrc)
+            )
+
+
+_STUN_DATAGRAM_RECEIVED = aioice.ice.StunProtocol.datagram_received
+
+
+def _demux_datagram(self: Any, data: bytes, addr: tuple[Any, ...]) -> None:
+    """aioice's `StunProtocol.datagram_received`, demultiplexing by the first byte first
+    (RFC 7983): RTP and RTCP (128-191) go straight to the connection's `data_received`.
+    aioice tries to parse every datagram as STUN and takes the `ValueError` as "not STUN":
+    an exception raised and caught per media packet."""
+    if data and 127 < data[0] < 192:
+        self.receiver.data_received(data, self.local_candidate.component)
+    else:
+        _STUN_DATAGRAM_RECEIVED(self, data, addr)
+
+
+def install_datagram_demux() -> None:
+    """Make every aioice socket protocol demultiplex as `_demux_datagram` does (idempotent)."""
+    aioice.ice.StunProtocol.datagram_received = _demux_datagram  # type: ignore[method-assign,assignment]
+
+
+def enable_fast_receive(pc: RTCPeerConnection) -> list[FastReceive]:
+    """Give every tapped receiver of `pc` the lean receive path (`FastReceive`).
+
+    Call once the remote description is applied (the transports are bundled then) and before
+    media flows; packets that reach aiortc's own path before that still reach the same sinks.
+    """
+    install_datagram_demux()
+    paths: dict[int, FastReceive] = {}
+    for transceiver in pc.getTransceivers():
+        receiver = transceiver.receiver
+        stand_in = getattr(receiver, RECEIVER_JITTER_BUFFER_ATTR, None)
+        if not isinstance(stand_in, _JitterBufferStandIn):
+            continue  # not tapped: never receives here
+        for name in RECEIVER_PRIVATE_ATTRS:
+            if not hasattr(receiver, _RECEIVER + name):
+                raise HookError(f"RTCRtpReceiver has no {_RECEIVER + name}")
+        dtls = receiver.transport
+        path = paths.get(id(dtls))
+        if path is None:
+            path = getattr(dtls, FAST_RECEIVE_ATTR, None)
+            if path is None:
+                path = FastReceive(dtls)
+                setattr(dtls, FAST_RECEIVE_ATTR, path)
+            paths[id(dtls)] = path
+        path.add_receiver(receiver, stand_in.sink)
+    return list(paths.values())
+
+
+FAST_RECEIVE_ATTR = "_vvserver_fast_receive"
