@@ -43,6 +43,7 @@ from vvserver.media.remux import recover_recordings
 from vvserver.media.room import VisitRoom
 from vvserver.media.room_events import QualityReport, RoomEvent
 from vvserver.media.room_registry import RoomRegistry
+from vvserver.media.srtp_session import log_media_path
 from vvserver.notify.mailer import run_mailer
 from vvserver.scheduling.loop import run_scheduler
 from vvserver.serving import install_security_headers
@@ -168,6 +169,7 @@ def create_app(
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         set_ice_host_addresses(settings.resolved_ice_host_addresses or None)
+        log_media_path(settings.media_native)
         app[WORKERS].create(
             hang_up_ended_visits(app[VISIT_MEDIA], services.events), name="hang_up_ended_visits"
         )

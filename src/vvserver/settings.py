@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     media_relay: Literal["passthrough", "stock"] = "passthrough"
     # The server's event loop: uvloop moves each relayed packet with less CPU than asyncio's.
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    # The relay's per-packet SRTP and header work in its C extension (False: in Python, for
+    # comparisons). Process-wide: the media modules read VV_MEDIA_NATIVE when they load
+    # (vvserver.media.srtp_session.NATIVE); the app logs which path it runs.
+    media_native: bool = True
     # Cluster: the prefix of every Redis key and channel (one cluster per prefix).
     redis_key_prefix: str = "vv"
 

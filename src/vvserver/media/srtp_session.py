@@ -25,11 +25,12 @@ _lib: Any = _binding.lib
 
 # Set to 0 to run the relay's per-packet steps in Python (the C extension's measurements
 # compare both; the relay also falls back to Python when the extension was not built).
-NATIVE_ENV = "VV_MEDIA_NATIVE"
+NATIVE_ENV = "VV_MEDIA_NATIVE"  # settings.media_native
+_FALSE = frozenset({"0", "false", "f", "no", "n", "off"})
 
 
 def _load_native() -> ModuleType | None:
-    if os.environ.get(NATIVE_ENV, "1") == "0":
+    if os.environ.get(NATIVE_ENV, "1").strip().lower() in _FALSE:  # pydantic's false words
         return None
     try:
         from vvserver.media import _rtp_native
@@ -44,6 +45,17 @@ def _load_native() -> ModuleType | None:
 
 # vvserver.media._rtp_native with libsrtp's functions set, or None (chosen once, at import).
 NATIVE = _load_native()
+
+
+def log_media_path(wanted_native: bool) -> None:
+    """Say at start which path the relay's per-packet work takes (settings.media_native is
+    read from the same VV_MEDIA_NATIVE as NATIVE was, when this module loaded)."""
+    if NATIVE is not None:
+        logger.info("media: per-packet SRTP and header work in the C extension")
+    elif wanted_native:
+        logger.warning("media: the C extension is not available: per-packet work in Python")
+    else:
+        logger.info("media: per-packet SRTP and header work in Python (VV_MEDIA_NATIVE=0)")
 
 
 def srtp_context(session: pylibsrtp.Session) -> int:
