@@ -395,9 +395,15 @@ RtpSender_send(RtpSender *self, PyObject *const *args, Py_ssize_t nargs)
     PyObject *datagram = PyBytes_FromStringAndSize((const char *)buffer, protected_length);
     if (datagram == NULL)
         return NULL;
-    PyObject *call_args[2] = {datagram, self->address};
-    PyObject *result = PyObject_Vectorcall(self->sendto, call_args, 2, NULL);
+    /* held for the call: the socket's sendto may run Python (error_received) that calls
+     * use() on this sender and replaces them */
+    PyObject *sendto = Py_NewRef(self->sendto);
+    PyObject *address = Py_NewRef(self->address);
+    PyObject *call_args[2] = {datagram, address};
+    PyObject *result = PyObject_Vectorcall(sendto, call_args, 2, NULL);
     Py_DECREF(datagram);
+    Py_DECREF(sendto);
+    Py_DECREF(address);
     if (result == NULL)
         return NULL;
     Py_DECREF(result);
