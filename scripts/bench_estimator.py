@@ -19,7 +19,7 @@ from typing import Any
 from aiortc.rate import RemoteBitrateEstimator
 
 from vvserver.media.bitrate_estimator import LeanRemoteBitrateEstimator
-from vvserver.media.fast_receive import LeanRateCounter
+from vvserver.media.receive_state import LeanRateCounter
 
 NTP_MS = 3_900_000_000_000
 

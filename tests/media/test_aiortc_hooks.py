@@ -19,7 +19,7 @@ from aiortc.rtp import RTCP_PSFB_APP, HeaderExtensionsMap, RtcpPsfbPacket, pack_
 
 from vvserver.client.peer import TestPeer
 from vvserver.client.sample_clip import Clip
-from vvserver.media import aiortc_hooks, fast_receive, rtp_send_path
+from vvserver.media import aiortc_hooks, fast_receive, receive_state, rtp_send_path
 from vvserver.media.aiortc_hooks import (
     HookError,
     cap_receiver_remb,
@@ -179,6 +179,7 @@ def test_a_sender_retransmits_from_its_history_and_reports_its_counters() -> Non
     for counter in ("ntp_timestamp", "rtp_timestamp", "packet_count", "octet_count"):
         assert f"self.__{counter}" in rtcp
     assert isinstance(rtp_send_path.RTP_HISTORY_SIZE, int)
+    assert receive_state.NACK_HISTORY == rtp_send_path.RTP_HISTORY_SIZE  # NackGenerator's
 
 
 def test_a_nack_reaches_the_senders_overridable_retransmit_method() -> None:

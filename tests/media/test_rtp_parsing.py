@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.media.rtp_wire import extensions_map
-from vvserver.media.fast_receive import LeanRateCounter, _Nacks
+from vvserver.media.receive_state import LeanRateCounter, _Nacks
 from vvserver.media.rtp_packing import vp8_payloads
 from vvserver.media.rtp_parsing import (
     abs_send_time,

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import aioice.ice
@@ -43,6 +41,7 @@ from vvserver.media.aiortc_hooks import (
     _JitterBufferStandIn,
 )
 from vvserver.media.bitrate_estimator import LeanRemoteBitrateEstimator
+from vvserver.media.receive_state import LeanRateCounter, ReceiveCounters, _Nacks
 from vvserver.media.remb_throttle import RembThrottle
 from vvserver.media.rtp_parsing import (
     NTP_EPOCH_OFFSET,
@@ -50,7 +49,7 @@ from vvserver.media.rtp_parsing import (
     header_extension,
     vp8_data,
 )
-from vvserver.media.rtp_send_path import RTP_HISTORY_SIZE, send_rtcp_now
+from vvserver.media.rtp_send_path import send_rtcp_now
 from vvserver.media.srtp_session import NATIVE, LeanSrtp, SrtpCalls, srtp_calls
 
 logger = logging.getLogger(__name__)
@@ -68,18 +67,6 @@ RECEIVER_PRIVATE_ATTRS = (
     "remote_bitrate_estimator",
 )
 RTX_HEADER_BYTES = 2
-NACK_HISTORY = RTP_HISTORY_SIZE  # missing packets tracked at most (aiortc's NackGenerator)
-
-
-@dataclass(slots=True)
-class ReceiveCounters:
-    """What a lean receive path dropped (for tests and metrics)."""
-
-    packets: int = 0
-    malformed: int = 0  # not RTP, or cut short
-    undecryptable: int = 0  # SRTP authentication or replay check failed
-    unrouted: int = 0  # no receiver for its SSRC / payload type
-    nacks_sent: int = 0  # RTCP NACKs sent for missing packets
 
 
 class _RouteProbe:
@@ -90,41 +77,6 @@ class _RouteProbe:
     def __init__(self, ssrc: int, payload_type: int) -> None:
         self.ssrc = ssrc
         self.payload_type = payload_type
-
-
-class _Nacks:
-    """aiortc's NackGenerator, with the usual case (the next packet) in one comparison."""
-
-    __slots__ = ("max_seq", "missing")
-
-    def __init__(self) -> None:
-        self.max_seq = -1
-        self.missing: set[int] = set()
-
-    def add(self, seq: int) -> bool:
-        """Note a received packet; True when it revealed newly missing packets."""
-        if self.max_seq < 0:
-            self.max_seq = seq
-            return False
-        ahead = (seq - self.max_seq) & 0xFFFF
-        if ahead == 1:
-            self.max_seq = seq
-            if self.missing:
-                self._truncate()
-            return False
-        if 0 < ahead < 0x8000:
-            for back in range(min(ahead - 1, NACK_HISTORY), 0, -1):
-                self.missing.add((seq - back) & 0xFFFF)
-            self.max_seq = seq
-            self._truncate()
-            return True
-        self.missing.discard(seq)
-        return False
-
-    def _truncate(self) -> None:
-        oldest = (self.max_seq - NACK_HISTORY) & 0xFFFF
-        for seq in [s for s in self.missing if 0 < ((oldest - s) & 0xFFFF) < 0x8000]:
-            self.missing.discard(seq)
 
 
 # How often the receiver's active-SSRC time (getSynchronizationSources, a 10 s window) is
@@ -183,51 +135,6 @@ class _Inbound:
         self.abs_send_time_id = abs_send_time_id
         self.frame_bytes = 0
         self.apt = 0
-
-
-class LeanRateCounter:
-    """aiortc's `RateCounter` (1 ms buckets over a window), with the same figures: it keeps
-    only the milliseconds that had data, so catching up after a quiet spell is one step
-    instead of one per millisecond (aiortc's `_erase_old` walks every bucket)."""
-
-    def __init__(self, window_size: int, scale: int = 8000) -> None:
-        self._window_size = window_size
-        self._scale = scale
-        self.reset()
-
-    def reset(self) -> None:
-        self._entries: deque[tuple[int, int]] = deque()
-        self._origin_ms: int | None = None
-        self._count = 0
-        self._value = 0
-
-    def _erase_old(self, now_ms: int) -> None:
-        new_origin_ms = now_ms - self._window_size + 1
-        assert self._origin_ms is not None
-        if self._origin_ms < new_origin_ms:
-            entries = self._entries
-            while entries and entries[0][0] < new_origin_ms:
-                _, value = entries.popleft()
-                self._count -= 1
-                self._value -= value
-            self._origin_ms = new_origin_ms
-
-    def add(self, value: int, now_ms: int) -> None:
-        if self._origin_ms is None:
-            self._origin_ms = now_ms
-        else:
-            self._erase_old(now_ms)
-        self._entries.append((now_ms, value))
-        self._count += 1
-        self._value += value
-
-    def rate(self, now_ms: int) -> int | None:
-        if self._origin_ms is not None:
-            self._erase_old(now_ms)
-            active_window_size = now_ms - self._origin_ms + 1
-            if self._count > 0 and active_window_size > 1:
-                return round(self._scale * self._value / active_window_size)
-        return None
 
 
 def _lean_estimator(receiver: Any) -> Any:
