@@ -12,7 +12,11 @@ setup(
     ext_modules=[
         Extension(
             "vvserver.media._rtp_native",
-            sources=["src/vvserver/media/_rtp_native.c"],
+            sources=[
+                "src/vvserver/media/_rtp_native.c",
+                "src/vvserver/media/_relay_lane.c",
+            ],
+            depends=["src/vvserver/media/_rtp_native.h"],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
             optional=True,
         )

@@ -17,23 +17,16 @@
 #include <stdint.h>
 #include <string.h>
 
-typedef int (*srtp_function)(void *ctx, void *rtp_hdr, int *len_ptr);
+#include "_rtp_native.h"
 
-static srtp_function srtp_protect_fn = NULL;
-static srtp_function srtp_unprotect_fn = NULL;
-
-#define BUFFER_BYTES 1500 /* pylibsrtp's packet buffer */
-#define MAX_TRAILER 144   /* what protect may add (pylibsrtp's SRTP_MAX_TRAILER_LEN) */
-#define MAX_EXTENSION 256 /* the sender's header extension block (mid, abs-send-time) */
-
-#define UNDECRYPTABLE -1
-#define MALFORMED -2
+srtp_function srtp_protect_fn = NULL;
+srtp_function srtp_unprotect_fn = NULL;
 
 /* Interned attribute names (the private counters aiortc's RTCP reports read). */
 static PyObject *str_tx_bytes, *str_tx_packets, *str_packet_count, *str_octet_count,
     *str_ntp_timestamp, *str_rtp_timestamp;
 
-static int
+int
 read_pointer(PyObject *value, void **out)
 {
     void *pointer = PyLong_AsVoidPtr(value);
@@ -61,7 +54,7 @@ set_srtp_functions(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
-static int
+int
 check_functions(void)
 {
     if (srtp_protect_fn == NULL || srtp_unprotect_fn == NULL) {
@@ -78,38 +71,27 @@ check_functions(void)
  * -1 when it has none); `payload` is its RTP payload without padding; `second` the header's
  * second byte (marker and payload type).
  */
-static PyObject *
-unprotect_rtp(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+int
+unprotect_and_parse(void *ctx, const char *data, Py_ssize_t size, unsigned char *buffer,
+                    ParsedRtp *parsed)
 {
-    unsigned char buffer[BUFFER_BYTES];
-    void *ctx;
-    char *data;
-    Py_ssize_t size;
     int length, status;
-    if (nargs != 2 || !PyBytes_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "unprotect_rtp(ctx: int, datagram: bytes)");
-        return NULL;
-    }
-    if (check_functions() < 0 || read_pointer(args[0], &ctx) < 0)
-        return NULL;
-    data = PyBytes_AS_STRING(args[1]);
-    size = PyBytes_GET_SIZE(args[1]);
     if (size > BUFFER_BYTES || size < 12)
-        return PyLong_FromLong(UNDECRYPTABLE);
+        return UNDECRYPTABLE;
     memcpy(buffer, data, (size_t)size);
     length = (int)size;
     status = srtp_unprotect_fn(ctx, buffer, &length);
     if (status != 0 || length < 0 || length > BUFFER_BYTES)
-        return PyLong_FromLong(UNDECRYPTABLE);
+        return UNDECRYPTABLE;
 
     unsigned char first = buffer[0];
     if (first >> 6 != 2 || length < 12)
-        return PyLong_FromLong(MALFORMED);
+        return MALFORMED;
     Py_ssize_t pos = 12 + (first & 0x0F) * 4;
     Py_ssize_t ext_pos = -1;
     if (first & 0x10) {
         if (length < pos + 4)
-            return PyLong_FromLong(MALFORMED);
+            return MALFORMED;
         ext_pos = pos;
         pos += 4 + (((Py_ssize_t)buffer[pos + 2] << 8) | buffer[pos + 3]) * 4;
     }
@@ -119,49 +101,62 @@ unprotect_rtp(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         padding = buffer[length - 1];
         end = length - padding;
         if (!padding)
-            return PyLong_FromLong(MALFORMED);
+            return MALFORMED;
     }
     if (pos > end)
-        return PyLong_FromLong(MALFORMED);
-    unsigned int seq = ((unsigned int)buffer[2] << 8) | buffer[3];
-    uint32_t timestamp = ((uint32_t)buffer[4] << 24) | ((uint32_t)buffer[5] << 16) |
-                         ((uint32_t)buffer[6] << 8) | buffer[7];
-    uint32_t ssrc = ((uint32_t)buffer[8] << 24) | ((uint32_t)buffer[9] << 16) |
-                    ((uint32_t)buffer[10] << 8) | buffer[11];
-    PyObject *packet = PyBytes_FromStringAndSize((const char *)buffer, length);
+        return MALFORMED;
+    parsed->length = length;
+    parsed->pos = pos;
+    parsed->end = end;
+    parsed->ext_pos = ext_pos;
+    parsed->padding = padding;
+    parsed->seq = ((unsigned int)buffer[2] << 8) | buffer[3];
+    parsed->timestamp = ((uint32_t)buffer[4] << 24) | ((uint32_t)buffer[5] << 16) |
+                        ((uint32_t)buffer[6] << 8) | buffer[7];
+    parsed->ssrc = ((uint32_t)buffer[8] << 24) | ((uint32_t)buffer[9] << 16) |
+                   ((uint32_t)buffer[10] << 8) | buffer[11];
+    parsed->second = buffer[1];
+    return 0;
+}
+
+/*
+ * unprotect_rtp(ctx, datagram) -> (payload, ext_pos, padding, seq, timestamp, ssrc, second, packet)
+ *                                 | UNDECRYPTABLE | MALFORMED
+ * `packet` is the whole decrypted packet (header extensions are read from it at `ext_pos`,
+ * -1 when it has none); `payload` is its RTP payload without padding; `second` the header's
+ * second byte (marker and payload type).
+ */
+static PyObject *
+unprotect_rtp(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    unsigned char buffer[BUFFER_BYTES];
+    ParsedRtp parsed;
+    void *ctx;
+    if (nargs != 2 || !PyBytes_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "unprotect_rtp(ctx: int, datagram: bytes)");
+        return NULL;
+    }
+    if (check_functions() < 0 || read_pointer(args[0], &ctx) < 0)
+        return NULL;
+    int status = unprotect_and_parse(ctx, PyBytes_AS_STRING(args[1]),
+                                     PyBytes_GET_SIZE(args[1]), buffer, &parsed);
+    if (status != 0)
+        return PyLong_FromLong(status);
+    PyObject *packet = PyBytes_FromStringAndSize((const char *)buffer, parsed.length);
     if (packet == NULL)
         return NULL;
-    PyObject *payload = PyBytes_FromStringAndSize((const char *)buffer + pos, end - pos);
+    PyObject *payload =
+        PyBytes_FromStringAndSize((const char *)buffer + parsed.pos, parsed.end - parsed.pos);
     if (payload == NULL) {
         Py_DECREF(packet);
         return NULL;
     }
-    return Py_BuildValue("(NnnIkkiN)", payload, ext_pos, padding, seq, (unsigned long)timestamp,
-                         (unsigned long)ssrc, (int)buffer[1], packet);
+    return Py_BuildValue("(NnnIkkiN)", payload, parsed.ext_pos, parsed.padding, parsed.seq,
+                         (unsigned long)parsed.timestamp, (unsigned long)parsed.ssrc,
+                         parsed.second, packet);
 }
 
 /* --- RtpSender: one forwarding sender's packets, built, kept, protected and sent -------- */
-
-typedef struct {
-    PyObject_HEAD
-    PyObject *sender;   /* the RTCRtpSender (its RTCP report counters are set per packet) */
-    PyObject *dtls;     /* the RTCDtlsTransport (its tx counters) */
-    PyObject *history;  /* the NACK history (a dict) or NULL for audio */
-    PyObject *session;  /* the pylibsrtp session `ctx` belongs to (kept alive here) */
-    PyObject *sendto;   /* the nominated pair's transport.sendto */
-    PyObject *address;  /* and its remote address */
-    void *ctx;
-    unsigned char first_byte;
-    unsigned char payload_type;
-    uint32_t ssrc;
-    unsigned char extension[MAX_EXTENSION];
-    Py_ssize_t extension_length;
-    Py_ssize_t abs_send_time_at; /* offset of abs-send-time's 3 bytes in extension, or -1 */
-    long history_size;
-    long long packets_sent;
-    long long octets_sent; /* payload bytes, as aiortc counts them for sender reports */
-    long long last_timestamp;
-} RtpSender;
 
 static int
 RtpSender_traverse(RtpSender *self, visitproc visit, void *arg)
@@ -310,43 +305,31 @@ set_attribute(PyObject *object, PyObject *name, PyObject *value)
  * `ntp`), keeps it in the history (video), protects it and hands it to the socket; then sets
  * the counters aiortc's RTCP sender reports read.
  */
-static PyObject *
-RtpSender_send(RtpSender *self, PyObject *const *args, Py_ssize_t nargs)
+/*
+ * Builds the packet (this sender's SSRC, payload type and extension block, abs-send-time from
+ * `ntp`), keeps it in the history (video), protects it and hands it to the socket; then sets
+ * the counters aiortc's RTCP sender reports read. Returns the bytes put on the wire, or -1
+ * with an exception set.
+ */
+int
+rtp_sender_send(RtpSender *self, unsigned long seq, unsigned long long timestamp, int marker,
+                const char *payload, Py_ssize_t payload_length, unsigned long long ntp)
 {
     unsigned char buffer[BUFFER_BYTES];
-    if (nargs != 5 || !PyBytes_Check(args[3])) {
-        PyErr_SetString(PyExc_TypeError,
-                        "send(sequence_number, timestamp, marker, payload: bytes, ntp)");
-        return NULL;
-    }
     if (self->ctx == NULL || self->sendto == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "RtpSender.use() was not called");
-        return NULL;
+        return -1;
     }
     if (check_functions() < 0)
-        return NULL;
-    unsigned long seq = PyLong_AsUnsignedLong(args[0]);
-    if (seq == (unsigned long)-1 && PyErr_Occurred())
-        return NULL;
-    unsigned long long timestamp = PyLong_AsUnsignedLongLong(args[1]);
-    if (timestamp == (unsigned long long)-1 && PyErr_Occurred())
-        return NULL;
-    int marker = PyObject_IsTrue(args[2]);
-    if (marker < 0)
-        return NULL;
-    unsigned long long ntp = PyLong_AsUnsignedLongLong(args[4]);
-    if (ntp == (unsigned long long)-1 && PyErr_Occurred())
-        return NULL;
+        return -1;
     if (seq > 0xFFFF || timestamp > 0xFFFFFFFFULL) {
         PyErr_SetString(PyExc_OverflowError, "sequence number or timestamp out of range");
-        return NULL;
+        return -1;
     }
-    const char *payload = PyBytes_AS_STRING(args[3]);
-    Py_ssize_t payload_length = PyBytes_GET_SIZE(args[3]);
     Py_ssize_t length = 12 + self->extension_length + payload_length;
     if (length > BUFFER_BYTES - MAX_TRAILER) {
         PyErr_SetString(PyExc_ValueError, "packet is too long");
-        return NULL;
+        return -1;
     }
     buffer[0] = self->first_byte;
     buffer[1] = (unsigned char)((marker ? 0x80 : 0) | self->payload_type);
@@ -373,28 +356,28 @@ RtpSender_send(RtpSender *self, PyObject *const *args, Py_ssize_t nargs)
     if (self->history != NULL) {
         PyObject *plain = PyBytes_FromStringAndSize((const char *)buffer, length);
         if (plain == NULL)
-            return NULL;
+            return -1;
         PyObject *key = PyLong_FromLong((long)(seq % (unsigned long)self->history_size));
         if (key == NULL) {
             Py_DECREF(plain);
-            return NULL;
+            return -1;
         }
         int stored = PyDict_SetItem(self->history, key, plain);
         Py_DECREF(key);
         Py_DECREF(plain);
         if (stored < 0)
-            return NULL;
+            return -1;
     }
 
     int protected_length = (int)length;
     int status = srtp_protect_fn(self->ctx, buffer, &protected_length);
     if (status != 0 || protected_length < 0 || protected_length > BUFFER_BYTES) {
         PyErr_Format(PyExc_RuntimeError, "srtp_protect failed: %d", status);
-        return NULL;
+        return -1;
     }
     PyObject *datagram = PyBytes_FromStringAndSize((const char *)buffer, protected_length);
     if (datagram == NULL)
-        return NULL;
+        return -1;
     /* held for the call: the socket's sendto may run Python (error_received) that calls
      * use() on this sender and replaces them */
     PyObject *sendto = Py_NewRef(self->sendto);
@@ -405,18 +388,18 @@ RtpSender_send(RtpSender *self, PyObject *const *args, Py_ssize_t nargs)
     Py_DECREF(sendto);
     Py_DECREF(address);
     if (result == NULL)
-        return NULL;
+        return -1;
     Py_DECREF(result);
 
     if (add_to_attribute(self->dtls, str_tx_bytes, protected_length) < 0 ||
         add_to_attribute(self->dtls, str_tx_packets, 1) < 0)
-        return NULL;
+        return -1;
     self->packets_sent += 1;
     self->octets_sent += payload_length;
     if (set_attribute(self->sender, str_packet_count, PyLong_FromLongLong(self->packets_sent)) <
             0 ||
         set_attribute(self->sender, str_octet_count, PyLong_FromLongLong(self->octets_sent)) < 0)
-        return NULL;
+        return -1;
     if ((long long)timestamp != self->last_timestamp) {
         /* what the sender's RTCP loop puts in its sender reports: a matching pair */
         self->last_timestamp = (long long)timestamp;
@@ -424,9 +407,35 @@ RtpSender_send(RtpSender *self, PyObject *const *args, Py_ssize_t nargs)
                 0 ||
             set_attribute(self->sender, str_rtp_timestamp,
                           PyLong_FromUnsignedLongLong(timestamp)) < 0)
-            return NULL;
+            return -1;
     }
-    return PyLong_FromLong(protected_length);
+    return protected_length;
+}
+
+/* send(sequence_number, timestamp, marker, payload, ntp) -> bytes put on the wire */
+static PyObject *
+RtpSender_send(RtpSender *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5 || !PyBytes_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "send(sequence_number, timestamp, marker, payload: bytes, ntp)");
+        return NULL;
+    }
+    unsigned long seq = PyLong_AsUnsignedLong(args[0]);
+    if (seq == (unsigned long)-1 && PyErr_Occurred())
+        return NULL;
+    unsigned long long timestamp = PyLong_AsUnsignedLongLong(args[1]);
+    if (timestamp == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    int marker = PyObject_IsTrue(args[2]);
+    if (marker < 0)
+        return NULL;
+    unsigned long long ntp = PyLong_AsUnsignedLongLong(args[4]);
+    if (ntp == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    int sent = rtp_sender_send(self, seq, timestamp, marker, PyBytes_AS_STRING(args[3]),
+                               PyBytes_GET_SIZE(args[3]), ntp);
+    return sent < 0 ? NULL : PyLong_FromLong(sent);
 }
 
 static PyMemberDef RtpSender_members[] = {
@@ -443,7 +452,7 @@ static PyMethodDef RtpSender_methods[] = {
     {NULL},
 };
 
-static PyTypeObject RtpSenderType = {
+PyTypeObject RtpSenderType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "vvserver.media._rtp_native.RtpSender",
     .tp_basicsize = sizeof(RtpSender),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
@@ -495,7 +504,8 @@ PyInit__rtp_native(void)
     if (PyModule_AddObject(module, "RtpSender", (PyObject *)&RtpSenderType) < 0 ||
         PyModule_AddIntConstant(module, "UNDECRYPTABLE", UNDECRYPTABLE) < 0 ||
         PyModule_AddIntConstant(module, "MALFORMED", MALFORMED) < 0 ||
-        PyModule_AddIntConstant(module, "BUFFER_BYTES", BUFFER_BYTES) < 0) {
+        PyModule_AddIntConstant(module, "BUFFER_BYTES", BUFFER_BYTES) < 0 ||
+        relay_lane_init(module) < 0) {
         Py_DECREF(&RtpSenderType);
         Py_DECREF(module);
         return NULL;

@@ -33,3 +33,24 @@ class RtpSender:
     def send(
         self, sequence_number: int, timestamp: int, marker: int, payload: bytes, ntp: int, /
     ) -> int: ...
+
+class FrameLane:
+    """The packets of a video frame arriving in order, held by the C chain."""
+
+    @property
+    def pending(self) -> int: ...
+    def take(self) -> list[tuple[Any, float]]: ...
+
+def configure_relay(
+    *,
+    rtp_slice: type,
+    encoded_frame: type,
+    feed_sink: type,
+    dtls_connected: Any,
+    starts_frame: Callable[[bytes], bool],
+    is_keyframe: Callable[[bytes], bool],
+    max_send_buffer: int,
+    silence_after: float,
+    outage_gap: float,
+) -> None: ...
+def relay_rtp(path: Any, ctx: int, datagram: bytes, /) -> None: ...

@@ -17,9 +17,13 @@ released as stale frames in the middle of current ones.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from vvserver.media.aiortc_hooks import RtpSlice
 from vvserver.media.frames import EncodedFrame, vp8_descriptor_starts_frame, vp8_is_keyframe
+
+if TYPE_CHECKING:
+    from vvserver.media._rtp_native import FrameLane
 
 SEQ_MOD = 1 << 16
 MAX_MISORDER = 100  # packets this far behind the release point are watched for a restart
@@ -62,12 +66,30 @@ class VideoFrameAssembler:
         self._last_arrival = 0.0
         self._behind_since: float | None = None  # only packets far behind arrive since then
 
+        # The relay's C chain (`_relay_lane.c`) holds the packets of a frame arriving in order
+        # here (a `_rtp_native.FrameLane`) while `_slots` is empty, and releases the frame
+        # itself; anything else comes to `add`, which takes the held packets back first.
+        self._lane: FrameLane | None = None
+
     @property
     def pending_packets(self) -> int:
-        return len(self._slots)
+        lane = self._lane
+        return len(self._slots) + (lane.pending if lane is not None else 0)
 
     def add(self, rtp: RtpSlice, arrival: float) -> tuple[list[EncodedFrame], bool]:
         """Take one packet; return the frames it completes and whether to ask for a keyframe."""
+        lane = self._lane
+        if lane is None or not lane.pending:
+            return self._add(rtp, arrival)
+        frames: list[EncodedFrame] = []
+        want_keyframe = False
+        for held, at in [*lane.take(), (rtp, arrival)]:
+            more, wanted = self._add(held, at)
+            frames += more
+            want_keyframe = want_keyframe or wanted
+        return frames, want_keyframe
+
+    def _add(self, rtp: RtpSlice, arrival: float) -> tuple[list[EncodedFrame], bool]:
         want_keyframe = False
         quiet = arrival - self._last_arrival
         self._last_arrival = arrival

@@ -21,6 +21,7 @@ from aiortc import (
     clock,
 )
 from aiortc.rate import RemoteBitrateEstimator
+from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import (
@@ -40,7 +41,11 @@ from vvserver.media.aiortc_hooks import (
     RtpSlice,
     _JitterBufferStandIn,
 )
+from vvserver.media.assembly import OUTAGE_GAP
 from vvserver.media.bitrate_estimator import LeanRemoteBitrateEstimator
+from vvserver.media.feed_sink import FeedSink
+from vvserver.media.frames import EncodedFrame, vp8_descriptor_starts_frame, vp8_is_keyframe
+from vvserver.media.media_flow import SILENCE_AFTER
 from vvserver.media.receive_state import LeanRateCounter, ReceiveCounters, _Nacks
 from vvserver.media.remb_throttle import RembThrottle
 from vvserver.media.rtp_parsing import (
@@ -49,10 +54,26 @@ from vvserver.media.rtp_parsing import (
     header_extension,
     vp8_data,
 )
-from vvserver.media.rtp_send_path import send_rtcp_now
+from vvserver.media.rtp_send_path import MAX_SEND_BUFFER, send_rtcp_now
 from vvserver.media.srtp_session import NATIVE, LeanSrtp, SrtpCalls, srtp_calls
 
 logger = logging.getLogger(__name__)
+
+# The C chain (`_relay_lane.c`): the work of `FastReceive._handle` and of the feed, tracks
+# and senders it reaches, per packet, on the same objects; None runs it all in Python.
+RELAY = NATIVE
+if RELAY is not None:
+    RELAY.configure_relay(
+        rtp_slice=RtpSlice,
+        encoded_frame=EncodedFrame,
+        feed_sink=FeedSink,
+        dtls_connected=DtlsState.CONNECTED,
+        starts_frame=vp8_descriptor_starts_frame,
+        is_keyframe=vp8_is_keyframe,
+        max_send_buffer=MAX_SEND_BUFFER,
+        silence_after=SILENCE_AFTER,
+        outage_gap=OUTAGE_GAP,
+    )
 
 # --- receiving: SRTP from the socket to the relay, no per-packet objects or tasks ----------
 
@@ -216,6 +237,9 @@ class FastReceive:
         if lean is None or lean.session is not srtp:
             lean = self._rx_srtp = srtp_calls(srtp)
             self._native_context = lean.context if isinstance(lean, LeanSrtp) else 0
+        if self._native_context and RELAY is not None:  # the whole chain in C
+            RELAY.relay_rtp(self, self._native_context, data)
+            return
         if self._native_context and NATIVE is not None:  # unprotect and parse in C
             parsed = NATIVE.unprotect_rtp(self._native_context, data)
             if parsed.__class__ is not int:
@@ -321,9 +345,8 @@ class FastReceive:
             original = self._streams.get(ssrc)
             if original is not None:
                 inbound = original
-        nacks = inbound.nacks
-        if nacks is not None and nacks.add(seq):
-            self._send_nack(inbound, ssrc, sorted(nacks.missing))
+        if inbound.nacks is not None:
+            self._nack_check(inbound, ssrc, seq)
         if marker and inbound.estimator is not None:
             self._estimate(inbound, packet, ext_pos, ssrc, now)
         if not payload:
@@ -339,12 +362,21 @@ class FastReceive:
         rtp = RtpSlice(seq, timestamp, marker == 1, ssrc, payload_type, payload, data)
         try:
             want_keyframe = inbound.sink(rtp)
-        except Exception:
-            # Never let a relay bug kill the receive path of the whole transport.
-            logger.exception("packet sink failed")
+        except Exception as exc:
+            self._sink_failed(exc)
             return
         if want_keyframe:
             self._send_pli(inbound, ssrc)
+
+    def _nack_check(self, inbound: _Inbound, ssrc: int, seq: int) -> None:
+        """Note a video packet's sequence number; NACK what it shows missing."""
+        nacks = inbound.nacks
+        if nacks is not None and nacks.add(seq):
+            self._send_nack(inbound, ssrc, sorted(nacks.missing))
+
+    def _sink_failed(self, exc: Exception) -> None:
+        # Never let a relay bug kill the receive path of the whole transport.
+        logger.error("packet sink failed", exc_info=exc)
 
     def _route(self, ssrc: int, payload_type: int) -> _Inbound | None:
         receiver = self._dtls._rtp_router.route_rtp(_RouteProbe(ssrc, payload_type))

@@ -187,6 +187,16 @@ class Feed:
                 ntp = ntp_now()
                 for track in self._tracks:
                     track.forward(rtp, key_start, self.source, now, ntp)
+        elif self._tracks and self.forwarding_open():
+            ntp = ntp_now()
+            for track in self._tracks:
+                track.forward(rtp, True, self.source, now, ntp)
+        self._assemble(rtp, segment, now)
+
+    def _assemble(self, rtp: RtpSlice, segment: int, now: float) -> None:
+        """Assemble the packet into frames (video) or release it in order (audio); publish
+        what completes. (Also called by the C chain for the packets it does not assemble.)"""
+        if self.kind == "video":
             assembler = self._assembler
             if assembler is not None:
                 frames, want_keyframe = assembler.add(rtp, now)
@@ -195,10 +205,6 @@ class Feed:
                 if want_keyframe:
                     self.request_keyframe()
         else:
-            if self._tracks and self.forwarding_open():
-                ntp = ntp_now()
-                for track in self._tracks:
-                    track.forward(rtp, True, self.source, now, ntp)
             gate = self._gate
             if gate is not None:
                 for frame in gate.add(rtp, now):

@@ -18,7 +18,6 @@ from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
 from vvserver.aio import TaskSet
 from vvserver.media.aiortc_hooks import (
-    RtpSlice,
     cap_receiver_remb,
     on_keyframe_request,
     on_remb,
@@ -28,9 +27,10 @@ from vvserver.media.aiortc_hooks import (
     tap_receiver,
 )
 from vvserver.media.fast_receive import enable_fast_receive
+from vvserver.media.feed_sink import FeedSink
 from vvserver.media.forwarding import Feed, ForwardedTrack, MediaCounters
 from vvserver.media.frames import MediaKind
-from vvserver.media.media_flow import SILENCE_AFTER, MediaPresence
+from vvserver.media.media_flow import MediaPresence
 from vvserver.media.offers import CheckedOffer, answer_direction
 from vvserver.media.rtp_send_path import RtpSendPath
 
@@ -152,18 +152,7 @@ class ParticipantConnection:
         if feed.kind == "video":
             # A subscriber on a weak link lowers the publisher's bitrate instead of freezing.
             cap_receiver_remb(receiver, feed.lowest_subscriber_remb)
-        publish = feed.publish_packet
-
-        def sink(rtp: RtpSlice) -> bool:
-            # Notes the packet in `presence` (MediaPresence.heard, inlined: per packet).
-            now = loop.time()
-            if now - presence.heard_at > SILENCE_AFTER:
-                presence.gap_from, presence.resumed_at = presence.heard_at, now
-            presence.heard_at = now
-            publish(rtp, segment, now)
-            return False
-
-        tap_receiver(receiver, sink)
+        tap_receiver(receiver, FeedSink(feed, segment, presence, loop.time))
 
     def _send_pli(self, receiver: RTCRtpReceiver, ssrc: int) -> None:
         if self._closed:

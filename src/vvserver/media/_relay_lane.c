@@ -1,0 +1,1256 @@
+/*
+ * The relay's per-packet chain in C (issue 15): one call per received datagram does what
+ * these Python functions do, on the same Python objects, for the packets that need nothing
+ * unusual:
+ *
+ *   fast_receive.FastReceive._handle    statistics, NACK window, estimator bytes, the sink
+ *   feed_sink.FeedSink.__call__         the participant's media presence
+ *   forwarding.Feed.publish_packet      byte budget, counters, fan-out, frame assembly
+ *   forwarding.ForwardedTrack.forward   sequence/timestamp rewriting, counters
+ *   rtp_send_path.RtpSendPath.send      the send guards, then RtpSender's C send
+ *   assembly.VideoFrameAssembler.add    in-order frames (held in a FrameLane), released whole
+ *   assembly.AudioPacketGate.add        the next packet in order
+ *
+ * The Python objects stay the only state: this code reads and writes their attributes, so
+ * Python and C can take turns packet by packet. Each step first checks, without changing
+ * anything, that its packet is the usual case; anything else (a new SSRC, RTX, a missing
+ * packet, a restart, a cut, a slow socket, a new nominated pair, a stalled frame, ...) is
+ * handed to the Python function of that step, which stays the reference for what is done.
+ * Python is also called for what happens per frame or per event: the estimator (per video
+ * frame), `Feed.publish` (per complete frame: counters and the recorder), NACKs, PLIs.
+ *
+ * Everything runs on the event loop thread with the GIL held.
+ */
+#include "_rtp_native.h"
+#include <math.h>
+#include <time.h>
+
+#define LANE_MAX 64 /* packets of one video frame held in a FrameLane, at most */
+
+/* --- attribute names ------------------------------------------------------------------- */
+
+#define NAME_LIST(X)                                                                             \
+    X(_streams) X(counters) X(packets) X(malformed) X(undecryptable) X(_handle) X(_estimate)    \
+    X(_nack_check) X(_send_pli) X(_sink_failed) X(receiver) X(_enabled) X(payload_types)       \
+    X(stats) X(packets_received) X(max_seq) X(cycles) X(_last_arrival) X(_last_timestamp)       \
+    X(_jitter_q4) X(clock_rate) X(estimator) X(frame_bytes) X(nacks) X(missing) X(kind)        \
+    X(sink) X(time) X(presence) X(heard_at) X(gap_from) X(resumed_at) X(feed) X(segment)       \
+    X(_segment) X(_budget) X(_rate) X(_capacity) X(_tokens) X(_at) X(_last_ssrc) X(_cut)       \
+    X(packets_in) X(_tracks) X(forwarding_open) X(source) X(_assembler) X(_gate)               \
+    X(publish_packet) X(publish) X(_assemble) X(_out) X(started) X(_source)                    \
+    X(_await_keyframe) X(_run_start) X(_seq_offset) X(_ts_offset) X(_sender) X(_dtls)          \
+    X(_state) X(transport) X(_connection) X(_nominated) X(_pair) X(_tx_srtp) X(session)        \
+    X(_native) X(_socket) X(get_write_buffer_size) X(forward) X(_frame_ts) X(frames_out)       \
+    X(_max_out) X(_last_out_ts) X(_last_at) X(packets_out) X(frames_forwarded)                 \
+    X(packets_forwarded) X(bytes_forwarded) X(_lane) X(_starts_frame) X(_is_keyframe)          \
+    X(_slots) X(_next) X(_ssrc) X(_behind_since) X(_max_wait) X(_loss) X(_held)
+
+#define NAME_ENUM(name) N##name,
+enum { NAME_LIST(NAME_ENUM) NAME_COUNT };
+#define NAME_STRING(name) #name,
+static const char *name_strings[] = {NAME_LIST(NAME_STRING)};
+static PyObject *names[NAME_COUNT];
+#define NAME(name) names[N##name]
+
+/* What configure_relay() was given. */
+static PyObject *rtp_slice_type, *encoded_frame_type, *feed_sink_type, *dtls_connected,
+    *default_starts_frame, *default_is_keyframe, *str_video, *str_audio, *one;
+static long long max_send_buffer;
+static double silence_after, outage_gap;
+
+#define NTP_EPOCH_OFFSET 2208988800.0
+
+/* --- small helpers on Python attributes (0 / value on success, -1 with an exception) ---- */
+
+static int
+get_ll(PyObject *object, PyObject *name, long long *out)
+{
+    PyObject *value = PyObject_GetAttr(object, name);
+    if (value == NULL)
+        return -1;
+    long long result = PyLong_AsLongLong(value);
+    Py_DECREF(value);
+    if (result == -1 && PyErr_Occurred())
+        return -1;
+    *out = result;
+    return 0;
+}
+
+static int
+get_double(PyObject *object, PyObject *name, double *out)
+{
+    PyObject *value = PyObject_GetAttr(object, name);
+    if (value == NULL)
+        return -1;
+    double result = PyFloat_AsDouble(value);
+    Py_DECREF(value);
+    if (result == -1.0 && PyErr_Occurred())
+        return -1;
+    *out = result;
+    return 0;
+}
+
+static int
+get_truth(PyObject *object, PyObject *name)
+{
+    PyObject *value = PyObject_GetAttr(object, name);
+    if (value == NULL)
+        return -1;
+    int result = PyObject_IsTrue(value);
+    Py_DECREF(value);
+    return result;
+}
+
+static int
+set_owned(PyObject *object, PyObject *name, PyObject *value)
+{
+    if (value == NULL)
+        return -1;
+    int result = PyObject_SetAttr(object, name, value);
+    Py_DECREF(value);
+    return result;
+}
+
+static int
+set_ll(PyObject *object, PyObject *name, long long value)
+{
+    return set_owned(object, name, PyLong_FromLongLong(value));
+}
+
+static int
+set_double(PyObject *object, PyObject *name, double value)
+{
+    return set_owned(object, name, PyFloat_FromDouble(value));
+}
+
+static int
+add_ll(PyObject *object, PyObject *name, long long amount)
+{
+    long long value;
+    if (get_ll(object, name, &value) < 0)
+        return -1;
+    return set_ll(object, name, value + amount);
+}
+
+/* Calls `object.name(*args)` and drops the result; -1 with an exception. */
+static int
+call_method(PyObject *object, PyObject *name, PyObject *const *args, size_t nargs)
+{
+    PyObject *stack[8]; /* stack[0] is free: the callee may use it (ARGUMENTS_OFFSET) */
+    stack[1] = object;
+    for (size_t i = 0; i < nargs && i < 6; i++)
+        stack[i + 2] = args[i];
+    PyObject *result = PyObject_VectorcallMethod(
+        name, stack + 1, (nargs + 1) | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    if (result == NULL)
+        return -1;
+    Py_DECREF(result);
+    return 0;
+}
+
+static double
+wall_clock(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now); /* what Python's time.time() reads */
+    return (double)now.tv_sec + (double)now.tv_nsec * 1e-9;
+}
+
+/* rtp_parsing.vp8_descriptor_length */
+static Py_ssize_t
+vp8_descriptor_length(const unsigned char *payload, Py_ssize_t size)
+{
+    if (size < 1)
+        return -1;
+    Py_ssize_t pos = 1;
+    if (payload[0] & 0x80) {
+        if (size < 2)
+            return -1;
+        unsigned char extended = payload[1];
+        pos = 2;
+        if (extended & 0x80) {
+            if (size <= pos)
+                return -1;
+            pos += (payload[pos] & 0x80) ? 2 : 1;
+        }
+        if (extended & 0x40)
+            pos += 1;
+        if (extended & 0x30)
+            pos += 1;
+    }
+    return pos <= size ? pos : -1;
+}
+
+/* frames.vp8_is_keyframe */
+static int
+vp8_is_keyframe(const unsigned char *frame, Py_ssize_t size)
+{
+    return size >= 10 && !(frame[0] & 0x01) && frame[3] == 0x9d && frame[4] == 0x01 &&
+           frame[5] == 0x2a;
+}
+
+/* rtp_parsing.vp8_starts_keyframe, the descriptor's length known */
+static int
+vp8_starts_keyframe(const unsigned char *payload, Py_ssize_t size, Py_ssize_t descriptor)
+{
+    if (size < 1 || !(payload[0] & 0x10) || (payload[0] & 0x07))
+        return 0;
+    const unsigned char *start = payload + descriptor;
+    return descriptor >= 0 && size >= descriptor + 6 && !(start[0] & 0x01) && start[3] == 0x9d &&
+           start[4] == 0x01 && start[5] == 0x2a;
+}
+
+/* --- the packet being relayed ---------------------------------------------------------- */
+
+typedef struct {
+    const unsigned char *buffer; /* the decrypted packet */
+    ParsedRtp h;
+    PyObject *payload;  /* bytes: buffer[pos:end] */
+    PyObject *ssrc;     /* int */
+    PyObject *packet;   /* bytes: the whole packet, made when needed */
+    PyObject *slice;    /* aiortc_hooks.RtpSlice, made when a Python step needs one */
+    Py_ssize_t descriptor; /* VP8 payload descriptor's length (video), 0 (audio) */
+    int video;
+    double wall;        /* time.time() when it was handled */
+} Relayed;
+
+static Py_ssize_t
+payload_length(Relayed *r)
+{
+    return r->h.end - r->h.pos;
+}
+
+static int
+marker_of(Relayed *r)
+{
+    return r->h.second >> 7;
+}
+
+static PyObject *
+packet_of(Relayed *r)
+{
+    if (r->packet == NULL)
+        r->packet = PyBytes_FromStringAndSize((const char *)r->buffer, r->h.length);
+    return r->packet;
+}
+
+/* RtpSlice(sequence_number, timestamp, marker, ssrc, payload_type, payload, data) */
+static PyObject *
+slice_of(Relayed *r)
+{
+    if (r->slice != NULL)
+        return r->slice;
+    PyObject *data;
+    if (r->video && r->descriptor > 0)
+        data = PyBytes_FromStringAndSize(PyBytes_AS_STRING(r->payload) + r->descriptor,
+                                         payload_length(r) - r->descriptor);
+    else
+        data = Py_NewRef(r->payload);
+    if (data == NULL)
+        return NULL;
+    PyObject *seq = PyLong_FromUnsignedLong(r->h.seq);
+    PyObject *timestamp = PyLong_FromUnsignedLong(r->h.timestamp);
+    PyObject *payload_type = PyLong_FromLong(r->h.second & 0x7F);
+    if (seq != NULL && timestamp != NULL && payload_type != NULL) {
+        PyObject *args[7] = {seq,        timestamp, marker_of(r) ? Py_True : Py_False,
+                             r->ssrc,    payload_type, r->payload, data};
+        r->slice = PyObject_Vectorcall(rtp_slice_type, args, 7, NULL);
+    }
+    Py_XDECREF(seq);
+    Py_XDECREF(timestamp);
+    Py_XDECREF(payload_type);
+    Py_DECREF(data);
+    return r->slice;
+}
+
+static void
+relayed_clear(Relayed *r)
+{
+    Py_CLEAR(r->payload);
+    Py_CLEAR(r->ssrc);
+    Py_CLEAR(r->packet);
+    Py_CLEAR(r->slice);
+}
+
+/* --- FrameLane: the packets of one video frame, in order, not yet complete -------------- */
+
+typedef struct {
+    PyObject_HEAD
+    int count;
+    uint32_t timestamp;
+    PyObject *payloads[LANE_MAX];
+    Py_ssize_t descriptors[LANE_MAX];
+    double arrivals[LANE_MAX];
+    unsigned int seqs[LANE_MAX];
+    uint32_t ssrcs[LANE_MAX];
+    unsigned char seconds[LANE_MAX];
+} FrameLane;
+
+static void
+FrameLane_drop(FrameLane *self)
+{
+    int count = self->count;
+    self->count = 0;
+    for (int i = 0; i < count; i++)
+        Py_CLEAR(self->payloads[i]);
+}
+
+static int
+FrameLane_traverse(FrameLane *self, visitproc visit, void *arg)
+{
+    for (int i = 0; i < self->count; i++)
+        Py_VISIT(self->payloads[i]);
+    return 0;
+}
+
+static int
+FrameLane_clear(FrameLane *self)
+{
+    FrameLane_drop(self);
+    return 0;
+}
+
+static void
+FrameLane_dealloc(FrameLane *self)
+{
+    PyObject_GC_UnTrack(self);
+    FrameLane_drop(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+FrameLane_get_pending(FrameLane *self, void *closure)
+{
+    return PyLong_FromLong(self->count);
+}
+
+/* take() -> [(RtpSlice, arrival), ...]: the held packets, oldest first; the lane is empty */
+static PyObject *
+FrameLane_take(FrameLane *self, PyObject *unused)
+{
+    PyObject *taken = PyList_New(0);
+    if (taken == NULL)
+        return NULL;
+    for (int i = 0; i < self->count; i++) {
+        Relayed r = {0};
+        r.h.seq = self->seqs[i];
+        r.h.timestamp = self->timestamp;
+        r.h.second = self->seconds[i];
+        r.h.pos = 0;
+        r.h.end = PyBytes_GET_SIZE(self->payloads[i]);
+        r.payload = Py_NewRef(self->payloads[i]);
+        r.descriptor = self->descriptors[i];
+        r.video = 1;
+        r.ssrc = PyLong_FromUnsignedLong(self->ssrcs[i]);
+        PyObject *slice = r.ssrc == NULL ? NULL : slice_of(&r);
+        PyObject *item = slice == NULL ? NULL : Py_BuildValue("(Od)", slice, self->arrivals[i]);
+        relayed_clear(&r);
+        if (item == NULL || PyList_Append(taken, item) < 0) {
+            Py_XDECREF(item);
+            Py_DECREF(taken);
+            return NULL;
+        }
+        Py_DECREF(item);
+    }
+    FrameLane_drop(self);
+    return taken;
+}
+
+static PyMethodDef FrameLane_methods[] = {
+    {"take", (PyCFunction)FrameLane_take, METH_NOARGS,
+     "take() -> [(RtpSlice, arrival), ...]: the held packets, oldest first"},
+    {NULL},
+};
+
+static PyGetSetDef FrameLane_getset[] = {
+    {"pending", (getter)FrameLane_get_pending, NULL, "packets held", NULL},
+    {NULL},
+};
+
+static PyTypeObject FrameLaneType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "vvserver.media._rtp_native.FrameLane",
+    .tp_basicsize = sizeof(FrameLane),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "The packets of the video frame a VideoFrameAssembler is receiving in order, "
+              "held by the relay's C chain until the frame is complete.",
+    .tp_new = PyType_GenericNew,
+    .tp_dealloc = (destructor)FrameLane_dealloc,
+    .tp_traverse = (traverseproc)FrameLane_traverse,
+    .tp_clear = (inquiry)FrameLane_clear,
+    .tp_methods = FrameLane_methods,
+    .tp_getset = FrameLane_getset,
+};
+
+/* --- the steps ------------------------------------------------------------------------- */
+
+/* Feed._assemble(rtp, segment, now): Python's assembly of a packet C does not take. */
+static int
+assemble_in_python(PyObject *feed, PyObject *segment, Relayed *r, PyObject *now)
+{
+    PyObject *slice = slice_of(r);
+    if (slice == NULL)
+        return -1;
+    PyObject *args[3] = {slice, segment, now};
+    return call_method(feed, NAME(_assemble), args, 3);
+}
+
+/* EncodedFrame(kind, data, rtp_timestamp, keyframe, ssrc, arrival, after_loss) */
+static PyObject *
+encoded_frame(PyObject *kind, PyObject *data, uint32_t timestamp, int keyframe, uint32_t ssrc,
+              PyObject *arrival, int after_loss)
+{
+    PyObject *ts = PyLong_FromUnsignedLong(timestamp);
+    PyObject *source = PyLong_FromUnsignedLong(ssrc);
+    PyObject *frame = NULL;
+    if (ts != NULL && source != NULL) {
+        PyObject *args[7] = {kind,   data,    ts, keyframe ? Py_True : Py_False,
+                             source, arrival, after_loss ? Py_True : Py_False};
+        frame = PyObject_Vectorcall(encoded_frame_type, args, 7, NULL);
+    }
+    Py_XDECREF(ts);
+    Py_XDECREF(source);
+    return frame;
+}
+
+/*
+ * The lane's frame is complete (`end`: the sequence number after it): the frame it makes
+ * (a new reference), Py_None when its first packet does not start a frame (dropped, as the
+ * Python assembler drops it), NULL on an error. The lane is empty afterwards.
+ */
+static PyObject *
+release_frame(FrameLane *lane, PyObject *assembler, unsigned int end, PyObject *now)
+{
+    const unsigned char *first = (const unsigned char *)PyBytes_AS_STRING(lane->payloads[0]);
+    int starts = PyBytes_GET_SIZE(lane->payloads[0]) > 0 && (first[0] & 0x10) &&
+                 (first[0] & 0x07) == 0;
+    if (set_ll(assembler, NAME(_next), end & 0xFFFF) < 0)
+        return NULL;
+    if (!starts) {
+        FrameLane_drop(lane);
+        if (PyObject_SetAttr(assembler, NAME(_loss), Py_True) < 0)
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t total = 0;
+    for (int i = 0; i < lane->count; i++)
+        total += PyBytes_GET_SIZE(lane->payloads[i]) - lane->descriptors[i];
+    PyObject *data = PyBytes_FromStringAndSize(NULL, total);
+    if (data == NULL)
+        return NULL;
+    char *at = PyBytes_AS_STRING(data);
+    for (int i = 0; i < lane->count; i++) {
+        Py_ssize_t size = PyBytes_GET_SIZE(lane->payloads[i]) - lane->descriptors[i];
+        memcpy(at, PyBytes_AS_STRING(lane->payloads[i]) + lane->descriptors[i], (size_t)size);
+        at += size;
+    }
+    int after_loss = get_truth(assembler, NAME(_loss));
+    PyObject *frame = NULL;
+    if (after_loss >= 0)
+        frame = encoded_frame(str_video, data, lane->timestamp,
+                              vp8_is_keyframe((const unsigned char *)PyBytes_AS_STRING(data),
+                                              total),
+                              lane->ssrcs[0], now, after_loss);
+    Py_DECREF(data);
+    FrameLane_drop(lane);
+    if (frame == NULL || PyObject_SetAttr(assembler, NAME(_loss), Py_False) < 0) {
+        Py_XDECREF(frame);
+        return NULL;
+    }
+    return frame;
+}
+
+/* Feed.publish(frame, segment) for each frame made (Py_None: none), then drops them. */
+static int
+publish_frames(PyObject *feed, PyObject *segment, PyObject **frames, int count)
+{
+    int status = 0;
+    for (int i = 0; i < count; i++) {
+        if (status == 0 && frames[i] != Py_None) {
+            PyObject *args[2] = {frames[i], segment};
+            status = call_method(feed, NAME(publish), args, 2);
+        }
+        Py_DECREF(frames[i]);
+    }
+    return status;
+}
+
+/* VideoFrameAssembler.add for a packet that continues the frame in order (C's FrameLane),
+ * else the Python assembler. */
+static int
+assemble_video(PyObject *feed, PyObject *assembler, PyObject *segment, Relayed *r,
+               PyObject *now_obj, double now)
+{
+    PyObject *lane_object = PyObject_GetAttr(assembler, NAME(_lane));
+    if (lane_object == NULL)
+        return -1;
+    if (lane_object == Py_None) {
+        Py_DECREF(lane_object);
+        PyObject *starts = PyObject_GetAttr(assembler, NAME(_starts_frame));
+        PyObject *keyframe = PyObject_GetAttr(assembler, NAME(_is_keyframe));
+        int defaults = starts == default_starts_frame && keyframe == default_is_keyframe;
+        Py_XDECREF(starts);
+        Py_XDECREF(keyframe);
+        if (starts == NULL || keyframe == NULL)
+            return -1;
+        if (!defaults) /* an assembler with other codec rules: Python's */
+            return assemble_in_python(feed, segment, r, now_obj);
+        lane_object = PyObject_CallNoArgs((PyObject *)&FrameLaneType);
+        if (lane_object == NULL || PyObject_SetAttr(assembler, NAME(_lane), lane_object) < 0) {
+            Py_XDECREF(lane_object);
+            return -1;
+        }
+    }
+    if (Py_TYPE(lane_object) != &FrameLaneType) {
+        Py_DECREF(lane_object);
+        PyErr_SetString(PyExc_TypeError, "VideoFrameAssembler._lane is not a FrameLane");
+        return -1;
+    }
+    FrameLane *lane = (FrameLane *)lane_object;
+    int usual = 0;
+    PyObject *slots = PyObject_GetAttr(assembler, NAME(_slots));
+    PyObject *next = PyObject_GetAttr(assembler, NAME(_next));
+    PyObject *ssrc = PyObject_GetAttr(assembler, NAME(_ssrc));
+    PyObject *behind = PyObject_GetAttr(assembler, NAME(_behind_since));
+    double last_arrival = 0, max_wait = 0;
+    if (slots == NULL || next == NULL || ssrc == NULL || behind == NULL ||
+        get_double(assembler, NAME(_last_arrival), &last_arrival) < 0 ||
+        get_double(assembler, NAME(_max_wait), &max_wait) < 0)
+        goto error;
+    if (PyDict_Check(slots) && PyDict_GET_SIZE(slots) == 0 && PyLong_Check(next) &&
+        behind == Py_None) {
+        int same = PyObject_RichCompareBool(ssrc, r->ssrc, Py_EQ);
+        if (same < 0)
+            goto error;
+        long long expected = PyLong_AsLongLong(next);
+        if (expected == -1 && PyErr_Occurred())
+            goto error;
+        expected = (expected + lane->count) & 0xFFFF;
+        usual = same && expected == (long long)r->h.seq;
+        if (usual && lane->count > 0)
+            usual = now - last_arrival <= outage_gap && now - lane->arrivals[0] <= max_wait &&
+                    lane->count < LANE_MAX;
+    }
+    Py_CLEAR(slots);
+    Py_CLEAR(next);
+    Py_CLEAR(ssrc);
+    Py_CLEAR(behind);
+    if (!usual) {
+        Py_DECREF(lane_object);
+        return assemble_in_python(feed, segment, r, now_obj);
+    }
+
+    if (PyObject_SetAttr(assembler, NAME(_last_arrival), now_obj) < 0)
+        goto error;
+    PyObject *frames[2];
+    int made = 0;
+    if (lane->count > 0 && lane->timestamp != r->h.timestamp) {
+        /* the held frame ended without a marker bit: released at this packet */
+        PyObject *frame = release_frame(lane, assembler, r->h.seq, now_obj);
+        if (frame == NULL)
+            goto error;
+        frames[made++] = frame;
+    }
+    int i = lane->count;
+    lane->payloads[i] = Py_NewRef(r->payload);
+    lane->descriptors[i] = r->descriptor;
+    lane->arrivals[i] = now;
+    lane->seqs[i] = r->h.seq;
+    lane->ssrcs[i] = r->h.ssrc;
+    lane->seconds[i] = (unsigned char)r->h.second;
+    lane->timestamp = r->h.timestamp;
+    lane->count = i + 1;
+    if (marker_of(r)) {
+        PyObject *frame = release_frame(lane, assembler, r->h.seq + 1, now_obj);
+        if (frame == NULL) {
+            publish_frames(feed, segment, frames, made);
+            goto error;
+        }
+        frames[made++] = frame;
+    }
+    Py_DECREF(lane_object);
+    return publish_frames(feed, segment, frames, made);
+
+error:
+    Py_XDECREF(slots);
+    Py_XDECREF(next);
+    Py_XDECREF(ssrc);
+    Py_XDECREF(behind);
+    Py_DECREF(lane_object);
+    return -1;
+}
+
+/* AudioPacketGate.add for the next packet in order with nothing held, else Python's. */
+static int
+assemble_audio(PyObject *feed, PyObject *gate, PyObject *segment, Relayed *r, PyObject *now_obj)
+{
+    PyObject *held = PyObject_GetAttr(gate, NAME(_held));
+    if (held == NULL)
+        return -1;
+    int empty = PyDict_Check(held) && PyDict_GET_SIZE(held) == 0;
+    Py_DECREF(held);
+    long long next;
+    int usual = 0;
+    if (empty) {
+        PyObject *ssrc = PyObject_GetAttr(gate, NAME(_ssrc));
+        if (ssrc == NULL)
+            return -1;
+        usual = PyObject_RichCompareBool(ssrc, r->ssrc, Py_EQ);
+        Py_DECREF(ssrc);
+        if (usual < 0 || (usual && get_ll(gate, NAME(_next), &next) < 0))
+            return -1;
+        usual = usual && next == (long long)r->h.seq;
+    }
+    if (!usual)
+        return assemble_in_python(feed, segment, r, now_obj);
+    if (set_ll(gate, NAME(_next), (r->h.seq + 1) & 0xFFFF) < 0)
+        return -1;
+    PyObject *frame = encoded_frame(str_audio, r->payload, r->h.timestamp, 1, r->h.ssrc,
+                                    now_obj, 0);
+    if (frame == NULL)
+        return -1;
+    return publish_frames(feed, segment, &frame, 1);
+}
+
+/* RtpSendPath.send's guards, then RtpSender's send: 1 sent, 0 not the usual case (Python's
+ * send decides), -1 error. */
+static int
+send_usual(PyObject *out, unsigned long seq, unsigned long long timestamp, Relayed *r,
+           unsigned long long ntp)
+{
+    int result = 0;
+    PyObject *sender = NULL, *dtls = NULL, *state = NULL, *transport = NULL,
+             *connection = NULL, *nominated = NULL, *pair = NULL, *lean = NULL,
+             *session = NULL, *tx_srtp = NULL, *native = NULL, *socket = NULL, *size = NULL;
+#define TAKE(var, object, name)                                                                  \
+    if ((var = PyObject_GetAttr(object, NAME(name))) == NULL) {                                  \
+        result = -1;                                                                             \
+        goto done;                                                                               \
+    }
+    TAKE(sender, out, _sender);
+    int enabled = get_truth(sender, NAME(_enabled));
+    if (enabled <= 0) {
+        result = enabled;
+        goto done;
+    }
+    TAKE(dtls, out, _dtls);
+    TAKE(state, dtls, _state);
+    if (state != dtls_connected)
+        goto done;
+    TAKE(transport, dtls, transport);
+    TAKE(connection, transport, _connection);
+    TAKE(nominated, connection, _nominated);
+    if (!PyDict_Check(nominated))
+        goto done;
+    PyObject *current = PyDict_GetItemWithError(nominated, one); /* borrowed */
+    if (current == NULL) {
+        result = PyErr_Occurred() ? -1 : 0;
+        goto done;
+    }
+    TAKE(pair, out, _pair);
+    if (pair != current)
+        goto done;
+    TAKE(lean, out, _tx_srtp);
+    if (lean == Py_None)
+        goto done;
+    TAKE(session, lean, session);
+    TAKE(tx_srtp, dtls, _tx_srtp);
+    if (session != tx_srtp)
+        goto done;
+    TAKE(native, out, _native);
+    if (Py_TYPE(native) != &RtpSenderType)
+        goto done;
+    TAKE(socket, out, _socket);
+    size = PyObject_CallMethodNoArgs(socket, NAME(get_write_buffer_size));
+    if (size == NULL) {
+        result = -1;
+        goto done;
+    }
+    long long buffered = PyLong_AsLongLong(size);
+    if (buffered == -1 && PyErr_Occurred()) {
+        result = -1;
+        goto done;
+    }
+    if (buffered > max_send_buffer)
+        goto done; /* backed up: Python's send says so and the track restarts at a keyframe */
+    result = rtp_sender_send((RtpSender *)native, seq, timestamp, marker_of(r),
+                             PyBytes_AS_STRING(r->payload), payload_length(r), ntp) < 0
+                 ? -1
+                 : 1;
+done:
+#undef TAKE
+    Py_XDECREF(sender);
+    Py_XDECREF(dtls);
+    Py_XDECREF(state);
+    Py_XDECREF(transport);
+    Py_XDECREF(connection);
+    Py_XDECREF(nominated);
+    Py_XDECREF(pair);
+    Py_XDECREF(lean);
+    Py_XDECREF(session);
+    Py_XDECREF(tx_srtp);
+    Py_XDECREF(native);
+    Py_XDECREF(socket);
+    Py_XDECREF(size);
+    return result;
+}
+
+/* ForwardedTrack.forward in the usual case (forwarding, in this run, sent at once), else
+ * Python's. */
+static int
+forward_to(PyObject *track, Relayed *r, int key_start, PyObject *source, PyObject *now_obj,
+           double now, unsigned long long ntp, PyObject **ntp_obj)
+{
+    PyObject *out = PyObject_GetAttr(track, NAME(_out));
+    if (out == NULL)
+        return -1;
+    int result = 0;
+    if (out == Py_None)
+        goto done;
+    int started = get_truth(out, NAME(started));
+    if (started <= 0) {
+        result = started;
+        goto done;
+    }
+    PyObject *own_source = PyObject_GetAttr(track, NAME(_source));
+    if (own_source == NULL) {
+        result = -1;
+        goto done;
+    }
+    int same = PyObject_RichCompareBool(own_source, source, Py_EQ);
+    Py_DECREF(own_source);
+    int awaiting = same > 0 ? get_truth(track, NAME(_await_keyframe)) : 0;
+    if (same < 0 || awaiting < 0) {
+        result = -1;
+        goto done;
+    }
+    int sent = 0;
+    long long run_start, seq_offset, ts_offset;
+    unsigned long out_seq = 0;
+    unsigned long long out_ts = 0;
+    if (same && !awaiting) {
+        if (get_ll(track, NAME(_run_start), &run_start) < 0) {
+            result = -1;
+            goto done;
+        }
+        if ((((long long)r->h.seq - run_start) & 0xFFFF) >= 0x8000)
+            goto done; /* from before this run (a late retransmission) */
+        if (get_ll(track, NAME(_seq_offset), &seq_offset) < 0 ||
+            get_ll(track, NAME(_ts_offset), &ts_offset) < 0) {
+            result = -1;
+            goto done;
+        }
+        out_seq = (unsigned long)(((long long)r->h.seq + seq_offset) & 0xFFFF);
+        out_ts = (unsigned long long)(((long long)r->h.timestamp + ts_offset) & 0xFFFFFFFFLL);
+        sent = send_usual(out, out_seq, out_ts, r, ntp);
+        if (sent < 0) {
+            result = -1;
+            goto done;
+        }
+    }
+    if (!sent) { /* a restart, a new source, a guard that said no: Python's forward */
+        PyObject *slice = slice_of(r);
+        if (*ntp_obj == NULL)
+            *ntp_obj = PyLong_FromUnsignedLongLong(ntp);
+        if (slice == NULL || *ntp_obj == NULL) {
+            result = -1;
+            goto done;
+        }
+        PyObject *args[5] = {slice, key_start ? Py_True : Py_False, source, now_obj, *ntp_obj};
+        result = call_method(track, NAME(forward), args, 5);
+        goto done;
+    }
+    /* sent: the bookkeeping after it */
+    long long frame_ts;
+    PyObject *counters = PyObject_GetAttr(track, NAME(counters));
+    PyObject *max_out = PyObject_GetAttr(track, NAME(_max_out));
+    if (counters == NULL || max_out == NULL || get_ll(track, NAME(_frame_ts), &frame_ts) < 0)
+        goto bookkeeping_failed;
+    if ((long long)out_ts != frame_ts) {
+        if (set_ll(track, NAME(_frame_ts), (long long)out_ts) < 0 ||
+            add_ll(track, NAME(frames_out), 1) < 0 ||
+            add_ll(counters, NAME(frames_forwarded), 1) < 0)
+            goto bookkeeping_failed;
+    }
+    int higher = max_out == Py_None;
+    if (!higher) {
+        long long highest = PyLong_AsLongLong(max_out);
+        if (highest == -1 && PyErr_Occurred())
+            goto bookkeeping_failed;
+        higher = (((long long)out_seq - highest) & 0xFFFF) < 0x8000;
+    }
+    if ((higher && set_ll(track, NAME(_max_out), (long long)out_seq) < 0) ||
+        set_ll(track, NAME(_last_out_ts), (long long)out_ts) < 0 ||
+        set_double(track, NAME(_last_at), now) < 0 || add_ll(track, NAME(packets_out), 1) < 0 ||
+        add_ll(counters, NAME(packets_forwarded), 1) < 0 ||
+        add_ll(counters, NAME(bytes_forwarded), payload_length(r)) < 0)
+        goto bookkeeping_failed;
+    Py_DECREF(counters);
+    Py_DECREF(max_out);
+    goto done;
+bookkeeping_failed:
+    Py_XDECREF(counters);
+    Py_XDECREF(max_out);
+    result = -1;
+done:
+    Py_DECREF(out);
+    return result;
+}
+
+/* Feed.publish_packet in the usual case (within budget, the same SSRC, not cut), else
+ * Python's. */
+static int
+publish_packet(PyObject *feed, PyObject *segment, Relayed *r, double now)
+{
+    int result = -1;
+    PyObject *now_obj = PyFloat_FromDouble(now);
+    PyObject *own_segment = NULL, *budget = NULL, *last_ssrc = NULL, *kind = NULL,
+             *tracks = NULL, *source = NULL, *ntp_obj = NULL, *part = NULL;
+    if (now_obj == NULL)
+        return -1;
+    if ((own_segment = PyObject_GetAttr(feed, NAME(_segment))) == NULL)
+        goto done;
+    int current = PyObject_RichCompareBool(segment, own_segment, Py_EQ);
+    if (current <= 0) { /* a replaced connection still delivering its last packets */
+        result = current;
+        goto done;
+    }
+    double rate, capacity, tokens, at;
+    if ((budget = PyObject_GetAttr(feed, NAME(_budget))) == NULL ||
+        get_double(budget, NAME(_rate), &rate) < 0 ||
+        get_double(budget, NAME(_capacity), &capacity) < 0 ||
+        get_double(budget, NAME(_tokens), &tokens) < 0 || get_double(budget, NAME(_at), &at) < 0)
+        goto done;
+    tokens = fmin(capacity, tokens + (now - at) * rate);
+    Py_ssize_t size = payload_length(r);
+    if ((last_ssrc = PyObject_GetAttr(feed, NAME(_last_ssrc))) == NULL ||
+        (kind = PyObject_GetAttr(feed, NAME(kind))) == NULL)
+        goto done;
+    int same_ssrc = last_ssrc != Py_None && PyObject_RichCompareBool(last_ssrc, r->ssrc, Py_EQ);
+    if (same_ssrc < 0)
+        goto done;
+    int video = PyUnicode_Check(kind) && PyUnicode_CompareWithASCIIString(kind, "video") == 0;
+    int cut = video ? get_truth(feed, NAME(_cut)) : 0;
+    if (cut < 0)
+        goto done;
+    if ((double)size > tokens || !same_ssrc || cut) {
+        /* over budget, a new SSRC, after a cut: Python's publish_packet */
+        PyObject *slice = slice_of(r);
+        if (slice == NULL)
+            goto done;
+        PyObject *args[3] = {slice, segment, now_obj};
+        result = call_method(feed, NAME(publish_packet), args, 3);
+        goto done;
+    }
+    if (set_double(budget, NAME(_tokens), tokens - (double)size) < 0 ||
+        set_double(budget, NAME(_at), now) < 0 || add_ll(feed, NAME(packets_in), 1) < 0)
+        goto done;
+    int key_start = video ? vp8_starts_keyframe((const unsigned char *)PyBytes_AS_STRING(
+                                                    r->payload),
+                                                size, r->descriptor)
+                          : 1;
+    if ((tracks = PyObject_GetAttr(feed, NAME(_tracks))) == NULL)
+        goto done;
+    if (PyList_Check(tracks) && PyList_GET_SIZE(tracks) > 0) {
+        PyObject *open = PyObject_CallMethodNoArgs(feed, NAME(forwarding_open));
+        int forwarding = open == NULL ? -1 : PyObject_IsTrue(open);
+        Py_XDECREF(open);
+        if (forwarding < 0)
+            goto done;
+        if (forwarding) {
+            if ((source = PyObject_GetAttr(feed, NAME(source))) == NULL)
+                goto done;
+            unsigned long long ntp =
+                (unsigned long long)((wall_clock() + NTP_EPOCH_OFFSET) * 4294967296.0);
+            for (Py_ssize_t i = 0; i < PyList_GET_SIZE(tracks); i++) {
+                PyObject *track = Py_NewRef(PyList_GET_ITEM(tracks, i));
+                int forwarded =
+                    forward_to(track, r, key_start, source, now_obj, now, ntp, &ntp_obj);
+                Py_DECREF(track);
+                if (forwarded < 0)
+                    goto done;
+            }
+        }
+    }
+    if (video) {
+        if ((part = PyObject_GetAttr(feed, NAME(_assembler))) == NULL)
+            goto done;
+        result = part == Py_None ? 0 : assemble_video(feed, part, segment, r, now_obj, now);
+    } else {
+        if ((part = PyObject_GetAttr(feed, NAME(_gate))) == NULL)
+            goto done;
+        result = part == Py_None ? 0 : assemble_audio(feed, part, segment, r, now_obj);
+    }
+done:
+    Py_DECREF(now_obj);
+    Py_XDECREF(own_segment);
+    Py_XDECREF(budget);
+    Py_XDECREF(last_ssrc);
+    Py_XDECREF(kind);
+    Py_XDECREF(tracks);
+    Py_XDECREF(source);
+    Py_XDECREF(ntp_obj);
+    Py_XDECREF(part);
+    return result;
+}
+
+/* FeedSink.__call__: the media presence, then the feed. */
+static int
+feed_sink(PyObject *sink, Relayed *r)
+{
+    int result = -1;
+    PyObject *presence = NULL, *feed = NULL, *segment = NULL;
+    PyObject *clock = PyObject_GetAttr(sink, NAME(time));
+    if (clock == NULL)
+        return -1;
+    PyObject *now_obj = PyObject_CallNoArgs(clock);
+    Py_DECREF(clock);
+    if (now_obj == NULL)
+        return -1;
+    double now = PyFloat_AsDouble(now_obj);
+    Py_DECREF(now_obj);
+    if (now == -1.0 && PyErr_Occurred())
+        return -1;
+    double heard_at;
+    if ((presence = PyObject_GetAttr(sink, NAME(presence))) == NULL ||
+        get_double(presence, NAME(heard_at), &heard_at) < 0)
+        goto done;
+    if (now - heard_at > silence_after) {
+        if (set_double(presence, NAME(gap_from), heard_at) < 0 ||
+            set_double(presence, NAME(resumed_at), now) < 0)
+            goto done;
+    }
+    if (set_double(presence, NAME(heard_at), now) < 0 ||
+        (feed = PyObject_GetAttr(sink, NAME(feed))) == NULL ||
+        (segment = PyObject_GetAttr(sink, NAME(segment))) == NULL)
+        goto done;
+    result = publish_packet(feed, segment, r, now);
+done:
+    Py_XDECREF(presence);
+    Py_XDECREF(feed);
+    Py_XDECREF(segment);
+    return result;
+}
+
+/* FastReceive._handle(payload, ext_pos, padding, seq, timestamp, ssrc, second, packet) */
+static int
+handle_in_python(PyObject *path, Relayed *r)
+{
+    PyObject *packet = packet_of(r);
+    if (packet == NULL)
+        return -1;
+    PyObject *result = PyObject_CallMethod(path, "_handle", "OnnIkOiO", r->payload, r->h.ext_pos,
+                                           r->h.padding, r->h.seq, (unsigned long)r->h.timestamp,
+                                           r->ssrc, r->h.second, packet);
+    if (result == NULL)
+        return -1;
+    Py_DECREF(result);
+    return 0;
+}
+
+/* The RTCP statistics aiortc's StreamStatistics.add keeps (max_seq known). */
+static int
+note_statistics(PyObject *stats, Relayed *r, long long max_seq, long long clock_rate)
+{
+    if (add_ll(stats, NAME(packets_received), 1) < 0)
+        return -1;
+    long long seq = r->h.seq;
+    long long ahead = (seq - max_seq) & 0xFFFF;
+    if (!(0 < ahead && ahead < 0x8000))
+        return 0;
+    if (seq < max_seq && add_ll(stats, NAME(cycles), 1 << 16) < 0)
+        return -1;
+    if (set_ll(stats, NAME(max_seq), seq) < 0)
+        return -1;
+    long long arrival = (long long)(r->wall * (double)clock_rate);
+    long long timestamp = r->h.timestamp;
+    long long last_timestamp, last_arrival, jitter_q4;
+    if (get_ll(stats, NAME(_last_timestamp), &last_timestamp) < 0)
+        return -1;
+    if (timestamp != last_timestamp) {
+        if (get_ll(stats, NAME(_last_arrival), &last_arrival) < 0 ||
+            get_ll(stats, NAME(_jitter_q4), &jitter_q4) < 0)
+            return -1;
+        long long diff = llabs((arrival - last_arrival) - (timestamp - last_timestamp));
+        if (set_ll(stats, NAME(_jitter_q4), jitter_q4 + diff - ((jitter_q4 + 8) >> 4)) < 0)
+            return -1;
+    }
+    if (set_ll(stats, NAME(_last_arrival), arrival) < 0 ||
+        set_ll(stats, NAME(_last_timestamp), timestamp) < 0)
+        return -1;
+    return 0;
+}
+
+/* The NACK window: the next packet with nothing missing here, anything else in Python. */
+static int
+note_sequence(PyObject *path, PyObject *inbound, PyObject *nacks, Relayed *r)
+{
+    long long max_seq;
+    PyObject *missing = PyObject_GetAttr(nacks, NAME(missing));
+    if (missing == NULL)
+        return -1;
+    Py_ssize_t missing_count = PyAnySet_Check(missing) ? PySet_GET_SIZE(missing) : -1;
+    Py_DECREF(missing);
+    if (get_ll(nacks, NAME(max_seq), &max_seq) < 0)
+        return -1;
+    if (missing_count == 0 && max_seq >= 0 && (((long long)r->h.seq - max_seq) & 0xFFFF) == 1)
+        return set_ll(nacks, NAME(max_seq), r->h.seq);
+    PyObject *seq = PyLong_FromUnsignedLong(r->h.seq);
+    if (seq == NULL)
+        return -1;
+    PyObject *args[3] = {inbound, r->ssrc, seq};
+    int result = call_method(path, NAME(_nack_check), args, 3);
+    Py_DECREF(seq);
+    return result;
+}
+
+/* Hands an exception raised by the sink to FastReceive._sink_failed (which logs it); an
+ * exception that is not an Exception (KeyboardInterrupt, ...) goes on. */
+static int
+sink_failed(PyObject *path)
+{
+    if (!PyErr_ExceptionMatches(PyExc_Exception))
+        return -1;
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (traceback != NULL && value != NULL)
+        PyException_SetTraceback(value, traceback);
+    PyObject *args[1] = {value != NULL ? value : Py_None};
+    int result = call_method(path, NAME(_sink_failed), args, 1);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(traceback);
+    return result;
+}
+
+/* FastReceive._handle for one well-formed packet. */
+static int
+handle(PyObject *path, PyObject *counters, Relayed *r)
+{
+    int result = -1;
+    PyObject *streams = NULL, *inbound = NULL, *receiver = NULL, *payload_types = NULL,
+             *payload_type = NULL, *stats = NULL, *max_seq = NULL, *estimator = NULL,
+             *nacks = NULL, *kind = NULL, *sink = NULL;
+    if ((streams = PyObject_GetAttr(path, NAME(_streams))) == NULL)
+        goto done;
+    if (!PyDict_Check(streams)) {
+        PyErr_SetString(PyExc_TypeError, "FastReceive._streams is not a dict");
+        goto done;
+    }
+    inbound = PyDict_GetItemWithError(streams, r->ssrc);
+    if (inbound == NULL) {
+        if (!PyErr_Occurred())
+            result = handle_in_python(path, r); /* a new SSRC: routed in Python */
+        goto done;
+    }
+    Py_INCREF(inbound);
+    if ((receiver = PyObject_GetAttr(inbound, NAME(receiver))) == NULL)
+        goto done;
+    int enabled = get_truth(receiver, NAME(_enabled));
+    if (enabled <= 0) {
+        result = enabled;
+        goto done;
+    }
+    if ((payload_types = PyObject_GetAttr(inbound, NAME(payload_types))) == NULL ||
+        (payload_type = PyLong_FromLong(r->h.second & 0x7F)) == NULL ||
+        (stats = PyObject_GetAttr(inbound, NAME(stats))) == NULL ||
+        (max_seq = PyObject_GetAttr(stats, NAME(max_seq))) == NULL)
+        goto done;
+    int primary = PySet_Contains(payload_types, payload_type);
+    if (primary < 0)
+        goto done;
+    if (!primary || max_seq == Py_None) { /* RTX, an unknown type, the first packet */
+        result = handle_in_python(path, r);
+        goto done;
+    }
+    long long last_seq = PyLong_AsLongLong(max_seq);
+    long long clock_rate;
+    if ((last_seq == -1 && PyErr_Occurred()) ||
+        get_ll(inbound, NAME(clock_rate), &clock_rate) < 0 ||
+        note_statistics(stats, r, last_seq, clock_rate) < 0)
+        goto done;
+    if ((estimator = PyObject_GetAttr(inbound, NAME(estimator))) == NULL ||
+        (estimator != Py_None &&
+         add_ll(inbound, NAME(frame_bytes), payload_length(r) + r->h.padding) < 0))
+        goto done;
+    if ((nacks = PyObject_GetAttr(inbound, NAME(nacks))) == NULL ||
+        (nacks != Py_None && note_sequence(path, inbound, nacks, r) < 0))
+        goto done;
+    if (marker_of(r) && estimator != Py_None) { /* once per video frame */
+        PyObject *packet = packet_of(r);
+        PyObject *ext_pos = PyLong_FromSsize_t(r->h.ext_pos);
+        PyObject *now = PyFloat_FromDouble(r->wall);
+        int estimated = -1;
+        if (packet != NULL && ext_pos != NULL && now != NULL) {
+            PyObject *args[5] = {inbound, packet, ext_pos, r->ssrc, now};
+            estimated = call_method(path, NAME(_estimate), args, 5);
+        }
+        Py_XDECREF(ext_pos);
+        Py_XDECREF(now);
+        if (estimated < 0)
+            goto done;
+    }
+    if (payload_length(r) == 0) {
+        result = add_ll(counters, NAME(malformed), 1); /* nothing to forward or record */
+        goto done;
+    }
+    if ((kind = PyObject_GetAttr(inbound, NAME(kind))) == NULL)
+        goto done;
+    r->video = PyUnicode_Check(kind) && PyUnicode_CompareWithASCIIString(kind, "video") == 0;
+    if (r->video) {
+        r->descriptor = vp8_descriptor_length(
+            (const unsigned char *)PyBytes_AS_STRING(r->payload), payload_length(r));
+        if (r->descriptor < 0) {
+            result = add_ll(counters, NAME(malformed), 1);
+            goto done;
+        }
+    }
+    if ((sink = PyObject_GetAttr(inbound, NAME(sink))) == NULL)
+        goto done;
+    int want_keyframe;
+    if ((PyObject *)Py_TYPE(sink) == feed_sink_type) {
+        want_keyframe = feed_sink(sink, r) < 0 ? -1 : 0; /* a FeedSink never asks */
+    } else {
+        PyObject *slice = slice_of(r);
+        PyObject *wanted = slice == NULL ? NULL : PyObject_CallOneArg(sink, slice);
+        want_keyframe = wanted == NULL ? -1 : PyObject_IsTrue(wanted);
+        Py_XDECREF(wanted);
+    }
+    if (want_keyframe < 0) {
+        /* never let a relay bug kill the receive path of the whole transport */
+        result = sink_failed(path);
+        goto done;
+    }
+    if (want_keyframe) {
+        PyObject *args[2] = {inbound, r->ssrc};
+        result = call_method(path, NAME(_send_pli), args, 2);
+        goto done;
+    }
+    result = 0;
+done:
+    Py_XDECREF(streams);
+    Py_XDECREF(inbound);
+    Py_XDECREF(receiver);
+    Py_XDECREF(payload_types);
+    Py_XDECREF(payload_type);
+    Py_XDECREF(stats);
+    Py_XDECREF(max_seq);
+    Py_XDECREF(estimator);
+    Py_XDECREF(nacks);
+    Py_XDECREF(kind);
+    Py_XDECREF(sink);
+    return result;
+}
+
+/*
+ * relay_rtp(path, ctx, datagram) -> None
+ * `path` is a fast_receive.FastReceive, `ctx` its SRTP session's libsrtp context: decrypts
+ * and parses the datagram (as unprotect_rtp does), counts it, then does _handle's work.
+ */
+static PyObject *
+relay_rtp(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    unsigned char buffer[BUFFER_BYTES];
+    void *ctx;
+    if (nargs != 3 || !PyBytes_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "relay_rtp(path, ctx: int, datagram: bytes)");
+        return NULL;
+    }
+    if (rtp_slice_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "configure_relay was not called");
+        return NULL;
+    }
+    if (check_functions() < 0 || read_pointer(args[1], &ctx) < 0)
+        return NULL;
+    PyObject *path = args[0];
+    PyObject *counters = PyObject_GetAttr(path, NAME(counters));
+    if (counters == NULL)
+        return NULL;
+    Relayed r = {0};
+    r.buffer = buffer;
+    int status = unprotect_and_parse(ctx, PyBytes_AS_STRING(args[2]), PyBytes_GET_SIZE(args[2]),
+                                     buffer, &r.h);
+    int result;
+    if (status == UNDECRYPTABLE) {
+        result = add_ll(counters, NAME(undecryptable), 1);
+    } else if (add_ll(counters, NAME(packets), 1) < 0) {
+        result = -1;
+    } else if (status == MALFORMED) {
+        result = add_ll(counters, NAME(malformed), 1);
+    } else {
+        r.wall = wall_clock();
+        r.payload = PyBytes_FromStringAndSize((const char *)buffer + r.h.pos, r.h.end - r.h.pos);
+        r.ssrc = PyLong_FromUnsignedLong(r.h.ssrc);
+        result = r.payload == NULL || r.ssrc == NULL ? -1 : handle(path, counters, &r);
+        relayed_clear(&r);
+    }
+    Py_DECREF(counters);
+    if (result < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/*
+ * configure_relay(rtp_slice, encoded_frame, feed_sink, dtls_connected, starts_frame,
+ *                 is_keyframe, max_send_buffer, silence_after, outage_gap)
+ * The Python types and constants the chain uses (fast_receive calls it once, at import).
+ */
+static PyObject *
+configure_relay(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    PyObject *slice, *frame, *sink, *connected, *starts, *keyframe;
+    long long buffer_limit;
+    double silence, outage;
+    static char *keywords[] = {"rtp_slice",     "encoded_frame",  "feed_sink",
+                               "dtls_connected", "starts_frame",  "is_keyframe",
+                               "max_send_buffer", "silence_after", "outage_gap", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOOLdd", keywords, &slice, &frame, &sink,
+                                     &connected, &starts, &keyframe, &buffer_limit, &silence,
+                                     &outage))
+        return NULL;
+    if (!PyType_Check(slice) || !PyType_Check(frame) || !PyType_Check(sink)) {
+        PyErr_SetString(PyExc_TypeError, "rtp_slice, encoded_frame and feed_sink are types");
+        return NULL;
+    }
+    Py_XSETREF(rtp_slice_type, Py_NewRef(slice));
+    Py_XSETREF(encoded_frame_type, Py_NewRef(frame));
+    Py_XSETREF(feed_sink_type, Py_NewRef(sink));
+    Py_XSETREF(dtls_connected, Py_NewRef(connected));
+    Py_XSETREF(default_starts_frame, Py_NewRef(starts));
+    Py_XSETREF(default_is_keyframe, Py_NewRef(keyframe));
+    max_send_buffer = buffer_limit;
+    silence_after = silence;
+    outage_gap = outage;
+    Py_RETURN_NONE;
+}
+
+PyMethodDef relay_lane_methods[] = {
+    {"relay_rtp", (PyCFunction)(void (*)(void))relay_rtp, METH_FASTCALL,
+     "relay_rtp(path, ctx, datagram): decrypt, parse and relay one SRTP datagram"},
+    {"configure_relay", (PyCFunction)(void (*)(void))configure_relay,
+     METH_VARARGS | METH_KEYWORDS, "configure_relay(...): the Python types the chain uses"},
+    {NULL},
+};
+
+int
+relay_lane_init(PyObject *module)
+{
+    for (int i = 0; i < NAME_COUNT; i++) {
+        names[i] = PyUnicode_InternFromString(name_strings[i]);
+        if (names[i] == NULL)
+            return -1;
+    }
+    str_video = PyUnicode_InternFromString("video");
+    str_audio = PyUnicode_InternFromString("audio");
+    one = PyLong_FromLong(1);
+    if (str_video == NULL || str_audio == NULL || one == NULL)
+        return -1;
+    if (PyType_Ready(&FrameLaneType) < 0)
+        return -1;
+    Py_INCREF(&FrameLaneType);
+    if (PyModule_AddObject(module, "FrameLane", (PyObject *)&FrameLaneType) < 0) {
+        Py_DECREF(&FrameLaneType);
+        return -1;
+    }
+    return PyModule_AddFunctions(module, relay_lane_methods);
+}
