@@ -31,19 +31,16 @@ from vvserver.api.endpoints import ApiRouter, install
 from vvserver.api.middleware import error_middleware, request_id_middleware
 from vvserver.api.prometheus import REFRESH_S, NodeMetrics
 from vvserver.app_keys import CALLS, ENDPOINTS, HUB, METRICS, SERVICES, VISIT_MEDIA, WORKERS
-from vvserver.client.stock_relay import StockVisitRoom
 from vvserver.db.engine import Database
 from vvserver.domain.accounts.secrets import PasswordHashing
 from vvserver.domain.audit.chain import AuditAnchor, AuditLog
 from vvserver.domain.clock import Clock, SystemClock
 from vvserver.domain.services import Services
 from vvserver.domain.visits.reconcile import reconcile_at_startup
-from vvserver.media.aiortc_hooks import set_ice_host_addresses
+from vvserver.media import stack as media_stack
 from vvserver.media.remux import recover_recordings
-from vvserver.media.room import VisitRoom
 from vvserver.media.room_events import QualityReport, RoomEvent
 from vvserver.media.room_registry import RoomRegistry
-from vvserver.media.srtp_session import log_media_path
 from vvserver.notify.mailer import run_mailer
 from vvserver.scheduling.loop import run_scheduler
 from vvserver.serving import install_security_headers
@@ -56,6 +53,7 @@ from vvserver.web_pages import install_web
 
 if TYPE_CHECKING:
     from vvserver.cluster import Cluster
+    from vvserver.media.room import VisitRoom
 
 logger = logging.getLogger(__name__)
 
@@ -95,9 +93,14 @@ def build_services(
     )
 
 
-def room_class(settings: Settings) -> type[VisitRoom]:
-    """The relay's rooms; ``VV_MEDIA_RELAY=stock`` is the benchmark's aiortc baseline only."""
-    return StockVisitRoom if settings.media_relay == "stock" else VisitRoom
+def room_class(settings: Settings) -> type[VisitRoom] | None:
+    """The relay's rooms (None: ``VisitMedia`` loads them with the media stack at the first
+    call); ``VV_MEDIA_RELAY=stock`` is the benchmark's aiortc baseline only."""
+    if settings.media_relay != "stock":
+        return None
+    from vvserver.client.stock_relay import StockVisitRoom
+
+    return StockVisitRoom
 
 
 async def refresh_metrics(app: web.Application) -> None:
@@ -168,8 +171,12 @@ def create_app(
     worker_factories = default_workers() if workers is None else workers
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        set_ice_host_addresses(settings.resolved_ice_host_addresses or None)
-        log_media_path(settings.media_native)
+        # The media stack (aiortc, PyAV, ...) loads at the first call, not here: its settings
+        # are applied then (now, if something loaded it already).
+        media_stack.configure(
+            ice_host_addresses=settings.resolved_ice_host_addresses or None,
+            wanted_native=settings.media_native,
+        )
         app[WORKERS].create(
             hang_up_ended_visits(app[VISIT_MEDIA], services.events), name="hang_up_ended_visits"
         )

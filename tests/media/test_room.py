@@ -14,12 +14,13 @@ from vvserver.client.peer import ClipTrack, PeerSection, ReceivedMedia, TestPeer
 from vvserver.client.sample_clip import Clip
 from vvserver.media.frames import MediaKind
 from vvserver.media.offers import OfferRejected
-from vvserver.media.room import RoomClosed, VisitRoom
+from vvserver.media.room import VisitRoom
 from vvserver.media.room_events import (
     MediaNotConnected,
     ParticipantStateChanged,
     QualityReport,
     Role,
+    RoomClosed,
     VisitEnded,
 )
 

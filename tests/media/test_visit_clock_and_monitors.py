@@ -11,8 +11,8 @@ import pytest
 from tests.media.conftest import Resources, assert_back_to
 from vvserver.client.peer import PeerSection, TestPeer
 from vvserver.client.sample_clip import Clip
-from vvserver.media.room import MonitorRefused, VisitRoom
-from vvserver.media.room_events import Role, VisitEnded, VisitWarning
+from vvserver.media.room import VisitRoom
+from vvserver.media.room_events import MonitorRefused, Role, VisitEnded, VisitWarning
 
 pytestmark = pytest.mark.slow
 

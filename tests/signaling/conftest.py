@@ -71,6 +71,11 @@ class CallLog:
     # visit id -> facility id, for the staff scope check the real service does
     facilities: dict[int, int] = field(default_factory=dict)
     rooms: dict[int, ScriptedRoom] = field(default_factory=dict)
+    # How often signaling said a call is coming (a participant's socket for a visit opened).
+    prepared: int = 0
+
+    def prepare(self) -> None:
+        self.prepared += 1
 
     async def join(self, visit_id: int, role: ParticipantRole, offer_sdp: str) -> str:
         if "m=" not in offer_sdp:

@@ -24,11 +24,12 @@ from aiortc.contrib.media import MediaRecorder, MediaRelay
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from vvserver.media.forwarding import Feed
-from vvserver.media.frames import MediaKind
+from vvserver.media.frames import KINDS, MediaKind
 from vvserver.media.media_flow import MediaPresence
 from vvserver.media.offers import CheckedOffer, answer_direction
 from vvserver.media.participant import ParticipantConnection, StateListener, codec_preferences
-from vvserver.media.room import KINDS, ROLES, VisitRoom
+from vvserver.media.room import VisitRoom
+from vvserver.media.room_events import ROLES
 
 logger = logging.getLogger(__name__)
 

@@ -16,17 +16,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from vvserver.cluster.placement import NoNodeAvailable, Placement
 from vvserver.cluster.remote_room import RemoteRoom
 from vvserver.cluster.rpc import NodeUnreachable, Rpc
 from vvserver.domain.accounts.principal import Principal
 from vvserver.domain.errors import Conflict
-from vvserver.media.room import VisitRoom
 from vvserver.media.room_events import Role
 from vvserver.visits_live import VisitMedia, VisitQuality
 from vvserver.visits_live.figures import MediaMetrics, ParticipantQuality
+
+if TYPE_CHECKING:
+    from vvserver.media.room import VisitRoom
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +163,11 @@ class ClusterMedia:
         return bool(getattr(self.local, "draining", False))
 
     # --- participants (MediaPort) ----------------------------------------------------------
+
+    def prepare(self) -> None:
+        # The room may be placed here: load this node's media stack (the room's node, if
+        # another, loads its own at the offer).
+        self.local.prepare()
 
     async def join(self, visit_id: int, role: Role, offer_sdp: str) -> str:
         node, answer = await self._placed(

@@ -15,7 +15,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable
-from typing import get_args
+from typing import TYPE_CHECKING, get_args
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -26,9 +26,11 @@ from vvserver.cluster.link import RedisLink
 from vvserver.cluster.media_bridge import ClusterMedia
 from vvserver.cluster.nodes import BEAT_S, NODE_TTL_S
 from vvserver.cluster.placement import Placement
-from vvserver.media.room import VisitRoom
 from vvserver.media.room_events import EventSubscription, Role, RoomEvent, VisitEnded
 from vvserver.visits_live import VisitMedia
+
+if TYPE_CHECKING:
+    from vvserver.media.room import VisitRoom
 
 logger = logging.getLogger(__name__)
 

@@ -7,6 +7,7 @@ from fractions import Fraction
 from typing import Literal
 
 MediaKind = Literal["audio", "video"]
+KINDS: tuple[MediaKind, ...] = ("audio", "video")
 
 VIDEO_CLOCK_RATE = 90_000
 AUDIO_CLOCK_RATE = 48_000  # Opus RTP clock rate, whatever the real sample rate

@@ -18,8 +18,6 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
-
 from vvserver.media.frames import MediaKind, clock_rate
 from vvserver.media.packet_log import LOG_SUFFIX, LoggedFrame, SegmentInfo, read_packet_log
 from vvserver.media.webm import TimedFrame, WebmWriter, opus_channels, vp8_dimensions
@@ -119,6 +117,10 @@ def remux_log(log_path: Path, webm_path: Path) -> SegmentInfo | None:
 
 def demuxed_duration(path: Path) -> float:
     """Seconds from the first to the end of the last packet, over all streams."""
+    # PyAV (FFmpeg's libraries, ~20-30 MB resident) loads at the first recording finished,
+    # not with this module: start-up imports it only when a crash left logs to recover.
+    import av
+
     start: float | None = None
     end = 0.0
     with av.open(str(path)) as container:

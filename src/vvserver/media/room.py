@@ -8,13 +8,13 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 from aiortc import RTCIceServer
 
 from vvserver.aio import TaskSet, cancel_and_wait
 from vvserver.media.forwarding import DEFAULT_KEYFRAME_INTERVAL, Feed, MediaCounters
-from vvserver.media.frames import MediaKind
+from vvserver.media.frames import KINDS, MediaKind
 from vvserver.media.media_flow import MediaFlowWatch, MediaPresence, watch_media_flow
 from vvserver.media.offers import CheckedOffer, OfferRejected, check_offer
 from vvserver.media.participant import (
@@ -26,14 +26,18 @@ from vvserver.media.participant import (
 from vvserver.media.quality import QualityMeter
 from vvserver.media.remux import RecordingResult
 from vvserver.media.room_events import (
+    DEFAULT_QUALITY_INTERVAL,
+    ROLES,
     EndReason,
     EventBroadcaster,
     EventSubscription,
     MediaNotConnected,
     MonitorDropped,
+    MonitorRefused,
     ParticipantStateChanged,
     QualityReport,
     Role,
+    RoomClosed,
     SlotStarted,
     VisitEnded,
     VisitWarning,
@@ -44,22 +48,7 @@ from vvserver.media.visit_clock import DEFAULT_WARNINGS, VisitClock
 
 logger = logging.getLogger(__name__)
 
-ROLES: tuple[Role, ...] = get_args(Role)
-KINDS: tuple[MediaKind, ...] = ("audio", "video")
 DEFAULT_MAX_MONITORS = 8
-DEFAULT_QUALITY_INTERVAL = 5.0
-
-
-class RoomClosed(RuntimeError):
-    """The room has ended; no one can join it any more."""
-
-
-class MonitorRefused(RuntimeError):
-    """A monitor request the media layer refuses; `code` is a stable snake_case reason."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def other_side(role: Role) -> Role:

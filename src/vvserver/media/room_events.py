@@ -7,12 +7,29 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, get_args
 
 Role = Literal["visitor", "kiosk"]
+ROLES: tuple[Role, ...] = get_args(Role)
 # "draining": the room's server is stopping before the end; the call goes on elsewhere
 # (its clients are told to re-join), so this end is not the visit's end.
 EndReason = Literal["time_up", "terminated", "closed", "failed", "draining"]
+# Seconds between a room's QualityReports.
+DEFAULT_QUALITY_INTERVAL = 5.0
+
+
+# The room's refusals live here, with its events, so that the layers above catch them without
+# importing the room (and with it the media stack, which loads at the first call).
+class RoomClosed(RuntimeError):
+    """The room has ended; no one can join it any more."""
+
+
+class MonitorRefused(RuntimeError):
+    """A monitor request the media layer refuses; `code` is a stable snake_case reason."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,8 @@
-"""The process's open visit rooms, and aggregate figures about them for metrics."""
+"""The process's open visit rooms, and aggregate figures about them for metrics.
+
+Light to import: the media stack (aiortc, PyAV, the relay's forwarding) loads with the first
+room, not with the registry (``vvserver.media.stack``).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,14 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from vvserver.media.forwarding import MediaCounters
-from vvserver.media.room import KINDS, ROLES, VisitRoom
+from vvserver.media.frames import KINDS
+from vvserver.media.room_events import ROLES
+
+if TYPE_CHECKING:
+    from vvserver.media.forwarding import MediaCounters
+    from vvserver.media.room import VisitRoom
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +49,21 @@ class RoomRegistry:
     def __init__(self) -> None:
         self._rooms: dict[int, VisitRoom] = {}
         self._watchers: dict[int, asyncio.Task[None]] = {}
-        # Pass to the rooms this registry opens (``counters=``): what their tracks forward.
-        self.counters = MediaCounters()
+        self._counters: MediaCounters | None = None
         # Called with each room as it opens, before any event (a cluster relays its events).
         self.on_open: list[Callable[[VisitRoom], None]] = []
+
+    @property
+    def counters(self) -> MediaCounters:
+        """Pass to the rooms this registry opens (``counters=``): what their tracks forward.
+
+        Made for the first room: the class lives with the forwarding, in the media stack.
+        """
+        if self._counters is None:
+            from vvserver.media.forwarding import MediaCounters
+
+            self._counters = MediaCounters()
+        return self._counters
 
     def __len__(self) -> int:
         return len(self._rooms)
@@ -93,6 +113,7 @@ class RoomRegistry:
             for connection in room.connections()
             for track in connection.tracks
         ]
+        counters = self._counters
         return MediaStats(
             rooms=len(rooms),
             participants=sum(
@@ -102,10 +123,11 @@ class RoomRegistry:
             frames_forwarded=sum(track.frames_out for track in tracks),
             frames_dropped=sum(track.frames_dropped for track in tracks),
             keyframe_requests_sent=sum(feed.plis_sent for feed in feeds),
-            frames_forwarded_total=self.counters.frames_forwarded,
-            packets_forwarded_total=self.counters.packets_forwarded,
-            bytes_forwarded_total=self.counters.bytes_forwarded,
-            frames_dropped_total=self.counters.frames_dropped,
+            # No counters yet: no room has opened in this process, nothing was forwarded.
+            frames_forwarded_total=counters.frames_forwarded if counters else 0,
+            packets_forwarded_total=counters.packets_forwarded if counters else 0,
+            bytes_forwarded_total=counters.bytes_forwarded if counters else 0,
+            frames_dropped_total=counters.frames_dropped if counters else 0,
         )
 
     async def close_all(self, message: str = "the media server is shutting down") -> None:

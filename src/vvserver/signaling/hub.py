@@ -271,6 +271,11 @@ class SignalingHub:
         finally:
             self.services.events.unsubscribe(queue)
 
+    def _call_coming(self, sockets: list[Connection]) -> None:
+        """A kiosk connected here is about to offer: have the media stack loaded for it."""
+        if sockets and self.media is not None:
+            self.media.prepare()
+
     async def deliver(self, event: VisitEvent) -> None:
         """A visit started (kiosk: ``visit_start``) or ended; its visitor gets the new status."""
         if isinstance(event, CredentialsRevokedEvent):
@@ -284,6 +289,7 @@ class SignalingHub:
             return
         if isinstance(event, RingEvent):  # then the visitor's page gets the visit's status
             kiosks = list(self._kiosks.get(event.kiosk_id, ()))
+            self._call_coming(kiosks)
             await self.ringing.deliver(event, kiosks, list(self._visitors.get(event.visit_id, ())))
         if isinstance(event, StaffAlertEvent):
             await self._alert(
@@ -306,6 +312,7 @@ class SignalingHub:
                 pin_required=await self.pins.still_required(event.visit_id),
             )
             kiosks = list(self._kiosks.get(event.kiosk_id, ()))
+            self._call_coming(kiosks)
             if not kiosks and not self.kiosk_online(event.kiosk_id):  # (online: on any node)
                 await self._kiosk_missing(event)
             for conn in kiosks:

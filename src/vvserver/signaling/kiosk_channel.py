@@ -97,6 +97,8 @@ class KioskChannel(ParticipantChannel):
     async def opened(self, conn: Connection) -> None:
         assert self.kiosk_id is not None
         schedule = await self.schedule()
+        if schedule.visits:
+            self.call_coming()  # a visit on this kiosk's day
         await conn.send(
             WelcomeMessage(
                 role="kiosk",

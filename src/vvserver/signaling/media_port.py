@@ -45,6 +45,11 @@ class MediaPort(Protocol):
         """The open rooms (``RoomRegistry``), for relaying their events to the clients."""
         ...
 
+    def prepare(self) -> None:
+        """A call is coming (a participant's socket opened for a visit): get ready for its
+        offer now (the media stack loads at the first call, not at start). Returns at once."""
+        ...
+
     async def join(self, visit_id: int, role: ParticipantRole, offer_sdp: str) -> str:
         """Answer a participant's offer; joining again is a reconnect."""
         ...

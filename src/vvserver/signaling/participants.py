@@ -55,6 +55,13 @@ class ParticipantChannel(Channel):
                 active.append(visit_id)
         return active
 
+    def call_coming(self) -> None:
+        """This socket may offer soon: the media stack starts loading (the first call of the
+        process), so the offer does not wait for it."""
+        media = self.app[HUB].media
+        if media is not None:
+            media.prepare()
+
     async def check_join(self, visit_id: int) -> None:
         """Refuse an offer for a visit this side may not join yet (e.g. kiosk PIN missing)."""
         return None

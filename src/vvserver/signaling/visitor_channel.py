@@ -162,6 +162,7 @@ class VisitorChannel(ParticipantChannel):
             hub.ringing.standby_opened(self.visitor_id, conn)
             return
         assert self.visit_id is not None
+        self.call_coming()
         await conn.send(
             WelcomeMessage(
                 role="visitor",

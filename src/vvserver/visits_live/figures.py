@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import get_args
+from typing import TYPE_CHECKING, get_args
 
-from vvserver.media.room import VisitRoom
 from vvserver.media.room_events import Role
+
+if TYPE_CHECKING:
+    from vvserver.media.room import VisitRoom
 
 ROLES: tuple[Role, ...] = get_args(Role)
 

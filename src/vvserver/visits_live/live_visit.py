@@ -16,7 +16,7 @@ from vvserver.domain.accounts.principal import Principal
 from vvserver.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from vvserver.domain.facilities.rules import VisitingRules, effective
 from vvserver.media.offers import OfferRejected
-from vvserver.media.room import MonitorRefused, RoomClosed
+from vvserver.media.room_events import MonitorRefused, RoomClosed
 
 logger = logging.getLogger(__name__)
 

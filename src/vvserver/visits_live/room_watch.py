@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,7 +30,6 @@ from vvserver.domain.booking.credit import credit_ended_visit
 from vvserver.domain.services import Services
 from vvserver.domain.visits.bus import StaffAlertEvent, publish_after_commit
 from vvserver.domain.visits.states import transition
-from vvserver.media.room import VisitRoom
 from vvserver.media.room_events import (
     MediaFlowChanged,
     MediaNotConnected,
@@ -50,6 +49,9 @@ from vvserver.visits_live.recording_rows import (
     finish_recording_row,
     recording_files,
 )
+
+if TYPE_CHECKING:
+    from vvserver.media.room import VisitRoom
 
 logger = logging.getLogger(__name__)
 

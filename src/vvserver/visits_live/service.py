@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import get_args
+from typing import TYPE_CHECKING
 
 from vvserver.aio import TaskSet
 from vvserver.domain.accounts.principal import Principal
@@ -19,11 +19,10 @@ from vvserver.domain.audit.chain import AuditRecord
 from vvserver.domain.errors import Conflict, Forbidden, InvalidInput
 from vvserver.domain.services import Services
 from vvserver.domain.visits.states import transition
-from vvserver.media.ice_servers import rtc_ice_servers
+from vvserver.media import stack as media_stack
+from vvserver.media.ice_servers import checked_ice_servers, rtc_ice_servers
 from vvserver.media.offers import check_offer
-from vvserver.media.participant import FORWARDED_CODECS
-from vvserver.media.room import DEFAULT_QUALITY_INTERVAL, VisitRoom
-from vvserver.media.room_events import Role
+from vvserver.media.room_events import DEFAULT_QUALITY_INTERVAL, ROLES, Role
 from vvserver.media.room_registry import RoomRegistry
 from vvserver.visits_live.figures import (
     MediaMetrics,
@@ -42,15 +41,35 @@ from vvserver.visits_live.live_visit import (
 from vvserver.visits_live.recording_rows import create_recording_row
 from vvserver.visits_live.room_watch import RoomWatch, audit_monitor
 
+if TYPE_CHECKING:
+    from aiortc import RTCIceServer
+
+    from vvserver.media.frames import MediaKind
+    from vvserver.media.room import VisitRoom
+
 logger = logging.getLogger(__name__)
 
-ROLES: tuple[Role, ...] = get_args(Role)
 TERMINATED_MESSAGE = "ended by the facility"
 # A termination reason (HTTP and the officer socket alike).
 MAX_REASON_CHARS = 500
 MONITOR_REFUSALS = frozenset({"privileged_visit", "too_many_monitors"})
 SHUTDOWN_GRACE_S = 30.0  # how long close() lets the watches write the rooms' ends
 IDLE_POLL_S = 0.2  # how often a drain looks whether the last call has ended
+
+
+async def _forwarded_codecs() -> dict[MediaKind, str]:
+    """The codecs the relay forwards (the media stack loaded first)."""
+    await media_stack.ready()
+    from vvserver.media.participant import FORWARDED_CODECS
+
+    return FORWARDED_CODECS
+
+
+def _relay_room() -> type[VisitRoom]:
+    """The relay's room class (the media stack is loaded: `media_stack.ready()`)."""
+    from vvserver.media.room import VisitRoom
+
+    return VisitRoom
 
 
 class VisitMedia:
@@ -60,13 +79,15 @@ class VisitMedia:
         rooms: RoomRegistry,
         *,
         quality_interval: float | None = DEFAULT_QUALITY_INTERVAL,
-        room_class: type[VisitRoom] = VisitRoom,
+        room_class: type[VisitRoom] | None = None,
     ) -> None:
         self.services = services
         self.rooms = rooms
-        self._ice_servers = rtc_ice_servers(services.settings.ice_servers)
+        checked_ice_servers(services.settings.ice_servers)  # a bad setting fails at start
+        self._ice_servers: list[RTCIceServer] | None = None  # aiortc's, at the first room
         self._quality_interval = quality_interval
-        # The benchmark's stock aiortc baseline (vvserver.client.stock_relay) comes in here.
+        # None: the relay's VisitRoom, loaded with the media stack at the first call. The
+        # benchmark's stock aiortc baseline (vvserver.client.stock_relay) comes in here.
         self._room_class = room_class
         self._open_lock = asyncio.Lock()
         self._watches: dict[int, RoomWatch] = {}
@@ -84,8 +105,14 @@ class VisitMedia:
 
     # --- participants -------------------------------------------------------------------
 
+    def prepare(self) -> None:
+        """A call is coming (a participant's socket opened for a visit): start loading the
+        media stack now, in the background, so that the offer does not wait for it."""
+        media_stack.prepare()
+
     async def open_room(self, visit_id: int) -> VisitRoom:
         """The visit's room, opened if needed: the visit must be active and inside its window."""
+        await media_stack.ready()
         async with self._open_lock:
             now = self.services.clock.now()
             async with self.services.read() as session:
@@ -115,12 +142,15 @@ class VisitMedia:
                     session, live, root, self.services.clock.now()
                 )
                 recording_id, recording_dir = recording.id, root / recording.directory
-        room_class = self._room_class
+        room_class = self._room_class or _relay_room()
+        if self._ice_servers is None:
+            self._ice_servers = rtc_ice_servers(self.services.settings.ice_servers)
+        ice_servers = self._ice_servers
         room = self.rooms.open(
             live.id,
             lambda: room_class(
                 live.id,
-                ice_servers=self._ice_servers,
+                ice_servers=ice_servers,
                 # A waiting room until the slot starts: nothing forwarded or recorded before.
                 starts_at=live.visit.start_at,
                 ends_at=live.visit.end_at,
@@ -171,8 +201,9 @@ class VisitMedia:
         """Answer the visitor's or the kiosk's offer; joining again is a reconnect."""
         if role not in ROLES:
             raise InvalidInput("role must be visitor or kiosk", code="unknown_role")
+        forwarded_codecs = await _forwarded_codecs()
         with media_errors():
-            offer = check_offer(offer_sdp, required_codecs=FORWARDED_CODECS)  # no room for garbage
+            offer = check_offer(offer_sdp, required_codecs=forwarded_codecs)  # no room for garbage
         room = await self.open_room(visit_id)
         with media_errors():
             answer = await room.join(role, offer)
@@ -228,8 +259,9 @@ class VisitMedia:
         if live.visit.privileged:
             await self._audit_refusal(visit_id, principal, "privileged_visit", request_id)
             raise Forbidden("a privileged visit cannot be monitored", code="privileged_visit")
+        forwarded_codecs = await _forwarded_codecs()
         with media_errors():
-            offer = check_offer(offer_sdp, required_codecs=FORWARDED_CODECS)
+            offer = check_offer(offer_sdp, required_codecs=forwarded_codecs)
         room = await self.open_room(visit_id)
         try:
             with media_errors():

@@ -16,11 +16,13 @@ import hashlib
 import hmac
 import secrets
 from datetime import datetime
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode
 
 import pyotp
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 PERIOD_S = 30
 DIGITS = 6
@@ -43,13 +45,21 @@ def _key(server_secret: bytes) -> bytes:
     return hmac.new(server_secret, _KEY_LABEL, hashlib.sha256).digest()
 
 
+def _cipher(server_secret: bytes) -> AESGCM:
+    # cryptography (its OpenSSL binding, ~6.5 MB resident) loads at the first MFA secret
+    # sealed or opened, not at start.
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    return AESGCM(_key(server_secret))
+
+
 def _bound_to(account_id: int) -> bytes:
     return f"account:{account_id}".encode()
 
 
 def seal_secret(server_secret: bytes, account_id: int, secret: str) -> str:
     nonce = secrets.token_bytes(12)
-    sealed = AESGCM(_key(server_secret)).encrypt(nonce, secret.encode(), _bound_to(account_id))
+    sealed = _cipher(server_secret).encrypt(nonce, secret.encode(), _bound_to(account_id))
     return f"{_FORMAT}.{base64.urlsafe_b64encode(nonce + sealed).decode()}"
 
 
@@ -57,9 +67,11 @@ def open_secret(server_secret: bytes, account_id: int, stored: str) -> str:
     version, _, payload = stored.partition(".")
     if version != _FORMAT:
         raise SecretUnreadable(f"unknown format {version!r}")
+    from cryptography.exceptions import InvalidTag
+
     try:
         raw = base64.urlsafe_b64decode(payload)
-        plain = AESGCM(_key(server_secret)).decrypt(raw[:12], raw[12:], _bound_to(account_id))
+        plain = _cipher(server_secret).decrypt(raw[:12], raw[12:], _bound_to(account_id))
     except (InvalidTag, ValueError) as exc:
         raise SecretUnreadable("the secret does not decrypt with this server secret") from exc
     return plain.decode()

@@ -16,11 +16,12 @@ import hmac
 import os
 import struct
 from datetime import UTC, datetime, timedelta
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from typing import TYPE_CHECKING
 
 from vvserver.domain.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 HANDLE_TTL = timedelta(minutes=30)
 _CONTEXT = b"vvserver directory handle v1"
@@ -29,6 +30,10 @@ _NONCE_BYTES = 12
 
 
 def _cipher(secret: bytes) -> AESGCM:
+    # cryptography (its OpenSSL binding, ~6.5 MB resident) loads at the first directory
+    # search, not at start.
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     return AESGCM(hmac.new(secret, _CONTEXT, hashlib.sha256).digest())
 
 
@@ -50,6 +55,8 @@ def open_handle(secret: bytes, handle: str, *, visitor_id: int, now: datetime) -
         "this person was not found through the directory; search again",
         code="directory_handle_invalid",
     )
+    from cryptography.exceptions import InvalidTag
+
     try:
         raw = base64.urlsafe_b64decode(handle + "=" * (-len(handle) % 4))
         plain = _cipher(secret).decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], _CONTEXT)

@@ -12,7 +12,6 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import jwt
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -58,12 +57,16 @@ def issue_join_token(
         # Unique per issue, so a re-issued link never equals the one it replaces.
         "jti": new_token(8),
     }
+    import jwt  # PyJWT loads cryptography (~7 MB resident): at the first link, not at start
+
     token = jwt.encode(claims, secret, algorithm="HS256")
     return token, token_hash(token)
 
 
 def verify_join_token(secret: bytes, token: str, now: datetime) -> JoinClaims:
     """Check signature, algorithm, issuer, audience and the time window; raise Forbidden."""
+    import jwt  # see issue_join_token
+
     try:
         claims = jwt.decode(
             token,
