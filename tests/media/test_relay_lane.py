@@ -4,6 +4,7 @@ and leaves Python only what happens per frame or per event."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import struct
 from collections import Counter
@@ -181,6 +182,12 @@ class Publisher:
         path._send_nack = lambda inbound, ssrc, lost: self.events.append(("nack", ssrc, lost))
         path._send_pli = lambda inbound, ssrc: self.events.append(("pli from sink", ssrc))
         self.path = path
+        # What aioice's connection calls (FastReceive.__init__ makes the same choice).
+        self.data_received = (
+            functools.partial(fast_receive.RELAY.relay_datagram, path)
+            if fast_receive.RELAY is not None
+            else path._datagram
+        )
         self.stats: list[StreamStatistics] = []
         sink = FeedSink(self.feed, segment, self.presence, clock)
         for ssrc in ssrcs:
@@ -354,7 +361,7 @@ async def run_chain(
             clock.now = 100.0 + at
             publisher = publishers[kind]
             publisher.sending.wire.socket.backlog = backlog
-            publisher.path._datagram(datagram, 1)
+            publisher.data_received(datagram, 1)
         return {kind: publisher.outcome() for kind, publisher in publishers.items()}
     finally:
         for publisher in publishers.values():

@@ -36,14 +36,16 @@
     X(_jitter_q4) X(clock_rate) X(estimator) X(frame_bytes) X(nacks) X(missing) X(kind)        \
     X(sink) X(time) X(presence) X(heard_at) X(gap_from) X(resumed_at) X(feed) X(segment)       \
     X(_segment) X(_budget) X(_rate) X(_capacity) X(_tokens) X(_at) X(_last_ssrc) X(_cut)       \
-    X(packets_in) X(_tracks) X(forwarding_open) X(source) X(_assembler) X(_gate)               \
+    X(packets_in) X(_tracks) X(forwarding_gate) X(is_open) X(source) X(_assembler) X(_gate)               \
     X(publish_packet) X(publish) X(_assemble) X(_out) X(started) X(_source)                    \
     X(_await_keyframe) X(_run_start) X(_seq_offset) X(_ts_offset) X(_sender) X(_dtls)          \
     X(_state) X(transport) X(_connection) X(_nominated) X(_pair) X(_tx_srtp) X(session)        \
     X(_native) X(_socket) X(get_write_buffer_size) X(forward) X(_frame_ts) X(frames_out)       \
     X(_max_out) X(_last_out_ts) X(_last_at) X(packets_out) X(frames_forwarded)                 \
     X(packets_forwarded) X(bytes_forwarded) X(_lane) X(_starts_frame) X(_is_keyframe)          \
-    X(_slots) X(_next) X(_ssrc) X(_behind_since) X(_max_wait) X(_loss) X(_held)
+    X(_slots) X(_next) X(_ssrc) X(_behind_since) X(_max_wait) X(_loss) X(_held)    \
+    X(_datagram) X(_rx_srtp) X(_native_context) X(_RTCDtlsTransport__rx_bytes)                 \
+    X(_RTCDtlsTransport__rx_packets)
 
 #define NAME_ENUM(name) N##name,
 enum { NAME_LIST(NAME_ENUM) NAME_COUNT };
@@ -612,55 +614,41 @@ assemble_audio(PyObject *feed, PyObject *gate, PyObject *segment, Relayed *r, Py
 }
 
 /* RtpSendPath.send's guards, then RtpSender's send: 1 sent, 0 not the usual case (Python's
- * send decides), -1 error. */
+ * send decides), -1 error. The sender, transport, SRTP session, nominated pair and socket are
+ * the ones RtpSendPath._use handed to the RtpSender (RtpSender.use). */
 static int
 send_usual(PyObject *out, unsigned long seq, unsigned long long timestamp, Relayed *r,
            unsigned long long ntp)
 {
     int result = 0;
-    PyObject *sender = NULL, *dtls = NULL, *state = NULL, *transport = NULL,
-             *connection = NULL, *nominated = NULL, *pair = NULL, *lean = NULL,
-             *session = NULL, *tx_srtp = NULL, *native = NULL, *socket = NULL, *size = NULL;
-#define TAKE(var, object, name)                                                                  \
-    if ((var = PyObject_GetAttr(object, NAME(name))) == NULL) {                                  \
-        result = -1;                                                                             \
-        goto done;                                                                               \
-    }
-    TAKE(sender, out, _sender);
-    int enabled = get_truth(sender, NAME(_enabled));
+    PyObject *state = NULL, *tx_srtp = NULL, *size = NULL;
+    PyObject *native = PyObject_GetAttr(out, NAME(_native));
+    if (native == NULL)
+        return -1;
+    if (Py_TYPE(native) != &RtpSenderType)
+        goto done;
+    RtpSender *sender = (RtpSender *)native;
+    if (sender->pair == NULL || sender->nominated == NULL || sender->socket == NULL ||
+        sender->session == NULL)
+        goto done;
+    int enabled = get_truth(sender->sender, NAME(_enabled));
     if (enabled <= 0) {
         result = enabled;
         goto done;
     }
-    TAKE(dtls, out, _dtls);
-    TAKE(state, dtls, _state);
-    if (state != dtls_connected)
-        goto done;
-    TAKE(transport, dtls, transport);
-    TAKE(connection, transport, _connection);
-    TAKE(nominated, connection, _nominated);
-    if (!PyDict_Check(nominated))
-        goto done;
-    PyObject *current = PyDict_GetItemWithError(nominated, one); /* borrowed */
-    if (current == NULL) {
-        result = PyErr_Occurred() ? -1 : 0;
+    if ((state = PyObject_GetAttr(sender->dtls, NAME(_state))) == NULL ||
+        (tx_srtp = PyObject_GetAttr(sender->dtls, NAME(_tx_srtp))) == NULL) {
+        result = -1;
         goto done;
     }
-    TAKE(pair, out, _pair);
-    if (pair != current)
+    if (state != dtls_connected || tx_srtp != sender->session)
+        goto done; /* not connected, or a new SRTP session (RtpSendPath._use) */
+    PyObject *current = PyDict_GetItemWithError(sender->nominated, one); /* borrowed */
+    if (current != sender->pair) {
+        result = PyErr_Occurred() ? -1 : 0; /* none, or a new nominated pair */
         goto done;
-    TAKE(lean, out, _tx_srtp);
-    if (lean == Py_None)
-        goto done;
-    TAKE(session, lean, session);
-    TAKE(tx_srtp, dtls, _tx_srtp);
-    if (session != tx_srtp)
-        goto done;
-    TAKE(native, out, _native);
-    if (Py_TYPE(native) != &RtpSenderType)
-        goto done;
-    TAKE(socket, out, _socket);
-    size = PyObject_CallMethodNoArgs(socket, NAME(get_write_buffer_size));
+    }
+    size = PyObject_CallMethodNoArgs(sender->socket, NAME(get_write_buffer_size));
     if (size == NULL) {
         result = -1;
         goto done;
@@ -672,24 +660,14 @@ send_usual(PyObject *out, unsigned long seq, unsigned long long timestamp, Relay
     }
     if (buffered > max_send_buffer)
         goto done; /* backed up: Python's send says so and the track restarts at a keyframe */
-    result = rtp_sender_send((RtpSender *)native, seq, timestamp, marker_of(r),
-                             PyBytes_AS_STRING(r->payload), payload_length(r), ntp) < 0
+    result = rtp_sender_send(sender, seq, timestamp, marker_of(r), PyBytes_AS_STRING(r->payload),
+                             payload_length(r), ntp) < 0
                  ? -1
                  : 1;
 done:
-#undef TAKE
-    Py_XDECREF(sender);
-    Py_XDECREF(dtls);
+    Py_DECREF(native);
     Py_XDECREF(state);
-    Py_XDECREF(transport);
-    Py_XDECREF(connection);
-    Py_XDECREF(nominated);
-    Py_XDECREF(pair);
-    Py_XDECREF(lean);
-    Py_XDECREF(session);
     Py_XDECREF(tx_srtp);
-    Py_XDECREF(native);
-    Py_XDECREF(socket);
     Py_XDECREF(size);
     return result;
 }
@@ -851,9 +829,10 @@ publish_packet(PyObject *feed, PyObject *segment, Relayed *r, double now)
     if ((tracks = PyObject_GetAttr(feed, NAME(_tracks))) == NULL)
         goto done;
     if (PyList_Check(tracks) && PyList_GET_SIZE(tracks) > 0) {
-        PyObject *open = PyObject_CallMethodNoArgs(feed, NAME(forwarding_open));
-        int forwarding = open == NULL ? -1 : PyObject_IsTrue(open);
-        Py_XDECREF(open);
+        /* Feed.forwarding_open: its forwarding_gate is None or open */
+        PyObject *gate = PyObject_GetAttr(feed, NAME(forwarding_gate));
+        int forwarding = gate == NULL ? -1 : gate == Py_None ? 1 : get_truth(gate, NAME(is_open));
+        Py_XDECREF(gate);
         if (forwarding < 0)
             goto done;
         if (forwarding) {
@@ -1191,6 +1170,64 @@ relay_rtp(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 }
 
 /*
+ * relay_datagram(path, datagram, component) -> None
+ * What aioice's connection hands a FastReceive (its `data_received`): SRTP on the path's
+ * current session goes to the chain; DTLS, RTCP, a new SRTP session and anything else go to
+ * FastReceive._datagram, which decides.
+ */
+static PyObject *
+relay_datagram(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyBytes_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "relay_datagram(path, datagram: bytes, component)");
+        return NULL;
+    }
+    PyObject *path = args[0], *data = args[1];
+    const unsigned char *bytes = (const unsigned char *)PyBytes_AS_STRING(data);
+    Py_ssize_t size = PyBytes_GET_SIZE(data);
+    PyObject *dtls = NULL, *srtp = NULL, *lean = NULL, *session = NULL, *context = NULL;
+    int usual = size >= 12 && bytes[0] > 127 && bytes[0] < 192 && !(bytes[1] > 191 && bytes[1] < 209);
+    if (usual) {
+        if ((dtls = PyObject_GetAttr(path, NAME(_dtls))) == NULL ||
+            (srtp = PyObject_GetAttr(dtls, NAME(_rx_srtp))) == NULL ||
+            (lean = PyObject_GetAttr(path, NAME(_rx_srtp))) == NULL)
+            goto error;
+        usual = srtp != Py_None && lean != Py_None;
+        if (usual && ((session = PyObject_GetAttr(lean, NAME(session))) == NULL ||
+                      (context = PyObject_GetAttr(path, NAME(_native_context))) == NULL))
+            goto error;
+        usual = usual && session == srtp && PyLong_Check(context) && PyObject_IsTrue(context);
+    }
+    if (!usual) {
+        PyObject *result = PyObject_CallMethodObjArgs(path, NAME(_datagram), data, args[2], NULL);
+        Py_XDECREF(dtls);
+        Py_XDECREF(srtp);
+        Py_XDECREF(lean);
+        Py_XDECREF(session);
+        Py_XDECREF(context);
+        return result;
+    }
+    if (add_ll(dtls, NAME(_RTCDtlsTransport__rx_bytes), size) < 0 ||
+        add_ll(dtls, NAME(_RTCDtlsTransport__rx_packets), 1) < 0)
+        goto error;
+    PyObject *relay_args[3] = {path, context, data};
+    PyObject *result = relay_rtp(module, relay_args, 3);
+    Py_DECREF(dtls);
+    Py_DECREF(srtp);
+    Py_DECREF(lean);
+    Py_DECREF(session);
+    Py_DECREF(context);
+    return result;
+error:
+    Py_XDECREF(dtls);
+    Py_XDECREF(srtp);
+    Py_XDECREF(lean);
+    Py_XDECREF(session);
+    Py_XDECREF(context);
+    return NULL;
+}
+
+/*
  * configure_relay(rtp_slice, encoded_frame, feed_sink, dtls_connected, starts_frame,
  *                 is_keyframe, max_send_buffer, silence_after, outage_gap)
  * The Python types and constants the chain uses (fast_receive calls it once, at import).
@@ -1227,6 +1264,8 @@ configure_relay(PyObject *module, PyObject *args, PyObject *kwargs)
 PyMethodDef relay_lane_methods[] = {
     {"relay_rtp", (PyCFunction)(void (*)(void))relay_rtp, METH_FASTCALL,
      "relay_rtp(path, ctx, datagram): decrypt, parse and relay one SRTP datagram"},
+    {"relay_datagram", (PyCFunction)(void (*)(void))relay_datagram, METH_FASTCALL,
+     "relay_datagram(path, datagram, component): a FastReceive's data_received"},
     {"configure_relay", (PyCFunction)(void (*)(void))configure_relay,
      METH_VARARGS | METH_KEYWORDS, "configure_relay(...): the Python types the chain uses"},
     {NULL},

@@ -167,6 +167,9 @@ RtpSender_traverse(RtpSender *self, visitproc visit, void *arg)
     Py_VISIT(self->session);
     Py_VISIT(self->sendto);
     Py_VISIT(self->address);
+    Py_VISIT(self->pair);
+    Py_VISIT(self->nominated);
+    Py_VISIT(self->socket);
     return 0;
 }
 
@@ -179,6 +182,9 @@ RtpSender_clear(RtpSender *self)
     Py_CLEAR(self->session);
     Py_CLEAR(self->sendto);
     Py_CLEAR(self->address);
+    Py_CLEAR(self->pair);
+    Py_CLEAR(self->nominated);
+    Py_CLEAR(self->socket);
     self->ctx = NULL;
     return 0;
 }
@@ -243,13 +249,20 @@ RtpSender_init(RtpSender *self, PyObject *args, PyObject *kwargs)
     return 0;
 }
 
-/* use(session, ctx, sendto, address): the SRTP session and socket to send with from now on */
+/* use(session, ctx, sendto, address[, pair, nominated, socket]): the SRTP session and socket
+ * to send with from now on; the relay's C chain sends only while `pair` is still the one in
+ * `nominated` (the ICE connection's dict) and `socket`'s write buffer is not backed up */
 static PyObject *
 RtpSender_use(RtpSender *self, PyObject *const *args, Py_ssize_t nargs)
 {
     void *ctx;
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "use(session, ctx, sendto, address)");
+    if (nargs != 4 && nargs != 7) {
+        PyErr_SetString(PyExc_TypeError,
+                        "use(session, ctx, sendto, address[, pair, nominated, socket])");
+        return NULL;
+    }
+    if (nargs == 7 && !PyDict_Check(args[5])) {
+        PyErr_SetString(PyExc_TypeError, "nominated must be a dict");
         return NULL;
     }
     if (read_pointer(args[1], &ctx) < 0)
@@ -264,6 +277,9 @@ RtpSender_use(RtpSender *self, PyObject *const *args, Py_ssize_t nargs)
     Py_XSETREF(self->sendto, args[2]);
     Py_INCREF(args[3]);
     Py_XSETREF(self->address, args[3]);
+    Py_XSETREF(self->pair, nargs == 7 ? Py_NewRef(args[4]) : NULL);
+    Py_XSETREF(self->nominated, nargs == 7 ? Py_NewRef(args[5]) : NULL);
+    Py_XSETREF(self->socket, nargs == 7 ? Py_NewRef(args[6]) : NULL);
     self->ctx = ctx;
     Py_RETURN_NONE;
 }

@@ -40,6 +40,9 @@ typedef struct {
     PyObject *session;  /* the pylibsrtp session `ctx` belongs to (kept alive here) */
     PyObject *sendto;   /* the nominated pair's transport.sendto */
     PyObject *address;  /* and its remote address */
+    PyObject *pair;      /* the nominated candidate pair they belong to (or NULL) */
+    PyObject *nominated; /* the ICE connection's nominated pairs (a dict, or NULL) */
+    PyObject *socket;    /* the pair's transport (its write buffer is checked), or NULL */
     void *ctx;
     unsigned char first_byte;
     unsigned char payload_type;

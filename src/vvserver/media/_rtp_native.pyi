@@ -28,7 +28,15 @@ class RtpSender:
         history_size: int,
     ) -> None: ...
     def use(
-        self, session: Any, ctx: int, sendto: Callable[[bytes, Any], None], address: Any, /
+        self,
+        session: Any,
+        ctx: int,
+        sendto: Callable[[bytes, Any], None],
+        address: Any,
+        pair: Any = ...,
+        nominated: dict[int, Any] = ...,
+        socket: Any = ...,
+        /,
     ) -> None: ...
     def send(
         self, sequence_number: int, timestamp: int, marker: int, payload: bytes, ntp: int, /
@@ -54,3 +62,4 @@ def configure_relay(
     outage_gap: float,
 ) -> None: ...
 def relay_rtp(path: Any, ctx: int, datagram: bytes, /) -> None: ...
+def relay_datagram(path: Any, datagram: bytes, component: int, /) -> None: ...

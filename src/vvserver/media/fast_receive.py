@@ -8,6 +8,7 @@ aiortc's `_handle_rtp_packet` keeps that the relay needs.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -215,7 +216,11 @@ class FastReceive:
         self.counters = ReceiveCounters()
         self._rx_srtp: SrtpCalls | None = None  # on the DTLS transport's session, once it has one
         self._native_context = 0  # its libsrtp context, for the C path (0: Python's path)
-        self._connection.data_received = self._datagram
+        # aioice hands each datagram to its connection's data_received: the C chain's entry
+        # (which hands what it does not relay to `_datagram`), or `_datagram`.
+        self._connection.data_received = (
+            functools.partial(RELAY.relay_datagram, self) if RELAY is not None else self._datagram
+        )
 
     def add_receiver(self, receiver: RTCRtpReceiver, sink: PacketSink) -> None:
         self._sinks[receiver] = sink

@@ -76,6 +76,13 @@ class ByteBudget:
         return True
 
 
+class ForwardingGate(Protocol):
+    """What a feed asks before it forwards a packet (a room's `SlotGate`)."""
+
+    @property
+    def is_open(self) -> bool: ...
+
+
 class FrameSubscriber(Protocol):
     """What a feed hands whole frames to: a recorder."""
 
@@ -107,6 +114,9 @@ class Feed:
             max_bitrate or MAX_PUBLISH_BITRATE[kind], BITRATE_BURST_SECONDS, self._clock()
         )
         self._tracks: list[ForwardedTrack] = []
+        # An object whose `is_open` says whether packets go on to the subscribers (None: they
+        # always do); see `forwarding_open`.
+        self.forwarding_gate: ForwardingGate | None = None
         self._frame_subscribers: list[FrameSubscriber] = []
         self._send_pli: SendPli | None = None
         self._send_nack: SendNack | None = None
@@ -211,8 +221,10 @@ class Feed:
                     self.publish(frame, segment)
 
     def forwarding_open(self) -> bool:
-        """Whether packets go on to the subscribers now (a room's waiting room says no)."""
-        return True
+        """Whether packets go on to the subscribers now (a room's waiting room says no: its
+        gate, `forwarding_gate`, is closed). The C chain reads `forwarding_gate` itself."""
+        gate = self.forwarding_gate
+        return gate is None or gate.is_open
 
     def publish(self, frame: EncodedFrame, segment: int) -> None:
         """A complete frame (assembled from the packets): counted, and recorded."""

@@ -303,7 +303,15 @@ class RtpSendPath:
                 history=self._history if self._keep_history else None,
                 history_size=RTP_HISTORY_SIZE,
             )
-        self._native.use(session, lean.context, self._socket.sendto, self._remote_addr)
+        self._native.use(
+            session,
+            lean.context,
+            self._socket.sendto,
+            self._remote_addr,
+            pair,
+            self._dtls.transport._connection._nominated,
+            self._socket,
+        )
         return lean
 
 

@@ -41,10 +41,8 @@ class GatedFeed(Feed):
     def __init__(self, kind: MediaKind, label: str, *, gate: SlotGate, **options: Any) -> None:
         super().__init__(kind, label, **options)
         self.gate = gate
+        self.forwarding_gate = gate  # packets go on to the subscribers only while it is open
         self.frames_before_start = 0  # received in the waiting room, dropped
-
-    def forwarding_open(self) -> bool:
-        return self.gate.is_open
 
     def publish(self, frame: EncodedFrame, segment: int) -> None:
         if self.gate.is_open:
