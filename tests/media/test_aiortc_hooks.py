@@ -19,7 +19,7 @@ from aiortc.rtp import RTCP_PSFB_APP, HeaderExtensionsMap, RtcpPsfbPacket, pack_
 
 from vvserver.client.peer import TestPeer
 from vvserver.client.sample_clip import Clip
-from vvserver.media import aiortc_hooks, fast_receive, receive_state, rtp_send_path
+from vvserver.media import aiortc_hooks, fast_receive, inbound_stream, receive_state, rtp_send_path
 from vvserver.media.aiortc_hooks import (
     HookError,
     cap_receiver_remb,
@@ -276,7 +276,7 @@ def test_the_receiver_keeps_what_the_lean_path_updates_in_place() -> None:
     for name in ("base_seq", "max_seq", "cycles", "packets_received"):
         assert f"self.{name}" in inspect.getsource(StreamStatistics.__init__)
     init = inspect.getsource(RTCRtpReceiver.__init__)
-    for name in fast_receive.RECEIVER_PRIVATE_ATTRS:
+    for name in inbound_stream.RECEIVER_PRIVATE_ATTRS:
         assert f"self.__{name}" in init
 
 

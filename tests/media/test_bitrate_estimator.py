@@ -27,7 +27,7 @@ from vvserver.media.aiortc_hooks import (
     rtc_configuration,
 )
 from vvserver.media.bitrate_estimator import LeanRemoteBitrateEstimator
-from vvserver.media.fast_receive import _lean_estimator
+from vvserver.media.inbound_stream import lean_estimator
 from vvserver.media.room import VisitRoom
 
 NTP_MS = 3_900_000_000_000  # arrival times are NTP-epoch milliseconds (aiortc's clock)
@@ -357,7 +357,7 @@ def test_random_calls_give_the_same_results() -> None:
     assert len({result[0] for result in run.results if result}) > 5
 
 
-async def test_a_tapped_video_receiver_feeds_the_lean_estimator(clip: Clip) -> None:
+async def test_a_tapped_video_receiver_feeds_thelean_estimator(clip: Clip) -> None:
     room = VisitRoom(120)
     visitor, kiosk = TestPeer("visitor", clip), TestPeer("kiosk", clip)
     try:
@@ -388,20 +388,20 @@ async def test_the_estimator_is_replaced_once_even_after_aiortcs_path_fed_it(cap
         receiver = pc.addTransceiver("video").receiver
         if capped:
             cap_receiver_remb(receiver, lambda: None)
-        estimator = _lean_estimator(receiver)
+        estimator = lean_estimator(receiver)
         assert estimator is getattr(receiver, RECEIVER_BITRATE_ESTIMATOR_ATTR)
         lean = estimator._estimator if capped else estimator
         assert isinstance(lean, LeanRemoteBitrateEstimator)
-        assert _lean_estimator(receiver) is estimator  # again: unchanged
+        assert lean_estimator(receiver) is estimator  # again: unchanged
         assert (estimator._estimator if capped else estimator) is lean
 
         fed = pc.addTransceiver("video").receiver
         theirs = getattr(fed, RECEIVER_BITRATE_ESTIMATOR_ATTR)
         theirs.add(arrival_time_ms=NTP_MS, abs_send_time=1, payload_size=1000, ssrc=SSRC)
-        replaced = _lean_estimator(fed)  # aiortc's own path fed it first: replaced all the same
+        replaced = lean_estimator(fed)  # aiortc's own path fed it first: replaced all the same
         assert isinstance(replaced, LeanRemoteBitrateEstimator)
         assert getattr(fed, RECEIVER_BITRATE_ESTIMATOR_ATTR) is replaced
         assert theirs is not replaced
-        assert _lean_estimator(pc.addTransceiver("audio").receiver) is None
+        assert lean_estimator(pc.addTransceiver("audio").receiver) is None
     finally:
         await pc.close()

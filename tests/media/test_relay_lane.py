@@ -31,10 +31,11 @@ from tests.media.test_room import assert_forwarded_unchanged, join, settle
 from vvserver.client.peer import TestPeer
 from vvserver.client.sample_clip import Clip
 from vvserver.media import _rtp_native, fast_receive
-from vvserver.media.fast_receive import FastReceive, _Inbound
+from vvserver.media.fast_receive import FastReceive
 from vvserver.media.feed_sink import FeedSink
 from vvserver.media.forwarding import Feed, ForwardedTrack, MediaCounters
 from vvserver.media.frames import EncodedFrame, MediaKind, clock_rate
+from vvserver.media.inbound_stream import InboundStream
 from vvserver.media.media_flow import MediaPresence
 from vvserver.media.receive_state import ReceiveCounters, _Nacks
 from vvserver.media.room import VisitRoom
@@ -191,7 +192,7 @@ class Publisher:
         self.stats: list[StreamStatistics] = []
         sink = FeedSink(self.feed, segment, self.presence, clock)
         for ssrc in ssrcs:
-            inbound: Any = _Inbound.__new__(_Inbound)
+            inbound: Any = InboundStream.__new__(InboundStream)
             inbound.receiver = SimpleNamespace(_enabled=True)
             inbound.sink = sink
             inbound.kind = kind

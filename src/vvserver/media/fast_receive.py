@@ -21,10 +21,7 @@ from aiortc import (
     RTCRtpReceiver,
     clock,
 )
-from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcdtlstransport import State as DtlsState
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters
-from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import (
     RTCP_PSFB_APP,
     RTCP_PSFB_PLI,
@@ -35,7 +32,6 @@ from aiortc.rtp import (
 )
 
 from vvserver.media.aiortc_hooks import (
-    RECEIVER_BITRATE_ESTIMATOR_ATTR,
     RECEIVER_JITTER_BUFFER_ATTR,
     HookError,
     PacketSink,
@@ -43,12 +39,18 @@ from vvserver.media.aiortc_hooks import (
     _JitterBufferStandIn,
 )
 from vvserver.media.assembly import OUTAGE_GAP
-from vvserver.media.bitrate_estimator import LeanRemoteBitrateEstimator
 from vvserver.media.feed_sink import FeedSink
 from vvserver.media.frames import EncodedFrame, vp8_descriptor_starts_frame, vp8_is_keyframe
+from vvserver.media.inbound_stream import (
+    ACTIVE_SSRC_REFRESH,
+    RECEIVER,
+    RECEIVER_PRIVATE_ATTRS,
+    RTX_HEADER_BYTES,
+    InboundStream,
+    RouteProbe,
+)
 from vvserver.media.media_flow import SILENCE_AFTER
-from vvserver.media.receive_state import LeanRateCounter, ReceiveCounters, _Nacks
-from vvserver.media.remb_throttle import RembThrottle
+from vvserver.media.receive_state import ReceiveCounters
 from vvserver.media.rtp_parsing import (
     NTP_EPOCH_OFFSET,
     SEQ_TS_SSRC,
@@ -78,120 +80,6 @@ if RELAY is not None:
 
 # --- receiving: SRTP from the socket to the relay, no per-packet objects or tasks ----------
 
-_RECEIVER = "_RTCRtpReceiver__"
-RECEIVER_PRIVATE_ATTRS = (
-    "kind",
-    "codecs",
-    "rtx_ssrc",
-    "remote_streams",
-    "active_ssrc",
-    "rtcp_ssrc",
-    "remote_bitrate_estimator",
-)
-RTX_HEADER_BYTES = 2
-
-
-class _RouteProbe:
-    """What aiortc's RTP router reads of a packet."""
-
-    __slots__ = ("payload_type", "ssrc")
-
-    def __init__(self, ssrc: int, payload_type: int) -> None:
-        self.ssrc = ssrc
-        self.payload_type = payload_type
-
-
-# How often the receiver's active-SSRC time (getSynchronizationSources, a 10 s window) is
-# refreshed: aiortc sets a datetime per packet.
-ACTIVE_SSRC_REFRESH = 1.0
-
-
-class _Inbound:
-    """One receiver's handling of one SSRC: what aiortc's `_handle_rtp_packet` does that the
-    relay needs, and no more."""
-
-    __slots__ = (
-        "abs_send_time_id",
-        "active",
-        "active_at",
-        "apt",
-        "clock_rate",
-        "estimator",
-        "frame_bytes",
-        "is_rtx",
-        "kind",
-        "nacks",
-        "original_ssrc",
-        "payload_types",
-        "receiver",
-        "remb",
-        "sink",
-        "stats",
-    )
-
-    def __init__(self, receiver: Any, sink: PacketSink, ssrc: int, abs_send_time_id: int) -> None:
-        codecs: dict[int, RTCRtpCodecParameters] = getattr(receiver, _RECEIVER + "codecs")
-        self.receiver = receiver
-        self.sink = sink
-        self.kind: str = getattr(receiver, _RECEIVER + "kind")
-        self.payload_types = {pt for pt, codec in codecs.items() if not _is_rtx(codec)}
-        rtx_ssrcs: dict[int, int] = getattr(receiver, _RECEIVER + "rtx_ssrc")
-        self.original_ssrc = rtx_ssrcs.get(ssrc)
-        self.is_rtx: dict[int, int] = {}  # RTX payload type -> the payload type it carries
-        for pt, codec in codecs.items():
-            apt = codec.parameters.get("apt")
-            if _is_rtx(codec) and isinstance(apt, int) and apt in codecs:
-                self.is_rtx[pt] = apt
-        clock_rates = {codec.clockRate for codec in codecs.values()}
-        self.clock_rate = max(clock_rates) if clock_rates else 90_000
-        streams: dict[int, StreamStatistics] = getattr(receiver, _RECEIVER + "remote_streams")
-        self.stats = streams.get(ssrc)
-        if self.stats is None:
-            self.stats = streams[ssrc] = StreamStatistics(self.clock_rate)
-        self.active: dict[int, Any] = getattr(receiver, _RECEIVER + "active_ssrc")
-        self.active[ssrc] = clock.current_datetime()
-        self.active_at = time.time()
-        self.estimator = _lean_estimator(receiver)
-        self.remb = RembThrottle()
-        self.nacks = _Nacks() if self.kind == "video" else None
-        self.abs_send_time_id = abs_send_time_id
-        self.frame_bytes = 0
-        self.apt = 0
-
-
-def _lean_estimator(receiver: Any) -> Any:
-    """The receiver's bitrate estimator, made a `LeanRemoteBitrateEstimator` (the same REMBs as
-    aiortc's, for less CPU; inside cap_receiver_remb's wrapper if wrapped). An estimator that
-    aiortc's own path has already fed (the first packets of a transport whose lean path started
-    after DTLS) is replaced too: what it dropped is the first few frames' inter-arrival history,
-    which the lean one rebuilds within a second. Called again for the same receiver, it changes
-    nothing."""
-    estimator = getattr(receiver, RECEIVER_BITRATE_ESTIMATOR_ATTR, None)
-    if estimator is None:
-        return None
-    inner = getattr(estimator, "_estimator", estimator)  # under cap_receiver_remb's wrapper
-    if isinstance(inner, LeanRemoteBitrateEstimator):
-        return estimator
-    if isinstance(inner, RemoteBitrateEstimator):
-        lean = LeanRemoteBitrateEstimator()
-        if inner is estimator:
-            setattr(receiver, RECEIVER_BITRATE_ESTIMATOR_ATTR, lean)
-            return lean
-        estimator._estimator = lean
-        return estimator
-    counter = getattr(inner, ESTIMATOR_RATE_COUNTER_ATTR, None)
-    if counter is not None and not isinstance(counter, LeanRateCounter):
-        lean_counter = LeanRateCounter(counter._window_size, counter._scale)
-        setattr(inner, ESTIMATOR_RATE_COUNTER_ATTR, lean_counter)
-    return estimator
-
-
-ESTIMATOR_RATE_COUNTER_ATTR = "incoming_bitrate"
-
-
-def _is_rtx(codec: RTCRtpCodecParameters) -> bool:
-    return codec.mimeType.lower().endswith("/rtx")
-
 
 class FastReceive:
     """The lean receive path of one DTLS transport (one peer connection, max-bundle).
@@ -211,7 +99,7 @@ class FastReceive:
         self._dtls = dtls
         self._connection = dtls.transport._connection
         self._queue_datagram: Callable[[bytes, int], None] = self._connection.data_received
-        self._streams: dict[int, _Inbound] = {}
+        self._streams: dict[int, InboundStream] = {}
         self._sinks: dict[Any, PacketSink] = {}
         self.counters = ReceiveCounters()
         self._rx_srtp: SrtpCalls | None = None  # on the DTLS transport's session, once it has one
@@ -373,7 +261,7 @@ class FastReceive:
         if want_keyframe:
             self._send_pli(inbound, ssrc)
 
-    def _nack_check(self, inbound: _Inbound, ssrc: int, seq: int) -> None:
+    def _nack_check(self, inbound: InboundStream, ssrc: int, seq: int) -> None:
         """Note a video packet's sequence number; NACK what it shows missing."""
         nacks = inbound.nacks
         if nacks is not None and nacks.add(seq):
@@ -383,19 +271,21 @@ class FastReceive:
         # Never let a relay bug kill the receive path of the whole transport.
         logger.error("packet sink failed", exc_info=exc)
 
-    def _route(self, ssrc: int, payload_type: int) -> _Inbound | None:
-        receiver = self._dtls._rtp_router.route_rtp(_RouteProbe(ssrc, payload_type))
+    def _route(self, ssrc: int, payload_type: int) -> InboundStream | None:
+        receiver = self._dtls._rtp_router.route_rtp(RouteProbe(ssrc, payload_type))
         sink = self._sinks.get(receiver)
-        if sink is None or not getattr(receiver, _RECEIVER + "codecs"):
+        if sink is None or not getattr(receiver, RECEIVER + "codecs"):
             # Not (yet) a receiving stream: aiortc starts its receivers one by one after DTLS
             # is up, so the first packets may come before theirs. Not remembered: asked again.
             return None
         abs_id = self._dtls._rtp_header_extensions_map._HeaderExtensionsMap__ids
-        inbound = self._streams[ssrc] = _Inbound(receiver, sink, ssrc, abs_id.abs_send_time or 0)
+        inbound = self._streams[ssrc] = InboundStream(
+            receiver, sink, ssrc, abs_id.abs_send_time or 0
+        )
         return inbound
 
     def _estimate(
-        self, inbound: _Inbound, packet: bytes, ext_pos: int, ssrc: int, now: float
+        self, inbound: InboundStream, packet: bytes, ext_pos: int, ssrc: int, now: float
     ) -> None:
         """Feed the bitrate estimator once per frame; send its REMB upstream."""
         size, inbound.frame_bytes = inbound.frame_bytes, 0
@@ -413,7 +303,7 @@ class FastReceive:
         )
         if remb is None:
             return
-        rtcp_ssrc = getattr(inbound.receiver, _RECEIVER + "rtcp_ssrc")
+        rtcp_ssrc = getattr(inbound.receiver, RECEIVER + "rtcp_ssrc")
         if rtcp_ssrc is not None and inbound.remb.due(remb[0], now):
             send_rtcp_now(
                 self._dtls,
@@ -422,16 +312,16 @@ class FastReceive:
                 ),
             )
 
-    def _send_nack(self, inbound: _Inbound, ssrc: int, lost: list[int]) -> None:
-        rtcp_ssrc = getattr(inbound.receiver, _RECEIVER + "rtcp_ssrc")
+    def _send_nack(self, inbound: InboundStream, ssrc: int, lost: list[int]) -> None:
+        rtcp_ssrc = getattr(inbound.receiver, RECEIVER + "rtcp_ssrc")
         if rtcp_ssrc is not None:
             packet = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=rtcp_ssrc, media_ssrc=ssrc)
             packet.lost = lost
             self.counters.nacks_sent += 1
             send_rtcp_now(self._dtls, packet)
 
-    def _send_pli(self, inbound: _Inbound, ssrc: int) -> None:
-        rtcp_ssrc = getattr(inbound.receiver, _RECEIVER + "rtcp_ssrc")
+    def _send_pli(self, inbound: InboundStream, ssrc: int) -> None:
+        rtcp_ssrc = getattr(inbound.receiver, RECEIVER + "rtcp_ssrc")
         if rtcp_ssrc is not None:
             send_rtcp_now(
                 self._dtls, RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=rtcp_ssrc, media_ssrc=ssrc)
@@ -471,8 +361,8 @@ def enable_fast_receive(pc: RTCPeerConnection) -> list[FastReceive]:
         if not isinstance(stand_in, _JitterBufferStandIn):
             continue  # not tapped: never receives here
         for name in RECEIVER_PRIVATE_ATTRS:
-            if not hasattr(receiver, _RECEIVER + name):
-                raise HookError(f"RTCRtpReceiver has no {_RECEIVER + name}")
+            if not hasattr(receiver, RECEIVER + name):
+                raise HookError(f"RTCRtpReceiver has no {RECEIVER + name}")
         dtls = receiver.transport
         path = paths.get(id(dtls))
         if path is None:
