@@ -16,6 +16,7 @@ setup(
                 "src/vvserver/media/_rtp_native.c",
                 "src/vvserver/media/_relay_lane.c",
                 "src/vvserver/media/_frame_lane.c",
+                "src/vvserver/media/_frame_publish.c",
             ],
             depends=["src/vvserver/media/_rtp_native.h", "src/vvserver/media/_relay_lane.h"],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],

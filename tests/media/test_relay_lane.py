@@ -9,6 +9,8 @@ import random
 import struct
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -34,11 +36,14 @@ from vvserver.media import _rtp_native, fast_receive
 from vvserver.media.fast_receive import FastReceive
 from vvserver.media.feed_sink import FeedSink
 from vvserver.media.forwarding import Feed, ForwardedTrack, MediaCounters
-from vvserver.media.frames import EncodedFrame, MediaKind, clock_rate
+from vvserver.media.frames import MediaKind, clock_rate
 from vvserver.media.inbound_stream import InboundStream
 from vvserver.media.media_flow import MediaPresence
+from vvserver.media.packet_log import read_packet_log
 from vvserver.media.receive_state import ReceiveCounters, _Nacks
+from vvserver.media.recorder import ParticipantRecorder
 from vvserver.media.room import VisitRoom
+from vvserver.media.slot_gate import GatedFeed
 from vvserver.media.srtp_session import LeanSrtp
 
 pytestmark = pytest.mark.slow
@@ -48,6 +53,7 @@ PER_PACKET_STEPS: list[tuple[type, str]] = [
     (Feed, "publish_packet"),
     (ForwardedTrack, "forward"),
     (Feed, "_assemble"),  # the assembler or audio gate of a feed, in Python
+    (GatedFeed, "publish"),  # a complete frame: counted and recorded, in Python
 ]
 
 
@@ -127,28 +133,13 @@ class Clock:
         return self.now
 
 
-class FrameTap:
-    """A recorder stand-in: keeps every frame the feed publishes."""
-
-    def __init__(self, kind: MediaKind) -> None:
-        self.kind: MediaKind = kind
-        self.frames: list[tuple[Any, ...]] = []
-
-    def attach(self, feed: Feed) -> None:
-        pass
-
-    def offer(self, frame: EncodedFrame, segment: int) -> None:
-        self.frames.append(
-            (frame.kind, frame.data, frame.rtp_timestamp, frame.keyframe, frame.ssrc,
-             frame.arrival, frame.after_loss, segment)
-        )  # fmt: skip
-
-
 class Publisher:
     """One publishing transport's receive path (a real FastReceive on stand-ins for aiortc's
     DTLS transport and receiver), its feed, a recorder and one subscriber's real sender."""
 
-    def __init__(self, pc: Any, kind: MediaKind, clock: Clock, ssrcs: list[int]) -> None:
+    def __init__(
+        self, pc: Any, kind: MediaKind, clock: Clock, ssrcs: list[int], directory: Path
+    ) -> None:
         self.kind = kind
         self.events: list[tuple[Any, ...]] = []
         self.feed = Feed(kind, kind, clock=clock, max_bitrate=400_000)
@@ -156,8 +147,15 @@ class Publisher:
             lambda ssrc: self.events.append(("pli", ssrc)),
             lambda ssrc, lost: self.events.append(("nack upstream", ssrc, lost)),
         )
-        self.tap = FrameTap(kind)
-        self.feed.subscribe_frames(self.tap)
+        self.directory = directory
+        self.recorder = ParticipantRecorder(
+            directory,
+            visit_id=7,
+            role=kind,
+            feeds=(self.feed,),
+            now=lambda: datetime(2026, 12, 5, 12, 0, tzinfo=UTC),
+            flush_interval=0.05,
+        )
         self.track = ForwardedTrack(kind, kind)
         self.sending = SendingSender(pc, kind)
         self.sending.sender._ssrc = 0x0A0B0C0D
@@ -216,7 +214,7 @@ class Publisher:
         ]
         return {
             "sent": sent,
-            "recorded": self.tap.frames,
+            "recorded": self.recorded(),
             "events": self.events,
             "receive counters": self.path.counters,
             "statistics": [
@@ -239,6 +237,11 @@ class Publisher:
             "dtls": (self.path._dtls._RTCDtlsTransport__rx_bytes,
                      self.path._dtls._RTCDtlsTransport__rx_packets),
         }  # fmt: skip
+
+    def recorded(self) -> dict[str, bytes]:
+        """The packet logs the recorder wrote, byte for byte."""
+        self.recorder.close()
+        return {log.name: log.read_bytes() for log in sorted(self.directory.iterdir())}
 
     def sent_packets(self) -> list[RtpPacket]:
         receiver = LeanSrtp(Session(policy=Policy(key=KEY, ssrc_type=Policy.SSRC_ANY_INBOUND)))
@@ -344,6 +347,7 @@ async def run_chain(
     chain: str,
     monkeypatch: pytest.MonkeyPatch,
     datagrams: list[tuple[MediaKind, float, int, bytes]],
+    directory: Path,
 ) -> dict[MediaKind, dict[str, Any]]:
     from aiortc import RTCPeerConnection
 
@@ -352,8 +356,8 @@ async def run_chain(
     clock = Clock()
     pc = RTCPeerConnection()
     publishers: dict[MediaKind, Publisher] = {
-        "video": Publisher(pc, "video", clock, [VIDEO_SSRC, NEW_VIDEO_SSRC]),
-        "audio": Publisher(pc, "audio", clock, [AUDIO_SSRC]),
+        "video": Publisher(pc, "video", clock, [VIDEO_SSRC, NEW_VIDEO_SSRC], directory / "video"),
+        "audio": Publisher(pc, "audio", clock, [AUDIO_SSRC], directory / "audio"),
     }
     try:
         for publisher in publishers.values():
@@ -371,20 +375,65 @@ async def run_chain(
 
 
 async def test_the_c_chain_does_what_the_python_chain_does_packet_for_packet(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     datagrams = rtp_datagrams(a_troubled_stream())
-    in_python = await run_chain("Python", monkeypatch, datagrams)
-    in_c = await run_chain("C", monkeypatch, datagrams)
+    in_python = await run_chain("Python", monkeypatch, datagrams, tmp_path / "python")
+    in_c = await run_chain("C", monkeypatch, datagrams, tmp_path / "c")
     for kind in ("video", "audio"):
         for part, expected in in_python[kind].items():
             assert in_c[kind][part] == expected, f"{kind}: {part}"
     video = in_c["video"]
-    # The script does what it says: frames recorded after losses, NACKs, a cut, restarts.
-    assert len(video["recorded"]) > 20
+    # The script does what it says: frames recorded and held after losses, NACKs, a cut,
+    # restarts.
+    assert video["feed"][1] > 20  # frames in
+    assert video["feed"][5] > 0  # delta frames held until a keyframe
     assert len(video["sent"]) > 60
     assert any(event[0] == "nack" for event in video["events"])
     assert video["feed"][6] > 0  # packets over the budget
     assert video["feed"][7] >= 2  # a new source: the new SSRC
-    assert any(frame[6] for frame in video["recorded"])  # a frame after a loss
-    assert len(in_c["audio"]["recorded"]) > 15
+    kinds: tuple[MediaKind, ...] = ("video", "audio")
+    for kind in kinds:
+        [name] = in_c[kind]["recorded"]
+        _, frames = read_packet_log(tmp_path / "c" / kind / name)
+        assert len(list(frames)) >= 15
+
+
+class FullDisk:
+    """A packet log's file on a disk that has filled up."""
+
+    def write(self, data: bytes) -> int:
+        raise OSError(28, "No space left on device")
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+async def test_a_disk_that_fills_up_stops_the_recording_not_the_call(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from aiortc import RTCPeerConnection
+
+    datagrams = rtp_datagrams(a_troubled_stream())
+    clock = Clock()
+    pc = RTCPeerConnection()
+    publisher = Publisher(pc, "audio", clock, [AUDIO_SSRC], tmp_path)
+    audio = [(at, datagram) for kind, at, _, datagram in datagrams if kind == "audio"]
+    try:
+        await publisher.sending.start(OPUS)
+        for n, (at, datagram) in enumerate(audio):
+            clock.now = 100.0 + at
+            if n == 5:  # the disk fills up while the call is recorded
+                writer: Any = publisher.recorder._writer
+                writer._file = FullDisk()
+            publisher.data_received(datagram, 1)
+        assert publisher.recorder.failure == "OSError: [Errno 28] No space left on device"
+        assert publisher.feed.subscribers == (publisher.track,)  # the recorder let go
+        assert publisher.feed.frames_in == len(audio)  # every packet still counted ...
+        assert publisher.track.packets_out == len(audio)  # ... and forwarded
+    finally:
+        await publisher.sending.stop()
+        await pc.close()

@@ -128,49 +128,30 @@ assemble_in_python(PyObject *feed, PyObject *segment, Relayed *r, PyObject *now)
     return call_method(feed, NAME(_assemble), args, 3);
 }
 
-/* EncodedFrame(kind, data, rtp_timestamp, keyframe, ssrc, arrival, after_loss) */
-static PyObject *
-encoded_frame(PyObject *kind, PyObject *data, uint32_t timestamp, int keyframe, uint32_t ssrc,
-              PyObject *arrival, int after_loss)
-{
-    PyObject *ts = PyLong_FromUnsignedLong(timestamp);
-    PyObject *source = PyLong_FromUnsignedLong(ssrc);
-    PyObject *frame = NULL;
-    if (ts != NULL && source != NULL) {
-        PyObject *args[7] = {kind,   data,    ts, keyframe ? Py_True : Py_False,
-                             source, arrival, after_loss ? Py_True : Py_False};
-        frame = PyObject_Vectorcall(encoded_frame_type, args, 7, NULL);
-    }
-    Py_XDECREF(ts);
-    Py_XDECREF(source);
-    return frame;
-}
-
 /*
- * The lane's frame is complete (`end`: the sequence number after it): the frame it makes
- * (a new reference), Py_None when its first packet does not start a frame (dropped, as the
- * Python assembler drops it), NULL on an error. The lane is empty afterwards.
+ * The lane's frame is complete (`end`: the sequence number after it): 1 and `frame` filled in
+ * (its data a new reference), 0 when its first packet does not start a frame (dropped, as the
+ * Python assembler drops it), -1 on an error. The lane is empty afterwards.
  */
-static PyObject *
-release_frame(FrameLane *lane, PyObject *assembler, unsigned int end, PyObject *now)
+static int
+release_frame(FrameLane *lane, PyObject *assembler, unsigned int end, PyObject *now,
+              Frame *frame)
 {
     const unsigned char *first = (const unsigned char *)PyBytes_AS_STRING(lane->payloads[0]);
     int starts = PyBytes_GET_SIZE(lane->payloads[0]) > 0 && (first[0] & 0x10) &&
                  (first[0] & 0x07) == 0;
     if (set_ll(assembler, NAME(_next), end & 0xFFFF) < 0)
-        return NULL;
+        return -1;
     if (!starts) {
         FrameLane_drop(lane);
-        if (PyObject_SetAttr(assembler, NAME(_loss), Py_True) < 0)
-            return NULL;
-        Py_RETURN_NONE;
+        return PyObject_SetAttr(assembler, NAME(_loss), Py_True) < 0 ? -1 : 0;
     }
     Py_ssize_t total = 0;
     for (int i = 0; i < lane->count; i++)
         total += PyBytes_GET_SIZE(lane->payloads[i]) - lane->descriptors[i];
     PyObject *data = PyBytes_FromStringAndSize(NULL, total);
     if (data == NULL)
-        return NULL;
+        return -1;
     char *at = PyBytes_AS_STRING(data);
     for (int i = 0; i < lane->count; i++) {
         Py_ssize_t size = PyBytes_GET_SIZE(lane->payloads[i]) - lane->descriptors[i];
@@ -178,32 +159,30 @@ release_frame(FrameLane *lane, PyObject *assembler, unsigned int end, PyObject *
         at += size;
     }
     int after_loss = get_truth(assembler, NAME(_loss));
-    PyObject *frame = NULL;
-    if (after_loss >= 0)
-        frame = encoded_frame(str_video, data, lane->timestamp,
-                              vp8_is_keyframe((const unsigned char *)PyBytes_AS_STRING(data),
-                                              total),
-                              lane->ssrcs[0], now, after_loss);
-    Py_DECREF(data);
-    FrameLane_drop(lane);
-    if (frame == NULL || PyObject_SetAttr(assembler, NAME(_loss), Py_False) < 0) {
-        Py_XDECREF(frame);
-        return NULL;
+    if (after_loss < 0 || PyObject_SetAttr(assembler, NAME(_loss), Py_False) < 0) {
+        Py_DECREF(data);
+        return -1;
     }
-    return frame;
+    frame->video = 1;
+    frame->data = data;
+    frame->timestamp = lane->timestamp;
+    frame->keyframe = vp8_is_keyframe((const unsigned char *)PyBytes_AS_STRING(data), total);
+    frame->ssrc = lane->ssrcs[0];
+    frame->arrival = now;
+    frame->after_loss = after_loss;
+    FrameLane_drop(lane);
+    return 1;
 }
 
-/* Feed.publish(frame, segment) for each frame made (Py_None: none), then drops them. */
+/* Feed.publish for each frame made, then drops their data. */
 static int
-publish_frames(PyObject *feed, PyObject *segment, PyObject **frames, int count)
+publish_frames(PyObject *feed, PyObject *segment, Frame *frames, int count)
 {
     int status = 0;
     for (int i = 0; i < count; i++) {
-        if (status == 0 && frames[i] != Py_None) {
-            PyObject *args[2] = {frames[i], segment};
-            status = call_method(feed, NAME(publish), args, 2);
-        }
-        Py_DECREF(frames[i]);
+        if (status == 0)
+            status = publish_frame(feed, segment, &frames[i]);
+        Py_DECREF(frames[i].data);
     }
     return status;
 }
@@ -275,14 +254,14 @@ assemble_video(PyObject *feed, PyObject *assembler, PyObject *segment, Relayed *
 
     if (PyObject_SetAttr(assembler, NAME(_last_arrival), now_obj) < 0)
         goto error;
-    PyObject *frames[2];
-    int made = 0;
+    Frame frames[2];
+    int made = 0, released;
     if (lane->count > 0 && lane->timestamp != r->h.timestamp) {
         /* the held frame ended without a marker bit: released at this packet */
-        PyObject *frame = release_frame(lane, assembler, r->h.seq, now_obj);
-        if (frame == NULL)
+        released = release_frame(lane, assembler, r->h.seq, now_obj, &frames[made]);
+        if (released < 0)
             goto error;
-        frames[made++] = frame;
+        made += released;
     }
     int i = lane->count;
     lane->payloads[i] = Py_NewRef(r->payload);
@@ -294,12 +273,12 @@ assemble_video(PyObject *feed, PyObject *assembler, PyObject *segment, Relayed *
     lane->timestamp = r->h.timestamp;
     lane->count = i + 1;
     if (marker_of(r)) {
-        PyObject *frame = release_frame(lane, assembler, r->h.seq + 1, now_obj);
-        if (frame == NULL) {
+        released = release_frame(lane, assembler, r->h.seq + 1, now_obj, &frames[made]);
+        if (released < 0) {
             publish_frames(feed, segment, frames, made);
             goto error;
         }
-        frames[made++] = frame;
+        made += released;
     }
     Py_DECREF(lane_object);
     return publish_frames(feed, segment, frames, made);
@@ -338,10 +317,13 @@ assemble_audio(PyObject *feed, PyObject *gate, PyObject *segment, Relayed *r, Py
         return assemble_in_python(feed, segment, r, now_obj);
     if (set_ll(gate, NAME(_next), (r->h.seq + 1) & 0xFFFF) < 0)
         return -1;
-    PyObject *frame = encoded_frame(str_audio, r->payload, r->h.timestamp, 1, r->h.ssrc,
-                                    now_obj, 0);
-    if (frame == NULL)
-        return -1;
+    Frame frame = {.video = 0,
+                   .data = Py_NewRef(r->payload),
+                   .timestamp = r->h.timestamp,
+                   .keyframe = 1,
+                   .ssrc = r->h.ssrc,
+                   .arrival = now_obj,
+                   .after_loss = 0};
     return publish_frames(feed, segment, &frame, 1);
 }
 

@@ -26,8 +26,9 @@
 static const char *name_strings[] = {NAME_LIST(NAME_STRING)};
 PyObject *names[NAME_COUNT];
 PyObject *rtp_slice_type, *encoded_frame_type, *feed_sink_type, *dtls_connected,
-    *default_starts_frame, *default_is_keyframe, *str_video, *str_audio, *one;
-long long max_send_buffer;
+    *default_starts_frame, *default_is_keyframe, *str_video, *str_audio, *one,
+    *recording_tap_type;
+long long max_send_buffer, max_frame_bytes;
 double silence_after, outage_gap;
 
 /* RtpSendPath.send's guards, then RtpSender's send: 1 sent, 0 not the usual case (Python's
@@ -646,24 +647,28 @@ error:
 
 /*
  * configure_relay(rtp_slice, encoded_frame, feed_sink, dtls_connected, starts_frame,
- *                 is_keyframe, max_send_buffer, silence_after, outage_gap)
+ *                 is_keyframe, recording_tap, max_send_buffer, max_frame_bytes,
+ *                 silence_after, outage_gap)
  * The Python types and constants the chain uses (fast_receive calls it once, at import).
  */
 static PyObject *
 configure_relay(PyObject *module, PyObject *args, PyObject *kwargs)
 {
-    PyObject *slice, *frame, *sink, *connected, *starts, *keyframe;
-    long long buffer_limit;
+    PyObject *slice, *frame, *sink, *connected, *starts, *keyframe, *tap;
+    long long buffer_limit, frame_limit;
     double silence, outage;
-    static char *keywords[] = {"rtp_slice",     "encoded_frame",  "feed_sink",
-                               "dtls_connected", "starts_frame",  "is_keyframe",
-                               "max_send_buffer", "silence_after", "outage_gap", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOOLdd", keywords, &slice, &frame, &sink,
-                                     &connected, &starts, &keyframe, &buffer_limit, &silence,
-                                     &outage))
+    static char *keywords[] = {"rtp_slice",       "encoded_frame",  "feed_sink",
+                               "dtls_connected",  "starts_frame",   "is_keyframe",
+                               "recording_tap",   "max_send_buffer", "max_frame_bytes",
+                               "silence_after",   "outage_gap",     NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOOOLLdd", keywords, &slice, &frame,
+                                     &sink, &connected, &starts, &keyframe, &tap, &buffer_limit,
+                                     &frame_limit, &silence, &outage))
         return NULL;
-    if (!PyType_Check(slice) || !PyType_Check(frame) || !PyType_Check(sink)) {
-        PyErr_SetString(PyExc_TypeError, "rtp_slice, encoded_frame and feed_sink are types");
+    if (!PyType_Check(slice) || !PyType_Check(frame) || !PyType_Check(sink) ||
+        !PyType_Check(tap)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "rtp_slice, encoded_frame, feed_sink and recording_tap are types");
         return NULL;
     }
     Py_XSETREF(rtp_slice_type, Py_NewRef(slice));
@@ -672,7 +677,9 @@ configure_relay(PyObject *module, PyObject *args, PyObject *kwargs)
     Py_XSETREF(dtls_connected, Py_NewRef(connected));
     Py_XSETREF(default_starts_frame, Py_NewRef(starts));
     Py_XSETREF(default_is_keyframe, Py_NewRef(keyframe));
+    Py_XSETREF(recording_tap_type, Py_NewRef(tap));
     max_send_buffer = buffer_limit;
+    max_frame_bytes = frame_limit;
     silence_after = silence;
     outage_gap = outage;
     Py_RETURN_NONE;

@@ -29,6 +29,9 @@
     X(_max_out) X(_last_out_ts) X(_last_at) X(packets_out) X(frames_forwarded)                 \
     X(packets_forwarded) X(bytes_forwarded) X(_lane) X(_starts_frame) X(_is_keyframe)          \
     X(_slots) X(_next) X(_ssrc) X(_behind_since) X(_max_wait) X(_loss) X(_held)    \
+    X(_frame_subscribers) X(frames_in) X(bytes_in) X(keyframes_in) X(_needs_keyframe)   \
+    X(_keyframe_wanted) X(_recorder) X(_closed) X(_writer) X(_write_failed) X(_file) X(_origin) \
+    X(frames) X(bytes) X(_last_flush) X(_flush_interval) X(write) X(flush)                     \
     X(_datagram) X(_rx_srtp) X(_native_context) X(_RTCDtlsTransport__rx_bytes)                 \
     X(_RTCDtlsTransport__rx_packets)
 
@@ -40,8 +43,9 @@ extern PyObject *names[NAME_COUNT];
 
 /* What configure_relay() was given. */
 extern PyObject *rtp_slice_type, *encoded_frame_type, *feed_sink_type, *dtls_connected,
-    *default_starts_frame, *default_is_keyframe, *str_video, *str_audio, *one;
-extern long long max_send_buffer;
+    *default_starts_frame, *default_is_keyframe, *str_video, *str_audio, *one,
+    *recording_tap_type;
+extern long long max_send_buffer, max_frame_bytes;
 extern double silence_after, outage_gap;
 
 #define NTP_EPOCH_OFFSET 2208988800.0
@@ -257,6 +261,18 @@ relayed_clear(Relayed *r)
     Py_CLEAR(r->packet);
     Py_CLEAR(r->slice);
 }
+
+/* A frame the chain assembled (what an EncodedFrame holds). */
+typedef struct {
+    int video;
+    PyObject *data; /* bytes, owned by whoever made the Frame */
+    uint32_t timestamp, ssrc;
+    int keyframe, after_loss;
+    PyObject *arrival; /* float: the event loop's time it became complete (borrowed) */
+} Frame;
+
+/* _frame_publish.c: Feed.publish for one frame */
+int publish_frame(PyObject *feed, PyObject *segment, Frame *frame);
 
 /* _frame_lane.c */
 int assemble_video(PyObject *feed, PyObject *assembler, PyObject *segment, Relayed *r,

@@ -57,7 +57,9 @@ def configure_relay(
     dtls_connected: Any,
     starts_frame: Callable[[bytes], bool],
     is_keyframe: Callable[[bytes], bool],
+    recording_tap: type,
     max_send_buffer: int,
+    max_frame_bytes: int,
     silence_after: float,
     outage_gap: float,
 ) -> None: ...

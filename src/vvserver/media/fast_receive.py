@@ -50,7 +50,9 @@ from vvserver.media.inbound_stream import (
     RouteProbe,
 )
 from vvserver.media.media_flow import SILENCE_AFTER
+from vvserver.media.packet_log import MAX_FRAME_BYTES
 from vvserver.media.receive_state import ReceiveCounters
+from vvserver.media.recorder import RecordingTap
 from vvserver.media.rtp_parsing import (
     NTP_EPOCH_OFFSET,
     SEQ_TS_SSRC,
@@ -73,7 +75,9 @@ if RELAY is not None:
         dtls_connected=DtlsState.CONNECTED,
         starts_frame=vp8_descriptor_starts_frame,
         is_keyframe=vp8_is_keyframe,
+        recording_tap=RecordingTap,
         max_send_buffer=MAX_SEND_BUFFER,
+        max_frame_bytes=MAX_FRAME_BYTES,
         silence_after=SILENCE_AFTER,
         outage_gap=OUTAGE_GAP,
     )

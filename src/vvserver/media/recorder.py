@@ -36,7 +36,7 @@ class ParticipantRecorder:
         self._segment: int | None = None
         self._closed = False
         self.failure: str | None = None  # why recording stopped early (disk full, ...)
-        self._taps = [_RecordingTap(feed.kind, self) for feed in feeds]
+        self._taps = [RecordingTap(feed.kind, self) for feed in feeds]
         for feed, tap in zip(feeds, self._taps, strict=True):
             feed.subscribe_frames(tap)
 
@@ -46,12 +46,17 @@ class ParticipantRecorder:
         try:
             self._write(frame, segment)
         except OSError as exc:
-            # The call goes on without a recording rather than failing (or spamming logs).
-            self.failure = f"{type(exc).__name__}: {exc}"
-            logger.error(
-                "[visit %s] recording %s stopped: %s", self._visit_id, self._role, self.failure
-            )
-            self.close()
+            self._write_failed(exc)
+
+    def _write_failed(self, exc: OSError) -> None:
+        """Writing failed (disk full, ...): the call goes on without a recording rather than
+        failing (or spamming logs). Also called by the relay's C chain, which writes the
+        usual frame itself (`_frame_publish.c`)."""
+        self.failure = f"{type(exc).__name__}: {exc}"
+        logger.error(
+            "[visit %s] recording %s stopped: %s", self._visit_id, self._role, self.failure
+        )
+        self.close()
 
     def _write(self, frame: EncodedFrame, segment: int) -> None:
         if segment != self._segment or self._writer is None:
@@ -78,7 +83,7 @@ class ParticipantRecorder:
                 logger.error("[visit %s] closing a packet log failed: %s", self._visit_id, exc)
 
 
-class _RecordingTap:
+class RecordingTap:
     """The Feed subscriber side of a recorder (never slow: it writes synchronously)."""
 
     def __init__(self, kind: MediaKind, recorder: ParticipantRecorder) -> None:
