@@ -587,6 +587,67 @@ relay_rtp(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+/* aioice's StunProtocol.datagram_received, for what datagram_demux() does not take */
+static PyObject *stun_datagram_received;
+
+/*
+ * The datagram_received of aioice's socket protocol (fast_receive._demux_datagram in C):
+ * RTP and RTCP (first byte 128-191, RFC 7983) go straight to the connection's data_received
+ * (the chain's entry, for a transport with a lean receive path), anything else to aioice's own
+ * method, which parses STUN.
+ */
+static PyObject *
+demux_datagram(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "datagram_received(protocol, data, addr)");
+        return NULL;
+    }
+    PyObject *protocol = args[0], *data = args[1];
+    if (!PyBytes_Check(data) || PyBytes_GET_SIZE(data) == 0 ||
+        (unsigned char)PyBytes_AS_STRING(data)[0] < 128 ||
+        (unsigned char)PyBytes_AS_STRING(data)[0] > 191)
+        return PyObject_Vectorcall(stun_datagram_received, args, 3, NULL);
+    PyObject *receiver = PyObject_GetAttr(protocol, NAME(receiver));
+    PyObject *candidate =
+        receiver == NULL ? NULL : PyObject_GetAttr(protocol, NAME(local_candidate));
+    PyObject *component =
+        candidate == NULL ? NULL : PyObject_GetAttr(candidate, NAME(component));
+    PyObject *result = NULL;
+    if (component != NULL) {
+        PyObject *call[3] = {receiver, data, component};
+        result = PyObject_VectorcallMethod(NAME(data_received), call, 3, NULL);
+    }
+    Py_XDECREF(receiver);
+    Py_XDECREF(candidate);
+    Py_XDECREF(component);
+    return result;
+}
+
+static PyMethodDef demux_definition = {
+    "datagram_received", (PyCFunction)(void (*)(void))demux_datagram, METH_FASTCALL,
+    "aioice's datagram_received, RTP and RTCP sent straight to the connection"};
+
+/*
+ * datagram_demux(stun_datagram_received) -> a method for aioice.ice.StunProtocol
+ * `stun_datagram_received` is aioice's own method, called for what is not RTP or RTCP.
+ */
+static PyObject *
+datagram_demux(PyObject *module, PyObject *original)
+{
+    if (!PyCallable_Check(original)) {
+        PyErr_SetString(PyExc_TypeError, "datagram_demux(stun_datagram_received)");
+        return NULL;
+    }
+    Py_XSETREF(stun_datagram_received, Py_NewRef(original));
+    PyObject *function = PyCFunction_New(&demux_definition, NULL);
+    if (function == NULL)
+        return NULL;
+    PyObject *method = PyInstanceMethod_New(function); /* binds to the protocol like a def */
+    Py_DECREF(function);
+    return method;
+}
+
 /*
  * relay_datagram(path, datagram, component) -> None
  * What aioice's connection hands a FastReceive (its `data_received`): SRTP on the path's
@@ -688,6 +749,8 @@ configure_relay(PyObject *module, PyObject *args, PyObject *kwargs)
 PyMethodDef relay_lane_methods[] = {
     {"relay_rtp", (PyCFunction)(void (*)(void))relay_rtp, METH_FASTCALL,
      "relay_rtp(path, ctx, datagram): decrypt, parse and relay one SRTP datagram"},
+    {"datagram_demux", (PyCFunction)datagram_demux, METH_O,
+     "datagram_demux(stun_datagram_received): aioice's datagram_received, demultiplexed"},
     {"relay_datagram", (PyCFunction)(void (*)(void))relay_datagram, METH_FASTCALL,
      "relay_datagram(path, datagram, component): a FastReceive's data_received"},
     {"configure_relay", (PyCFunction)(void (*)(void))configure_relay,

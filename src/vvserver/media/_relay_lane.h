@@ -32,7 +32,7 @@
     X(_frame_subscribers) X(frames_in) X(bytes_in) X(keyframes_in) X(_needs_keyframe)   \
     X(_keyframe_wanted) X(_recorder) X(_closed) X(_writer) X(_write_failed) X(_file) X(_origin) \
     X(frames) X(bytes) X(_last_flush) X(_flush_interval) X(write) X(flush)                     \
-    X(_datagram) X(_rx_srtp) X(_native_context) X(_RTCDtlsTransport__rx_bytes)                 \
+    X(local_candidate) X(component) X(data_received) X(_datagram) X(_rx_srtp) X(_native_context) X(_RTCDtlsTransport__rx_bytes)                 \
     X(_RTCDtlsTransport__rx_packets)
 
 #define NAME_ENUM(name) N##name,

@@ -347,8 +347,14 @@ def _demux_datagram(self: Any, data: bytes, addr: tuple[Any, ...]) -> None:
 
 
 def install_datagram_demux() -> None:
-    """Make every aioice socket protocol demultiplex as `_demux_datagram` does (idempotent)."""
-    aioice.ice.StunProtocol.datagram_received = _demux_datagram  # type: ignore[method-assign,assignment]
+    """Make every aioice socket protocol demultiplex as `_demux_datagram` does, in C when the
+    chain is built (`_rtp_native.datagram_demux`; idempotent)."""
+    demux = _C_DEMUX if RELAY is not None and _C_DEMUX is not None else _demux_datagram
+    aioice.ice.StunProtocol.datagram_received = demux  # type: ignore[method-assign,assignment]
+
+
+# `_demux_datagram` in C (a method for StunProtocol), with aioice's own for what is not RTP.
+_C_DEMUX: Any = RELAY.datagram_demux(_STUN_DATAGRAM_RECEIVED) if RELAY is not None else None
 
 
 def enable_fast_receive(pc: RTCPeerConnection) -> list[FastReceive]:
