@@ -3,6 +3,8 @@
  * these Python functions do, on the same Python objects, for the packets that need nothing
  * unusual:
  *
+ *   fast_receive._demux_datagram        RFC 7983's first byte: RTP/RTCP past aioice's STUN parse
+ *   fast_receive.FastReceive._datagram  SRTP on the transport's current session
  *   fast_receive.FastReceive._handle    statistics, NACK window, estimator bytes, the sink
  *   feed_sink.FeedSink.__call__         the participant's media presence
  *   forwarding.Feed.publish_packet      byte budget, counters, fan-out, frame assembly
@@ -10,14 +12,16 @@
  *   rtp_send_path.RtpSendPath.send      the send guards, then RtpSender's C send
  *   assembly.VideoFrameAssembler.add    in-order frames (held in a FrameLane), released whole
  *   assembly.AudioPacketGate.add        the next packet in order
+ *   forwarding.Feed.publish             a complete frame counted and recorded (_frame_publish.c)
  *
  * The Python objects stay the only state: this code reads and writes their attributes, so
  * Python and C can take turns packet by packet. Each step first checks, without changing
  * anything, that its packet is the usual case; anything else (a new SSRC, RTX, a missing
  * packet, a restart, a cut, a slow socket, a new nominated pair, a stalled frame, ...) is
  * handed to the Python function of that step, which stays the reference for what is done.
- * Python is also called for what happens per frame or per event: the estimator (per video
- * frame), `Feed.publish` (per complete frame: counters and the recorder), NACKs, PLIs.
+ * Python is also called for what happens per video frame (the bitrate estimator) or per
+ * event (NACKs, PLIs, a frame that needs a decision). In-order assembly is in
+ * `_frame_lane.c`, a complete frame's counting and recording in `_frame_publish.c`.
  *
  * Everything runs on the event loop thread with the GIL held.
  */
