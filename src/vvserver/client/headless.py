@@ -5,7 +5,8 @@ reports what it receives. Tests, benchmarks and kiosks without a browser use it.
     vvserver client join --server http://127.0.0.1:8080 --role kiosk \\
         --token k3.SECRET [--visit-id 12] [--pin 2468] [--seconds 600] [--ice-host 127.0.0.1]
 
-(the command line is ``headless_cli``; ``python -m vvserver.client.headless`` runs it too).
+(the command line is ``headless_cli``; ``python -m vvserver.client.headless`` runs it too; its
+peer connections are ``participant_peers``).
 
 Each message received is printed as one JSON line (``--frames-every S`` adds a line with the
 media frames received so far every S seconds); a summary line ends the run. A kiosk without
@@ -44,8 +45,9 @@ from typing import Any, Literal
 import aiohttp
 from aiortc import RTCIceServer
 
+from vvserver.client.participant_peers import ParticipantPeers
 from vvserver.client.peer import TestPeer
-from vvserver.client.sample_clip import Clip, load_clip
+from vvserver.client.sample_clip import Clip
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +92,7 @@ class ParticipantReport:
     received: list[str] = field(default_factory=list)  # message types, in order
 
 
-class HeadlessParticipant:
+class HeadlessParticipant(ParticipantPeers):
     def __init__(
         self,
         server_url: str,
@@ -139,16 +141,6 @@ class HeadlessParticipant:
                 await peer.close()
             self._count_media()
         return self.report
-
-    def frames_received(self) -> tuple[int, int]:
-        """(video, audio) frames received so far, over every peer connection."""
-        video, audio = self.report.video_frames, self.report.audio_frames
-        for media in self.peer.received if self.peer is not None else ():
-            if media is not None and media.kind == "video":
-                video += media.frames
-            elif media is not None:
-                audio += media.frames
-        return video, audio
 
     async def _run_sockets(self) -> None:
         backoff = 1.0
@@ -258,36 +250,6 @@ class HeadlessParticipant:
             await self._connect_timed_out(ws)
         return True
 
-    async def _connect_timed_out(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        """The wait for media ran out: offer through TURN alone (once), or say it failed."""
-        peer = self.peer
-        if peer is None or self._finished or peer.pc.connectionState == "connected":
-            return
-        self.report.connect_timeouts += 1
-        has_turn = any(
-            url.lower().startswith(("turn:", "turns:"))
-            for server in self.ice_servers
-            for url in ([server.urls] if isinstance(server.urls, str) else server.urls)
-        )
-        if self._relay_only or not has_turn:
-            logger.warning(
-                "visit=%s %s: media not connected after %.0f s%s",
-                self.report.visit_id,
-                self.role,
-                self.connect_timeout_s,
-                "" if has_turn else " (no TURN server to try)",
-            )
-            return
-        logger.warning(
-            "visit=%s %s: media not connected after %.0f s; offering through TURN only",
-            self.report.visit_id,
-            self.role,
-            self.connect_timeout_s,
-        )
-        self._relay_only = True
-        self.report.relay_offers += 1
-        await self._offer(ws)
-
     async def _handle(self, ws: aiohttp.ClientWebSocketResponse, message: dict[str, Any]) -> None:
         kind = message.get("type")
         if kind == "welcome":
@@ -386,57 +348,6 @@ class HeadlessParticipant:
     def _in_visit(self, message: dict[str, Any]) -> bool:
         """Already joined (or joining) this visit: a kiosk that offered at ``welcome``."""
         return self.peer is not None and int(message["visit_id"]) == self.report.visit_id
-
-    async def _offer(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        old = self.peer
-        if old is not None:
-            self._count_media()
-            await old.close()
-        clip = self.clip or await asyncio.to_thread(load_clip)
-        self.clip = clip
-        peer = self.peer = TestPeer(
-            self.role, clip, ice_servers=self.ice_servers, relay_only=self._relay_only
-        )
-
-        @peer.pc.on("connectionstatechange")
-        def connected() -> None:
-            if peer is self.peer and peer.pc.connectionState == "connected":
-                self._connect_deadline = None  # the wait is over
-
-        self._peers.append(peer)
-        sdp = await peer.create_offer()
-        if self.peer is not peer or self._reopen:
-            return  # replaced while gathering (e.g. ``rejoin``): this offer is stale
-        offer: dict[str, Any] = {"type": "offer", "v": 1, "sdp": sdp}
-        if self.report.visit_id is not None:
-            offer["visit_id"] = self.report.visit_id
-        self._offers.append(self.peer)
-        with contextlib.suppress(ConnectionError, RuntimeError):
-            await ws.send_json(offer)
-
-    async def _rejoin_on_failure(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        """A failed peer connection is replaced while the visit goes on (no ICE restart)."""
-        while not ws.closed and not self._finished:
-            peer = self.peer
-            if peer is None:
-                return
-            state = await peer.wait_for_state({"failed", "closed"}, within=1e9)
-            if self._finished or self._reopen or ws.closed or peer is not self.peer:
-                continue
-            logger.info("%s: peer connection %s; joining again", self.role, state)
-            await self._offer(ws)
-
-    def _count_media(self) -> None:
-        peer, self.peer = self.peer, None
-        if peer is None:
-            return
-        for media in peer.received:
-            if media is None:
-                continue
-            if media.kind == "video":
-                self.report.video_frames += media.frames
-            else:
-                self.report.audio_frames += media.frames
 
 
 async def _close_quietly(ws: aiohttp.ClientWebSocketResponse) -> None:

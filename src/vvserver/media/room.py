@@ -25,14 +25,13 @@ from vvserver.media.participant import (
 )
 from vvserver.media.quality import QualityMeter
 from vvserver.media.remux import RecordingResult
+from vvserver.media.room_connections import RoomConnections
 from vvserver.media.room_events import (
     DEFAULT_QUALITY_INTERVAL,
     ROLES,
     EndReason,
     EventBroadcaster,
     EventSubscription,
-    MediaNotConnected,
-    MonitorDropped,
     MonitorRefused,
     ParticipantStateChanged,
     QualityReport,
@@ -66,7 +65,7 @@ def checked(offer: CheckedOffer | str) -> CheckedOffer:
     return check_offer(offer, required_codecs=FORWARDED_CODECS)
 
 
-class VisitRoom:
+class VisitRoom(RoomConnections):
     """One visit: the visitor and the kiosk, each with one peer connection at a time.
 
     `join()` answers a participant's SDP offer; a second join of the same role (a reconnect)
@@ -170,14 +169,6 @@ class VisitRoom:
 
     # --- public API -----------------------------------------------------------------------
 
-    @property
-    def closed(self) -> bool:
-        return self._ended is not None
-
-    @property
-    def ended(self) -> VisitEnded | None:
-        return self._ended
-
     def feed(self, role: Role, kind: MediaKind) -> Feed:
         return self._feeds[(role, kind)]
 
@@ -210,10 +201,6 @@ class VisitRoom:
     async def recording_finished(self) -> None:
         """Wait until the recording is remuxed (after the end has been told)."""
         await self._recording.finished()
-
-    def quality(self, role: Role) -> QualityReport | None:
-        """The latest quality report for a participant, if one was measured."""
-        return self._latest_quality.get(role)
 
     def events(self) -> EventSubscription:
         """A new subscription to this room's events (ends after VisitEnded)."""
@@ -288,24 +275,6 @@ class VisitRoom:
             )
         self.log.info("monitor %s started", monitor_id)
         return answer
-
-    async def stop_monitor(self, monitor_id: str) -> None:
-        connection = self._monitors.pop(monitor_id, None)
-        if connection is not None:
-            await connection.close()
-            self.log.info("monitor %s stopped", monitor_id)
-
-    async def leave(self, role: Role) -> None:
-        """Close one participant's connection (the room stays open for a reconnect)."""
-        self._connect_waits.pop(role, None)  # hung up: not a side that cannot connect
-        await self._remove(role)
-
-    async def _remove(self, role: Role) -> None:
-        connection = self._participants.pop(role, None)
-        if connection is not None:
-            await connection.close()
-            self._flows[role].reset()  # no media is expected from a side that is not there
-            self._events.publish(ParticipantStateChanged(self.visit_id, role, "disconnected"))
 
     async def close(self, reason: EndReason = "closed", message: str = "") -> None:
         """End the room: every connection closed, tasks awaited, then `VisitEnded` published
@@ -387,46 +356,6 @@ class VisitRoom:
             if known is connection:
                 del self._monitors[monitor_id]
 
-    async def _measure_quality(self, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            for role, connection in list(self._participants.items()):
-                try:
-                    report = await self._quality_meters[role].sample(connection.pc)
-                except Exception as exc:  # a connection closing under us: skip this round
-                    self.log.warning("quality sample of %s failed: %r", role, exc)
-                    continue
-                if report is not None and self._participants.get(role) is connection:
-                    self._latest_quality[role] = report
-                    self._events.publish(report)
-
-    def _expect_connection(self, role: Role) -> None:
-        """Start the side's wait to connect, unless it is waiting already."""
-        if self._connect_timeout is None or role in self._connect_waits:
-            return
-        connection = self._participants.get(role)
-        if connection is not None and connection.connection_state == "connected":
-            return
-        since = asyncio.get_running_loop().time()
-        self._connect_waits[role] = since
-        self._tasks.create(
-            self._connect_deadline(role, since, since + self._connect_timeout),
-            name=f"visit {self.visit_id} {role} connect deadline",
-        )
-
-    async def _connect_deadline(self, role: Role, since: float, deadline: float) -> None:
-        await asyncio.sleep(deadline - asyncio.get_running_loop().time())
-        if self.closed or self._connect_waits.get(role) != since:
-            return  # connected, or hung up, meanwhile
-        waited = asyncio.get_running_loop().time() - since
-        # The wait stays recorded: one event per wait, however often the side offers again.
-        self.log.warning(
-            "%s media not connected %.1f s after it joined (ICE/DTLS did not get through)",
-            role,
-            waited,
-        )
-        self._events.publish(MediaNotConnected(self.visit_id, role, round(waited, 1)))
-
     def _slot_started(self) -> None:
         """The clock's start: the waiting room is over (no-op when it was open already)."""
         if not self.gate.open_now():
@@ -439,27 +368,3 @@ class VisitRoom:
     def _warn(self, seconds_left: int) -> None:
         self.log.info("warning: %d s left", seconds_left)
         self._events.publish(VisitWarning(self.visit_id, seconds_left))
-
-    def _connection_state_changed(self, connection: ParticipantConnection, state: str) -> None:
-        role = next((r for r, c in self._participants.items() if c is connection), None)
-        monitor = next((m for m, c in self._monitors.items() if c is connection), None)
-        if role is not None and state == "connected":
-            self._connect_waits.pop(role, None)
-            self._events.publish(ParticipantStateChanged(self.visit_id, role, "connected"))
-        elif state in ("failed", "closed"):
-            if role is not None:
-                self._tasks.create(self._drop(role, connection), name=f"drop {role}")
-            elif monitor is not None:
-                self._tasks.create(
-                    self._drop_monitor(monitor, connection), name=f"drop monitor {monitor}"
-                )
-
-    async def _drop(self, role: Role, connection: ParticipantConnection) -> None:
-        if self._participants.get(role) is connection:
-            self.log.info("%s connection %s: dropping it", role, connection.connection_state)
-            await self._remove(role)  # it may offer again: its wait to connect goes on
-
-    async def _drop_monitor(self, monitor_id: str, connection: ParticipantConnection) -> None:
-        if self._monitors.get(monitor_id) is connection:
-            await self.stop_monitor(monitor_id)
-            self._events.publish(MonitorDropped(self.visit_id, monitor_id))

@@ -1,8 +1,9 @@
 """The signaling protocol: every WebSocket message, as pydantic models validated once at the edge.
 
 Client messages (``client_messages``, re-exported here) form one discriminated union keyed by
-``type``, each with the protocol version ``v``. Server messages are the models below,
-serialised with ``dump``. ``docs/protocol.md`` documents each message with an example.
+``type``, each with the protocol version ``v``. Server messages are the models below and those
+of ``call_messages``, ``staff_messages`` and ``ring_messages`` (re-exported here), serialised
+with ``dump``. ``docs/protocol.md`` documents each message with an example.
 """
 
 from __future__ import annotations
@@ -11,9 +12,22 @@ import logging
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from vvserver.domain.visits.kiosk_day import KioskVisit
+from vvserver.signaling.call_messages import (
+    ChatOutMessage,
+    MediaNotConnectedMessage,
+    ParticipantMessage,
+    PinAcceptedMessage,
+    QualityMessage,
+    QualityOut,
+    RejoinMessage,
+    VisitEndedMessage,
+    VisitStartMessage,
+    VisitStatusMessage,
+    VisitWarningMessage,
+)
 from vvserver.signaling.client_messages import (
     CLIENT_MESSAGE,
     CLIENT_MESSAGE_TYPES,
@@ -56,6 +70,15 @@ from vvserver.signaling.ring_messages import (
     AvailableVisitorsMessage,
     RingEndedMessage,
     RingMessage,
+)
+from vvserver.signaling.staff_messages import (
+    AlertMessage,
+    FlaggedMessage,
+    LiveSnapshotMessage,
+    LiveUpdateMessage,
+    LiveVisitOut,
+    MediaState,
+    VisitFlagOut,
 )
 
 logger = logging.getLogger(__name__)
@@ -132,216 +155,6 @@ class ScheduleMessage(ServerMessage):
     visits: list[KioskVisit]
 
 
-class VisitStartMessage(ServerMessage):
-    """Kiosk: the visit's slot has started; join it now (send an ``offer``)."""
-
-    type: Literal["visit_start"] = "visit_start"
-    visit_id: int
-    start_at: datetime
-    end_at: datetime
-    server_time: datetime
-    pin_required: bool = False  # send ``pin_confirm`` before the ``offer``
-
-
-class VisitStatusMessage(ServerMessage):
-    """Visitor: where the visit stands (waiting room), from the server's clock."""
-
-    type: Literal["visit_status"] = "visit_status"
-    visit_id: int
-    state: str
-    start_at: datetime
-    end_at: datetime
-    server_time: datetime
-    seconds_to_start: int
-    seconds_left: int
-    kiosk_online: bool
-    end_reason: str | None
-    # Attorney/clergy visits: never monitored or recorded (the page tells the visitor so).
-    privileged: bool = False
-    # Whom the visitor is visiting ("Luis will join at 7:55 PM"): the person's first name.
-    person_first_name: str = ""
-    # The call ledger so far (final once ``state`` is an end state), and the facility's credit.
-    connected_seconds: int = 0
-    lost_seconds: int = 0
-    visitor_lost_seconds: int = 0
-    kiosk_lost_seconds: int = 0
-    credit_flag: bool = False
-
-
-class VisitWarningMessage(ServerMessage):
-    """Participants: the visit ends in ``seconds_left`` seconds."""
-
-    type: Literal["visit_warning"] = "visit_warning"
-    visit_id: int
-    seconds_left: int
-
-
-class VisitEndedMessage(ServerMessage):
-    """Participants: the call is over. ``reason``: time_up, terminated, closed, failed."""
-
-    type: Literal["visit_ended"] = "visit_ended"
-    visit_id: int
-    reason: str
-    message: str
-
-
-class RejoinMessage(ServerMessage):
-    """Participants: the server holding the call is stopping; re-join now.
-
-    Open a new socket (it lands on another node, or on this server once it is back) and send a
-    new ``offer``: the same visit, on the same clock; the seconds in between count as lost.
-    """
-
-    type: Literal["rejoin"] = "rejoin"
-    visit_id: int
-    reason: Literal["server_draining"] = "server_draining"
-    message: str
-
-
-class ParticipantMessage(ServerMessage):
-    """Participants: a side's media connection changed (joined, connected, disconnected)."""
-
-    type: Literal["participant"] = "participant"
-    visit_id: int
-    role: Literal["visitor", "kiosk"]
-    state: Literal["joined", "connected", "disconnected"]
-
-
-class MediaNotConnectedMessage(ServerMessage):
-    """Participants: ``role``'s media connection (ICE/DTLS) has not connected ``waited_s``
-    seconds after it joined (its network may block UDP). Staff got an ``alert``."""
-
-    type: Literal["media_not_connected"] = "media_not_connected"
-    visit_id: int
-    role: Literal["visitor", "kiosk"]
-    waited_s: float
-    message: str
-
-
-class QualityOut(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    video_fps_in: float
-    bitrate_in_bps: float
-    packets_lost_in: int
-    round_trip_time_s: float | None
-
-
-class QualityMessage(ServerMessage):
-    """Participants: what the relay receives from one side (every few seconds)."""
-
-    type: Literal["quality"] = "quality"
-    visit_id: int
-    role: Literal["visitor", "kiosk"]
-    quality: QualityOut
-
-
-MediaState = Literal["none", "joined", "connected", "disconnected"]
-
-
-class LiveVisitOut(BaseModel):
-    """One row of an officer's live list. Time left = ``end_at`` - the message's server_time."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: int
-    state: str
-    facility_id: int
-    unit_name: str
-    kiosk_id: int
-    kiosk_name: str
-    kiosk_online: bool
-    person_name: str
-    visitor_name: str
-    start_at: datetime
-    end_at: datetime
-    privileged: bool
-    visitor_connected: bool
-    kiosk_connected: bool
-    visitor_media: MediaState
-    kiosk_media: MediaState
-    visitor_quality: QualityOut | None
-    kiosk_quality: QualityOut | None
-    # Moments officers flagged so far (0 for privileged visits: they cannot be flagged).
-    flags: int = 0
-    # The call ledger per side: seconds lost so far (media stopped or dropped, until its
-    # media returned; written every second), and whether the side is losing time now.
-    visitor_lost_seconds: int = 0
-    kiosk_lost_seconds: int = 0
-    visitor_losing: bool = False
-    kiosk_losing: bool = False
-    # The room's media flow: the side's media reaches the relay now (it is in the call).
-    visitor_media_flowing: bool = False
-    kiosk_media_flowing: bool = False
-    # The side joined but its media connection has not connected within the connect timeout
-    # (cleared once it connects).
-    visitor_cannot_connect: bool = False
-    kiosk_cannot_connect: bool = False
-    # Visit now: who started it ("visitor" or "kiosk"); null for a booked visit. A visit in
-    # state "ringing" is waiting for its answer.
-    on_demand: str | None = None
-
-
-class LiveSnapshotMessage(ServerMessage):
-    type: Literal["live_snapshot"] = "live_snapshot"
-    server_time: datetime
-    visits: list[LiveVisitOut]
-
-
-class LiveUpdateMessage(ServerMessage):
-    type: Literal["live_update"] = "live_update"
-    server_time: datetime
-    changed: list[LiveVisitOut]
-    removed: list[int]
-
-
-class AlertMessage(ServerMessage):
-    """Officers: something needs attention now (``kiosk_offline``: a visit starts, no kiosk)."""
-
-    type: Literal["alert"] = "alert"
-    code: str
-    visit_id: int
-    kiosk_id: int
-    message: str
-    server_time: datetime
-
-
-class VisitFlagOut(BaseModel):
-    id: int
-    visit_id: int
-    at: datetime
-    offset_s: float  # seconds from the visit's start
-    note: str
-    created_by: int
-
-
-class FlaggedMessage(ServerMessage):
-    """Officer: the ``flag`` was stored."""
-
-    type: Literal["flagged"] = "flagged"
-    flag: VisitFlagOut
-
-
-class PinAcceptedMessage(ServerMessage):
-    """Kiosk: the PIN was right; send the ``offer`` for this visit now."""
-
-    type: Literal["pin_accepted"] = "pin_accepted"
-    visit_id: int
-
-
-class ChatOutMessage(ServerMessage):
-    """A chat message of a live visit, to both sides and to staff following it."""
-
-    model_config = ConfigDict(frozen=True, serialize_by_alias=True, populate_by_name=True)
-
-    type: Literal["chat"] = "chat"
-    id: int
-    visit_id: int
-    sender: Literal["visitor", "kiosk"] = Field(alias="from")
-    text: str
-    at: datetime
-
-
 AnyServerMessage = (
     WelcomeMessage
     | HeartbeatMessage
@@ -386,20 +199,33 @@ __all__ = [
     "MAX_SDP_CHARS",
     "MAX_TOKEN_CHARS",
     "PROTOCOL_VERSION",
+    "AlertMessage",
     "AnyClientMessage",
     "AuthMessage",
     "AvailabilityMessage",
     "AvailableRequest",
     "ChatMessage",
+    "ChatOutMessage",
     "ClientMessage",
     "FlagMessage",
+    "FlaggedMessage",
     "IceCandidateMessage",
     "LeaveMessage",
+    "LiveSnapshotMessage",
+    "LiveUpdateMessage",
+    "LiveVisitOut",
+    "MediaNotConnectedMessage",
+    "MediaState",
     "MonitorMessage",
     "OfferMessage",
+    "ParticipantMessage",
+    "PinAcceptedMessage",
     "PinConfirmMessage",
     "PingMessage",
     "ProtocolError",
+    "QualityMessage",
+    "QualityOut",
+    "RejoinMessage",
     "ResidentSignInMessage",
     "ResidentSignOutMessage",
     "RingAcceptMessage",
@@ -409,6 +235,11 @@ __all__ = [
     "ServerMessage",
     "StopMonitorMessage",
     "TerminateMessage",
+    "VisitEndedMessage",
+    "VisitFlagOut",
     "VisitId",
+    "VisitStartMessage",
+    "VisitStatusMessage",
+    "VisitWarningMessage",
     "parse_client_message",
 ]

@@ -4,7 +4,9 @@ It holds `Services` and the process's `RoomRegistry`. Participants' and officers
 in, answers come out; every refusal is a DomainError (clean 4xx). Auditing, visit states,
 connection accounting and the `Recording` row happen here, because the media layer has no
 database. Authorising participants (join links, kiosk credentials) is the caller's job;
-staff methods take the officer's `Principal` and check its scope themselves.
+staff methods take the officer's `Principal` and check its scope themselves. What concerns
+every room of the process at once (metrics, draining, the close at shutdown) is
+`ProcessRooms` (``process_rooms``), which `VisitMedia` derives from.
 """
 
 from __future__ import annotations
@@ -24,12 +26,8 @@ from vvserver.media.ice_servers import checked_ice_servers, rtc_ice_servers
 from vvserver.media.offers import check_offer
 from vvserver.media.room_events import DEFAULT_QUALITY_INTERVAL, ROLES, Role
 from vvserver.media.room_registry import RoomRegistry
-from vvserver.visits_live.figures import (
-    MediaMetrics,
-    VisitQuality,
-    visit_quality,
-)
-from vvserver.visits_live.handoff import DRAIN_MESSAGE, handed_off_at
+from vvserver.visits_live.figures import VisitQuality, visit_quality
+from vvserver.visits_live.handoff import handed_off_at
 from vvserver.visits_live.ledger_store import LedgerWriter
 from vvserver.visits_live.live_visit import (
     LiveVisit,
@@ -38,6 +36,7 @@ from vvserver.visits_live.live_visit import (
     load_live_visit,
     media_errors,
 )
+from vvserver.visits_live.process_rooms import ProcessRooms
 from vvserver.visits_live.recording_rows import create_recording_row
 from vvserver.visits_live.room_watch import RoomWatch, audit_monitor
 
@@ -53,8 +52,6 @@ TERMINATED_MESSAGE = "ended by the facility"
 # A termination reason (HTTP and the officer socket alike).
 MAX_REASON_CHARS = 500
 MONITOR_REFUSALS = frozenset({"privileged_visit", "too_many_monitors"})
-SHUTDOWN_GRACE_S = 30.0  # how long close() lets the watches write the rooms' ends
-IDLE_POLL_S = 0.2  # how often a drain looks whether the last call has ended
 
 
 async def _forwarded_codecs() -> dict[MediaKind, str]:
@@ -72,7 +69,7 @@ def _relay_room() -> type[VisitRoom]:
     return VisitRoom
 
 
-class VisitMedia:
+class VisitMedia(ProcessRooms):
     def __init__(
         self,
         services: Services,
@@ -377,87 +374,3 @@ class VisitMedia:
         """Per-participant figures of the visit's call (staff in scope)."""
         await self._staff_visit(visit_id, principal)
         return visit_quality(visit_id, self.rooms.get(visit_id))
-
-    def metrics(self) -> MediaMetrics:
-        stats = self.rooms.stats()
-        live_now = sum(w.went_live for w in self._watches.values())
-        return MediaMetrics(
-            rooms_open=stats.rooms,
-            participants_connected=stats.participants,
-            monitors=stats.monitors,
-            frames_forwarded=stats.frames_forwarded,
-            frames_dropped=stats.frames_dropped,
-            keyframe_requests_sent=stats.keyframe_requests_sent,
-            rooms_opened_total=self._rooms_opened,
-            visits_went_live_total=self._went_live + live_now,
-            recordings_finished_total=self._recordings_finished,
-            recording_failures_total=self._recording_failures,
-            monitors_refused_total=self._monitors_refused,
-            frames_forwarded_total=stats.frames_forwarded_total,
-            packets_forwarded_total=stats.packets_forwarded_total,
-            bytes_forwarded_total=stats.bytes_forwarded_total,
-            frames_dropped_total=stats.frames_dropped_total,
-            draining=self.draining,
-        )
-
-    def open_recordings(self) -> dict[int, int | None]:
-        """Visit id -> the recording row of each room open here (None: not recorded)."""
-        return {visit_id: watch.recording_id for visit_id, watch in self._watches.items()}
-
-    # --- lifecycle --------------------------------------------------------------------------
-
-    async def wait_settled(self, visit_id: int) -> None:
-        """Wait until the visit's room (if open) has ended and its end is in the database."""
-        task = self._watch_tasks.get(visit_id)
-        if task is not None:
-            await asyncio.shield(task)
-
-    def start_draining(self) -> None:
-        """Open no new room from now on (joins of calls already here still work)."""
-        if not self.draining:
-            logger.info("draining: %d calls go on, no new call opens here", len(self.rooms))
-        self.draining = True
-
-    async def wait_idle(self, *, within: float) -> bool:
-        """Wait until no room is open here, at most `within` seconds; True when none is."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        while len(self.rooms) or self._watch_tasks:
-            left = deadline - loop.time()
-            if left <= 0:
-                return False
-            await asyncio.sleep(min(IDLE_POLL_S, left))
-        return True
-
-    async def hand_off_all(self) -> list[int]:
-        """Close every room for a drain's hand-off; returns their visits once their ends
-        (last connection time, `ready` again, recording finished) are in the database."""
-        rooms = [self.rooms.get(visit_id) for visit_id in self.rooms.visit_ids()]
-        open_rooms = [room for room in rooms if room is not None and not room.closed]
-        await asyncio.gather(
-            *(room.close("draining", DRAIN_MESSAGE) for room in open_rooms),
-            return_exceptions=True,
-        )
-        # A call that ended by itself meanwhile (its time was up) is not handed off.
-        visit_ids = [
-            room.visit_id
-            for room in open_rooms
-            if room.ended is not None and room.ended.reason == "draining"
-        ]
-        for visit_id in visit_ids:
-            try:
-                await asyncio.wait_for(self.wait_settled(visit_id), SHUTDOWN_GRACE_S)
-            except TimeoutError:
-                logger.error("visit %s: the hand-off was not recorded in time", visit_id)
-        return visit_ids
-
-    async def close(self) -> None:
-        """At shutdown: close every room, let the watches record the ends, then stop."""
-        await self._ledgers.close()
-        await self.rooms.close_all()
-        pending = list(self._tasks.tasks)  # the watches, and monitor-stop audits
-        if pending:
-            _, late = await asyncio.wait(pending, timeout=SHUTDOWN_GRACE_S)
-            if late:
-                logger.error("%d rooms' ends were not recorded in time", len(late))
-        await self._tasks.close()
