@@ -4,10 +4,12 @@ a closed task set takes no new work, and a loop asked to stop is not cut inside 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
-from vvserver.aio import TaskSet, cancel_and_wait, stop_task
+from vvserver.aio import TaskSet, cancel_and_wait, cancel_requested, stop_task
+from vvserver.cluster.nodes import NodeRegistry
 
 
 async def test_a_caller_cancelled_while_waiting_for_cancelled_tasks_is_cancelled_too() -> None:
@@ -83,3 +85,42 @@ async def test_stop_task_lets_a_loop_finish_its_read_and_cancels_only_a_stuck_on
     stuck = asyncio.create_task(asyncio.sleep(3600))
     await stop_task(stuck, grace_s=0.05)
     assert stuck.cancelled()
+
+
+class RegistryWhoseRedisSwallowsACancel(NodeRegistry):
+    """A node registry whose Redis client swallows one cancellation, as redis-py does when a
+    command's socket timeout races with it (it retries the command)."""
+
+    def __init__(self) -> None:
+        self.swallowed = 0
+        self.scans = 0
+
+    async def beat(self) -> None:
+        pass
+
+    async def scan(self) -> None:
+        self.scans += 1
+        try:
+            await asyncio.sleep(0.05)
+        except asyncio.CancelledError:
+            self.swallowed += 1
+
+
+async def test_a_loop_stops_at_shutdown_even_when_a_library_swallowed_its_cancellation() -> None:
+    registry = RegistryWhoseRedisSwallowsACancel()
+    task = asyncio.create_task(registry.run())
+    await asyncio.sleep(0.02)  # inside a scan
+    await asyncio.wait_for(cancel_and_wait(task), 5)
+    assert task.cancelled()
+    assert registry.swallowed == 1
+    assert registry.scans == 1  # no turn after the cancellation
+
+
+async def test_a_timeout_alone_is_not_a_request_to_stop() -> None:
+    async def wait_briefly() -> bool:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(0.01):
+                await asyncio.sleep(1)
+        return cancel_requested()
+
+    assert await asyncio.create_task(wait_briefly()) is False

@@ -26,6 +26,16 @@ async def wait_event(event: asyncio.Event, seconds: float) -> bool:
     return bool(done)
 
 
+def cancel_requested() -> bool:
+    """Whether the current task has been asked to stop (``Task.cancel``), even when the
+    ``CancelledError`` was swallowed on the way: redis-py retries a command whose socket
+    timeout raced with the cancellation, and the caller's loop would run on for good. Loops
+    that run until cancelled check it at the top of each turn (``asyncio.timeout`` uncancels
+    what it turns into ``TimeoutError``, so a timeout alone never sets it)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 async def cancel_and_wait(*tasks: asyncio.Task[Any]) -> None:
     """Cancel ``tasks`` and wait until they have finished; a task's own failure is logged.
 

@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
-from vvserver.aio import TaskSet
+from vvserver.aio import TaskSet, cancel_requested
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class RedisLink:
         self._tasks.create(self._send_outbox(), name="redis outbox")
 
     async def _read(self, pubsub: PubSub) -> None:
-        while True:
+        while not cancel_requested():
             try:
                 message = await pubsub.get_message(timeout=1.0)
             except (RedisError, OSError) as exc:
@@ -84,6 +84,7 @@ class RedisLink:
                 handler(str(message["data"]))
             except Exception:
                 logger.exception("redis message on %s could not be handled", message["channel"])
+        raise asyncio.CancelledError  # asked to stop; a library swallowed the cancellation
 
     def send(self, action: Outgoing) -> None:
         """Queue ``action(redis)`` for the sender task; never waits, never raises."""
@@ -98,7 +99,7 @@ class RedisLink:
         self.send(lambda redis: redis.publish(channel, data))
 
     async def _send_outbox(self) -> None:
-        while True:
+        while not cancel_requested():
             action = await self._outbox.get()
             try:
                 while True:
@@ -110,6 +111,7 @@ class RedisLink:
                         await asyncio.sleep(RETRY_S)
             finally:
                 self._outbox.task_done()
+        raise asyncio.CancelledError  # asked to stop; a library swallowed the cancellation
 
     async def flush(self, within: float = 5.0) -> None:
         """Wait (up to ``within`` seconds) until everything queued has been sent."""

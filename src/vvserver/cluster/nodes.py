@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from redis.exceptions import RedisError
 
+from vvserver.aio import cancel_requested
 from vvserver.cluster.link import RedisLink
 
 logger = logging.getLogger(__name__)
@@ -202,7 +203,7 @@ class NodeRegistry:
 
     async def run(self) -> None:
         next_beat = 0.0
-        while True:
+        while not cancel_requested():
             try:
                 if time.monotonic() >= next_beat:
                     next_beat = time.monotonic() + BEAT_S
@@ -211,6 +212,7 @@ class NodeRegistry:
             except (RedisError, OSError) as exc:
                 logger.warning("cluster registry: %r", exc)
             await asyncio.sleep(SCAN_S)
+        raise asyncio.CancelledError  # asked to stop; a library swallowed the cancellation
 
     def node_list(self) -> list[NodeInfo]:
         return sorted(self.alive.values(), key=lambda n: n.node_id)

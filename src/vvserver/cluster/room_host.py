@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, get_args
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from vvserver.aio import TaskSet
+from vvserver.aio import TaskSet, cancel_requested
 from vvserver.cluster.codec import UnknownEvent, dumps, room_event_from, room_event_json
 from vvserver.cluster.link import RedisLink
 from vvserver.cluster.media_bridge import ClusterMedia
@@ -126,12 +126,13 @@ class RoomHost:
             await pipe.execute()
 
     async def run(self) -> None:
-        while True:
+        while not cancel_requested():
             try:
                 await self.beat()
             except (RedisError, OSError) as exc:
                 logger.warning("cluster room beat: %r", exc)
             await asyncio.sleep(BEAT_S)
+        raise asyncio.CancelledError  # asked to stop; a library swallowed the cancellation
 
     async def close(self) -> None:
         await self._tasks.close()
