@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from vvserver.domain.booking.availability import Interval
 from vvserver.domain.facilities.rules import HourWindow
-from vvserver.domain.visits.on_demand import in_on_demand_hours
+from vvserver.domain.visits.on_demand_hours import in_on_demand_hours
 
 NEW_YORK = ZoneInfo("America/New_York")
 ALL_DAY = tuple(HourWindow(d, time(0, 0), time(0, 0)) for d in range(7))

@@ -1,7 +1,7 @@
 /*
  * What the relay chain's two files share (`_relay_lane.c`: the per-packet steps;
  * `_frame_lane.c`: in-order frame assembly): attribute names, what configure_relay() was
- * given, small helpers on Python attributes, and the packet being relayed.
+ * given, and the packet being relayed (the helpers on Python attributes are in _rtp_native.h).
  */
 #ifndef VVSERVER_RELAY_LANE_H
 #define VVSERVER_RELAY_LANE_H
@@ -49,78 +49,6 @@ extern long long max_send_buffer, max_frame_bytes;
 extern double silence_after, outage_gap;
 
 #define NTP_EPOCH_OFFSET 2208988800.0
-
-/* --- small helpers on Python attributes (0 / value on success, -1 with an exception) ---- */
-
-static inline int
-get_ll(PyObject *object, PyObject *name, long long *out)
-{
-    PyObject *value = PyObject_GetAttr(object, name);
-    if (value == NULL)
-        return -1;
-    long long result = PyLong_AsLongLong(value);
-    Py_DECREF(value);
-    if (result == -1 && PyErr_Occurred())
-        return -1;
-    *out = result;
-    return 0;
-}
-
-static inline int
-get_double(PyObject *object, PyObject *name, double *out)
-{
-    PyObject *value = PyObject_GetAttr(object, name);
-    if (value == NULL)
-        return -1;
-    double result = PyFloat_AsDouble(value);
-    Py_DECREF(value);
-    if (result == -1.0 && PyErr_Occurred())
-        return -1;
-    *out = result;
-    return 0;
-}
-
-static inline int
-get_truth(PyObject *object, PyObject *name)
-{
-    PyObject *value = PyObject_GetAttr(object, name);
-    if (value == NULL)
-        return -1;
-    int result = PyObject_IsTrue(value);
-    Py_DECREF(value);
-    return result;
-}
-
-static inline int
-set_owned(PyObject *object, PyObject *name, PyObject *value)
-{
-    if (value == NULL)
-        return -1;
-    int result = PyObject_SetAttr(object, name, value);
-    Py_DECREF(value);
-    return result;
-}
-
-static inline int
-set_ll(PyObject *object, PyObject *name, long long value)
-{
-    return set_owned(object, name, PyLong_FromLongLong(value));
-}
-
-static inline int
-set_double(PyObject *object, PyObject *name, double value)
-{
-    return set_owned(object, name, PyFloat_FromDouble(value));
-}
-
-static inline int
-add_ll(PyObject *object, PyObject *name, long long amount)
-{
-    long long value;
-    if (get_ll(object, name, &value) < 0)
-        return -1;
-    return set_ll(object, name, value + amount);
-}
 
 /* Calls `object.name(*args)` and drops the result; -1 with an exception. */
 static inline int

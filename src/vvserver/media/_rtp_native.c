@@ -284,43 +284,6 @@ RtpSender_use(RtpSender *self, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
-static int
-add_to_attribute(PyObject *object, PyObject *name, long long amount)
-{
-    PyObject *value = PyObject_GetAttr(object, name);
-    if (value == NULL)
-        return -1;
-    PyObject *increment = PyLong_FromLongLong(amount);
-    if (increment == NULL) {
-        Py_DECREF(value);
-        return -1;
-    }
-    PyObject *total = PyNumber_Add(value, increment);
-    Py_DECREF(value);
-    Py_DECREF(increment);
-    if (total == NULL)
-        return -1;
-    int result = PyObject_SetAttr(object, name, total);
-    Py_DECREF(total);
-    return result;
-}
-
-static int
-set_attribute(PyObject *object, PyObject *name, PyObject *value)
-{
-    if (value == NULL)
-        return -1;
-    int result = PyObject_SetAttr(object, name, value);
-    Py_DECREF(value);
-    return result;
-}
-
-/*
- * send(sequence_number, timestamp, marker, payload, ntp) -> bytes put on the wire
- * Builds the packet (this sender's SSRC, payload type and extension block, abs-send-time from
- * `ntp`), keeps it in the history (video), protects it and hands it to the socket; then sets
- * the counters aiortc's RTCP sender reports read.
- */
 /*
  * Builds the packet (this sender's SSRC, payload type and extension block, abs-send-time from
  * `ntp`), keeps it in the history (video), protects it and hands it to the socket; then sets
@@ -407,21 +370,21 @@ rtp_sender_send(RtpSender *self, unsigned long seq, unsigned long long timestamp
         return -1;
     Py_DECREF(result);
 
-    if (add_to_attribute(self->dtls, str_tx_bytes, protected_length) < 0 ||
-        add_to_attribute(self->dtls, str_tx_packets, 1) < 0)
+    if (add_ll(self->dtls, str_tx_bytes, protected_length) < 0 ||
+        add_ll(self->dtls, str_tx_packets, 1) < 0)
         return -1;
     self->packets_sent += 1;
     self->octets_sent += payload_length;
-    if (set_attribute(self->sender, str_packet_count, PyLong_FromLongLong(self->packets_sent)) <
+    if (set_owned(self->sender, str_packet_count, PyLong_FromLongLong(self->packets_sent)) <
             0 ||
-        set_attribute(self->sender, str_octet_count, PyLong_FromLongLong(self->octets_sent)) < 0)
+        set_owned(self->sender, str_octet_count, PyLong_FromLongLong(self->octets_sent)) < 0)
         return -1;
     if ((long long)timestamp != self->last_timestamp) {
         /* what the sender's RTCP loop puts in its sender reports: a matching pair */
         self->last_timestamp = (long long)timestamp;
-        if (set_attribute(self->sender, str_ntp_timestamp, PyLong_FromUnsignedLongLong(ntp)) <
+        if (set_owned(self->sender, str_ntp_timestamp, PyLong_FromUnsignedLongLong(ntp)) <
                 0 ||
-            set_attribute(self->sender, str_rtp_timestamp,
+            set_owned(self->sender, str_rtp_timestamp,
                           PyLong_FromUnsignedLongLong(timestamp)) < 0)
             return -1;
     }

@@ -58,6 +58,78 @@ typedef struct {
 
 extern PyTypeObject RtpSenderType;
 
+/* --- small helpers on Python attributes (0 / value on success, -1 with an exception) ---- */
+
+static inline int
+get_ll(PyObject *object, PyObject *name, long long *out)
+{
+    PyObject *value = PyObject_GetAttr(object, name);
+    if (value == NULL)
+        return -1;
+    long long result = PyLong_AsLongLong(value);
+    Py_DECREF(value);
+    if (result == -1 && PyErr_Occurred())
+        return -1;
+    *out = result;
+    return 0;
+}
+
+static inline int
+get_double(PyObject *object, PyObject *name, double *out)
+{
+    PyObject *value = PyObject_GetAttr(object, name);
+    if (value == NULL)
+        return -1;
+    double result = PyFloat_AsDouble(value);
+    Py_DECREF(value);
+    if (result == -1.0 && PyErr_Occurred())
+        return -1;
+    *out = result;
+    return 0;
+}
+
+static inline int
+get_truth(PyObject *object, PyObject *name)
+{
+    PyObject *value = PyObject_GetAttr(object, name);
+    if (value == NULL)
+        return -1;
+    int result = PyObject_IsTrue(value);
+    Py_DECREF(value);
+    return result;
+}
+
+static inline int
+set_owned(PyObject *object, PyObject *name, PyObject *value)
+{
+    if (value == NULL)
+        return -1;
+    int result = PyObject_SetAttr(object, name, value);
+    Py_DECREF(value);
+    return result;
+}
+
+static inline int
+set_ll(PyObject *object, PyObject *name, long long value)
+{
+    return set_owned(object, name, PyLong_FromLongLong(value));
+}
+
+static inline int
+set_double(PyObject *object, PyObject *name, double value)
+{
+    return set_owned(object, name, PyFloat_FromDouble(value));
+}
+
+static inline int
+add_ll(PyObject *object, PyObject *name, long long amount)
+{
+    long long value;
+    if (get_ll(object, name, &value) < 0)
+        return -1;
+    return set_ll(object, name, value + amount);
+}
+
 int read_pointer(PyObject *value, void **out);
 int check_functions(void);
 /* 0, UNDECRYPTABLE or MALFORMED; `buffer` holds BUFFER_BYTES */
