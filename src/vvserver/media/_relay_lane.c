@@ -8,7 +8,7 @@
  *   fast_receive.FastReceive._handle    statistics, NACK window, estimator bytes, the sink
  *   feed_sink.FeedSink.__call__         the participant's media presence
  *   forwarding.Feed.publish_packet      byte budget, counters, fan-out, frame assembly
- *   forwarding.ForwardedTrack.forward   sequence/timestamp rewriting, counters
+ *   forwarded_track.ForwardedTrack.forward  sequence/timestamp rewriting, counters
  *   rtp_send_path.RtpSendPath.send      the send guards, then RtpSender's C send
  *   assembly.VideoFrameAssembler.add    in-order frames (held in a FrameLane), released whole
  *   assembly.AudioPacketGate.add        the next packet in order
