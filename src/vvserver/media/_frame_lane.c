@@ -144,7 +144,7 @@ release_frame(FrameLane *lane, PyObject *assembler, unsigned int end, PyObject *
         return -1;
     if (!starts) {
         FrameLane_drop(lane);
-        return PyObject_SetAttr(assembler, NAME(_loss), Py_True) < 0 ? -1 : 0;
+        return set_owned(assembler, NAME(_loss), Py_NewRef(Py_True)) < 0 ? -1 : 0;
     }
     Py_ssize_t total = 0;
     for (int i = 0; i < lane->count; i++)
@@ -159,7 +159,7 @@ release_frame(FrameLane *lane, PyObject *assembler, unsigned int end, PyObject *
         at += size;
     }
     int after_loss = get_truth(assembler, NAME(_loss));
-    if (after_loss < 0 || PyObject_SetAttr(assembler, NAME(_loss), Py_False) < 0) {
+    if (after_loss < 0 || set_owned(assembler, NAME(_loss), Py_NewRef(Py_False)) < 0) {
         Py_DECREF(data);
         return -1;
     }
@@ -193,13 +193,13 @@ int
 assemble_video(PyObject *feed, PyObject *assembler, PyObject *segment, Relayed *r,
                PyObject *now_obj, double now)
 {
-    PyObject *lane_object = PyObject_GetAttr(assembler, NAME(_lane));
+    PyObject *lane_object = GET_ATTR(assembler, NAME(_lane));
     if (lane_object == NULL)
         return -1;
     if (lane_object == Py_None) {
         Py_DECREF(lane_object);
-        PyObject *starts = PyObject_GetAttr(assembler, NAME(_starts_frame));
-        PyObject *keyframe = PyObject_GetAttr(assembler, NAME(_is_keyframe));
+        PyObject *starts = GET_ATTR(assembler, NAME(_starts_frame));
+        PyObject *keyframe = GET_ATTR(assembler, NAME(_is_keyframe));
         int defaults = starts == default_starts_frame && keyframe == default_is_keyframe;
         Py_XDECREF(starts);
         Py_XDECREF(keyframe);
@@ -208,7 +208,7 @@ assemble_video(PyObject *feed, PyObject *assembler, PyObject *segment, Relayed *
         if (!defaults) /* an assembler with other codec rules: Python's */
             return assemble_in_python(feed, segment, r, now_obj);
         lane_object = PyObject_CallNoArgs((PyObject *)&FrameLaneType);
-        if (lane_object == NULL || PyObject_SetAttr(assembler, NAME(_lane), lane_object) < 0) {
+        if (lane_object == NULL || set_owned(assembler, NAME(_lane), Py_NewRef(lane_object)) < 0) {
             Py_XDECREF(lane_object);
             return -1;
         }
@@ -220,10 +220,10 @@ assemble_video(PyObject *feed, PyObject *assembler, PyObject *segment, Relayed *
     }
     FrameLane *lane = (FrameLane *)lane_object;
     int usual = 0;
-    PyObject *slots = PyObject_GetAttr(assembler, NAME(_slots));
-    PyObject *next = PyObject_GetAttr(assembler, NAME(_next));
-    PyObject *ssrc = PyObject_GetAttr(assembler, NAME(_ssrc));
-    PyObject *behind = PyObject_GetAttr(assembler, NAME(_behind_since));
+    PyObject *slots = GET_ATTR(assembler, NAME(_slots));
+    PyObject *next = GET_ATTR(assembler, NAME(_next));
+    PyObject *ssrc = GET_ATTR(assembler, NAME(_ssrc));
+    PyObject *behind = GET_ATTR(assembler, NAME(_behind_since));
     double last_arrival = 0, max_wait = 0;
     if (slots == NULL || next == NULL || ssrc == NULL || behind == NULL ||
         get_double(assembler, NAME(_last_arrival), &last_arrival) < 0 ||
@@ -252,7 +252,7 @@ assemble_video(PyObject *feed, PyObject *assembler, PyObject *segment, Relayed *
         return assemble_in_python(feed, segment, r, now_obj);
     }
 
-    if (PyObject_SetAttr(assembler, NAME(_last_arrival), now_obj) < 0)
+    if (set_owned(assembler, NAME(_last_arrival), Py_NewRef(now_obj)) < 0)
         goto error;
     Frame frames[2];
     int made = 0, released;
@@ -296,7 +296,7 @@ error:
 int
 assemble_audio(PyObject *feed, PyObject *gate, PyObject *segment, Relayed *r, PyObject *now_obj)
 {
-    PyObject *held = PyObject_GetAttr(gate, NAME(_held));
+    PyObject *held = GET_ATTR(gate, NAME(_held));
     if (held == NULL)
         return -1;
     int empty = PyDict_Check(held) && PyDict_GET_SIZE(held) == 0;
@@ -304,7 +304,7 @@ assemble_audio(PyObject *feed, PyObject *gate, PyObject *segment, Relayed *r, Py
     long long next;
     int usual = 0;
     if (empty) {
-        PyObject *ssrc = PyObject_GetAttr(gate, NAME(_ssrc));
+        PyObject *ssrc = GET_ATTR(gate, NAME(_ssrc));
         if (ssrc == NULL)
             return -1;
         usual = PyObject_RichCompareBool(ssrc, r->ssrc, Py_EQ);

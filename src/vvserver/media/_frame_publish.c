@@ -54,7 +54,7 @@ recorder_usual(PyObject *tap, PyObject *segment, Frame *f)
         return 0;
     int result = -1;
     PyObject *own_segment = NULL, *writer = NULL, *file = NULL;
-    PyObject *recorder = PyObject_GetAttr(tap, NAME(_recorder));
+    PyObject *recorder = GET_ATTR(tap, NAME(_recorder));
     if (recorder == NULL)
         return -1;
     int closed = get_truth(recorder, NAME(_closed));
@@ -62,15 +62,15 @@ recorder_usual(PyObject *tap, PyObject *segment, Frame *f)
         result = closed < 0 ? -1 : 0;
         goto done;
     }
-    if ((own_segment = PyObject_GetAttr(recorder, NAME(_segment))) == NULL ||
-        (writer = PyObject_GetAttr(recorder, NAME(_writer))) == NULL)
+    if ((own_segment = GET_ATTR(recorder, NAME(_segment))) == NULL ||
+        (writer = GET_ATTR(recorder, NAME(_writer))) == NULL)
         goto done;
     int same = PyObject_RichCompareBool(own_segment, segment, Py_EQ);
     if (same <= 0 || writer == Py_None) {
         result = same < 0 ? -1 : 0;
         goto done;
     }
-    if ((file = PyObject_GetAttr(writer, NAME(_file))) == NULL)
+    if ((file = GET_ATTR(writer, NAME(_file))) == NULL)
         goto done;
     result = file != Py_None;
 done:
@@ -85,21 +85,21 @@ done:
 static int
 frame_usual(PyObject *feed, PyObject *segment, Frame *f, PyObject *subscribers)
 {
-    PyObject *own_segment = PyObject_GetAttr(feed, NAME(_segment));
+    PyObject *own_segment = GET_ATTR(feed, NAME(_segment));
     if (own_segment == NULL)
         return -1;
     int usual = PyObject_RichCompareBool(own_segment, segment, Py_EQ);
     Py_DECREF(own_segment);
     if (usual <= 0)
         return usual;
-    PyObject *gate = PyObject_GetAttr(feed, NAME(forwarding_gate));
+    PyObject *gate = GET_ATTR(feed, NAME(forwarding_gate));
     if (gate == NULL)
         return -1;
     usual = gate == Py_None ? 1 : get_truth(gate, NAME(is_open)); /* GatedFeed's waiting room */
     Py_DECREF(gate);
     if (usual <= 0)
         return usual;
-    PyObject *last_ssrc = PyObject_GetAttr(feed, NAME(_last_ssrc));
+    PyObject *last_ssrc = GET_ATTR(feed, NAME(_last_ssrc));
     if (last_ssrc == NULL)
         return -1;
     usual = last_ssrc != Py_None;
@@ -158,7 +158,7 @@ write_record(PyObject *writer, Frame *f)
     put_u32(at + 10, (uint32_t)arrival_us);
     put_u32(at + 14, (uint32_t)length);
     memcpy(at + 18, PyBytes_AS_STRING(f->data), (size_t)length);
-    PyObject *file = PyObject_GetAttr(writer, NAME(_file));
+    PyObject *file = GET_ATTR(writer, NAME(_file));
     if (file == NULL) {
         Py_DECREF(record);
         return -1;
@@ -174,7 +174,7 @@ write_record(PyObject *writer, Frame *f)
     if (result == 0 && arrival - last_flush >= interval) {
         result = call_method(file, NAME(flush), NULL, 0);
         if (result == 0)
-            result = PyObject_SetAttr(writer, NAME(_last_flush), f->arrival);
+            result = set_owned(writer, NAME(_last_flush), Py_NewRef(f->arrival));
     }
     Py_DECREF(file);
     return result;
@@ -185,10 +185,10 @@ write_record(PyObject *writer, Frame *f)
 static int
 record(PyObject *tap, Frame *f)
 {
-    PyObject *recorder = PyObject_GetAttr(tap, NAME(_recorder));
+    PyObject *recorder = GET_ATTR(tap, NAME(_recorder));
     if (recorder == NULL)
         return -1;
-    PyObject *writer = PyObject_GetAttr(recorder, NAME(_writer));
+    PyObject *writer = GET_ATTR(recorder, NAME(_writer));
     int result = writer == NULL ? -1 : write_record(writer, f);
     Py_XDECREF(writer);
     if (result < 0 && PyErr_ExceptionMatches(PyExc_OSError)) {
@@ -208,7 +208,7 @@ record(PyObject *tap, Frame *f)
 int
 publish_frame(PyObject *feed, PyObject *segment, Frame *f)
 {
-    PyObject *subscribers = PyObject_GetAttr(feed, NAME(_frame_subscribers));
+    PyObject *subscribers = GET_ATTR(feed, NAME(_frame_subscribers));
     if (subscribers == NULL)
         return -1;
     int result = frame_usual(feed, segment, f, subscribers);
@@ -221,8 +221,8 @@ publish_frame(PyObject *feed, PyObject *segment, Frame *f)
         add_ll(feed, NAME(bytes_in), PyBytes_GET_SIZE(f->data)) < 0 ||
         (f->video && f->keyframe &&
          (add_ll(feed, NAME(keyframes_in), 1) < 0 ||
-          PyObject_SetAttr(feed, NAME(_needs_keyframe), Py_False) < 0 ||
-          PyObject_SetAttr(feed, NAME(_keyframe_wanted), Py_False) < 0))) {
+          set_owned(feed, NAME(_needs_keyframe), Py_NewRef(Py_False)) < 0 ||
+          set_owned(feed, NAME(_keyframe_wanted), Py_NewRef(Py_False)) < 0))) {
         Py_DECREF(subscribers);
         return -1;
     }

@@ -44,7 +44,7 @@ send_usual(PyObject *out, unsigned long seq, unsigned long long timestamp, Relay
 {
     int result = 0;
     PyObject *state = NULL, *tx_srtp = NULL, *size = NULL;
-    PyObject *native = PyObject_GetAttr(out, NAME(_native));
+    PyObject *native = GET_ATTR(out, NAME(_native));
     if (native == NULL)
         return -1;
     if (Py_TYPE(native) != &RtpSenderType)
@@ -58,8 +58,8 @@ send_usual(PyObject *out, unsigned long seq, unsigned long long timestamp, Relay
         result = enabled;
         goto done;
     }
-    if ((state = PyObject_GetAttr(sender->dtls, NAME(_state))) == NULL ||
-        (tx_srtp = PyObject_GetAttr(sender->dtls, NAME(_tx_srtp))) == NULL) {
+    if ((state = GET_ATTR(sender->dtls, NAME(_state))) == NULL ||
+        (tx_srtp = GET_ATTR(sender->dtls, NAME(_tx_srtp))) == NULL) {
         result = -1;
         goto done;
     }
@@ -100,7 +100,7 @@ static int
 forward_to(PyObject *track, Relayed *r, int key_start, PyObject *source, PyObject *now_obj,
            double now, unsigned long long ntp, PyObject **ntp_obj)
 {
-    PyObject *out = PyObject_GetAttr(track, NAME(_out));
+    PyObject *out = GET_ATTR(track, NAME(_out));
     if (out == NULL)
         return -1;
     int result = 0;
@@ -111,7 +111,7 @@ forward_to(PyObject *track, Relayed *r, int key_start, PyObject *source, PyObjec
         result = started;
         goto done;
     }
-    PyObject *own_source = PyObject_GetAttr(track, NAME(_source));
+    PyObject *own_source = GET_ATTR(track, NAME(_source));
     if (own_source == NULL) {
         result = -1;
         goto done;
@@ -161,8 +161,8 @@ forward_to(PyObject *track, Relayed *r, int key_start, PyObject *source, PyObjec
     }
     /* sent: the bookkeeping after it */
     long long frame_ts;
-    PyObject *counters = PyObject_GetAttr(track, NAME(counters));
-    PyObject *max_out = PyObject_GetAttr(track, NAME(_max_out));
+    PyObject *counters = GET_ATTR(track, NAME(counters));
+    PyObject *max_out = GET_ATTR(track, NAME(_max_out));
     if (counters == NULL || max_out == NULL || get_ll(track, NAME(_frame_ts), &frame_ts) < 0)
         goto bookkeeping_failed;
     if ((long long)out_ts != frame_ts) {
@@ -207,7 +207,7 @@ publish_packet(PyObject *feed, PyObject *segment, Relayed *r, double now)
              *tracks = NULL, *source = NULL, *ntp_obj = NULL, *part = NULL;
     if (now_obj == NULL)
         return -1;
-    if ((own_segment = PyObject_GetAttr(feed, NAME(_segment))) == NULL)
+    if ((own_segment = GET_ATTR(feed, NAME(_segment))) == NULL)
         goto done;
     int current = PyObject_RichCompareBool(segment, own_segment, Py_EQ);
     if (current <= 0) { /* a replaced connection still delivering its last packets */
@@ -215,15 +215,15 @@ publish_packet(PyObject *feed, PyObject *segment, Relayed *r, double now)
         goto done;
     }
     double rate, capacity, tokens, at;
-    if ((budget = PyObject_GetAttr(feed, NAME(_budget))) == NULL ||
+    if ((budget = GET_ATTR(feed, NAME(_budget))) == NULL ||
         get_double(budget, NAME(_rate), &rate) < 0 ||
         get_double(budget, NAME(_capacity), &capacity) < 0 ||
         get_double(budget, NAME(_tokens), &tokens) < 0 || get_double(budget, NAME(_at), &at) < 0)
         goto done;
     tokens = fmin(capacity, tokens + (now - at) * rate);
     Py_ssize_t size = payload_length(r);
-    if ((last_ssrc = PyObject_GetAttr(feed, NAME(_last_ssrc))) == NULL ||
-        (kind = PyObject_GetAttr(feed, NAME(kind))) == NULL)
+    if ((last_ssrc = GET_ATTR(feed, NAME(_last_ssrc))) == NULL ||
+        (kind = GET_ATTR(feed, NAME(kind))) == NULL)
         goto done;
     int same_ssrc = last_ssrc != Py_None && PyObject_RichCompareBool(last_ssrc, r->ssrc, Py_EQ);
     if (same_ssrc < 0)
@@ -248,17 +248,17 @@ publish_packet(PyObject *feed, PyObject *segment, Relayed *r, double now)
                                                     r->payload),
                                                 size, r->descriptor)
                           : 1;
-    if ((tracks = PyObject_GetAttr(feed, NAME(_tracks))) == NULL)
+    if ((tracks = GET_ATTR(feed, NAME(_tracks))) == NULL)
         goto done;
     if (PyList_Check(tracks) && PyList_GET_SIZE(tracks) > 0) {
         /* Feed.forwarding_open: its forwarding_gate is None or open */
-        PyObject *gate = PyObject_GetAttr(feed, NAME(forwarding_gate));
+        PyObject *gate = GET_ATTR(feed, NAME(forwarding_gate));
         int forwarding = gate == NULL ? -1 : gate == Py_None ? 1 : get_truth(gate, NAME(is_open));
         Py_XDECREF(gate);
         if (forwarding < 0)
             goto done;
         if (forwarding) {
-            if ((source = PyObject_GetAttr(feed, NAME(source))) == NULL)
+            if ((source = GET_ATTR(feed, NAME(source))) == NULL)
                 goto done;
             unsigned long long ntp =
                 (unsigned long long)((wall_clock() + NTP_EPOCH_OFFSET) * 4294967296.0);
@@ -273,11 +273,11 @@ publish_packet(PyObject *feed, PyObject *segment, Relayed *r, double now)
         }
     }
     if (video) {
-        if ((part = PyObject_GetAttr(feed, NAME(_assembler))) == NULL)
+        if ((part = GET_ATTR(feed, NAME(_assembler))) == NULL)
             goto done;
         result = part == Py_None ? 0 : assemble_video(feed, part, segment, r, now_obj, now);
     } else {
-        if ((part = PyObject_GetAttr(feed, NAME(_gate))) == NULL)
+        if ((part = GET_ATTR(feed, NAME(_gate))) == NULL)
             goto done;
         result = part == Py_None ? 0 : assemble_audio(feed, part, segment, r, now_obj);
     }
@@ -300,7 +300,7 @@ feed_sink(PyObject *sink, Relayed *r)
 {
     int result = -1;
     PyObject *presence = NULL, *feed = NULL, *segment = NULL;
-    PyObject *clock = PyObject_GetAttr(sink, NAME(time));
+    PyObject *clock = GET_ATTR(sink, NAME(time));
     if (clock == NULL)
         return -1;
     PyObject *now_obj = PyObject_CallNoArgs(clock);
@@ -312,7 +312,7 @@ feed_sink(PyObject *sink, Relayed *r)
     if (now == -1.0 && PyErr_Occurred())
         return -1;
     double heard_at;
-    if ((presence = PyObject_GetAttr(sink, NAME(presence))) == NULL ||
+    if ((presence = GET_ATTR(sink, NAME(presence))) == NULL ||
         get_double(presence, NAME(heard_at), &heard_at) < 0)
         goto done;
     if (now - heard_at > silence_after) {
@@ -321,8 +321,8 @@ feed_sink(PyObject *sink, Relayed *r)
             goto done;
     }
     if (set_double(presence, NAME(heard_at), now) < 0 ||
-        (feed = PyObject_GetAttr(sink, NAME(feed))) == NULL ||
-        (segment = PyObject_GetAttr(sink, NAME(segment))) == NULL)
+        (feed = GET_ATTR(sink, NAME(feed))) == NULL ||
+        (segment = GET_ATTR(sink, NAME(segment))) == NULL)
         goto done;
     result = publish_packet(feed, segment, r, now);
 done:
@@ -386,7 +386,7 @@ static int
 note_sequence(PyObject *path, PyObject *inbound, PyObject *nacks, Relayed *r)
 {
     long long max_seq;
-    PyObject *missing = PyObject_GetAttr(nacks, NAME(missing));
+    PyObject *missing = GET_ATTR(nacks, NAME(missing));
     if (missing == NULL)
         return -1;
     Py_ssize_t missing_count = PyAnySet_Check(missing) ? PySet_GET_SIZE(missing) : -1;
@@ -432,7 +432,7 @@ handle(PyObject *path, PyObject *counters, Relayed *r)
     PyObject *streams = NULL, *inbound = NULL, *receiver = NULL, *payload_types = NULL,
              *payload_type = NULL, *stats = NULL, *max_seq = NULL, *estimator = NULL,
              *nacks = NULL, *kind = NULL, *sink = NULL;
-    if ((streams = PyObject_GetAttr(path, NAME(_streams))) == NULL)
+    if ((streams = GET_ATTR(path, NAME(_streams))) == NULL)
         goto done;
     if (!PyDict_Check(streams)) {
         PyErr_SetString(PyExc_TypeError, "FastReceive._streams is not a dict");
@@ -445,17 +445,17 @@ handle(PyObject *path, PyObject *counters, Relayed *r)
         goto done;
     }
     Py_INCREF(inbound);
-    if ((receiver = PyObject_GetAttr(inbound, NAME(receiver))) == NULL)
+    if ((receiver = GET_ATTR(inbound, NAME(receiver))) == NULL)
         goto done;
     int enabled = get_truth(receiver, NAME(_enabled));
     if (enabled <= 0) {
         result = enabled;
         goto done;
     }
-    if ((payload_types = PyObject_GetAttr(inbound, NAME(payload_types))) == NULL ||
+    if ((payload_types = GET_ATTR(inbound, NAME(payload_types))) == NULL ||
         (payload_type = PyLong_FromLong(r->h.second & 0x7F)) == NULL ||
-        (stats = PyObject_GetAttr(inbound, NAME(stats))) == NULL ||
-        (max_seq = PyObject_GetAttr(stats, NAME(max_seq))) == NULL)
+        (stats = GET_ATTR(inbound, NAME(stats))) == NULL ||
+        (max_seq = GET_ATTR(stats, NAME(max_seq))) == NULL)
         goto done;
     int primary = PySet_Contains(payload_types, payload_type);
     if (primary < 0)
@@ -470,11 +470,11 @@ handle(PyObject *path, PyObject *counters, Relayed *r)
         get_ll(inbound, NAME(clock_rate), &clock_rate) < 0 ||
         note_statistics(stats, r, last_seq, clock_rate) < 0)
         goto done;
-    if ((estimator = PyObject_GetAttr(inbound, NAME(estimator))) == NULL ||
+    if ((estimator = GET_ATTR(inbound, NAME(estimator))) == NULL ||
         (estimator != Py_None &&
          add_ll(inbound, NAME(frame_bytes), payload_length(r) + r->h.padding) < 0))
         goto done;
-    if ((nacks = PyObject_GetAttr(inbound, NAME(nacks))) == NULL ||
+    if ((nacks = GET_ATTR(inbound, NAME(nacks))) == NULL ||
         (nacks != Py_None && note_sequence(path, inbound, nacks, r) < 0))
         goto done;
     if (marker_of(r) && estimator != Py_None) { /* once per video frame */
@@ -495,7 +495,7 @@ handle(PyObject *path, PyObject *counters, Relayed *r)
         result = add_ll(counters, NAME(malformed), 1); /* nothing to forward or record */
         goto done;
     }
-    if ((kind = PyObject_GetAttr(inbound, NAME(kind))) == NULL)
+    if ((kind = GET_ATTR(inbound, NAME(kind))) == NULL)
         goto done;
     r->video = PyUnicode_Check(kind) && PyUnicode_CompareWithASCIIString(kind, "video") == 0;
     if (r->video) {
@@ -506,7 +506,7 @@ handle(PyObject *path, PyObject *counters, Relayed *r)
             goto done;
         }
     }
-    if ((sink = PyObject_GetAttr(inbound, NAME(sink))) == NULL)
+    if ((sink = GET_ATTR(inbound, NAME(sink))) == NULL)
         goto done;
     int want_keyframe;
     if ((PyObject *)Py_TYPE(sink) == feed_sink_type) {
@@ -564,7 +564,7 @@ relay_rtp(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (check_functions() < 0 || read_pointer(args[1], &ctx) < 0)
         return NULL;
     PyObject *path = args[0];
-    PyObject *counters = PyObject_GetAttr(path, NAME(counters));
+    PyObject *counters = GET_ATTR(path, NAME(counters));
     if (counters == NULL)
         return NULL;
     Relayed r = {0};
@@ -612,11 +612,11 @@ demux_datagram(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         (unsigned char)PyBytes_AS_STRING(data)[0] < 128 ||
         (unsigned char)PyBytes_AS_STRING(data)[0] > 191)
         return PyObject_Vectorcall(stun_datagram_received, args, 3, NULL);
-    PyObject *receiver = PyObject_GetAttr(protocol, NAME(receiver));
+    PyObject *receiver = GET_ATTR(protocol, NAME(receiver));
     PyObject *candidate =
-        receiver == NULL ? NULL : PyObject_GetAttr(protocol, NAME(local_candidate));
+        receiver == NULL ? NULL : GET_ATTR(protocol, NAME(local_candidate));
     PyObject *component =
-        candidate == NULL ? NULL : PyObject_GetAttr(candidate, NAME(component));
+        candidate == NULL ? NULL : GET_ATTR(candidate, NAME(component));
     PyObject *result = NULL;
     if (component != NULL) {
         PyObject *call[3] = {receiver, data, component};
@@ -671,13 +671,13 @@ relay_datagram(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *dtls = NULL, *srtp = NULL, *lean = NULL, *session = NULL, *context = NULL;
     int usual = size >= 12 && bytes[0] > 127 && bytes[0] < 192 && !(bytes[1] > 191 && bytes[1] < 209);
     if (usual) {
-        if ((dtls = PyObject_GetAttr(path, NAME(_dtls))) == NULL ||
-            (srtp = PyObject_GetAttr(dtls, NAME(_rx_srtp))) == NULL ||
-            (lean = PyObject_GetAttr(path, NAME(_rx_srtp))) == NULL)
+        if ((dtls = GET_ATTR(path, NAME(_dtls))) == NULL ||
+            (srtp = GET_ATTR(dtls, NAME(_rx_srtp))) == NULL ||
+            (lean = GET_ATTR(path, NAME(_rx_srtp))) == NULL)
             goto error;
         usual = srtp != Py_None && lean != Py_None;
-        if (usual && ((session = PyObject_GetAttr(lean, NAME(session))) == NULL ||
-                      (context = PyObject_GetAttr(path, NAME(_native_context))) == NULL))
+        if (usual && ((session = GET_ATTR(lean, NAME(session))) == NULL ||
+                      (context = GET_ATTR(path, NAME(_native_context))) == NULL))
             goto error;
         usual = usual && session == srtp && PyLong_Check(context) && PyObject_IsTrue(context);
     }

@@ -26,6 +26,26 @@ srtp_function srtp_unprotect_fn = NULL;
 static PyObject *str_tx_bytes, *str_tx_packets, *str_packet_count, *str_octet_count,
     *str_ntp_timestamp, *str_rtp_timestamp;
 
+void
+slot_cache_fill(SlotCache *cache, PyTypeObject *type, PyObject *name)
+{
+    cache->type = NULL;
+    cache->offset = -1;
+    /* _PyType_Lookup gives the type a version tag if it can (what its method cache needs) */
+    PyObject *descriptor = _PyType_Lookup(type, name); /* borrowed; never raises */
+    if (!(type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) || type->tp_version_tag == 0)
+        return;
+    cache->type = type;
+    cache->version = type->tp_version_tag;
+    if (type->tp_getattro != PyObject_GenericGetAttr ||
+        type->tp_setattro != PyObject_GenericSetAttr || descriptor == NULL ||
+        !Py_IS_TYPE(descriptor, &PyMemberDescr_Type))
+        return;
+    PyMemberDef *member = ((PyMemberDescrObject *)descriptor)->d_member;
+    if (member->type == T_OBJECT_EX && !(member->flags & READONLY))
+        cache->offset = member->offset; /* a data descriptor: it wins over any instance dict */
+}
+
 int
 read_pointer(PyObject *value, void **out)
 {

@@ -58,12 +58,79 @@ typedef struct {
 
 extern PyTypeObject RtpSenderType;
 
+/* --- attributes read and written from C ----------------------------------------------
+ *
+ * The chain's state lives on Python objects. Most of its classes declare their hot fields in
+ * `__slots__`, so a field is a pointer at a fixed offset of the object: each call site keeps
+ * a one-entry cache (type, the type's version tag, offset), filled the first time it sees a
+ * type, and reads or writes that pointer directly while the type and its version are the same
+ * (what CPython's own LOAD_ATTR_SLOT does). Anything else (an instance dict, a property, a
+ * slot not set yet, a class changed since) goes through PyObject_GetAttr / PyObject_SetAttr,
+ * so the meaning is always Python's.
+ */
+typedef struct {
+    PyTypeObject *type;   /* not owned: the version tag says whether it is still the same */
+    unsigned int version; /* the type's tp_version_tag when filled */
+    Py_ssize_t offset;    /* the slot's offset in the object, or -1: not a plain slot */
+} SlotCache;
+
+/* Fills `cache` for `type` and `name`; the cache stays empty where the type has no valid
+ * version tag. Never raises. (_rtp_native.c) */
+void slot_cache_fill(SlotCache *cache, PyTypeObject *type, PyObject *name);
+
+/* The object's slot for `name` (borrowed; NULL: not a slot here, or not set) */
+static inline PyObject **
+slot_address(PyObject *object, PyObject *name, SlotCache *cache)
+{
+    PyTypeObject *type = Py_TYPE(object);
+    if (type != cache->type || type->tp_version_tag != cache->version ||
+        !(type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG))
+        slot_cache_fill(cache, type, name);
+    if (cache->type != type || cache->offset < 0)
+        return NULL;
+    return (PyObject **)((char *)object + cache->offset);
+}
+
+static inline PyObject *
+attr_get(PyObject *object, PyObject *name, SlotCache *cache)
+{
+    PyObject **slot = slot_address(object, name, cache);
+    if (slot != NULL && *slot != NULL)
+        return Py_NewRef(*slot);
+    return PyObject_GetAttr(object, name);
+}
+
+/* Steals `value` (NULL: an error already set). */
+static inline int
+attr_set_owned(PyObject *object, PyObject *name, PyObject *value, SlotCache *cache)
+{
+    if (value == NULL)
+        return -1;
+    PyObject **slot = slot_address(object, name, cache);
+    if (slot != NULL) {
+        PyObject *old = *slot;
+        *slot = value;
+        Py_XDECREF(old);
+        return 0;
+    }
+    int result = PyObject_SetAttr(object, name, value);
+    Py_DECREF(value);
+    return result;
+}
+
+/* A cache of its own for each place the macros below are written (GCC/Clang statement
+ * expressions: a static variable per expansion). */
+#define CALL_SITE() ({ static SlotCache site_cache_; &site_cache_; })
+
+/* `object.name` (new reference, NULL with an exception) */
+#define GET_ATTR(object, name) attr_get((object), (name), CALL_SITE())
+
 /* --- small helpers on Python attributes (0 / value on success, -1 with an exception) ---- */
 
 static inline int
-get_ll(PyObject *object, PyObject *name, long long *out)
+get_ll_at(PyObject *object, PyObject *name, long long *out, SlotCache *cache)
 {
-    PyObject *value = PyObject_GetAttr(object, name);
+    PyObject *value = attr_get(object, name, cache);
     if (value == NULL)
         return -1;
     long long result = PyLong_AsLongLong(value);
@@ -75,9 +142,9 @@ get_ll(PyObject *object, PyObject *name, long long *out)
 }
 
 static inline int
-get_double(PyObject *object, PyObject *name, double *out)
+get_double_at(PyObject *object, PyObject *name, double *out, SlotCache *cache)
 {
-    PyObject *value = PyObject_GetAttr(object, name);
+    PyObject *value = attr_get(object, name, cache);
     if (value == NULL)
         return -1;
     double result = PyFloat_AsDouble(value);
@@ -89,9 +156,9 @@ get_double(PyObject *object, PyObject *name, double *out)
 }
 
 static inline int
-get_truth(PyObject *object, PyObject *name)
+get_truth_at(PyObject *object, PyObject *name, SlotCache *cache)
 {
-    PyObject *value = PyObject_GetAttr(object, name);
+    PyObject *value = attr_get(object, name, cache);
     if (value == NULL)
         return -1;
     int result = PyObject_IsTrue(value);
@@ -100,35 +167,21 @@ get_truth(PyObject *object, PyObject *name)
 }
 
 static inline int
-set_owned(PyObject *object, PyObject *name, PyObject *value)
-{
-    if (value == NULL)
-        return -1;
-    int result = PyObject_SetAttr(object, name, value);
-    Py_DECREF(value);
-    return result;
-}
-
-static inline int
-set_ll(PyObject *object, PyObject *name, long long value)
-{
-    return set_owned(object, name, PyLong_FromLongLong(value));
-}
-
-static inline int
-set_double(PyObject *object, PyObject *name, double value)
-{
-    return set_owned(object, name, PyFloat_FromDouble(value));
-}
-
-static inline int
-add_ll(PyObject *object, PyObject *name, long long amount)
+add_ll_at(PyObject *object, PyObject *name, long long amount, SlotCache *cache)
 {
     long long value;
-    if (get_ll(object, name, &value) < 0)
+    if (get_ll_at(object, name, &value, cache) < 0)
         return -1;
-    return set_ll(object, name, value + amount);
+    return attr_set_owned(object, name, PyLong_FromLongLong(value + amount), cache);
 }
+
+#define get_ll(object, name, out) get_ll_at((object), (name), (out), CALL_SITE())
+#define get_double(object, name, out) get_double_at((object), (name), (out), CALL_SITE())
+#define get_truth(object, name) get_truth_at((object), (name), CALL_SITE())
+#define set_owned(object, name, value) attr_set_owned((object), (name), (value), CALL_SITE())
+#define set_ll(object, name, value) set_owned((object), (name), PyLong_FromLongLong(value))
+#define set_double(object, name, value) set_owned((object), (name), PyFloat_FromDouble(value))
+#define add_ll(object, name, amount) add_ll_at((object), (name), (amount), CALL_SITE())
 
 int read_pointer(PyObject *value, void **out);
 int check_functions(void);

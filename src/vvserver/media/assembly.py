@@ -46,6 +46,23 @@ def _seq_ahead(seq: int, base: int) -> int:
 class VideoFrameAssembler:
     """Reassembles VP8 frames from RTP packets, waiting briefly for NACKed retransmissions."""
 
+    # the fields the C chain reads and writes are slots (_rtp_native.h: SlotCache)
+    __slots__ = (
+        "__dict__",
+        "_behind_since",
+        "_capacity",
+        "_is_keyframe",
+        "_lane",
+        "_last_arrival",
+        "_loss",
+        "_max_wait",
+        "_next",
+        "_slots",
+        "_ssrc",
+        "_stalled_since",
+        "_starts_frame",
+    )
+
     def __init__(
         self,
         *,
@@ -200,6 +217,9 @@ class AudioPacketGate:
     packets behind the release point are dropped. The usual case, the next packet in order
     with nothing held, costs one comparison.
     """
+
+    # the fields the C chain reads and writes are slots (_rtp_native.h: SlotCache)
+    __slots__ = ("__dict__", "_behind_since", "_held", "_max_held", "_next", "_ssrc", "_window")
 
     def __init__(
         self, *, window: float = AUDIO_REORDER_WINDOW, max_held: int = AUDIO_MAX_HELD

@@ -53,6 +53,7 @@ from vvserver.media.media_flow import SILENCE_AFTER
 from vvserver.media.packet_log import MAX_FRAME_BYTES
 from vvserver.media.receive_state import ReceiveCounters
 from vvserver.media.recorder import RecordingTap
+from vvserver.media.rtcp_receive import SrtcpReceiver, is_srtcp
 from vvserver.media.rtp_parsing import (
     NTP_EPOCH_OFFSET,
     SEQ_TS_SSRC,
@@ -95,9 +96,23 @@ class FastReceive:
     `StreamStatistics` objects its receiver reports and `getStats` read), RTX unwrapping, NACKs
     for missing video packets, and the bitrate estimate (fed once per video frame: the frame's
     bytes at its last packet; aiortc's estimator groups the packets of a 5 ms burst anyway),
-    whose REMB goes upstream. RTCP, DTLS and STUN still go aiortc's way. Malformed or
-    undecryptable packets are dropped and counted.
+    whose REMB goes upstream. SRTCP is handled as it arrives too (`rtcp_receive`); DTLS and STUN
+    still go aiortc's way. Malformed or undecryptable packets are dropped and counted.
     """
+
+    # the fields the C chain reads and writes are slots (_rtp_native.h: SlotCache)
+    __slots__ = (
+        "__dict__",
+        "_connection",
+        "_dtls",
+        "_native_context",
+        "_queue_datagram",
+        "_rtcp",
+        "_rx_srtp",
+        "_sinks",
+        "_streams",
+        "counters",
+    )
 
     def __init__(self, dtls: Any) -> None:
         self._dtls = dtls
@@ -106,6 +121,7 @@ class FastReceive:
         self._streams: dict[int, InboundStream] = {}
         self._sinks: dict[Any, PacketSink] = {}
         self.counters = ReceiveCounters()
+        self._rtcp = SrtcpReceiver(dtls, self.counters)
         self._rx_srtp: SrtpCalls | None = None  # on the DTLS transport's session, once it has one
         self._native_context = 0  # its libsrtp context, for the C path (0: Python's path)
         # aioice hands each datagram to its connection's data_received: the C chain's entry
@@ -122,7 +138,9 @@ class FastReceive:
         srtp = self._dtls._rx_srtp
         first = data[0] if data else 0
         if srtp is None or len(data) < 12 or not 127 < first < 192 or 191 < data[1] < 209:
-            if srtp is None or 19 < first < 64 or 127 < first < 192:
+            if srtp is not None and is_srtcp(data) and self._rtcp.ready():
+                self._rtcp.receive(data)  # at once, not through aiortc's queue and task
+            elif srtp is None or 19 < first < 64 or 127 < first < 192:
                 self._queue_datagram(data, component)  # DTLS, RTCP, short ones: aiortc's way
             else:
                 self.counters.malformed += 1  # neither DTLS nor SRTP: aiortc drops it too

@@ -23,7 +23,7 @@ SEQ_MOD = 1 << 16
 RTP_TIMESTAMP_MOD = 1 << 32
 
 
-@dataclass
+@dataclass(slots=True)
 class MediaCounters:
     """Running totals of what a process's subscriber tracks forwarded and dropped (metrics).
 
@@ -47,6 +47,33 @@ class ForwardedTrack(MediaStreamTrack):
     restart is not a run of losses to the subscriber); across sources the timestamp follows
     the arrival gap, so it never runs backwards. Payloads pass unchanged.
     """
+
+    # the fields the C chain reads and writes are slots (_rtp_native.h: SlotCache)
+    __slots__ = (
+        "_await_keyframe",
+        "_clock_rate",
+        "_dropped_ts",
+        "_feed",
+        "_frame_ts",
+        "_last_at",
+        "_last_out_ts",
+        "_max_out",
+        "_new_source",
+        "_out",
+        "_remb",
+        "_run_start",
+        "_seq_offset",
+        "_source",
+        "_ts_offset",
+        "counters",
+        "frames_dropped",
+        "frames_out",
+        "keyframe_requests",
+        "kind",
+        "label",
+        "packets_out",
+        "retransmissions_asked",
+    )
 
     def __init__(
         self, kind: MediaKind, label: str, *, counters: MediaCounters | None = None

@@ -43,6 +43,9 @@ SendNack = Callable[[int, list[int]], None]  # media SSRC, sequence numbers -> R
 class ByteBudget:
     """A token bucket of bytes: `bits_per_second`, with a burst of `burst_seconds`."""
 
+    # the fields the C chain reads and writes are slots (_rtp_native.h: SlotCache)
+    __slots__ = ("__dict__", "_at", "_capacity", "_rate", "_tokens")
+
     def __init__(self, bits_per_second: int, burst_seconds: float, now: float) -> None:
         self._rate = bits_per_second / 8
         self._capacity = self._rate * burst_seconds
@@ -78,6 +81,38 @@ class FrameSubscriber(Protocol):
 
 class Feed:
     """One participant's audio or video: forwards its packets, assembles frames for recording."""
+
+    # the fields the C chain reads and writes are slots (_rtp_native.h: SlotCache)
+    __slots__ = (
+        "__dict__",
+        "_assembler",
+        "_budget",
+        "_clock",
+        "_cut",
+        "_frame_subscribers",
+        "_gate",
+        "_keyframe_interval",
+        "_keyframe_wanted",
+        "_last_pli",
+        "_last_ssrc",
+        "_needs_keyframe",
+        "_segment",
+        "_send_nack",
+        "_send_pli",
+        "_tracks",
+        "bytes_in",
+        "forwarding_gate",
+        "frames_held",
+        "frames_in",
+        "keyframes_in",
+        "kind",
+        "label",
+        "nacks_sent",
+        "packets_in",
+        "packets_over_budget",
+        "plis_sent",
+        "source",
+    )
 
     def __init__(
         self,

@@ -43,6 +43,24 @@ class RouteProbe:
         self.payload_type = payload_type
 
 
+class LeanStreamStatistics(StreamStatistics):
+    """aiortc's `StreamStatistics` (what its receiver reports and `getStats` read) with its
+    fields in slots, which the C chain updates per packet (_rtp_native.h: SlotCache)."""
+
+    __slots__ = (
+        "_clockrate",
+        "_expected_prior",
+        "_jitter_q4",
+        "_last_arrival",
+        "_last_timestamp",
+        "_received_prior",
+        "base_seq",
+        "cycles",
+        "max_seq",
+        "packets_received",
+    )
+
+
 # How often the receiver's active-SSRC time (getSynchronizationSources, a 10 s window) is
 # refreshed: aiortc sets a datetime per packet.
 ACTIVE_SSRC_REFRESH = 1.0
@@ -89,7 +107,7 @@ class InboundStream:
         streams: dict[int, StreamStatistics] = getattr(receiver, RECEIVER + "remote_streams")
         self.stats = streams.get(ssrc)
         if self.stats is None:
-            self.stats = streams[ssrc] = StreamStatistics(self.clock_rate)
+            self.stats = streams[ssrc] = LeanStreamStatistics(self.clock_rate)
         self.active: dict[int, Any] = getattr(receiver, RECEIVER + "active_ssrc")
         self.active[ssrc] = clock.current_datetime()
         self.active_at = time.time()

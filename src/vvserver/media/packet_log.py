@@ -74,6 +74,19 @@ class LoggedFrame:
 class PacketLogWriter:
     """Appends frames of one participant segment; flushes at least every `flush_interval`."""
 
+    # the fields the C chain reads and writes are slots (_rtp_native.h: SlotCache)
+    __slots__ = (
+        "__dict__",
+        "_file",
+        "_flush_interval",
+        "_last_flush",
+        "_origin",
+        "bytes",
+        "frames",
+        "info",
+        "path",
+    )
+
     def __init__(
         self, path: Path, info: SegmentInfo, *, origin: float, flush_interval: float = 1.0
     ) -> None:

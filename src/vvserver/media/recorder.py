@@ -17,6 +17,21 @@ logger = logging.getLogger(__name__)
 class ParticipantRecorder:
     """Writes one participant's audio and video, one packet log per connection segment."""
 
+    # the fields the C chain reads and writes are slots (_rtp_native.h: SlotCache)
+    __slots__ = (
+        "__dict__",
+        "_closed",
+        "_directory",
+        "_flush_interval",
+        "_now",
+        "_role",
+        "_segment",
+        "_taps",
+        "_visit_id",
+        "_writer",
+        "failure",
+    )
+
     def __init__(
         self,
         directory: Path,
@@ -85,6 +100,9 @@ class ParticipantRecorder:
 
 class RecordingTap:
     """The Feed subscriber side of a recorder (never slow: it writes synchronously)."""
+
+    # the fields the C chain reads and writes are slots (_rtp_native.h: SlotCache)
+    __slots__ = ("__dict__", "_feed", "_recorder", "kind")
 
     def __init__(self, kind: MediaKind, recorder: ParticipantRecorder) -> None:
         self.kind: MediaKind = kind

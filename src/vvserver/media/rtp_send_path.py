@@ -119,6 +119,32 @@ class RtpSendPath:
     (the relay asks the publisher for it).
     """
 
+    # the fields the C chain reads and writes are slots (_rtp_native.h: SlotCache)
+    __slots__ = (
+        "__dict__",
+        "_dtls",
+        "_ext_prefix",
+        "_ext_suffix",
+        "_first_byte",
+        "_has_abs_send_time",
+        "_history",
+        "_keep_history",
+        "_last_timestamp",
+        "_native",
+        "_octets_sent",
+        "_packets_sent",
+        "_pair",
+        "_payload_type",
+        "_remote_addr",
+        "_sender",
+        "_socket",
+        "_ssrc",
+        "_tx_srtp",
+        "on_missing",
+        "on_start",
+        "started",
+    )
+
     def __init__(self, sender: RTCRtpSender) -> None:
         for name in SENDER_PRIVATE_ATTRS:
             if not hasattr(sender, _SENDER + name):

@@ -24,6 +24,9 @@ logger = logging.getLogger(__name__)
 class SlotGate:
     """Closed until the slot starts (`open_now()`, once); open from the start without one."""
 
+    # the fields the C chain reads and writes are slots (_rtp_native.h: SlotCache)
+    __slots__ = ("__dict__", "is_open")
+
     def __init__(self, *, is_open: bool) -> None:
         self.is_open = is_open
 
@@ -37,6 +40,8 @@ class SlotGate:
 
 class GatedFeed(Feed):
     """A `Feed` that passes frames to its subscribers only while its room's gate is open."""
+
+    __slots__ = ("frames_before_start", "gate")
 
     def __init__(self, kind: MediaKind, label: str, *, gate: SlotGate, **options: Any) -> None:
         super().__init__(kind, label, **options)
