@@ -33,6 +33,8 @@ SERVE_FLAGS = (
 )
 # Exit code of a refusal to start (a process model that cannot work).
 EXIT_REFUSED = 2
+# Exit code of a start that failed (the database could not be upgraded).
+EXIT_FAILED = 1
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -109,10 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
 async def _prepare(settings: Settings) -> None:
     """Once per start (not per worker): migrate, make the secret, seed the demo if asked."""
     from vvserver.app import build_services
-    from vvserver.db.migrate import upgrade
+    from vvserver.db.migrate import upgrade_in_child
 
     settings.ensure_data_dir()
-    await upgrade(settings.resolved_database_url)
+    await upgrade_in_child(settings.resolved_database_url)
     services = build_services(settings)
     try:
         if settings.demo:
@@ -154,15 +156,21 @@ def _serve_command(settings: Settings, args: argparse.Namespace, argv: list[str]
     if problem is not None:
         print(f"vvserver: refusing to start: {problem}", file=sys.stderr, flush=True)
         return EXIT_REFUSED
-    supervised = args.worker_index is not None
-    if settings.workers > 1 and not supervised:
-        from vvserver.node.supervisor import Supervisor, worker_argv
+    from vvserver.db.migrate import MigrationFailed
 
+    supervised = args.worker_index is not None
+    try:
+        if settings.workers > 1 and not supervised:
+            from vvserver.node.supervisor import Supervisor, worker_argv
+
+            with event_loop_runner(settings) as runner:
+                runner.run(_prepare(settings))
+                return runner.run(Supervisor(settings, worker_argv(argv)).run())
         with event_loop_runner(settings) as runner:
-            runner.run(_prepare(settings))
-            return runner.run(Supervisor(settings, worker_argv(argv)).run())
-    with event_loop_runner(settings) as runner:
-        runner.run(_serve(settings, supervised=supervised))
+            runner.run(_serve(settings, supervised=supervised))
+    except MigrationFailed as exc:
+        print(f"vvserver: {exc}", file=sys.stderr, flush=True)
+        return EXIT_FAILED
     return 0
 
 
