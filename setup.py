@@ -17,9 +17,24 @@ setup(
                 "src/vvserver/media/_relay_lane.c",
                 "src/vvserver/media/_frame_lane.c",
                 "src/vvserver/media/_frame_publish.c",
+                "src/vvserver/media/_bitrate_estimator.c",
             ],
-            depends=["src/vvserver/media/_rtp_native.h", "src/vvserver/media/_relay_lane.h"],
-            extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+            depends=[
+                "src/vvserver/media/_rtp_native.h",
+                "src/vvserver/media/_relay_lane.h",
+                "src/vvserver/media/_bitrate_estimator.h",
+            ],
+            # -ffp-contract=off: no fused multiply-add, so that the C bitrate estimator's floats
+            # are Python's bit for bit (_bitrate_estimator.c)
+            extra_compile_args=[
+                "-O2",
+                "-Wall",
+                "-Wextra",
+                "-Wno-unused-parameter",
+                "-ffp-contract=off",
+            ],
+            # libm's versioned pow, the one CPython calls (unlinked, the old compat one binds)
+            libraries=["m"],
             optional=True,
         )
     ]

@@ -1,4 +1,5 @@
-"""Microseconds per `add()`: aiortc's `RemoteBitrateEstimator` and `LeanRemoteBitrateEstimator`.
+"""Microseconds per `add()`: aiortc's `RemoteBitrateEstimator`, `LeanRemoteBitrateEstimator` and
+its C version (`_rtp_native.NativeBitrateEstimator`, where the extension is built).
 
     python scripts/bench_estimator.py [--frames N] [--repeat R]
 
@@ -18,6 +19,7 @@ from typing import Any
 
 from aiortc.rate import RemoteBitrateEstimator
 
+from vvserver.media import srtp_session
 from vvserver.media.bitrate_estimator import LeanRemoteBitrateEstimator
 from vvserver.media.receive_state import LeanRateCounter
 
@@ -67,6 +69,8 @@ def main() -> None:
         ("aiortc + LeanRateCounter (before)", aiortc_with_lean_counter),
         ("LeanRemoteBitrateEstimator", LeanRemoteBitrateEstimator),
     ]
+    if srtp_session.NATIVE is not None:
+        rows.append(("NativeBitrateEstimator (C)", srtp_session.NATIVE.NativeBitrateEstimator))
     best = {name: min(per_call_us(make, calls) for _ in range(args.repeat)) for name, make in rows}
     base = best[rows[0][0]]
     print(f"{len(calls):,} add() calls, best of {args.repeat}")

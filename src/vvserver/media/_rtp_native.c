@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "_rtp_native.h"
+#include "_bitrate_estimator.h"
 
 srtp_function srtp_protect_fn = NULL;
 srtp_function srtp_unprotect_fn = NULL;
@@ -504,7 +505,7 @@ PyInit__rtp_native(void)
         PyModule_AddIntConstant(module, "UNDECRYPTABLE", UNDECRYPTABLE) < 0 ||
         PyModule_AddIntConstant(module, "MALFORMED", MALFORMED) < 0 ||
         PyModule_AddIntConstant(module, "BUFFER_BYTES", BUFFER_BYTES) < 0 ||
-        relay_lane_init(module) < 0) {
+        relay_lane_init(module) < 0 || bitrate_estimator_init(module) < 0) {
         Py_DECREF(&RtpSenderType);
         Py_DECREF(module);
         return NULL;

@@ -314,11 +314,17 @@ class FastReceive:
         if now - inbound.active_at >= ACTIVE_SSRC_REFRESH:
             inbound.active_at = now
             inbound.active[ssrc] = clock.current_datetime()
-        value = header_extension(packet, ext_pos, inbound.abs_send_time_id)
-        if value is None or len(value) != 3:
-            return
+        if NATIVE is not None:  # header_extension's 3-byte value as an int, in C
+            abs_send_time = NATIVE.read_abs_send_time(packet, ext_pos, inbound.abs_send_time_id)
+            if abs_send_time is None:
+                return
+        else:
+            value = header_extension(packet, ext_pos, inbound.abs_send_time_id)
+            if value is None or len(value) != 3:
+                return
+            abs_send_time = int.from_bytes(value, "big")
         remb = inbound.estimator.add(
-            abs_send_time=int.from_bytes(value, "big"),
+            abs_send_time=abs_send_time,
             arrival_time_ms=int((now + NTP_EPOCH_OFFSET) * 1000),  # aiortc's clock.current_ms()
             payload_size=size,
             ssrc=ssrc,

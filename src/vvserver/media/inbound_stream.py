@@ -19,6 +19,7 @@ from vvserver.media.aiortc_hooks import RECEIVER_BITRATE_ESTIMATOR_ATTR, PacketS
 from vvserver.media.bitrate_estimator import LeanRemoteBitrateEstimator
 from vvserver.media.receive_state import LeanRateCounter, _Nacks
 from vvserver.media.remb_throttle import RembThrottle
+from vvserver.media.srtp_session import NATIVE
 
 RECEIVER = "_RTCRtpReceiver__"
 RECEIVER_PRIVATE_ATTRS = (
@@ -120,8 +121,10 @@ class InboundStream:
 
 
 def lean_estimator(receiver: Any) -> Any:
-    """The receiver's bitrate estimator, made a `LeanRemoteBitrateEstimator` (the same REMBs as
-    aiortc's, for less CPU; inside cap_receiver_remb's wrapper if wrapped). An estimator that
+    """The receiver's bitrate estimator, made a lean one (the same REMBs as aiortc's, for less
+    CPU; inside cap_receiver_remb's wrapper if wrapped): `_rtp_native.NativeBitrateEstimator`
+    (`LeanRemoteBitrateEstimator` in C) where the C extension is in use, else
+    `LeanRemoteBitrateEstimator`. An estimator that
     aiortc's own path has already fed (the first packets of a transport whose lean path started
     after DTLS) is replaced too: what it dropped is the first few frames' inter-arrival history,
     which the lean one rebuilds within a second. Called again for the same receiver, it changes
@@ -130,10 +133,11 @@ def lean_estimator(receiver: Any) -> Any:
     if estimator is None:
         return None
     inner = getattr(estimator, "_estimator", estimator)  # under cap_receiver_remb's wrapper
-    if isinstance(inner, LeanRemoteBitrateEstimator):
+    lean_type = LeanRemoteBitrateEstimator if NATIVE is None else NATIVE.NativeBitrateEstimator
+    if isinstance(inner, (LeanRemoteBitrateEstimator, lean_type)):
         return estimator
     if isinstance(inner, RemoteBitrateEstimator):
-        lean = LeanRemoteBitrateEstimator()
+        lean = lean_type()
         if inner is estimator:
             setattr(receiver, RECEIVER_BITRATE_ESTIMATOR_ATTR, lean)
             return lean
