@@ -153,7 +153,10 @@ async def measure(plan: Plan) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     window = Window()
     failures: list[str] = []
-    async with aiohttp.ClientSession() as session:
+    # no pool limit: each relayed call holds two WebSockets and each Janus call a long poll,
+    # so aiohttp's default of 100 connections stalled every join past 50 calls
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
         calls: list[Call] = []
         for number, booked in enumerate(plan.calls):
             if plan.mode == "janus":
