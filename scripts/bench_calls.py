@@ -17,6 +17,9 @@ generator). The same steps run against ``VV_MEDIA_RELAY=stock`` (decode, MediaRe
 re-encode, MediaRecorder). ``--with-janus`` adds Janus Gateway (videocall plugin, recording
 on) as a C reference, where it can be installed and run.
 
+``--with-janus --rounds R`` alternates the two: R rounds, each the passthrough relay's steps
+then Janus's, compared round by round (``scripts/benchcalls/janus_rounds.py``).
+
 ``--nodes N`` runs N server processes as one cluster (PostgreSQL, a private Redis; each call's
 visitor and kiosk signal through two different nodes) and ``--workers N`` one server with N
 worker processes (``VV_WORKERS``); ``--redis-single`` runs one node in cluster mode (the
@@ -196,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         "--rounds",
         type=int,
         default=0,
-        help="with --nodes/--workers/--redis-single: R paired rounds per N of the one-process "
+        help="with --with-janus: R rounds of the passthrough relay then Janus, compared round "
+        "by round; with --nodes/--workers/--redis-single: R paired rounds per N of the one-process "
         "baseline (same PostgreSQL, no Redis) and the cluster, compared round by round",
     )
     parser.add_argument(
@@ -217,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     work_dir = Path(tempfile.mkdtemp(prefix="vv-bench-calls-"))
     if args.nodes > 1 or args.workers > 1 or args.redis_single:
         return run_cluster(args, steps, pinning, work_dir)
+    if args.with_janus and args.rounds:
+        return run_with_janus_rounds(args, steps, pinning, work_dir)
     results: list[StepResult] = []
     counter = [0]
     total = len(steps) + len(stock_steps)
@@ -278,6 +284,50 @@ def main(argv: list[str] | None = None) -> int:
         splice_docs(REPO_ROOT / "docs" / "performance.md", block)
         plot(results, REPO_ROOT / "docs" / "bench_calls.png")
     print(final, flush=True)
+    return 0
+
+
+def run_with_janus_rounds(
+    args: argparse.Namespace, steps: tuple[int, ...], pinning: Pinning, work_dir: Path
+) -> int:
+    """``--with-janus --rounds R``: the passthrough relay then Janus, R rounds
+    (``scripts/benchcalls/janus_rounds.py``). Writes no docs."""
+    from scripts.benchcalls.janus_rounds import run_janus_rounds
+
+    def run_ours(round_dir: Path) -> list[StepResult]:
+        results: list[StepResult] = []
+        run_relay(
+            "passthrough",
+            steps,
+            args,
+            world_calls=max(steps),
+            pinning=pinning,
+            work_dir=round_dir,
+            results=results,
+            counter=[0],
+            total=len(steps),
+        )
+        return results
+
+    print(
+        f"{args.rounds} rounds of passthrough then Janus; server on CPUs "
+        f"{pinning.server or 'any'}, load generator on {pinning.load or 'any'}; work dir "
+        f"{work_dir}",
+        file=sys.stderr,
+    )
+    try:
+        lines = run_janus_rounds(
+            args.rounds,
+            steps,
+            pinning=pinning,
+            work_dir=work_dir,
+            window_s=args.window,
+            run_ours=run_ours,
+        )
+    finally:
+        if not args.keep:
+            shutil.rmtree(work_dir, ignore_errors=True)
+    print("\n".join(lines), flush=True)
     return 0
 
 
