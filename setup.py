@@ -18,14 +18,19 @@ setup(
                 "src/vvserver/media/_frame_lane.c",
                 "src/vvserver/media/_frame_publish.c",
                 "src/vvserver/media/_bitrate_estimator.c",
+                "src/vvserver/media/_estimator_rate.c",
+                "src/vvserver/media/_estimator_type.c",
+                "src/vvserver/media/_python_numbers.c",
             ],
             depends=[
                 "src/vvserver/media/_rtp_native.h",
                 "src/vvserver/media/_relay_lane.h",
                 "src/vvserver/media/_bitrate_estimator.h",
+                "src/vvserver/media/_estimator_state.h",
+                "src/vvserver/media/_python_numbers.h",
             ],
             # -ffp-contract=off: no fused multiply-add, so that the C bitrate estimator's floats
-            # are Python's bit for bit (_bitrate_estimator.c)
+            # are Python's bit for bit (_bitrate_estimator.c, _estimator_rate.c, _python_numbers.c)
             extra_compile_args=[
                 "-O2",
                 "-Wall",

@@ -1,5 +1,6 @@
 /*
- * `_bitrate_estimator.c`'s one entry point: registers NativeBitrateEstimator (what
+ * The C bitrate estimator's one entry point (`_estimator_type.c`; the estimator itself is
+ * `_bitrate_estimator.c` and the files it names): registers NativeBitrateEstimator (what
  * `bitrate_estimator.LeanRemoteBitrateEstimator` does, in C) in the `_rtp_native` module.
  */
 #ifndef VVSERVER_BITRATE_ESTIMATOR_H
