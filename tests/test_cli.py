@@ -106,3 +106,64 @@ def test_the_server_runs_on_uvloop_unless_told_otherwise(tmp_path: Path) -> None
         assert isinstance(runner.get_loop(), uvloop.Loop)
     with event_loop_runner(Settings(data_dir=tmp_path, event_loop="asyncio")) as runner:
         assert not isinstance(runner.get_loop(), uvloop.Loop)
+
+
+PREPARE_AS_SERVE_DOES = """
+import asyncio, sys
+from pathlib import Path
+from vvserver.cli import _prepare
+from vvserver.settings import Settings
+asyncio.run(_prepare(Settings(data_dir=Path(sys.argv[1]), demo=True)))
+print(sorted(name for name in ("alembic", "vvserver.demo") if name in sys.modules))
+"""
+
+
+def test_serve_migrates_and_seeds_a_new_data_dir_in_a_child_process(tmp_path: Path) -> None:
+    # What `serve --demo` does first, in a process of its own: a brand-new data directory is
+    # migrated and seeded by a `vvserver prepare` child, so the serving process never imports
+    # Alembic or the demo seed (resident memory); the second start has nothing to do.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VV_")}
+    for start in ("first", "second"):
+        result = subprocess.run(
+            [sys.executable, "-c", PREPARE_AS_SERVE_DOES, str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env=env,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines()[-1] == "[]", (start, result.stdout)
+        if start == "first":
+            assert "Demo accounts" in result.stdout  # the child's report reaches the operator
+        else:
+            assert "Demo accounts" not in result.stdout
+    assert (tmp_path / "vvserver.sqlite3").exists()
+    assert json.loads((tmp_path / "demo-credentials.json").read_text())["accounts"]
+
+
+def test_serve_stops_with_a_clear_message_when_the_database_cannot_be_prepared(
+    tmp_path: Path,
+) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    url = f"sqlite+aiosqlite:///{blocked / 'vv.sqlite3'}"  # under a file: cannot be created
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VV_")}
+    result = subprocess.run(
+        vvserver(
+            "serve",
+            "--port",
+            str(free_port()),
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--database-url",
+            url,
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "vvserver: preparing the database failed" in result.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 
 import pytest
@@ -78,35 +77,3 @@ async def test_both_engines_report_their_revision(db_url: str) -> None:
         await db.close()
     assert await migrate.database_revisions(db_url) is None
     assert not await migrate.at_head(db_url)
-
-
-CHILD_CHECK = """
-import asyncio, sys
-from vvserver.db.migrate import upgrade_in_child, at_head
-asyncio.run(upgrade_in_child(sys.argv[1]))
-assert asyncio.run(at_head(sys.argv[1]))
-print("alembic imported:", "alembic" in sys.modules)
-"""
-
-
-async def test_serve_upgrades_a_new_database_in_a_child_that_alone_imports_alembic(
-    tmp_path: Path,
-) -> None:
-    # A process like `serve`: it upgrades a brand-new database and never imports Alembic, so
-    # a new data directory's server does not carry it (docs/performance.md, resident memory).
-    url = sqlite(tmp_path)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", CHILD_CHECK, url, stdout=asyncio.subprocess.PIPE
-    )
-    out, _ = await process.communicate()
-    assert process.returncode == 0
-    assert out.decode().strip() == "alembic imported: False"
-    assert await migrate.at_head(url)
-
-
-async def test_a_failed_upgrade_in_the_child_is_reported(tmp_path: Path) -> None:
-    blocked = tmp_path / "not-a-directory"
-    blocked.write_text("")
-    url = f"sqlite+aiosqlite:///{blocked / 'vv.sqlite3'}"  # under a file: cannot be created
-    with pytest.raises(migrate.MigrationFailed, match="exited with 1"):
-        await migrate.upgrade_in_child(url)

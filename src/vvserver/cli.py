@@ -81,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(serve)
     migrate = sub.add_parser("migrate", help="apply database migrations")
     _add_common(migrate)
+    prepare = sub.add_parser(
+        "prepare", help="what serve does first: apply migrations, seed the demo if asked"
+    )
+    prepare.add_argument("--demo", action="store_true", help="seed a demo agency if empty")
+    _add_common(prepare)
     client = sub.add_parser("client", help="headless participant (kiosks without a browser, tests)")
     client_sub = client.add_subparsers(dest="client_command", required=True)
     client_sub.add_parser(
@@ -108,13 +113,64 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class PrepareFailed(RuntimeError):
+    """The child process that migrates the database and seeds the demo did not succeed."""
+
+
 async def _prepare(settings: Settings) -> None:
-    """Once per start (not per worker): migrate, make the secret, seed the demo if asked."""
+    """Once per start (not per worker): make the secret; migrate and seed the demo if asked.
+    The migration and the seed run in a child process (`vvserver prepare`) when there is
+    anything to do, so the serving process never carries Alembic or the seed's work
+    (docs/performance.md, "Resident memory")."""
     from vvserver.app import build_services
-    from vvserver.db.migrate import upgrade_in_child
+    from vvserver.db.migrate import at_head
 
     settings.ensure_data_dir()
-    await upgrade_in_child(settings.resolved_database_url)
+    if not await at_head(settings.resolved_database_url):
+        await _prepare_in_child(settings)
+    services = build_services(settings)
+    try:
+        if settings.demo and await _no_agency_yet(services):
+            await _prepare_in_child(settings)
+    finally:
+        await services.db.close()
+
+
+async def _no_agency_yet(services: Any) -> bool:
+    """What `seed_demo` checks first (the demo module itself is not imported here)."""
+    from sqlalchemy import func, select
+
+    from vvserver.db.models import Agency
+
+    async with services.read() as session:
+        agencies: int | None = await session.scalar(select(func.count()).select_from(Agency))
+    return agencies == 0
+
+
+async def _prepare_in_child(settings: Settings) -> None:
+    """`vvserver prepare` in a child process, on this process's settings (the command line's
+    given through the environment: a database URL may hold a password, which `ps` would show)."""
+    env = {**os.environ, "VV_DATA_DIR": str(settings.data_dir), "VV_DEMO": str(settings.demo)}
+    if settings.database_url is not None:
+        env["VV_DATABASE_URL"] = settings.database_url
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "vvserver", "prepare", env=env
+    )
+    status = await child.wait()
+    if status != 0:
+        raise PrepareFailed(
+            f"preparing the database failed (`vvserver prepare` exited with {status}); "
+            "its messages are above"
+        )
+
+
+async def _prepare_here(settings: Settings) -> None:
+    """`vvserver prepare`: migrate, make the secret, seed the demo if asked."""
+    from vvserver.app import build_services
+    from vvserver.db.migrate import upgrade
+
+    settings.ensure_data_dir()
+    await upgrade(settings.resolved_database_url)
     services = build_services(settings)
     try:
         if settings.demo:
@@ -156,8 +212,6 @@ def _serve_command(settings: Settings, args: argparse.Namespace, argv: list[str]
     if problem is not None:
         print(f"vvserver: refusing to start: {problem}", file=sys.stderr, flush=True)
         return EXIT_REFUSED
-    from vvserver.db.migrate import MigrationFailed
-
     supervised = args.worker_index is not None
     try:
         if settings.workers > 1 and not supervised:
@@ -168,7 +222,7 @@ def _serve_command(settings: Settings, args: argparse.Namespace, argv: list[str]
                 return runner.run(Supervisor(settings, worker_argv(argv)).run())
         with event_loop_runner(settings) as runner:
             runner.run(_serve(settings, supervised=supervised))
-    except MigrationFailed as exc:
+    except PrepareFailed as exc:
         print(f"vvserver: {exc}", file=sys.stderr, flush=True)
         return EXIT_FAILED
     return 0
@@ -238,6 +292,9 @@ def main(argv: list[str] | None = None) -> int:
         settings.ensure_data_dir()
         upgrade_sync(settings.resolved_database_url)
         print("database is at the latest schema")
+        return 0
+    if args.command == "prepare":
+        asyncio.run(_prepare_here(settings))
         return 0
     if args.command == "audit":
         return asyncio.run(_verify(settings))

@@ -7,17 +7,14 @@ schema, the usual case at a restart, is left alone, and the serving process does
 Alembic's modules and script scan (about 11 MB of resident memory) for the rest of its life.
 Anything else (no version table, an older or unknown revision, a file the quick reading does
 not understand) goes to Alembic's upgrade. ``serve`` runs that upgrade in a child process
-(``upgrade_in_child``), so a brand-new data directory's server does not carry Alembic either.
+(``vvserver prepare``), so a brand-new data directory's server does not carry Alembic either.
 """
 
 from __future__ import annotations
 
 import ast
 import asyncio
-import logging
-import os
 import re
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -102,41 +99,3 @@ async def upgrade(url: str) -> None:
     if await at_head(url):
         return
     await asyncio.to_thread(upgrade_sync, url)
-
-
-URL_VARIABLE = "VV_MIGRATE_URL"  # the child's database URL (not on its command line: ps shows that)
-
-
-class MigrationFailed(RuntimeError):
-    """The child process that upgrades the database did not succeed."""
-
-
-async def upgrade_in_child(url: str) -> None:
-    """Upgrade to head in a child process (``python -m vvserver.db.migrate``), so that the
-    serving process never imports Alembic; nothing at all when the database is there. The
-    child's messages go to this process's stderr; MigrationFailed if it fails."""
-    if await at_head(url):
-        return
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "vvserver.db.migrate", env={**os.environ, URL_VARIABLE: url}
-    )
-    status = await process.wait()
-    if status != 0:
-        raise MigrationFailed(
-            f"upgrading the database failed (the migration process exited with {status}); "
-            "its messages are above"
-        )
-
-
-def _child_main() -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    url = os.environ.get(URL_VARIABLE)
-    if not url:
-        print(f"{URL_VARIABLE} is not set", file=sys.stderr)
-        return 2
-    upgrade_sync(url)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_child_main())
