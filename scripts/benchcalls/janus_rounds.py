@@ -3,7 +3,8 @@
 The 2-vCPU VM's speed drifts by tens of percent within minutes, and a plain ``--with-janus``
 run measures all of vvserver's steps before all of Janus's, minutes apart: one such run put
 the ratio at 1.23, the next at 0.94. With rounds, each round runs the steps for vvserver and
-then for Janus back to back, so each round compares the two on nearly the same machine; the
+for Janus back to back (vvserver first in odd rounds, Janus first in even ones), so each
+round compares the two on nearly the same machine; the
 table gives every round's CPU per call and ratio per N, and the last line the medians over
 the rounds (``calls_per_core`` and ``janus_calls_per_core`` are each relay's median calls per
 core at its largest N at full rate).
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from scripts.benchcalls.janus import run_janus
-from scripts.benchcalls.report import summarize, table
+from scripts.benchcalls.report import held, summarize, table
 from scripts.benchcalls.runner import Pinning, StepResult
 
 RunOurs = Callable[[Path], list[StepResult]]
@@ -37,8 +38,13 @@ def run_janus_rounds(
     for round_no in range(1, rounds + 1):
         round_dir = work_dir / f"round-{round_no}"
         round_dir.mkdir(parents=True, exist_ok=True)
-        ours = run_ours(round_dir)
+        # ABBA: odd rounds run vvserver first, even rounds Janus first, so a drift within a
+        # round does not favour one of them in every round
+        if round_no % 2:
+            ours = run_ours(round_dir)
         janus, note = run_janus(steps, pinning=pinning, work_dir=round_dir, window_s=window_s)
+        if not round_no % 2:
+            ours = run_ours(round_dir)
         if note:
             notes.append(f"round {round_no}: janus {note}")
         per_round.append((ours, janus))
@@ -83,9 +89,10 @@ def summary_line(
 
 
 def cpu_per_call(results: list[StepResult], n: int) -> float | None:
+    """The step's CPU per call, if it held full rate (a relay behind at N is not compared)."""
     for step in results:
         if step.n == n and step.figures and step.error is None:
-            return step.cpu_pct_per_call
+            return step.cpu_pct_per_call if held(step, results[0]) else None
     return None
 
 

@@ -151,6 +151,29 @@ async def test_a_handler_that_waits_is_finished_by_a_task() -> None:
     assert waiting.handled == [("before", 0x1234), "resumed", "after"]
 
 
+async def test_a_waiting_handler_cancelled_before_its_task_ran_cancels_what_it_waited_for() -> None:
+    later: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    async def waits(recipient: Recipient, packet: Any) -> None:
+        try:
+            await later
+        except asyncio.CancelledError:
+            recipient.handled.append("cancelled")
+            raise
+
+    recipient = Recipient(waits)
+    receiver = SrtcpReceiver(Dtls(recipient), ReceiveCounters())
+    receiver.receive(RECEIVER_REPORT)
+    [task] = receiver._unfinished
+    task.cancel()  # before the task's first step
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert task.cancelled()
+    assert later.cancelled()
+    assert recipient.handled == ["cancelled"]
+    assert not receiver._unfinished
+
+
 async def test_a_failing_handler_is_logged_and_the_next_packet_still_handled(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -210,3 +210,48 @@ def test_a_sender_refuses_a_packet_too_long_and_bad_arguments() -> None:
         native.RtpSender(Counted(), Counted(), 0x80, 96, 5, bytes(300), -1, None, 128)
     with pytest.raises(ValueError, match="out of range"):
         native.RtpSender(Counted(), Counted(), 0x80, 96, 5, b"ab", 0, None, 128)
+
+
+def test_c_reads_a_slot_only_on_the_class_it_belongs_to() -> None:
+    # The C chain reads slots at cached offsets (_rtp_native.h, SlotCache). A slot descriptor
+    # copied into another class's dict is refused there, as Python refuses it, instead of
+    # reading that class's object at the other's offset.
+    from vvserver.media.fast_receive import _C_DEMUX
+
+    assert _C_DEMUX is not None
+    demux = _C_DEMUX.__func__ if hasattr(_C_DEMUX, "__func__") else _C_DEMUX
+
+    class Candidate:
+        component = 1
+
+    class Received:
+        def __init__(self) -> None:
+            self.datagrams: list[tuple[bytes, int]] = []
+
+        def data_received(self, data: bytes, component: int) -> None:
+            self.datagrams.append((data, component))
+
+    class Protocol:
+        __slots__ = ("local_candidate", "receiver")
+        local_candidate: Candidate
+        receiver: Received
+
+    class Impostor:
+        __slots__ = ("local_candidate", "other")
+        local_candidate: Candidate
+        other: Received
+
+    Impostor.receiver = Protocol.__dict__["receiver"]  # type: ignore[attr-defined]
+    rtp = bytes([0x80, 96]) + bytes(10)
+    for _ in range(2):  # the second call with the cache filled
+        protocol = Protocol()
+        protocol.receiver = Received()
+        protocol.local_candidate = Candidate()
+        demux(protocol, rtp, ("127.0.0.1", 9))
+        assert protocol.receiver.datagrams == [(rtp, 1)]
+        impostor = Impostor()
+        impostor.local_candidate = Candidate()
+        impostor.other = Received()
+        with pytest.raises(TypeError, match="doesn't apply"):
+            demux(impostor, rtp, ("127.0.0.1", 9))
+        assert impostor.other.datagrams == []

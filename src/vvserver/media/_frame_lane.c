@@ -199,7 +199,7 @@ assemble_video(PyObject *feed, PyObject *assembler, PyObject *segment, Relayed *
     if (lane_object == Py_None) {
         Py_DECREF(lane_object);
         PyObject *starts = GET_ATTR(assembler, NAME(_starts_frame));
-        PyObject *keyframe = GET_ATTR(assembler, NAME(_is_keyframe));
+        PyObject *keyframe = starts == NULL ? NULL : GET_ATTR(assembler, NAME(_is_keyframe));
         int defaults = starts == default_starts_frame && keyframe == default_is_keyframe;
         Py_XDECREF(starts);
         Py_XDECREF(keyframe);
@@ -220,10 +220,11 @@ assemble_video(PyObject *feed, PyObject *assembler, PyObject *segment, Relayed *
     }
     FrameLane *lane = (FrameLane *)lane_object;
     int usual = 0;
+    /* each read only after the one before it worked (no lookup with an exception set) */
     PyObject *slots = GET_ATTR(assembler, NAME(_slots));
-    PyObject *next = GET_ATTR(assembler, NAME(_next));
-    PyObject *ssrc = GET_ATTR(assembler, NAME(_ssrc));
-    PyObject *behind = GET_ATTR(assembler, NAME(_behind_since));
+    PyObject *next = slots == NULL ? NULL : GET_ATTR(assembler, NAME(_next));
+    PyObject *ssrc = next == NULL ? NULL : GET_ATTR(assembler, NAME(_ssrc));
+    PyObject *behind = ssrc == NULL ? NULL : GET_ATTR(assembler, NAME(_behind_since));
     double last_arrival = 0, max_wait = 0;
     if (slots == NULL || next == NULL || ssrc == NULL || behind == NULL ||
         get_double(assembler, NAME(_last_arrival), &last_arrival) < 0 ||

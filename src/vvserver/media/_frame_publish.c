@@ -119,7 +119,10 @@ frame_usual(PyObject *feed, PyObject *segment, Frame *f, PyObject *subscribers)
     if (!PyList_Check(subscribers))
         return 0;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(subscribers); i++) {
-        usual = recorder_usual(PyList_GET_ITEM(subscribers, i), segment, f);
+        /* held: reading the recorder's attributes may run Python that changes the list */
+        PyObject *tap = Py_NewRef(PyList_GET_ITEM(subscribers, i));
+        usual = recorder_usual(tap, segment, f);
+        Py_DECREF(tap);
         if (usual <= 0)
             return usual;
     }

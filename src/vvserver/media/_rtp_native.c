@@ -40,8 +40,9 @@ slot_cache_fill(SlotCache *cache, PyTypeObject *type, PyObject *name)
     cache->version = type->tp_version_tag;
     if (type->tp_getattro != PyObject_GenericGetAttr ||
         type->tp_setattro != PyObject_GenericSetAttr || descriptor == NULL ||
-        !Py_IS_TYPE(descriptor, &PyMemberDescr_Type))
-        return;
+        !Py_IS_TYPE(descriptor, &PyMemberDescr_Type) ||
+        !PyType_IsSubtype(type, PyDescr_TYPE(descriptor)))
+        return; /* a slot of another class put in this one's dict: Python refuses it too */
     PyMemberDef *member = ((PyMemberDescrObject *)descriptor)->d_member;
     if (member->type == T_OBJECT_EX && !(member->flags & READONLY))
         cache->offset = member->offset; /* a data descriptor: it wins over any instance dict */

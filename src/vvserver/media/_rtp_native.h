@@ -119,7 +119,9 @@ attr_set_owned(PyObject *object, PyObject *name, PyObject *value, SlotCache *cac
 }
 
 /* A cache of its own for each place the macros below are written (GCC/Clang statement
- * expressions: a static variable per expansion). */
+ * expressions: a static variable per expansion). The cache is not keyed by the name: every
+ * call site passes one constant name (NAME(x) or an interned string), and no function that
+ * takes the name as a parameter may use these macros. */
 #define CALL_SITE() ({ static SlotCache site_cache_; &site_cache_; })
 
 /* `object.name` (new reference, NULL with an exception) */
