@@ -44,7 +44,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 
-from scripts.benchcalls.cluster import BASELINE, ClusterRun
+from scripts.benchcalls.cluster import BASELINE, ClusterRun, Layout
 from scripts.benchcalls.procstat import perf_event_works
 from scripts.benchcalls.report import (
     SECURUS_PER_VISIT_USD,
@@ -202,6 +202,13 @@ def main(argv: list[str] | None = None) -> int:
         help="with --with-janus: R rounds of the passthrough relay then Janus, compared round "
         "by round; with --nodes/--workers/--redis-single: R paired rounds per N of the one-process "
         "baseline (same PostgreSQL, no Redis) and the cluster, compared round by round",
+    )
+    parser.add_argument(
+        "--split-baseline",
+        action="store_true",
+        help="with --nodes N --rounds R: each round also runs N independent processes (a "
+        "database each, no Redis, each call wholly on one): the cluster / split ratio is the "
+        "bridge's own cost, the machine's sharing of cores by several processes taken out",
     )
     parser.add_argument(
         "--core-quota",
@@ -374,7 +381,7 @@ def run_cluster(
     print(cluster_table(results))
     print()
     if args.rounds:
-        for line in compare_rounds(results, cluster.layout):
+        for line in compare_rounds(results, rounds_layouts(args, cluster)):
             print(line)
         return 0
     summary = summarize("passthrough", results, pinning)
@@ -393,6 +400,12 @@ def run_cluster(
     return 0
 
 
+def rounds_layouts(args: argparse.Namespace, cluster: ClusterRun) -> tuple[Layout, ...]:
+    """Each round's layouts, the baseline first and the cluster last."""
+    split = (Layout.split_of(cluster.layout),) if args.split_baseline else ()
+    return (BASELINE, *split, cluster.layout)
+
+
 def run_rounds(
     args: argparse.Namespace,
     steps: tuple[int, ...],
@@ -405,7 +418,7 @@ def run_rounds(
     PostgreSQL, no Redis) then the cluster layout, back to back, so that both see the same
     machine load; the comparison is per round."""
     world = seed_world(work_dir / "template", max(steps), cluster.template_url)
-    layouts = (BASELINE, cluster.layout)
+    layouts = rounds_layouts(args, cluster)
     total = len(steps) * args.rounds * len(layouts)
     results: list[StepResult] = []
     for n in steps:

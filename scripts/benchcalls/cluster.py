@@ -7,6 +7,11 @@ through node ``k mod N`` and its kiosk through node ``k+1 mod N``, so with two o
 every call is bridged between two nodes over Redis. A ``Layout`` says how many nodes and
 workers a step runs and whether Redis is on: ``--rounds`` alternates the single-process
 baseline on the same PostgreSQL (no Redis) with the cluster layout, step by step.
+``--split-baseline`` adds a third layout to each round: as many independent processes as the
+cluster has nodes, each with a database of its own and no Redis, call ``k`` wholly on process
+``k mod N`` (both sides). It has everything the cluster has but the bridge (several processes
+sharing the server's cores, each with its share of the calls), so cluster / split is what the
+bridge itself costs.
 """
 
 from __future__ import annotations
@@ -50,16 +55,25 @@ class Layout:
     nodes: int
     workers: int
     redis: bool = True
+    # Independent processes (no Redis, a database each): call k wholly on process k mod nodes.
+    split: bool = False
 
     @property
     def label(self) -> str:
+        if self.split:
+            return f"{self.nodes} independent processes, PostgreSQL, no Redis"
         if not self.redis:
             return "1 process, PostgreSQL, no Redis"
         return f"{self.nodes} node(s) x {self.workers} worker(s), Redis bridge on"
 
     @property
     def key(self) -> str:
-        return f"{self.nodes}x{self.workers}{'r' if self.redis else 'p'}"
+        return f"{self.nodes}x{self.workers}{'s' if self.split else 'r' if self.redis else 'p'}"
+
+    @classmethod
+    def split_of(cls, cluster: Layout) -> Layout:
+        """The cluster's processes without the bridge: the split baseline."""
+        return cls(cluster.nodes, 1, redis=False, split=True)
 
 
 BASELINE = Layout(1, 1, redis=False)

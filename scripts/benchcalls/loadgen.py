@@ -71,6 +71,8 @@ class Plan:
     # kiosk on node k+1 mod N); the server figures add up every node and its workers.
     server_urls: tuple[str, ...] = ()
     server_pids: tuple[int, ...] = ()
+    # Independent processes (the split baseline): call k wholly on process k mod N.
+    split: bool = False
     redis_port: int = 0  # the cluster's private Redis: its commands in the window
     perf_event: str = ""  # also count this perf event of the server processes
 
@@ -168,7 +170,7 @@ async def measure(plan: Plan) -> dict[str, Any]:
                         booked,
                         urls[number % len(urls)],
                         session,
-                        kiosk_url=urls[(number + 1) % len(urls)],
+                        kiosk_url=urls[(number + (0 if plan.split else 1)) % len(urls)],
                     )
                 )
         officer = Officer(session, plan.server_url)
@@ -179,7 +181,11 @@ async def measure(plan: Plan) -> dict[str, Any]:
             watched = [
                 c
                 for i, c in enumerate(calls)
-                if plan.monitor_every and i % plan.monitor_every == 0 and c in joined
+                if plan.monitor_every
+                and i % plan.monitor_every == 0
+                and c in joined
+                # the officer signs in on the first process: split, it sees only its calls
+                and not (plan.split and i % len(plan.server_urls) != 0)
             ]
             if watched:
                 await officer.sign_in(

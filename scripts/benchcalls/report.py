@@ -140,39 +140,48 @@ def cluster_table(steps: list[StepResult]) -> str:
     return "\n".join(rows)
 
 
-def compare_rounds(steps: list[StepResult], layout: Layout) -> list[str]:
-    """Round by round: the cluster's CPU per call over the baseline's just before it."""
+def _ratio_line(n: int, what: str, pairs: list[tuple[StepResult, StepResult]]) -> str:
+    raw = [o.cpu_pct_per_call / b.cpu_pct_per_call for b, o in pairs]
+    above = [
+        o.cpu_pct_per_call_above_idle / b.cpu_pct_per_call_above_idle
+        for b, o in pairs
+        if b.cpu_pct_per_call_above_idle > 0
+    ]
+    return (
+        f"N={n}: {what}, CPU per call, {len(pairs)} paired rounds: "
+        f"median {statistics.median(raw):.2f} (rounds {', '.join(f'{r:.2f}' for r in raw)}); "
+        f"above idle: median {statistics.median(above):.2f} "
+        f"(rounds {', '.join(f'{r:.2f}' for r in above)})"
+    )
+
+
+def compare_rounds(steps: list[StepResult], layouts: tuple[Layout, ...]) -> list[str]:
+    """Round by round (each round: one step per layout, in order, the baseline first and the
+    cluster last): the cluster's CPU per call over each other layout's in the same round."""
     lines: list[str] = []
+    cluster = layouts[-1]
     for n in sorted({s.n for s in steps}):
         mine = [s for s in steps if s.n == n and s.layout is not None]
-        pairs = [
-            (base, other)
-            for base, other in zip(mine[::2], mine[1::2], strict=False)
-            if base.figures and other.figures and held(base, None) and held(other, None)
-        ]
-        if not pairs:
-            lines.append(f"N={n}: no round where both held full rate")
-            continue
-        raw = [o.cpu_pct_per_call / b.cpu_pct_per_call for b, o in pairs]
-        above = [
-            o.cpu_pct_per_call_above_idle / b.cpu_pct_per_call_above_idle
-            for b, o in pairs
-            if b.cpu_pct_per_call_above_idle > 0
-        ]
-        lines.append(
-            f"N={n}: {layout.label} / one process, CPU per call, {len(pairs)} paired rounds: "
-            f"median {statistics.median(raw):.2f} (rounds {', '.join(f'{r:.2f}' for r in raw)}); "
-            f"above idle: median {statistics.median(above):.2f} "
-            f"(rounds {', '.join(f'{r:.2f}' for r in above)})"
-        )
+        rounds = [mine[i : i + len(layouts)] for i in range(0, len(mine), len(layouts))]
+        for base in layouts[:-1]:
+            pairs = [
+                (by[base], by[cluster])
+                for by in ({s.layout: s for s in r} for r in rounds)
+                if base in by and cluster in by
+                if all(s.figures and held(s, None) for s in (by[base], by[cluster]))
+            ]
+            what = f"{cluster.label} / {base.label}"
+            if not pairs:
+                lines.append(f"N={n}: {what}: no round where both held full rate")
+                continue
+            lines.append(_ratio_line(n, what, pairs))
+        done = [r[-1] for r in rounds if r and r[-1].layout == cluster and r[-1].figures]
         per_s = [
-            float(o.figures["redis_per_call_s"])
-            for _, o in pairs
-            if "redis_per_call_s" in o.figures
+            float(o.figures["redis_per_call_s"]) for o in done if "redis_per_call_s" in o.figures
         ]
         set_up = [
             float(o.figures["redis_setup_per_call"])
-            for _, o in pairs
+            for o in done
             if "redis_setup_per_call" in o.figures
         ]
         if per_s and set_up:

@@ -200,9 +200,25 @@ def _servers(
     if cluster is None:
         data_dir = world.copy_data_dir(step_dir / "data")
         return [ServerProcess(data_dir, relay, pinning, step_dir / "server.log")]
+    cpus = (pinning.server or "").split(",") if pinning.server else []
+    if layout.split:
+        return [
+            ServerProcess(
+                copy_data_dir(world.template_dir, step_dir / f"data{index}"),
+                relay,
+                pinning,
+                step_dir / f"server{index}.log",
+                extra_env={
+                    "VV_DATABASE_URL": cluster.step_database(
+                        f"{relay}_{n}_{layout.key}_{step_dir.name}_{index}"
+                    )
+                },
+                cpus=cpus[index % len(cpus)] if cpus else None,
+            )
+            for index in range(layout.nodes)
+        ]
     database_url = cluster.step_database(f"{relay}_{n}_{layout.key}_{step_dir.name}")
     prefix = f"bench-{relay}-{n}-{step_dir.name}"
-    cpus = (pinning.server or "").split(",") if pinning.server else []
     servers = []
     for index in range(layout.nodes):
         servers.append(
@@ -295,6 +311,7 @@ def run_step(
                     "server_pid": server.pid,
                     "server_urls": [s.url for s in servers],
                     "server_pids": [s.pid for s in servers],
+                    "split": bool(layout and layout.split),
                     "calls": [c.to_json() for c in world.calls[:n]],
                     "officer_email": world.officer_email,
                     "officer_password": world.officer_password,

@@ -19,7 +19,13 @@ from aiortc.rtp import RTCP_PSFB_APP, HeaderExtensionsMap, RtcpPsfbPacket, pack_
 
 from vvserver.client.peer import TestPeer
 from vvserver.client.sample_clip import Clip
-from vvserver.media import aiortc_hooks, fast_receive, inbound_stream, receive_state, rtp_send_path
+from vvserver.media import (
+    aiortc_hooks,
+    datagram_demux,
+    inbound_stream,
+    receive_state,
+    rtp_send_path,
+)
 from vvserver.media.aiortc_hooks import (
     HookError,
     cap_receiver_remb,
@@ -198,7 +204,7 @@ def test_a_nack_reaches_the_senders_overridable_retransmit_method() -> None:
 
 def test_aioice_hands_each_datagram_to_its_connections_data_received() -> None:
     # The lean receive path takes SRTP datagrams here, before aioice's queue.
-    received = inspect.getsource(fast_receive._STUN_DATAGRAM_RECEIVED)  # aioice's own
+    received = inspect.getsource(datagram_demux.STUN_DATAGRAM_RECEIVED)  # aioice's own
     assert "message = stun.parse_message(data)" in received
     assert "self.receiver.data_received(data, self.local_candidate.component)" in received
     assert "self._queue.put_nowait((data, component))" in inspect.getsource(
@@ -216,7 +222,7 @@ def test_aioice_hands_each_datagram_to_its_connections_data_received() -> None:
 async def test_media_datagrams_go_to_the_connection_without_a_stun_parse_and_stun_still_does() -> (
     None
 ):
-    fast_receive.install_datagram_demux()
+    datagram_demux.install_datagram_demux()
     handed: list[tuple[bytes, int]] = []
 
     class Connection:

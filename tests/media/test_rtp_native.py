@@ -216,10 +216,10 @@ def test_c_reads_a_slot_only_on_the_class_it_belongs_to() -> None:
     # The C chain reads slots at cached offsets (_rtp_native.h, SlotCache). A slot descriptor
     # copied into another class's dict is refused there, as Python refuses it, instead of
     # reading that class's object at the other's offset.
-    from vvserver.media.fast_receive import _C_DEMUX
+    from vvserver.media.datagram_demux import C_DEMUX
 
-    assert _C_DEMUX is not None
-    demux = _C_DEMUX.__func__ if hasattr(_C_DEMUX, "__func__") else _C_DEMUX
+    assert C_DEMUX is not None
+    demux = C_DEMUX.__func__ if hasattr(C_DEMUX, "__func__") else C_DEMUX
 
     class Candidate:
         component = 1

@@ -3,7 +3,7 @@
  * these Python functions do, on the same Python objects, for the packets that need nothing
  * unusual:
  *
- *   fast_receive._demux_datagram        RFC 7983's first byte: RTP/RTCP past aioice's STUN parse
+ *   datagram_demux.demux_datagram       RFC 7983's first byte: RTP/RTCP past aioice's STUN parse
  *   fast_receive.FastReceive._datagram  SRTP on the transport's current session
  *   fast_receive.FastReceive._handle    statistics, NACK window, estimator bytes, the sink
  *   feed_sink.FeedSink.__call__         the participant's media presence
@@ -595,7 +595,7 @@ relay_rtp(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *stun_datagram_received;
 
 /*
- * The datagram_received of aioice's socket protocol (fast_receive._demux_datagram in C):
+ * The datagram_received of aioice's socket protocol (datagram_demux.demux_datagram in C):
  * RTP and RTCP (first byte 128-191, RFC 7983) go straight to the connection's data_received
  * (the chain's entry, for a transport with a lean receive path), anything else to aioice's own
  * method, which parses STUN.

@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import aioice.ice
 import pylibsrtp
 from aiortc import (
     RTCPeerConnection,
@@ -39,6 +38,7 @@ from vvserver.media.aiortc_hooks import (
     _JitterBufferStandIn,
 )
 from vvserver.media.assembly import OUTAGE_GAP
+from vvserver.media.datagram_demux import install_datagram_demux
 from vvserver.media.feed_sink import FeedSink
 from vvserver.media.frames import EncodedFrame, vp8_descriptor_starts_frame, vp8_is_keyframe
 from vvserver.media.inbound_stream import (
@@ -354,31 +354,6 @@ class FastReceive:
             send_rtcp_now(
                 self._dtls, RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=rtcp_ssrc, media_ssrc=ssrc)
             )
-
-
-_STUN_DATAGRAM_RECEIVED = aioice.ice.StunProtocol.datagram_received
-
-
-def _demux_datagram(self: Any, data: bytes, addr: tuple[Any, ...]) -> None:
-    """aioice's `StunProtocol.datagram_received`, demultiplexing by the first byte first
-    (RFC 7983): RTP and RTCP (128-191) go straight to the connection's `data_received`.
-    aioice tries to parse every datagram as STUN and takes the `ValueError` as "not STUN":
-    an exception raised and caught per media packet."""
-    if data and 127 < data[0] < 192:
-        self.receiver.data_received(data, self.local_candidate.component)
-    else:
-        _STUN_DATAGRAM_RECEIVED(self, data, addr)
-
-
-def install_datagram_demux() -> None:
-    """Make every aioice socket protocol demultiplex as `_demux_datagram` does, in C when the
-    chain is built (`_rtp_native.datagram_demux`; idempotent)."""
-    demux = _C_DEMUX if RELAY is not None and _C_DEMUX is not None else _demux_datagram
-    aioice.ice.StunProtocol.datagram_received = demux  # type: ignore[method-assign,assignment]
-
-
-# `_demux_datagram` in C (a method for StunProtocol), with aioice's own for what is not RTP.
-_C_DEMUX: Any = RELAY.datagram_demux(_STUN_DATAGRAM_RECEIVED) if RELAY is not None else None
 
 
 def enable_fast_receive(pc: RTCPeerConnection) -> list[FastReceive]:
