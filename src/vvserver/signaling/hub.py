@@ -13,9 +13,8 @@
   When credentials are revoked (sign-out, deactivation, password change or reset, kiosk
   disabled or rotated), the process's session cache drops them and every socket that
   authenticated with them gets ``error`` ``credentials_revoked`` and close 1008 at once.
-  A visit that starts while its kiosk is offline raises the ``kiosk_offline`` alert,
-  except in the first ``kiosk_offline_grace_s`` after the server started (a restart cut every
-  kiosk's socket): then the alert comes at the grace's end, only if the kiosk is still away.
+  A visit that starts while its kiosk is offline raises the ``kiosk_offline`` alert
+  (``staff_alerts``).
 * Visit now (``ringing``): rings to both sides' sockets; visitors' pages on standby.
 * In a cluster the bus, kiosk presence and participants are cluster-wide (``vvserver.cluster``):
   this hub serves the sockets of its own process and reads who is connected anywhere.
@@ -25,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy import update
@@ -48,14 +46,13 @@ from vvserver.signaling.media_port import MediaPort, ParticipantRole, RoomEvents
 from vvserver.signaling.protocol import AlertMessage, RejoinMessage, VisitStartMessage
 from vvserver.signaling.ringing import Ringing
 from vvserver.signaling.room_relay import MediaFigures, event_message
+from vvserver.signaling.staff_alerts import StaffAlerts
 
 logger = logging.getLogger(__name__)
 
 KIOSK_SEEN_EVERY_S = 30.0
 
 VisitorNotifier = Callable[[Connection, int], Awaitable[None]]
-# An officer channel's alert sink: (alert, facility id of the visit).
-AlertListener = Callable[[AlertMessage, int], Awaitable[None]]
 
 
 class SignalingHub:
@@ -72,17 +69,26 @@ class SignalingHub:
         self._chat_watchers: set[asyncio.Event] = set()
         # Set by the visitor channel: sends a visitor socket its visit's status.
         self.visitor_notifier: VisitorNotifier | None = None
-        self.alert_listeners: set[AlertListener] = set()
-        self.pins = KioskPins(services, self._raise_alert)
+        self.tasks = TaskSet()
+        self.alerts = StaffAlerts(services, self.tasks, self.kiosk_online)
+        # Each officer channel's alert sink (``staff_alerts.AlertListener``).
+        self.alert_listeners = self.alerts.listeners
+        self.pins = KioskPins(services, self.alerts.raise_alert)
         # Visit now: visitors' standby pages and ring delivery.
         self.ringing = Ringing(services)
         self.figures = MediaFigures()
         self._relays: dict[int, asyncio.Task[None]] = {}
-        self.tasks = TaskSet()
         # The media service (``VisitMedia``); None on a server without calls.
         self.media: MediaPort | None = None
-        # Monotonic start of serving (set again when the background work starts).
-        self.started_at = time.monotonic()
+
+    @property
+    def started_at(self) -> float:
+        """Monotonic start of serving (set again when the background work starts)."""
+        return self.alerts.started_at
+
+    @started_at.setter
+    def started_at(self, value: float) -> None:
+        self.alerts.started_at = value
 
     # --- presence -------------------------------------------------------------------------
 
@@ -292,7 +298,7 @@ class SignalingHub:
             self._call_coming(kiosks)
             await self.ringing.deliver(event, kiosks, list(self._visitors.get(event.visit_id, ())))
         if isinstance(event, StaffAlertEvent):
-            await self._alert(
+            await self.alerts.deliver(
                 AlertMessage(
                     code=event.code,
                     visit_id=event.visit_id,
@@ -314,7 +320,7 @@ class SignalingHub:
             kiosks = list(self._kiosks.get(event.kiosk_id, ()))
             self._call_coming(kiosks)
             if not kiosks and not self.kiosk_online(event.kiosk_id):  # (online: on any node)
-                await self._kiosk_missing(event)
+                await self.alerts.kiosk_missing(event)
             for conn in kiosks:
                 await conn.send(message)
         notify = self.visitor_notifier
@@ -334,69 +340,6 @@ class SignalingHub:
         rejoin = RejoinMessage(visit_id=visit_id, message=message)
         sent = [await conn.send(rejoin) for conn in targets]
         return sum(sent)
-
-    async def _raise_alert(self, alert: AlertMessage, facility_id: int) -> None:
-        """An alert for staff on every node (through the visit event bus)."""
-        self.services.events.publish(
-            StaffAlertEvent(
-                code=alert.code,
-                visit_id=alert.visit_id,
-                kiosk_id=alert.kiosk_id,
-                facility_id=facility_id,
-                message=alert.message,
-                at=alert.server_time,
-            )
-        )
-
-    async def _kiosk_missing(self, event: VisitStartEvent) -> None:
-        """The visit starts without its kiosk: alert now, or after the start-up grace."""
-        grace_left = (
-            self.started_at + self.services.settings.kiosk_offline_grace_s - time.monotonic()
-        )
-        if grace_left <= 0:
-            await self._kiosk_offline(event)
-            return
-        logger.info(
-            "visit %s starts before kiosk %s reconnected after the server's start; "
-            "waiting %.1f s before calling it offline",
-            event.visit_id,
-            event.kiosk_id,
-            grace_left,
-        )
-        self.tasks.create(
-            self._kiosk_offline_after(event, grace_left),
-            name=f"visit {event.visit_id} kiosk grace",
-        )
-
-    async def _kiosk_offline_after(self, event: VisitStartEvent, delay: float) -> None:
-        await asyncio.sleep(delay)
-        if self.kiosk_online(event.kiosk_id):  # on any node
-            return  # it came back in time (and found the visit in its schedule)
-        async with self.services.read() as session:
-            visit = await session.get(Visit, event.visit_id)
-        if visit is None or visit.state not in ("scheduled", "ready", "live"):
-            return  # ended (or cancelled) meanwhile
-        await self._kiosk_offline(event)
-
-    async def _kiosk_offline(self, event: VisitStartEvent) -> None:
-        logger.warning("visit %s starts but kiosk %s is offline", event.visit_id, event.kiosk_id)
-        await self._alert(
-            AlertMessage(
-                code="kiosk_offline",
-                visit_id=event.visit_id,
-                kiosk_id=event.kiosk_id,
-                message="the visit starts but its kiosk is offline",
-                server_time=self.services.clock.now(),
-            ),
-            event.facility_id,
-        )
-
-    async def _alert(self, alert: AlertMessage, facility_id: int) -> None:
-        for listener in list(self.alert_listeners):
-            try:
-                await listener(alert, facility_id)
-            except Exception:
-                logger.exception("could not deliver alert %s", alert.code)
 
 
 async def _close_revoked(conn: Connection, reason: str) -> None:

@@ -28,7 +28,6 @@ from vvserver.domain.visits.chat import messages_for_staff
 from vvserver.domain.visits.flags import FlagRequest, flag_visit
 from vvserver.signaling.chat_feed import STOP_WAIT_S, ChatFeed
 from vvserver.signaling.connection import Connection
-from vvserver.signaling.hub import AlertListener
 from vvserver.signaling.ice import client_ice_servers
 from vvserver.signaling.live_board import diff_rows, live_rows
 from vvserver.signaling.media_port import MediaPort
@@ -51,6 +50,7 @@ from vvserver.signaling.protocol import (
     WelcomeMessage,
 )
 from vvserver.signaling.socket_loop import AuthRefused, Channel
+from vvserver.signaling.staff_alerts import AlertListener
 
 logger = logging.getLogger(__name__)
 
