@@ -7,6 +7,7 @@ process for N calls and stops the server (SIGINT: rooms close, recordings are fi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -178,6 +179,10 @@ class ServerProcess:
         raise RuntimeError("the server did not start listening in time")
 
     def stop(self) -> None:
+        """SIGINT (a drain), then SIGKILL after ``SERVER_STOP_TIMEOUT_S``; worker processes
+        still there once the supervisor is gone are killed too, so that none runs on into
+        the next step."""
+        children = [pid for pid in descendants(self.process.pid) if pid != self.process.pid]
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
             try:
@@ -185,6 +190,9 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         self._log.close()
 
 
