@@ -151,6 +151,8 @@ class ServerProcess:
             "VV_PUBLIC_URL": self.url,
             "VV_ICE_HOST_ADDRESSES": '["127.0.0.1"]',
             "VV_MEDIA_RELAY": relay,
+            # a step stops after its calls: nothing to wait for (rooms stay open to the slot's end)
+            "VV_DRAIN_TIMEOUT_S": "2",
             **(extra_env or {}),
         }
         command = [sys.executable, "-m", "vvserver", "serve"]
@@ -182,8 +184,11 @@ class ServerProcess:
         """SIGINT (a drain), then SIGKILL after ``SERVER_STOP_TIMEOUT_S``; worker processes
         still there once the supervisor is gone are killed too, so that none runs on into
         the next step."""
-        children = [pid for pid in descendants(self.process.pid) if pid != self.process.pid]
-        if self.process.poll() is None:
+        running = self.process.poll() is None
+        children = (
+            [p for p in descendants(self.process.pid) if p != self.process.pid] if running else []
+        )
+        if running:
             self.process.send_signal(signal.SIGINT)
             try:
                 self.process.wait(SERVER_STOP_TIMEOUT_S)
@@ -191,8 +196,9 @@ class ServerProcess:
                 self.process.kill()
                 self.process.wait()
         for pid in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(OSError):  # gone meanwhile; never another program's pid
+                if b"vvserver" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    os.kill(pid, signal.SIGKILL)
         self._log.close()
 
 
@@ -217,9 +223,8 @@ def _servers(
                 pinning,
                 step_dir / f"server{index}.log",
                 extra_env={
-                    "VV_DATABASE_URL": cluster.step_database(
-                        f"{relay}_{n}_{layout.key}_{step_dir.name}_{index}"
-                    )
+                    # short: PostgreSQL cuts names at 63 bytes (step_dir names the relay and N)
+                    "VV_DATABASE_URL": cluster.step_database(f"{step_dir.name}_{index}")
                 },
                 cpus=cpus[index % len(cpus)] if cpus else None,
             )

@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import av
 import pytest
 from sqlalchemy import select
@@ -282,50 +281,3 @@ async def test_after_a_sigterm_hand_off_the_call_resumes_and_the_gap_counts_as_l
         f"\nresumed after the restart ({back - handed_off_at:.1f} s after the hand-off): lost "
         f"{visit.visitor_lost_s:.1f} s (visitor), {visit.kiosk_lost_s:.1f} s (kiosk)"
     )
-
-
-async def participants_connected(server: ServerProcess) -> float:
-    async with aiohttp.ClientSession() as session, session.get(f"{server.base}/metrics") as got:
-        text = await got.text()
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("vv_participants")
-    )
-
-
-async def test_a_drain_does_not_wait_for_a_room_both_sides_have_left(
-    tmp_path: Path, clip: Clip
-) -> None:
-    # Both sides hang up ten minutes before the slot's end: the room stays open for them to
-    # come back, but it is no call, and a SIGTERM does not wait the drain timeout for it.
-    world = await call_world(tmp_path / "data")
-    server = ServerProcess(
-        ["--data-dir", str(world.data_dir), "--drain-timeout", "60"], tmp_path / "server.log"
-    ).start()
-    sides: list[Side] = []
-    try:
-        await server.healthy()
-        visit_id, token = await world.visit(ends_in=600)
-        sides = both_sides(server, world, visit_id, token, clip)
-        await goes_live(world, visit_id)
-        await asyncio.sleep(2.0)  # media flows for a while
-        await stop_sides(sides)
-        deadline = time.monotonic() + 30
-        while await participants_connected(server) > 0:
-            assert time.monotonic() < deadline, "the sides never left"
-            await asyncio.sleep(0.2)
-        signalled = server.signal(signal.SIGTERM)
-        code = await server.exited(within=20)
-        exit_after = time.monotonic() - signalled
-    finally:
-        await stop_sides(sides)
-        server.kill()
-    assert code == 0, server.output()[-3000:]
-    assert exit_after < 15, exit_after  # not the 60-s drain timeout
-    assert "all ended in time; 1 handed off" in server.output()
-    visit = await visit_row(world, visit_id)
-    assert visit.state == "ready"  # either side can still come back before the slot's end
-    [recording] = await recordings(world, visit_id)
-    assert_decodable(world, recording)
-    print(f"\nSIGTERM with an empty room: exit 0 {exit_after:.1f} s after the signal")

@@ -3,12 +3,10 @@
 1. No new room opens here (``VisitMedia.draining``; ``/healthz`` says ``draining`` with 503, so
    a load balancer sends new visitors elsewhere). A worker of ``--workers N`` also stops
    listening at once: the kernel hands new connections to its siblings on the same port.
-2. Calls already here go on until they end or ``drain_timeout_s`` passes. A room nobody is
-   in any more (both sides hung up before the slot's end; it stays open for them to come back)
-   is no call: the drain does not wait for it.
-3. Then each room left is handed off: its room closes (recording finished, the visit
-   ``ready`` again with its connection time written), then its clients get ``rejoin`` and
-   come back through a new socket (another node, or this server once it is back).
+2. Calls already here go on until they end or ``drain_timeout_s`` passes.
+3. At the deadline each call left is handed off: its room closes (recording finished, the
+   visit ``ready`` again with its connection time written), then its clients get ``rejoin``
+   and come back through a new socket (another node, or this server once it is back).
 4. The caller closes every socket with 1001 and the process exits 0.
 
 A second signal during a drain changes nothing (``--workers`` sends one to every worker, and
@@ -29,7 +27,6 @@ from aiohttp import web
 
 from vvserver.app_keys import HUB, SERVICES, VISIT_MEDIA
 from vvserver.visits_live.handoff import DRAIN_MESSAGE
-from vvserver.visits_live.process_rooms import SHUTDOWN_GRACE_S
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +99,7 @@ async def drain(
     if settings.workers > 1:
         await stop_listening()
     report.calls_ended_in_time = await media.wait_idle(within=settings.drain_timeout_s)
-    if len(media.rooms):  # calls past the deadline, or rooms nobody is in any more
+    if not report.calls_ended_in_time:
         report.handed_off = await media.hand_off_all()
         hub = app[HUB]
         for visit_id in report.handed_off:
@@ -110,7 +107,6 @@ async def drain(
                 report.rejoins_sent += await hub.send_rejoin(visit_id, DRAIN_MESSAGE)
             except Exception:
                 logger.exception("visit %s: could not tell its clients to re-join", visit_id)
-    await media.wait_ends_recorded(within=SHUTDOWN_GRACE_S)
     report.seconds = round(time.monotonic() - started, 3)
     logger.info(
         "drained in %.1f s: %d calls at the start, %s; %d handed off, %d sockets told to re-join",

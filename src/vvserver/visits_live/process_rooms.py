@@ -83,30 +83,16 @@ class ProcessRooms:
             logger.info("draining: %d calls go on, no new call opens here", len(self.rooms))
         self.draining = True
 
-    def calls_in_progress(self) -> int:
-        """Rooms open here with a participant connected (an empty room - both sides hung up
-        before the slot's end - waits only for someone to come back: it is no call)."""
-        rooms = (self.rooms.get(visit_id) for visit_id in self.rooms.visit_ids())
-        return sum(1 for r in rooms if r is not None and not r.closed and r.participant_roles)
-
     async def wait_idle(self, *, within: float) -> bool:
-        """Wait until no call is in progress here, at most `within` seconds; True when none
-        is. Rooms left empty may stay open: `hand_off_all` moves them."""
+        """Wait until no room is open here, at most `within` seconds; True when none is."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
-        while self.calls_in_progress():
+        while len(self.rooms) or self._watch_tasks:
             left = deadline - loop.time()
             if left <= 0:
                 return False
             await asyncio.sleep(min(IDLE_POLL_S, left))
         return True
-
-    async def wait_ends_recorded(self, *, within: float) -> None:
-        """Wait (at most `within` seconds) until the ends of the rooms that closed are in the
-        database."""
-        pending = list(self._watch_tasks.values())
-        if pending:
-            await asyncio.wait(pending, timeout=max(0.0, within))
 
     async def hand_off_all(self) -> list[int]:
         """Close every room for a drain's hand-off; returns their visits once their ends
